@@ -1,0 +1,108 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/ticketd/ticket/store"
+	"github.com/ticketd/ticket/ticket"
+)
+
+func runBuy(c *cli, args []string) error {
+	fs, file := c.flagSet("[--buyer NAME] [--qty K] [--wait D | --nowait] [--json] [flags]", `
+Buy K tickets: take the lock (PATH.lock), re-read the ticket file under it,
+and take K tickets only if K are left, all or nothing. The sale is appended
+to the journal and the ticket file replaced atomically and durably before
+"got" is printed and the exit status is 0.
+
+Without --wait it waits for the lock as long as it takes, like flock(1).
+SIGINT or SIGTERM while waiting exits 130 or 143 with nothing changed; once
+the lock is held the buy completes and is reported as usual.
+
+Exit status: 0 bought, 3 sold out (fewer than K left), 4 lock not acquired
+in time, 5 invalid ticket file or journal (untouched), 6 sale recorded but
+not confirmed durable or not reported (check ticket show --sales), 1 other.`)
+	buyer := fs.String("buyer", fmt.Sprintf("pid%d", os.Getpid()), "who is buying, as recorded in the journal")
+	qty := fs.Int64("qty", 1, "number of tickets to buy, all or nothing")
+	var wait waitFlags
+	wait.add(fs, "lock")
+	noSync := fs.Bool("no-sync", false, "skip fsync: faster, not durable across a machine crash")
+	fs.BoolVar(&c.json, "json", false, "print the result as one JSON object")
+	unlocked := fs.Bool("unsafe-no-lock", false, "UNSAFE: skip the lock and the journal (only to show what the lock prevents)")
+	_ = fs.MarkHidden("unsafe-no-lock")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	if *qty < 1 {
+		return &usageError{fmt.Sprintf("--qty %d: buy at least 1 ticket", *qty)}
+	}
+	if err := ticket.CheckBuyer(*buyer); err != nil {
+		return &usageError{"--buyer: " + err.Error()}
+	}
+	// A reader that went away must not kill us with SIGPIPE after the sale:
+	// the write fails instead, and the exit status says the sale stands.
+	signal.Ignore(syscall.SIGPIPE)
+	ctx, stop := c.interruptible()
+	defer stop()
+	ctx, cancel, err := wait.context(ctx, fs)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	s := store.Open(*file, store.Options{
+		NoSync:   *noSync,
+		Unlocked: *unlocked,
+		Warn:     func(note string) { fmt.Fprintf(c.stderr, "ticket buy: note: %s\n", note) },
+	})
+	r, err := s.Buy(ctx, *buyer, *qty)
+	switch {
+	case errors.Is(err, ticket.ErrSoldOut):
+		if werr := c.reportBuy(*file, *buyer, *qty, r, false); werr != nil {
+			return werr
+		}
+		return shown{err}
+	case err != nil && r.Sale.Seq == 0:
+		return err
+	}
+	// The sale is committed. From here on, every failure is exit 6.
+	if werr := c.reportBuy(*file, *buyer, *qty, r, true); werr != nil {
+		return &reportError{werr}
+	}
+	if err != nil { // committed, durability not confirmed
+		return err
+	}
+	return nil
+}
+
+// reportBuy prints the outcome of a buy on stdout.
+func (c *cli) reportBuy(file, buyer string, qty int64, r store.Receipt, bought bool) error {
+	if c.json {
+		out := struct {
+			File   string `json:"file"`
+			Buyer  string `json:"buyer"`
+			Qty    int64  `json:"qty"`
+			Bought bool   `json:"bought"`
+			Left   int64  `json:"left"`
+			Seq    int64  `json:"seq,omitempty"`
+		}{file, buyer, qty, bought, r.State.Left, r.Sale.Seq}
+		return c.result(out)
+	}
+	switch {
+	case bought:
+		return c.line("%s got %d %s (%d left)", buyer, qty, plural(qty, "ticket", "tickets"), r.State.Left)
+	case r.State.Left == 0:
+		return c.line("%s got no ticket: sold out", buyer)
+	default:
+		return c.line("%s got no tickets: %d left, wanted %d", buyer, r.State.Left, qty)
+	}
+}
+
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// cli is what every subcommand shares: where output goes, the --json
+// switch, and the signal that interrupted it.
+type cli struct {
+	stdout, stderr io.Writer
+	name           string       // the subcommand
+	json           bool         // --json: results as JSON objects on stdout
+	wrote          bool         // a result is already on stdout
+	signal         atomic.Int32 // exit status for the signal received, 0 if none
+}
+
+func newCLI(stdout, stderr io.Writer) *cli {
+	return &cli{stdout: stdout, stderr: stderr}
+}
+
+// errHelp is returned after -h printed the help: exit 0.
+var errHelp = errors.New("help shown")
+
+// shown wraps an error whose outcome is already on stdout (a sold-out
+// buy, a failed verify): exit() gives its status without printing it again.
+type shown struct{ error }
+
+func (s shown) Unwrap() error { return s.error }
+
+// exit prints err, if any, as one line on stderr (and, with --json, as a
+// JSON object on stdout if no result was printed) and returns the exit status.
+func (c *cli) exit(err error) int {
+	if err == nil || errors.Is(err, errHelp) {
+		return exitOK
+	}
+	code := exitCode(err, int(c.signal.Load()))
+	var s shown
+	if errors.As(err, &s) {
+		return code
+	}
+	msg := err.Error()
+	if code == exitSIGINT || code == exitSIGTERM {
+		msg = "interrupted while waiting for the lock; nothing was changed"
+	}
+	fmt.Fprintf(c.stderr, "ticket %s: error: %s\n", c.name, msg)
+	if c.json && !c.wrote {
+		c.result(struct {
+			Error    string `json:"error"`
+			ExitCode int    `json:"exit_code"`
+		}{msg, code})
+	}
+	return code
+}
+
+// result writes v to stdout as one JSON object on one line.
+func (c *cli) result(v any) error {
+	c.wrote = true
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = c.stdout.Write(append(b, '\n'))
+	return err
+}
+
+// line writes one line of text to stdout.
+func (c *cli) line(format string, args ...any) error {
+	c.wrote = true
+	_, err := fmt.Fprintf(c.stdout, format+"\n", args...)
+	return err
+}
+
+// flagSet returns the flags of the subcommand, with -h and -f/--file.
+func (c *cli) flagSet(synopsis, about string) (*pflag.FlagSet, *string) {
+	fs := pflag.NewFlagSet(c.name, pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.SortFlags = false
+	def := os.Getenv("TICKET_FILE")
+	if def == "" {
+		def = "ticket.json"
+	}
+	file := fs.StringP("file", "f", def, "the ticket file (env TICKET_FILE)")
+	fs.BoolP("help", "h", false, "show this help")
+	fs.Usage = func() {
+		fmt.Fprintf(c.stdout, "Usage: ticket %s %s\n\n%s\n\nFlags:\n%s", c.name, synopsis, strings.TrimSpace(about), fs.FlagUsages())
+	}
+	return fs, file
+}
+
+// parse parses args, turning -h into errHelp and mistakes into usage errors.
+func (c *cli) parse(fs *pflag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			fs.Usage()
+			return errHelp
+		}
+		return &usageError{fmt.Sprintf("%v (see ticket %s -h)", err, c.name)}
+	}
+	if fs.NArg() > 0 {
+		return &usageError{fmt.Sprintf("unexpected argument %q (see ticket %s -h)", fs.Arg(0), c.name)}
+	}
+	return nil
+}
+
+// interruptible returns a context that SIGINT or SIGTERM cancels, noting
+// the exit status the signal asks for; stop restores the default handling.
+func (c *cli) interruptible() (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-sigs:
+			if s == syscall.SIGINT {
+				c.signal.Store(exitSIGINT)
+			} else {
+				c.signal.Store(exitSIGTERM)
+			}
+			cancel()
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel()
+	}
+}
+
+// waitFlags adds --wait and --nowait.
+type waitFlags struct {
+	wait   seconds
+	nowait bool
+}
+
+func (w *waitFlags) add(fs *pflag.FlagSet, what string) {
+	fs.Var(&w.wait, "wait", "give up after waiting this long for the "+what+" (250ms, 2s, 1.5); default: wait as long as it takes")
+	fs.BoolVar(&w.nowait, "nowait", false, "give up at once if the "+what+" is held")
+}
+
+// context returns ctx bounded as the flags say: done at once for --nowait
+// (try once), with a deadline for --wait, unbounded otherwise.
+func (w *waitFlags) context(ctx context.Context, fs *pflag.FlagSet) (context.Context, context.CancelFunc, error) {
+	switch {
+	case w.nowait && fs.Changed("wait"):
+		return nil, nil, &usageError{"--wait and --nowait exclude each other"}
+	case w.nowait:
+		c, cancel := context.WithDeadline(ctx, time.Unix(0, 0))
+		return c, cancel, nil
+	case fs.Changed("wait"):
+		c, cancel := context.WithTimeout(ctx, time.Duration(w.wait))
+		return c, cancel, nil
+	}
+	c, cancel := context.WithCancel(ctx)
+	return c, cancel, nil
+}
+
+// seconds is a duration flag that also takes a plain number of seconds,
+// as flock(1) -w does.
+type seconds time.Duration
+
+func (s *seconds) String() string {
+	if *s == 0 {
+		return ""
+	}
+	return time.Duration(*s).String()
+}
+
+func (s *seconds) Set(v string) error {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		f, ferr := strconv.ParseFloat(v, 64)
+		if ferr != nil || f != f {
+			return fmt.Errorf("%q is not a duration (250ms, 2s, 1.5)", v)
+		}
+		d = time.Duration(f * float64(time.Second))
+	}
+	if d < 0 {
+		return fmt.Errorf("%q is negative", v)
+	}
+	*s = seconds(d)
+	return nil
+}
+
+func (s *seconds) Type() string { return "duration" }

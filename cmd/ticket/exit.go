@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"errors"
+
+	"github.com/ticketd/ticket/store"
+	"github.com/ticketd/ticket/ticket"
+)
+
+// The exit statuses, the same for every subcommand; README.md documents them.
+const (
+	exitOK          = 0   // done
+	exitError       = 1   // any other error: I/O, permissions, a missing file
+	exitUsage       = 2   // bad flags or arguments
+	exitSoldOut     = 3   // fewer tickets left than asked for
+	exitLocked      = 4   // the lock (or a slot) was not acquired in time
+	exitInvalid     = 5   // the ticket file or journal is invalid; left untouched
+	exitUnconfirmed = 6   // the sale is recorded but was not confirmed or reported
+	exitSIGINT      = 130 // interrupted by SIGINT before anything changed
+	exitSIGTERM     = 143 // terminated by SIGTERM before anything changed
+)
+
+// usageError is a mistake in the command line.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+// reportError is a sale that was committed but could not be reported.
+type reportError struct{ err error }
+
+func (e *reportError) Error() string {
+	return "sale recorded, report failed (check ticket show --sales): " + e.err.Error()
+}
+
+func (e *reportError) Unwrap() error { return e.err }
+
+// exitCode maps an error to the exit status scripts branch on. It is the
+// only place that knows the mapping.
+func exitCode(err error, interrupted int) int {
+	var usage *usageError
+	var report *reportError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &usage):
+		return exitUsage
+	case errors.As(err, &report), errors.Is(err, store.ErrUnconfirmed):
+		return exitUnconfirmed
+	case errors.Is(err, context.Canceled) && interrupted != 0:
+		return interrupted
+	case errors.Is(err, ticket.ErrSoldOut):
+		return exitSoldOut
+	case errors.Is(err, store.ErrLocked):
+		return exitLocked
+	case errors.Is(err, ticket.ErrInvalid):
+		return exitInvalid
+	}
+	return exitError
+}

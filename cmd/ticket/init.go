@@ -1,0 +1,61 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/ticketd/ticket/store"
+)
+
+func runInit(c *cli, args []string) error {
+	fs, file := c.flagSet("--count N [--force] [flags]", `
+Create the ticket file with N tickets, an empty sales journal (PATH.journal)
+and the lock file (PATH.lock). It refuses to replace an existing ticket file
+unless --force, which resets the sale under the lock; the old journal is
+kept, renamed with a timestamp, never deleted. --force never overwrites a
+file it cannot parse.`)
+	count := fs.String("count", "", "number of tickets (required; 0 to 9223372036854775807)")
+	force := fs.Bool("force", false, "reset an existing sale")
+	noSync := fs.Bool("no-sync", false, "skip fsync: faster, not durable across a machine crash")
+	fs.BoolVar(&c.json, "json", false, "print the result as one JSON object")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	if !fs.Changed("count") {
+		return &usageError{"--count N is required (see ticket init -h)"}
+	}
+	n, err := parseCount("--count", *count)
+	if err != nil {
+		return err
+	}
+	ctx, stop := c.interruptible()
+	defer stop()
+	s := store.Open(*file, store.Options{NoSync: *noSync})
+	state, archive, err := s.Init(ctx, n, *force)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return c.result(struct {
+			File           string `json:"file"`
+			Left           int64  `json:"left"`
+			Total          int64  `json:"total"`
+			ArchivedJournal string `json:"archived_journal,omitempty"`
+		}{*file, state.Left, state.Total, archive})
+	}
+	if archive != "" {
+		fmt.Fprintf(c.stderr, "ticket init: kept the old journal as %s\n", archive)
+	}
+	return c.line("%s: %d tickets", *file, state.Total)
+}
+
+// parseCount parses a whole number of tickets from 0 up, for a usage error
+// naming the flag.
+func parseCount(flag, v string) (int64, error) {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, &usageError{fmt.Sprintf("%s %q: want a whole number from 0 to %d", flag, v, int64(math.MaxInt64))}
+	}
+	return n, nil
+}

@@ -1,0 +1,83 @@
+// Command ticket sells a fixed stock of tickets to many independent
+// processes at once, safely: each buyer takes an flock(2) lock beside a JSON
+// ticket file, re-reads it, takes its tickets and replaces the file
+// atomically and durably. Run "ticket --help" for the subcommands.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// command is one subcommand.
+type command struct {
+	name    string
+	summary string
+	run     func(c *cli, args []string) error
+}
+
+// commands lists the subcommands in the order --help shows them.
+var commands []command
+
+func init() {
+	commands = []command{
+		{"init", "create a ticket file with N tickets", runInit},
+		{"show", "print the tickets left, total and sold (and, with --sales, every sale)", runShow},
+		{"buy", "buy tickets under the lock: exactly as many succeed as there are tickets", runBuy},
+		{"verify", "check that the ticket file and the sales journal balance", runVerify},
+	}
+}
+
+// run is the whole program: it returns the exit status instead of exiting,
+// so that tests can call it in-process.
+func run(args []string, stdout, stderr io.Writer) int {
+	c := newCLI(stdout, stderr)
+	if len(args) == 0 {
+		c.usage(stderr)
+		return exitUsage
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		c.usage(stdout)
+		return exitOK
+	case "--version", "version":
+		fmt.Fprintln(stdout, "ticket", version())
+		return exitOK
+	}
+	for _, cmd := range commands {
+		if cmd.name == args[0] {
+			c.name = cmd.name
+			return c.exit(cmd.run(c, args[1:]))
+		}
+	}
+	fmt.Fprintf(stderr, "ticket: error: unknown command %q (run ticket --help for the list)\n", args[0])
+	return exitUsage
+}
+
+func (c *cli) usage(w io.Writer) {
+	var b strings.Builder
+	b.WriteString(`ticket sells a fixed stock of tickets to many processes at once, safely.
+
+Usage:
+  ticket COMMAND [flags]
+
+Commands:
+`)
+	for _, cmd := range commands {
+		fmt.Fprintf(&b, "  %-8s %s\n", cmd.name, cmd.summary)
+	}
+	b.WriteString(`
+Every command takes -f, --file PATH (default $TICKET_FILE, else ticket.json)
+and -h for its own help. The lock is PATH.lock: hold it from a shell with
+flock PATH.lock COMMAND and buyers wait.
+
+Exit status: 0 done, 1 error, 2 usage, 3 sold out, 4 lock not acquired in
+time, 5 invalid ticket file or journal (left untouched), 6 sale recorded but
+not confirmed or not reported, 130/143 interrupted by SIGINT/SIGTERM.
+`)
+	io.WriteString(w, b.String())
+}

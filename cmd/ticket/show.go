@@ -1,0 +1,58 @@
+package main
+
+import (
+	"github.com/ticketd/ticket/store"
+)
+
+func runShow(c *cli, args []string) error {
+	fs, file := c.flagSet("[--sales] [--json] [flags]", `
+Print the tickets left, the total and the number sold. It takes no lock:
+every write replaces the file by rename, so it always reads a whole version.
+With --sales it lists every sale in the journal instead, oldest first.`)
+	sales := fs.Bool("sales", false, "list the sales in the journal, one per line")
+	fs.BoolVar(&c.json, "json", false, "print JSON: one object, or with --sales one object per sale")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	s := store.Open(*file, store.Options{})
+	if *sales {
+		return showSales(c, s)
+	}
+	state, err := s.Read()
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return c.result(stateJSON{*file, state.Left, state.Total, state.Sold, state.Version})
+	}
+	return c.line("%s", state)
+}
+
+// stateJSON is the JSON form of a ticket file's state.
+type stateJSON struct {
+	File    string `json:"file"`
+	Left    int64  `json:"left"`
+	Total   int64  `json:"total"`
+	Sold    int64  `json:"sold"`
+	Version int64  `json:"version"`
+}
+
+func showSales(c *cli, s *store.Store) error {
+	if _, err := s.Read(); err != nil {
+		return err
+	}
+	for sale, err := range s.Sales() {
+		if err != nil {
+			return err
+		}
+		if c.json {
+			err = c.result(sale)
+		} else {
+			err = c.line("#%d %s %s bought %d (%d left) pid %d", sale.Seq, sale.Time.Format("2006-01-02T15:04:05.000Z07:00"), sale.Buyer, sale.Qty, sale.Left, sale.PID)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/ticketd/ticket/store"
+	"github.com/ticketd/ticket/ticket"
+)
+
+func runVerify(c *cli, args []string) error {
+	fs, file := c.flagSet("[--json] [flags]", `
+Check, without changing anything, that the books balance: the ticket file
+is valid, the journal's sales are numbered 1..n without gaps or repeats,
+the total is the tickets left plus those sold, and the journal's last sale
+is the ticket file's version. It holds the lock while it reads. Exit 0 with
+a one-line summary when everything balances, 5 with each discrepancy
+named on stderr otherwise.`)
+	fs.BoolVar(&c.json, "json", false, "print the result as one JSON object")
+	var wait waitFlags
+	wait.add(fs, "lock")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	ctx, stop := c.interruptible()
+	defer stop()
+	ctx, cancel, err := wait.context(ctx, fs)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	r, err := store.Open(*file, store.Options{}).Verify(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range r.Problems {
+		fmt.Fprintf(c.stderr, "ticket verify: %s: %s\n", *file, p)
+	}
+	if c.json {
+		err = c.result(struct {
+			File     string   `json:"file"`
+			Balanced bool     `json:"balanced"`
+			Left     int64    `json:"left"`
+			Total    int64    `json:"total"`
+			Sold     int64    `json:"sold"`
+			Sales    int64    `json:"sales"`
+			Pending  string   `json:"pending,omitempty"`
+			Problems []string `json:"problems"`
+		}{*file, r.Balanced(), r.State.Left, r.State.Total, r.Tickets, r.Sales, r.Pending, append([]string{}, r.Problems...)})
+	} else if r.Balanced() {
+		switch {
+		case r.Sales == 0:
+			err = c.line("ok: no sales recorded; %d left of %d", r.State.Left, r.State.Total)
+		default:
+			err = c.line("ok: %d sales, %d tickets sold, %d left of %d: the books balance", r.Sales, r.Tickets, r.State.Left, r.State.Total)
+		}
+		if r.Pending != "" {
+			fmt.Fprintf(c.stderr, "ticket verify: note: %s (the next buy cuts it)\n", r.Pending)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if !r.Balanced() {
+		return shown{fmt.Errorf("%s: %d discrepancies: %w", *file, len(r.Problems), ticket.ErrInvalid)}
+	}
+	return nil
+}

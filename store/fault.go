@@ -1,0 +1,22 @@
+package store
+
+// fault is the seam through which tests inject I/O errors and crashes, as
+// SQLite tests itself: every step of reading and committing calls it first
+// with the step's name, and a non-nil error is returned as that step's
+// failure. In a normal build it always returns nil; tests in this package
+// replace it (see fault_test.go).
+var fault = func(step string) error { return nil }
+
+// The steps, in the order a buy goes through them.
+const (
+	stepRead         = "read"          // read the ticket file
+	stepJournalOpen  = "journal.open"  // open the journal for append
+	stepJournalCut   = "journal.cut"   // cut an uncommitted tail
+	stepJournalWrite = "journal.write" // append the sale
+	stepJournalSync  = "journal.sync"  // fsync the journal
+	stepTempCreate   = "temp.create"   // create PATH.tmp
+	stepTempWrite    = "temp.write"    // write the new version
+	stepTempSync     = "temp.sync"     // fsync PATH.tmp
+	stepRename       = "rename"        // rename PATH.tmp over PATH: the commit point
+	stepDirSync      = "dir.sync"      // fsync the directory
+)

@@ -1,0 +1,164 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/ticketd/ticket/ticket"
+	"golang.org/x/sys/unix"
+)
+
+// readState reads and strictly parses the ticket file at path. It returns
+// the state and the file's permission bits, which every replacement keeps.
+func readState(path string) (ticket.State, fs.FileInfo, error) {
+	if err := fault(stepRead); err != nil {
+		return ticket.State{}, nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return ticket.State{}, nil, openError(path, err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return ticket.State{}, nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if info.IsDir() {
+		return ticket.State{}, nil, fmt.Errorf("%s: invalid ticket file: is a directory: %w", path, ticket.ErrInvalid)
+	}
+	if !info.Mode().IsRegular() {
+		return ticket.State{}, nil, fmt.Errorf("%s: invalid ticket file: not a regular file: %w", path, ticket.ErrInvalid)
+	}
+	if info.Size() > ticket.MaxFileSize {
+		return ticket.State{}, nil, fmt.Errorf("%s: invalid ticket file: %d bytes is more than %d: %w", path, info.Size(), ticket.MaxFileSize, ticket.ErrInvalid)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, ticket.MaxFileSize+1))
+	if err != nil {
+		return ticket.State{}, nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	s, err := ticket.Parse(data)
+	if err != nil {
+		return ticket.State{}, nil, fmt.Errorf("%s: invalid ticket file: %w", path, err)
+	}
+	return s, info, nil
+}
+
+// openError explains a failure to open the ticket file, telling a missing
+// file (run ticket init) from a dangling symlink and from other errors.
+func openError(path string, err error) error {
+	if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	if target, lerr := os.Readlink(path); lerr == nil {
+		return fmt.Errorf("%s is a symlink to %s, which does not exist: %w", path, target, ErrNotFound)
+	}
+	return fmt.Errorf("%s does not exist (create it with: ticket init --count N): %w", path, ErrNotFound)
+}
+
+// writer replaces files atomically and, unless noSync, durably.
+type writer struct {
+	noSync bool
+}
+
+// replace makes data the new content of path in one step: it writes
+// tmpPath (replacing a leftover from a killed writer), fsyncs it, renames it
+// over path and fsyncs the directory. It gives the new file permissions perm
+// (0: 0666 narrowed by the umask)
+// and, when running as root, the owner uid:gid (a negative uid keeps the
+// creator's). On failure before the rename, path is untouched and tmpPath is
+// removed. A failure of the final directory fsync happens after the commit:
+// it is returned wrapping ErrUnconfirmed.
+func (w writer) replace(path, tmpPath string, data []byte, perm fs.FileMode, uid, gid int) (err error) {
+	if err := fault(stepTempCreate); err != nil {
+		return fmt.Errorf("create %s: %w", tmpPath, err)
+	}
+	if err := os.Remove(tmpPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove leftover %s: %w", tmpPath, err)
+	}
+	mode := perm
+	if mode == 0 {
+		mode = 0o666 // a new file: the umask decides
+	}
+	f, err := os.OpenFile(tmpPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", tmpPath, err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			f.Close()
+			os.Remove(tmpPath)
+		}
+	}()
+	if perm != 0 {
+		if err := f.Chmod(perm); err != nil { // exactly the replaced file's, past the umask
+			return fmt.Errorf("chmod %s: %w", tmpPath, err)
+		}
+	}
+	if uid >= 0 && os.Geteuid() == 0 {
+		if err := f.Chown(uid, gid); err != nil {
+			return fmt.Errorf("chown %s: %w", tmpPath, err)
+		}
+	}
+	if err := fault(stepTempWrite); err != nil {
+		return fmt.Errorf("write %s: %w", tmpPath, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("write %s: %w", tmpPath, err)
+	}
+	if !w.noSync {
+		if err := fault(stepTempSync); err != nil {
+			return fmt.Errorf("fsync %s: %w", tmpPath, err)
+		}
+		if err := unix.Fdatasync(int(f.Fd())); err != nil {
+			return fmt.Errorf("fsync %s: %w", tmpPath, err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", tmpPath, err)
+	}
+	if err := fault(stepRename); err != nil {
+		return fmt.Errorf("rename %s: %w", tmpPath, err)
+	}
+	if err := os.Rename(tmpPath, path); err != nil {
+		return fmt.Errorf("rename %s: %w", tmpPath, err)
+	}
+	committed = true
+	if w.noSync {
+		return nil
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnconfirmed, err)
+	}
+	return nil
+}
+
+// syncDir fsyncs a directory, so that a rename or a new file in it survives
+// a crash of the machine.
+func syncDir(dir string) error {
+	if err := fault(stepDirSync); err != nil {
+		return fmt.Errorf("fsync directory %s: %w", dir, err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("fsync directory %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+		return fmt.Errorf("fsync directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// owner returns the uid and gid of a file, or -1, -1 where unknown.
+func owner(info fs.FileInfo) (int, int) {
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid), int(st.Gid)
+	}
+	return -1, -1
+}

@@ -1,0 +1,97 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/gofrs/flock"
+)
+
+// Lock takes the exclusive flock(2) lock on lockPath, creating the file with
+// permissions perm if it does not exist (see createFile).
+// It returns the function that releases the lock.
+//
+// Lock first tries without waiting. If the lock is held and ctx is already
+// done, it returns ErrLocked at once: a context that is done on entry means
+// "do not wait" (the command's --nowait). Otherwise it blocks in flock(2),
+// costing no CPU, until it has the lock, or until ctx is done: then it
+// returns ErrLocked if ctx's deadline passed, or ctx.Err() if ctx was
+// cancelled. A waiter that gave up leaves one goroutine blocked in flock(2);
+// if that ever gets the lock it releases it at once, without touching
+// anything, so giving up is safe but not free in a long-running program.
+func Lock(ctx context.Context, lockPath string, perm fs.FileMode) (unlock func(), err error) {
+	if err := ensureLockFile(lockPath, perm); err != nil {
+		return nil, err
+	}
+	fl := flock.New(lockPath, flock.SetFlag(os.O_RDWR))
+	release := func() { _ = fl.Unlock() } // closing the descriptor releases it even if LOCK_UN fails
+	ok, err := fl.TryLock()
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", lockPath, err)
+	}
+	if ok {
+		return release, nil
+	}
+	if ctx.Err() != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, fmt.Errorf("%s: %w", lockPath, ErrLocked)
+		}
+		return nil, ctx.Err()
+	}
+	got := make(chan error, 1)
+	go func() { got <- fl.Lock() }()
+	select {
+	case err := <-got:
+		if err != nil {
+			return nil, fmt.Errorf("lock %s: %w", lockPath, err)
+		}
+		return release, nil
+	case <-ctx.Done():
+		go func() {
+			if <-got == nil {
+				release()
+			}
+		}()
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, fmt.Errorf("%s: %w", lockPath, ErrLocked)
+		}
+		return nil, ctx.Err()
+	}
+}
+
+// ensureLockFile creates the lock file if it is missing (see createFile).
+// An existing lock file is left as it is: it is never replaced or deleted.
+func ensureLockFile(lockPath string, perm fs.FileMode) error {
+	if err := createFile(lockPath, perm); err != nil {
+		return fmt.Errorf("create lock file: %w", err)
+	}
+	return nil
+}
+
+// createFile creates an empty file at path unless one exists. A non-zero
+// perm is set exactly, past the umask, so that whoever may write the ticket
+// file may also lock and journal; zero means 0666 narrowed by the umask, as
+// for any new file.
+func createFile(path string, perm fs.FileMode) error {
+	mode := perm
+	if mode == 0 {
+		mode = 0o666
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, mode)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if perm != 0 {
+		err = f.Chmod(perm)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

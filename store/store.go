@@ -1,0 +1,240 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"iter"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ticketd/ticket/ticket"
+)
+
+// Options tune a Store. The zero value is the safe default.
+type Options struct {
+	// NoSync skips every fsync: buys get several times faster, and a crash
+	// of the machine (not of a process) may lose the last sales or leave
+	// the files out of step. Exclusion and atomic visibility still hold.
+	NoSync bool
+
+	// Unlocked skips the lock and the journal: buyers read, decide and
+	// write without exclusion. It is UNSAFE and exists only to show what
+	// the lock prevents (lost updates, overselling).
+	Unlocked bool
+
+	// Warn receives one-line notes about repairs made under the lock, such
+	// as an uncommitted journal line cut after a crash. Nil discards them.
+	Warn func(note string)
+}
+
+// Store is one ticket sale on disk. Its methods may be called from many
+// processes at once; within one process, from many goroutines.
+type Store struct {
+	path string
+	opts Options
+}
+
+// Open returns the Store for the ticket file at path. It does no I/O: a
+// missing file is reported by the first method that needs it.
+func Open(path string, opts Options) *Store {
+	return &Store{path: path, opts: opts}
+}
+
+// Path returns the ticket file's path as given to Open.
+func (s *Store) Path() string { return s.path }
+
+// files are the names of a sale's files, beside the ticket file's target
+// when the ticket file is a symlink.
+type files struct {
+	ticket, lock, journal, tmp string
+}
+
+func (s *Store) files() files {
+	p := s.path
+	if real, err := filepath.EvalSymlinks(p); err == nil {
+		p = real
+	}
+	return files{ticket: p, lock: p + ".lock", journal: p + ".journal", tmp: p + ".tmp"}
+}
+
+// LockPath returns the path of the lock file that guards the sale.
+func (s *Store) LockPath() string { return s.files().lock }
+
+// JournalPath returns the path of the sales journal.
+func (s *Store) JournalPath() string { return s.files().journal }
+
+// Read returns the current state without taking the lock: every write
+// replaces the file by rename, so a reader sees one whole version.
+func (s *Store) Read() (ticket.State, error) {
+	st, _, err := readState(s.path)
+	return st, err
+}
+
+// Receipt is the outcome of a buy.
+type Receipt struct {
+	Sale  ticket.Sale  // the sale made; zero when nothing was bought
+	State ticket.State // the state after the buy, or the one that refused it
+}
+
+// Buy sells qty tickets to buyer if at least qty are left, all or nothing.
+// It waits for the lock as Lock does with ctx, re-reads the ticket file
+// under the lock and commits as the package documentation describes.
+//
+// It returns ticket.ErrSoldOut (with the Receipt's State filled in) when
+// fewer than qty are left, ErrLocked when the lock was not had in time,
+// errors wrapping ticket.ErrInvalid for a ticket file or journal it refuses
+// (untouched), and ErrUnconfirmed for a sale that was committed but not
+// confirmed durable. Any other error means nothing was sold.
+func (s *Store) Buy(ctx context.Context, buyer string, qty int64) (Receipt, error) {
+	if qty < 1 {
+		return Receipt{}, ticket.ErrQuantity
+	}
+	if err := ticket.CheckBuyer(buyer); err != nil {
+		return Receipt{}, err
+	}
+	var r Receipt
+	err := s.update(ctx, func(state ticket.State, j *journal) (ticket.State, error) {
+		r.State = state
+		next, err := state.Take(qty)
+		if err != nil {
+			return state, err
+		}
+		sale := ticket.Sale{Seq: next.Version, Buyer: buyer, Qty: qty, Left: next.Left, PID: os.Getpid(), Time: time.Now().UTC()}
+		if j != nil {
+			if err := j.append(sale.AppendLine(nil)); err != nil {
+				return state, err
+			}
+		}
+		r.Sale, r.State = sale, next
+		return next, nil
+	})
+	if err != nil && !errors.Is(err, ErrUnconfirmed) {
+		r.Sale = ticket.Sale{}
+	}
+	return r, err
+}
+
+// update is the one read-decide-write transaction every change goes
+// through. Under the lock it reads the ticket file, brings the journal to
+// the file's version, calls fn with both, and, if fn returns a new state
+// (one whose Version differs), replaces the ticket file with it. fn's
+// error aborts without writing.
+func (s *Store) update(ctx context.Context, fn func(ticket.State, *journal) (ticket.State, error)) error {
+	f := s.files()
+	info, err := os.Stat(f.ticket)
+	if err != nil {
+		return openError(s.path, err)
+	}
+	perm := info.Mode().Perm()
+	if !s.opts.Unlocked {
+		unlock, err := Lock(ctx, f.lock, perm)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
+	state, info, err := readState(f.ticket)
+	if err != nil {
+		return err
+	}
+	var j *journal
+	if !s.opts.Unlocked {
+		if j, err = openJournal(f.journal, perm, s.opts.NoSync); err != nil {
+			return err
+		}
+		defer j.Close()
+		note, err := j.recover(state)
+		if err != nil {
+			return err
+		}
+		if note != "" && s.opts.Warn != nil {
+			s.opts.Warn(note)
+		}
+	}
+	next, err := fn(state, j)
+	if err != nil || next.Version == state.Version {
+		return err
+	}
+	tmp := f.tmp
+	if s.opts.Unlocked {
+		// Unlocked writers must not share one temporary file: that would
+		// tear the file instead of merely losing updates.
+		tmp = fmt.Sprintf("%s.%d", f.tmp, os.Getpid())
+	}
+	uid, gid := owner(info)
+	return writer{noSync: s.opts.NoSync}.replace(f.ticket, tmp, next.Encode(), info.Mode().Perm(), uid, gid)
+}
+
+// Init creates the ticket file with n tickets and an empty journal. It
+// refuses with ErrExists if the ticket file exists, unless force, which
+// resets it under the lock. A journal that holds sales is never deleted:
+// it is renamed to PATH.journal.YYYYMMDDTHHMMSS.NNNNNNNNNZ first, and the
+// returned archive names it ("" when there was none).
+func (s *Store) Init(ctx context.Context, n int64, force bool) (state ticket.State, archive string, err error) {
+	state, err = ticket.New(n)
+	if err != nil {
+		return state, "", err
+	}
+	f := s.files()
+	perm := fs.FileMode(0) // a new sale: the umask decides
+	uid, gid := -1, -1
+	if info, err := os.Stat(f.ticket); err == nil {
+		if !force {
+			return state, "", fmt.Errorf("%s already exists (use --force to reset it): %w", s.path, ErrExists)
+		}
+		// --force resets a sale, not a file it cannot read: never
+		// overwrite what could not be parsed.
+		if _, _, err := readState(f.ticket); err != nil {
+			return state, "", fmt.Errorf("%w (not replacing it; move it away first if it is not needed)", err)
+		}
+		perm = info.Mode().Perm()
+		uid, gid = owner(info)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return state, "", fmt.Errorf("stat %s: %w", s.path, err)
+	}
+	unlock, err := Lock(ctx, f.lock, perm)
+	if err != nil {
+		return state, "", err
+	}
+	defer unlock()
+	if _, err := os.Lstat(f.ticket); err == nil && !force {
+		return state, "", fmt.Errorf("%s already exists (use --force to reset it): %w", s.path, ErrExists)
+	}
+	// The old journal goes first: a fresh ticket file beside an old
+	// journal would make its sales look uncommitted.
+	if archive, err = archiveJournal(f.journal); err != nil {
+		return state, "", err
+	}
+	if err := createFile(f.journal, perm); err != nil {
+		return state, archive, fmt.Errorf("create journal: %w", err)
+	}
+	w := writer{noSync: s.opts.NoSync}
+	return state, archive, w.replace(f.ticket, f.tmp, state.Encode(), perm, uid, gid)
+}
+
+// archiveJournal renames a journal that holds anything to a name with the
+// current time, and returns that name ("" if there was nothing to keep).
+func archiveJournal(path string) (string, error) {
+	info, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && info.Size() == 0) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("stat journal: %w", err)
+	}
+	archive := path + "." + time.Now().UTC().Format("20060102T150405.000000000Z")
+	if err := os.Rename(path, archive); err != nil {
+		return "", fmt.Errorf("keep old journal: %w", err)
+	}
+	return archive, nil
+}
+
+// Sales yields the journal's sales in order, without the lock. An error
+// (a line that is not a sale, an unreadable file) ends the sequence. A
+// line being appended by a buyer at that moment may show as unfinished.
+func (s *Store) Sales() iter.Seq2[ticket.Sale, error] {
+	return readSales(s.files().journal)
+}
