@@ -29,13 +29,13 @@ func readState(path string) (ticket.State, fs.FileInfo, error) {
 		return ticket.State{}, nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	if info.IsDir() {
-		return ticket.State{}, nil, fmt.Errorf("%s: invalid ticket file: is a directory: %w", path, ticket.ErrInvalid)
+		return ticket.State{}, nil, invalidFile(path, "is a directory")
 	}
 	if !info.Mode().IsRegular() {
-		return ticket.State{}, nil, fmt.Errorf("%s: invalid ticket file: not a regular file: %w", path, ticket.ErrInvalid)
+		return ticket.State{}, nil, invalidFile(path, "not a regular file")
 	}
 	if info.Size() > ticket.MaxFileSize {
-		return ticket.State{}, nil, fmt.Errorf("%s: invalid ticket file: %d bytes is more than %d: %w", path, info.Size(), ticket.MaxFileSize, ticket.ErrInvalid)
+		return ticket.State{}, nil, invalidFile(path, fmt.Sprintf("%d bytes is more than %d", info.Size(), ticket.MaxFileSize))
 	}
 	data, err := io.ReadAll(io.LimitReader(f, ticket.MaxFileSize+1))
 	if err != nil {
@@ -46,6 +46,11 @@ func readState(path string) (ticket.State, fs.FileInfo, error) {
 		return ticket.State{}, nil, fmt.Errorf("%s: invalid ticket file: %w", path, err)
 	}
 	return s, info, nil
+}
+
+// invalidFile is the error for a ticket file refused for what it is.
+func invalidFile(path, problem string) error {
+	return fmt.Errorf("%s: invalid ticket file: %w", path, &ticket.FormatError{Problem: problem})
 }
 
 // openError explains a failure to open the ticket file, telling a missing

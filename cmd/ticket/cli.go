@@ -109,6 +109,10 @@ func (c *cli) parse(fs *pflag.FlagSet, args []string) error {
 		}
 		return &usageError{fmt.Sprintf("%v (see ticket %s -h)", err, c.name)}
 	}
+	if help, _ := fs.GetBool("help"); help {
+		fs.Usage()
+		return errHelp
+	}
 	if fs.NArg() > 0 {
 		return &usageError{fmt.Sprintf("unexpected argument %q (see ticket %s -h)", fs.Arg(0), c.name)}
 	}

@@ -1,0 +1,256 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gofrs/flock"
+	"github.com/ticketd/ticket/store"
+)
+
+// buyer is one ticket process started by a test.
+type buyer struct {
+	name           string
+	cmd            *exec.Cmd
+	stdout, stderr bytes.Buffer
+	code           int
+}
+
+// startBuyers starts n independent ticket processes running "buy" on path,
+// all held at a gate until every one of them has been started, then let
+// go at once. Each is killed by pid when the test ends, whatever happens.
+func startBuyers(t *testing.T, path string, n int, extra ...string) []*buyer {
+	t.Helper()
+	gate := filepath.Join(t.TempDir(), "gate")
+	g := flock.New(gate)
+	if err := g.Lock(); err != nil {
+		t.Fatal(err)
+	}
+	buyers := make([]*buyer, n)
+	for i := range buyers {
+		b := &buyer{name: fmt.Sprintf("person%d", i)}
+		args := append([]string{"buy", "-f", path, "--buyer", b.name, "--json"}, extra...)
+		b.cmd = exec.Command(os.Args[0], args...)
+		b.cmd.Env = append(os.Environ(), "TICKET_TEST_MAIN=1", "TICKET_TEST_GATE="+gate)
+		b.cmd.Stdout, b.cmd.Stderr = &b.stdout, &b.stderr
+		if err := b.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.cmd.Process.Kill(); _ = b.cmd.Wait() })
+		buyers[i] = b
+	}
+	waitAtGate(t, buyers)
+	if err := g.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range buyers {
+		err := b.cmd.Wait()
+		var exitErr *exec.ExitError
+		switch {
+		case errors.As(err, &exitErr):
+			b.code = exitErr.ExitCode()
+		case err != nil:
+			t.Fatalf("%s: %v", b.name, err)
+		}
+	}
+	return buyers
+}
+
+// waitAtGate waits (up to 30 s) until every buyer is blocked on the gate,
+// as /proc/locks shows, so that releasing it starts a real race.
+func waitAtGate(t *testing.T, buyers []*buyer) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		locks, err := os.ReadFile("/proc/locks")
+		if err != nil {
+			t.Logf("no /proc/locks (%v): starting without waiting at the gate", err)
+			return
+		}
+		waiting := 0
+		for _, b := range buyers {
+			if blockedInFlock(locks, b.cmd.Process.Pid) {
+				waiting++
+			}
+		}
+		if waiting == len(buyers) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d buyers reached the gate in 30s", waiting, len(buyers))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// blockedInFlock reports whether /proc/locks shows pid waiting for a lock.
+func blockedInFlock(locks []byte, pid int) bool {
+	for _, line := range strings.Split(string(locks), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 5 && f[1] == "->" && f[5] == strconv.Itoa(pid) {
+			return true
+		}
+	}
+	return false
+}
+
+type buyResult struct {
+	Buyer  string `json:"buyer"`
+	Bought bool   `json:"bought"`
+	Left   int64  `json:"left"`
+}
+
+// tally counts the buyers told they got a ticket, and fails the test on
+// any outcome other than bought (0) or sold out (3).
+func tally(t *testing.T, buyers []*buyer) (winners map[string]bool, soldOut int) {
+	t.Helper()
+	winners = make(map[string]bool)
+	for _, b := range buyers {
+		var r buyResult
+		if err := json.Unmarshal(b.stdout.Bytes(), &r); err != nil {
+			t.Fatalf("%s (exit %d): stdout %q: %v; stderr %s", b.name, b.code, b.stdout.String(), err, b.stderr.String())
+		}
+		switch {
+		case b.code == exitOK && r.Bought && r.Buyer == b.name:
+			if winners[b.name] {
+				t.Errorf("%s reported twice", b.name)
+			}
+			winners[b.name] = true
+		case b.code == exitSoldOut && !r.Bought:
+			soldOut++
+		default:
+			t.Fatalf("%s: exit %d, stdout %s, stderr %s", b.name, b.code, b.stdout.String(), b.stderr.String())
+		}
+	}
+	return winners, soldOut
+}
+
+// TestRaceExactlyAsManyWinAsTickets: 60 independent processes, released
+// together, buy from 20 tickets. Exactly 20 win, 0 are left, the journal
+// holds each winner once and no loser, and the books balance.
+func TestRaceExactlyAsManyWinAsTickets(t *testing.T) {
+	const tickets, buyers = 20, 60
+	path := filepath.Join(t.TempDir(), "ticket.json")
+	s := store.Open(path, store.Options{})
+	if _, _, err := s.Init(context.Background(), tickets, false); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	bs := startBuyers(t, path, buyers)
+	t.Logf("%d buyers done in %v after the gate opened", buyers, time.Since(start))
+	winners, soldOut := tally(t, bs)
+	if len(winners) != tickets || soldOut != buyers-tickets {
+		t.Fatalf("got %d winners and %d sold out, want %d and %d", len(winners), soldOut, tickets, buyers-tickets)
+	}
+	state, err := s.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if state.Left != 0 || state.Sold != tickets || state.Version != tickets {
+		t.Errorf("state after the race = %+v, want 0 left, %d sold at version %d", state, tickets, tickets)
+	}
+	inJournal := make(map[string]bool)
+	for sale, err := range s.Sales() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if inJournal[sale.Buyer] {
+			t.Errorf("%s got a ticket twice", sale.Buyer)
+		}
+		inJournal[sale.Buyer] = true
+		if !winners[sale.Buyer] {
+			t.Errorf("journal has a sale to %s, who was told sold out", sale.Buyer)
+		}
+	}
+	if len(inJournal) != tickets {
+		t.Errorf("journal has %d sales, want %d", len(inJournal), tickets)
+	}
+	r, err := s.Verify(context.Background())
+	if err != nil || !r.Balanced() {
+		t.Errorf("verify: %v %v", err, r.Problems)
+	}
+}
+
+// TestRaceWithoutLockLosesUpdates is the negative control: the same race
+// with the lock switched off (the hidden --unsafe-no-lock) must oversell,
+// which proves the race test above could fail. It is a race, so it is
+// repeated until it shows, up to a bound.
+func TestRaceWithoutLockLosesUpdates(t *testing.T) {
+	const tickets, buyers, attempts = 20, 60, 10
+	for attempt := 1; attempt <= attempts; attempt++ {
+		path := filepath.Join(t.TempDir(), "ticket.json")
+		s := store.Open(path, store.Options{})
+		if _, _, err := s.Init(context.Background(), tickets, false); err != nil {
+			t.Fatal(err)
+		}
+		winners, _ := tally(t, startBuyers(t, path, buyers, "--unsafe-no-lock"))
+		state, err := s.Read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sold := tickets - state.Left
+		t.Logf("attempt %d without the lock: %d buyers told they got a ticket, the file says %d sold", attempt, len(winners), sold)
+		if int64(len(winners)) > sold {
+			return // lost updates: more winners than the file counts
+		}
+	}
+	t.Fatalf("no lost update in %d unlocked races: the race test cannot tell a lock from none", attempts)
+}
+
+// TestSignalWhileWaiting: a buyer waiting for the lock that gets SIGINT or
+// SIGTERM exits 130 or 143 and changes nothing.
+func TestSignalWhileWaiting(t *testing.T) {
+	for _, tc := range []struct {
+		sig  syscall.Signal
+		want int
+	}{{syscall.SIGINT, exitSIGINT}, {syscall.SIGTERM, exitSIGTERM}} {
+		t.Run(tc.sig.String(), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "ticket.json")
+			s := store.Open(path, store.Options{})
+			if _, _, err := s.Init(context.Background(), 5, false); err != nil {
+				t.Fatal(err)
+			}
+			before, _ := os.ReadFile(path)
+			unlock, err := store.Lock(context.Background(), s.LockPath(), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unlock()
+			b := &buyer{name: "waiter"}
+			b.cmd = exec.Command(os.Args[0], "buy", "-f", path, "--buyer", b.name)
+			b.cmd.Env = append(os.Environ(), "TICKET_TEST_MAIN=1")
+			b.cmd.Stdout, b.cmd.Stderr = &b.stdout, &b.stderr
+			if err := b.cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = b.cmd.Process.Kill(); _ = b.cmd.Wait() })
+			waitAtGate(t, []*buyer{b})
+			if err := b.cmd.Process.Signal(tc.sig); err != nil {
+				t.Fatal(err)
+			}
+			err = b.cmd.Wait()
+			var exitErr *exec.ExitError
+			if !errors.As(err, &exitErr) || exitErr.ExitCode() != tc.want {
+				t.Fatalf("buyer exited with %v, want status %d; stderr %s", err, tc.want, b.stderr.String())
+			}
+			if b.stdout.Len() != 0 || !strings.Contains(b.stderr.String(), "interrupted while waiting for the lock; nothing was changed") {
+				t.Errorf("stdout %q, stderr %q", b.stdout.String(), b.stderr.String())
+			}
+			after, _ := os.ReadFile(path)
+			if !bytes.Equal(before, after) {
+				t.Errorf("ticket file changed: %s -> %s", before, after)
+			}
+		})
+	}
+}
