@@ -29,6 +29,7 @@ func init() {
 		{"show", "print the tickets left, total and sold (and, with --sales, every sale)", runShow},
 		{"buy", "buy tickets under the lock: exactly as many succeed as there are tickets", runBuy},
 		{"verify", "check that the ticket file and the sales journal balance", runVerify},
+		{"bench", "measure buys per second with P buyer processes on this disk", runBench},
 	}
 }
 
@@ -47,6 +48,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "--version", "version":
 		fmt.Fprintln(stdout, "ticket", version())
 		return exitOK
+	}
+	if args[0] == "bench-worker" { // internal: not listed
+		c.name = args[0]
+		return c.exit(runBenchWorker(c, args[1:]))
 	}
 	for _, cmd := range commands {
 		if cmd.name == args[0] {

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/ticketd/ticket/store"
+	"github.com/ticketd/ticket/ticket"
+)
+
+func runBench(c *cli, args []string) error {
+	fs, file := c.flagSet("[--procs P] [--tickets N] [--no-sync] [--json] [flags]", `
+Measure buys per second on this disk: P independent buyer processes (this
+binary, re-executed) loop "lock, read, take one, commit" until N tickets are
+sold from a fresh ticket file, all released at the same moment. Prints the
+rate, per-buy latency percentiles, CPU time per buy, and verifies the books.
+
+Without -f it works in a new directory under the current one (the disk you
+are sizing) and removes it afterwards; with -f it refuses an existing file
+unless --force.`)
+	procs := fs.Int("procs", 4, "buyer processes")
+	tickets := fs.Int64("tickets", 5000, "tickets to sell")
+	noSync := fs.Bool("no-sync", false, "skip fsync (not durable): to see what durability costs")
+	force := fs.Bool("force", false, "with -f: replace an existing ticket file")
+	fs.BoolVar(&c.json, "json", false, "print the result as one JSON object")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	if *procs < 1 || *tickets < 1 {
+		return &usageError{"--procs and --tickets must be at least 1"}
+	}
+	path := *file
+	if !fs.Changed("file") {
+		dir, err := os.MkdirTemp(".", "ticket-bench-")
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		path = filepath.Join(dir, "ticket.json")
+	}
+	ctx, stop := c.interruptible()
+	defer stop()
+	s := store.Open(path, store.Options{NoSync: *noSync})
+	if _, _, err := s.Init(ctx, *tickets, *force); err != nil {
+		return err
+	}
+	res, err := benchRun(ctx, path, *procs, *noSync)
+	if err != nil {
+		return err
+	}
+	report, err := s.Verify(ctx)
+	if err != nil {
+		return err
+	}
+	res.Balanced = report.Balanced() && report.Tickets == *tickets && report.State.Left == 0
+	res.Procs, res.Tickets, res.Durable = *procs, *tickets, !*noSync
+	if c.json {
+		err = c.result(res)
+	} else {
+		mode := "durable"
+		if *noSync {
+			mode = "no fsync"
+		}
+		err = c.line("%.0f buys/s  (%d buys by %d processes in %.3fs, %s; latency p50 %s p99 %s; CPU %s per buy; books balance: %v)",
+			res.BuysPerSec, res.Buys, res.Procs, res.WallSeconds, mode,
+			time.Duration(res.P50ns), time.Duration(res.P99ns), time.Duration(res.CPUPerBuyNs), res.Balanced)
+	}
+	if err != nil {
+		return err
+	}
+	if !res.Balanced {
+		return shown{fmt.Errorf("bench: the books do not balance: %v: %w", report.Problems, ticket.ErrInvalid)}
+	}
+	return nil
+}
+
+// benchResult is what bench measured; its JSON names are stable.
+type benchResult struct {
+	Procs       int     `json:"procs"`
+	Tickets     int64   `json:"tickets"`
+	Durable     bool    `json:"durable"`
+	Buys        int64   `json:"buys"`
+	WallSeconds float64 `json:"wall_seconds"`
+	BuysPerSec  float64 `json:"buys_per_sec"`
+	P50ns       int64   `json:"p50_ns"`
+	P99ns       int64   `json:"p99_ns"`
+	CPUPerBuyNs int64   `json:"cpu_per_buy_ns"`
+	Balanced    bool    `json:"balanced"`
+}
+
+// workerReport is what one bench worker prints when the tickets are gone.
+type workerReport struct {
+	Buys      int64   `json:"buys"`
+	Latencies []int64 `json:"latencies_ns"`
+}
+
+// benchRun starts procs workers held at a gate (their stdin), opens it
+// when all are running, and collects their reports.
+func benchRun(ctx context.Context, path string, procs int, noSync bool) (benchResult, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return benchResult{}, fmt.Errorf("bench: %w", err)
+	}
+	type worker struct {
+		cmd  *exec.Cmd
+		gate io.WriteCloser
+		out  io.ReadCloser
+	}
+	workers := make([]worker, procs)
+	defer func() {
+		for _, w := range workers {
+			if w.cmd != nil && w.cmd.ProcessState == nil {
+				_ = w.cmd.Process.Kill()
+				_ = w.cmd.Wait()
+			}
+		}
+	}()
+	for i := range workers {
+		args := []string{"bench-worker", "-f", path, "--buyer", "bench" + strconv.Itoa(i)}
+		if noSync {
+			args = append(args, "--no-sync")
+		}
+		cmd := exec.Command(self, args...)
+		cmd.Stderr = os.Stderr
+		gate, err := cmd.StdinPipe()
+		if err != nil {
+			return benchResult{}, err
+		}
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			return benchResult{}, err
+		}
+		if err := cmd.Start(); err != nil {
+			return benchResult{}, fmt.Errorf("bench: start worker: %w", err)
+		}
+		workers[i] = worker{cmd, gate, out}
+	}
+	// Each worker says "ready" once started; then all are let go at once.
+	for _, w := range workers {
+		if _, err := bufio.NewReader(w.out).ReadString('\n'); err != nil {
+			return benchResult{}, errors.New("bench: a worker died before it was ready")
+		}
+	}
+	start := time.Now()
+	for _, w := range workers {
+		w.gate.Close()
+	}
+	var res benchResult
+	var lat []int64
+	var cpu time.Duration
+	for _, w := range workers {
+		var rep workerReport
+		if err := json.NewDecoder(w.out).Decode(&rep); err != nil {
+			return benchResult{}, fmt.Errorf("bench: read a worker's report: %w", err)
+		}
+		if err := w.cmd.Wait(); err != nil {
+			return benchResult{}, fmt.Errorf("bench: worker: %w", err)
+		}
+		if ru, ok := w.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			cpu += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		}
+		res.Buys += rep.Buys
+		lat = append(lat, rep.Latencies...)
+	}
+	wall := time.Since(start)
+	if err := ctx.Err(); err != nil {
+		return benchResult{}, err
+	}
+	res.WallSeconds = wall.Seconds()
+	res.BuysPerSec = float64(res.Buys) / wall.Seconds()
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		res.P50ns = lat[len(lat)/2]
+		res.P99ns = lat[len(lat)*99/100]
+	}
+	if res.Buys > 0 {
+		res.CPUPerBuyNs = int64(cpu) / res.Buys
+	}
+	return res, nil
+}
+
+// runBenchWorker is one bench buyer: it says "ready", waits for its stdin
+// to close, buys one ticket at a time until sold out, and prints its report.
+func runBenchWorker(c *cli, args []string) error {
+	fs, file := c.flagSet("", "internal: one buyer process of ticket bench")
+	buyer := fs.String("buyer", "bench", "buyer name")
+	noSync := fs.Bool("no-sync", false, "skip fsync")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintln(c.stdout, "ready"); err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, os.Stdin) // the gate
+	s := store.Open(*file, store.Options{NoSync: *noSync})
+	rep := workerReport{Latencies: make([]int64, 0, 1024)}
+	ctx := context.Background()
+	for {
+		t0 := time.Now()
+		_, err := s.Buy(ctx, *buyer, 1)
+		if errors.Is(err, ticket.ErrSoldOut) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		rep.Latencies = append(rep.Latencies, int64(time.Since(t0)))
+		rep.Buys++
+	}
+	return c.result(rep)
+}
