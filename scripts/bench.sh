@@ -23,7 +23,7 @@ trap 'rm -rf "$work"' EXIT
 bin=$work/bin
 mkdir -p "$bin"
 (cd "$root" && go build -o "$bin/ticket" ./cmd/ticket && go build -o "$bin/floor" ./scripts/floor &&
-  go build -o "$bin/trivial" ./scripts/peers/trivial)
+  go build -o "$bin/trivial" ./scripts/peers/trivial && go build -o "$bin/maxrss" ./scripts/peers/maxrss)
 
 rate() { grep -o '^[0-9]*' <<<"$1"; }            # "1234 buys/s ..." -> 1234
 best() { local a=$1 b=$2; ((a > b)) && echo "$a" || echo "$b"; }
@@ -95,8 +95,6 @@ commit=$(rate "$(floor -procs 1 | tail -1)")
 buy_us=$(((t1 - t0) / runs / 1000)); start_us=$(((t2 - t1) / runs / 1000)); commit_us=$((1000000 / commit))
 echo "one ticket buy process: ${buy_us}us; trivial Go start ${start_us}us + one durable commit ${commit_us}us = $((start_us + commit_us))us;" \
   "ratio $(awk -v a=$buy_us -v b=$((start_us + commit_us)) 'BEGIN{printf "%.2f", a/b}') (target <= 1.3)"
-if command -v python3 >/dev/null; then
-  "$bin/ticket" init --count 1 --force -f "$d/t.json" >/dev/null
-  rss=$(python3 -c 'import resource,subprocess,sys; subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$bin/ticket" buy -f "$d/t.json")
-  echo "peak RSS of one ticket buy: $((rss / 1024)) MiB (${rss} KiB; target < 10 MiB)"
-fi
+"$bin/ticket" init --count 1 --force -f "$d/t.json" >/dev/null 2>&1
+rss=$("$bin/maxrss" "$bin/ticket" buy -f "$d/t.json" | tail -1)
+echo "peak RSS of one ticket buy: ${rss} KiB (target < 10 MiB); a trivial Go binary: $("$bin/maxrss" "$bin/trivial") KiB"
