@@ -9,7 +9,7 @@ import (
 )
 
 func runInit(c *cli, args []string) error {
-	fs, file := c.flagSet("--count N [--force] [flags]", `
+	fs, file := c.flagSet("--count N [--force] [--wait D | --nowait] [flags]", `
 Create the ticket file with N tickets, an empty sales journal (PATH.journal)
 and the lock file (PATH.lock). It refuses to replace an existing ticket file
 unless --force, which resets the sale under the lock; the old journal is
@@ -17,6 +17,8 @@ kept, renamed with a timestamp, never deleted. --force never overwrites a
 file it cannot parse.`)
 	count := fs.String("count", "", "number of tickets (required; 0 to 9223372036854775807)")
 	force := fs.Bool("force", false, "reset an existing sale")
+	var wait waitFlags
+	wait.add(fs, "lock")
 	noSync := fs.Bool("no-sync", false, "skip fsync: faster, not durable across a machine crash")
 	fs.BoolVar(&c.json, "json", false, "print the result as one JSON object")
 	if err := c.parse(fs, args); err != nil {
@@ -31,6 +33,11 @@ file it cannot parse.`)
 	}
 	ctx, stop := c.interruptible()
 	defer stop()
+	ctx, cancel, err := wait.context(ctx, fs)
+	if err != nil {
+		return err
+	}
+	defer cancel()
 	s := store.Open(*file, store.Options{NoSync: *noSync})
 	state, archive, err := s.Init(ctx, n, *force)
 	if err != nil {
