@@ -29,6 +29,7 @@ func init() {
 		{"show", "print the tickets left, total and sold (and, with --sales, every sale)", runShow},
 		{"buy", "buy tickets under the lock: exactly as many succeed as there are tickets", runBuy},
 		{"verify", "check that the ticket file and the sales journal balance", runVerify},
+		{"sem", "run a command holding one of N slots: at most N run at once", runSem},
 	}
 }
 
