@@ -165,11 +165,12 @@ func (s *Semaphore) queuePath() string { return filepath.Join(s.dir, s.name+".qu
 //
 // If ctx's deadline passes first, Acquire returns an error wrapping
 // ErrNoSlot (and so ErrLocked); if ctx is cancelled, ctx.Err(). Either way
-// it holds no slot: as with Lock, a goroutine still blocked on a slot file
-// releases that slot at once if it ever gets it. Those goroutines also
-// remain after a successful Acquire, one per other slot, each with an open
-// file and a thread blocked in flock(2), until their slot next frees; they
-// end when the process does.
+// it holds no slot. A blocked flock(2) cannot be cancelled, so the
+// goroutines still blocked on the other slot files remain, after a
+// successful Acquire too, each with an open file and a thread blocked in
+// flock(2): when one gets its slot it hands it to the next Acquire of this
+// process that waits, or releases it at once. There is at most one per
+// slot file per process; they end with the process.
 func (s *Semaphore) Acquire(ctx context.Context) (*Slot, error) {
 	unlockQueue, err := Lock(ctx, s.queuePath(), 0o600)
 	switch {
@@ -214,45 +215,116 @@ func (s *Semaphore) tryAny() (*Slot, error) {
 // waitAny blocks on every slot file at once and keeps the first slot it
 // gets.
 func (s *Semaphore) waitAny(ctx context.Context) (*Slot, error) {
-	wctx, stop := context.WithCancel(ctx)
-	defer stop()
-	type result struct {
-		k      int
-		unlock func()
-		err    error
-	}
-	results := make(chan result, s.slots)
-	for k := 1; k <= s.slots; k++ {
-		go func() {
-			unlock, err := Lock(wctx, s.slotPath(k), 0o600)
-			results <- result{k, unlock, err}
-		}()
-	}
-	var got *result
+	got := make(chan slotResult, s.slots) // each waiter sends at most once
+	var first *slotResult
 	var failed error
-	for range s.slots {
-		r := <-results
-		switch {
-		case r.err == nil && got == nil && failed == nil:
-			got = &r
-			stop() // the others stop waiting
-		case r.err == nil:
-			r.unlock() // a second slot: not ours to keep
-		case !errors.Is(r.err, ErrLocked) && !errors.Is(r.err, context.Canceled) && failed == nil:
-			failed = r.err
-			stop()
+	for k := 1; k <= s.slots; k++ {
+		if err := subscribe(s.slotPath(k), k, got); err != nil {
+			failed = err
+			break
+		}
+	}
+	if failed == nil {
+		select {
+		case r := <-got:
+			first = &r
+		case <-ctx.Done():
+		}
+	}
+	for k := 1; k <= s.slots; k++ {
+		unsubscribe(s.slotPath(k), got)
+	}
+	for more := true; more; {
+		select {
+		case r := <-got: // taken before we unsubscribed
+			if first == nil {
+				first = &r
+			} else if r.err == nil {
+				r.unlock() // a second slot: not ours to keep
+			}
+		default:
+			more = false
 		}
 	}
 	switch {
-	case failed != nil:
-		if got != nil {
-			got.unlock()
-		}
+	case first != nil && first.err != nil:
+		failed = first.err
+	case first != nil && failed != nil:
+		first.unlock()
+	case first != nil:
+		return s.held(first.k, first.unlock)
+	}
+	if failed != nil {
 		return nil, s.wrap(failed)
-	case got != nil:
-		return s.held(got.k, got.unlock)
 	}
 	return nil, s.gaveUp(ctx)
+}
+
+// slotResult is a slot lock that a waiter got, or the error it got.
+type slotResult struct {
+	k      int
+	unlock func()
+	err    error
+}
+
+// slotWaiters are the goroutines of this process blocked in flock(2) on a
+// slot file, at most one per file. A blocked flock(2) cannot be cancelled,
+// so a waiter outlives the waitAny that started it: it hands the slot to
+// whichever waitAny subscribes to it when it gets the lock, or releases
+// it at once if none does. Reusing waiters bounds their number (and the
+// threads they block) by the number of slot files, however often a
+// long-running process acquires.
+var slotWaiters = struct {
+	sync.Mutex
+	m map[string]*slotWaiter
+}{m: map[string]*slotWaiter{}}
+
+type slotWaiter struct {
+	k  int
+	to chan<- slotResult // nil: nobody waits, release at once
+}
+
+// subscribe has the waiter on path (started if there is none) send slot k
+// to to when it gets the lock.
+func subscribe(path string, k int, to chan<- slotResult) error {
+	slotWaiters.Lock()
+	defer slotWaiters.Unlock()
+	w := slotWaiters.m[path]
+	if w == nil {
+		if err := ensureLockFile(path, 0o600); err != nil {
+			return err
+		}
+		w = &slotWaiter{}
+		slotWaiters.m[path] = w
+		fl := flock.New(path, flock.SetFlag(os.O_RDWR))
+		go func() {
+			err := fl.Lock()
+			if err != nil {
+				err = fmt.Errorf("lock %s: %w", path, err)
+			}
+			unlock := func() { _ = fl.Unlock() }
+			slotWaiters.Lock()
+			defer slotWaiters.Unlock()
+			delete(slotWaiters.m, path)
+			switch {
+			case w.to != nil:
+				w.to <- slotResult{w.k, unlock, err} // buffered: never blocks
+			case err == nil:
+				unlock()
+			}
+		}()
+	}
+	w.k, w.to = k, to
+	return nil
+}
+
+// unsubscribe stops the waiter on path from sending to to.
+func unsubscribe(path string, to chan<- slotResult) {
+	slotWaiters.Lock()
+	defer slotWaiters.Unlock()
+	if w := slotWaiters.m[path]; w != nil && w.to == to {
+		w.to = nil
+	}
 }
 
 // held records this process's pid in slot k's file, which it has just
