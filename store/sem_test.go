@@ -46,6 +46,23 @@ func TestSemHelperProcess(t *testing.T) {
 		fmt.Printf("slot %d\n", sl.Number())
 		time.Sleep(time.Minute)
 		os.Exit(0)
+	case "loop": // for TestSemaphoreFairness: acquire, hold, release, again
+		hold, _ := time.ParseDuration(os.Getenv("SEM_HOLD"))
+		span, _ := time.ParseDuration(os.Getenv("SEM_FOR"))
+		var waits []string
+		for end := time.Now().Add(span); time.Now().Before(end); {
+			t0 := time.Now()
+			sl, err := sem.Acquire(context.Background())
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			waits = append(waits, strconv.FormatInt(int64(time.Since(t0)), 10))
+			time.Sleep(hold)
+			sl.Release()
+		}
+		fmt.Println(strings.Join(waits, " "))
+		os.Exit(0)
 	case "pingpong": // for BenchmarkSlotHandoff: obey lines on stdin
 		in := bufio.NewScanner(os.Stdin)
 		var sl *Slot
@@ -70,10 +87,11 @@ func TestSemHelperProcess(t *testing.T) {
 
 // startSemRole starts a child copy of the test binary in role, with the
 // semaphore given in its environment, and kills it when the test ends.
-func startSemRole(tb testing.TB, role, dir, name string, slots int) (*exec.Cmd, *bufio.Reader, func(string)) {
+func startSemRole(tb testing.TB, role, dir, name string, slots int, env ...string) (*exec.Cmd, *bufio.Reader, func(string)) {
 	tb.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestSemHelperProcess$")
 	cmd.Env = append(os.Environ(), semRoleEnv+"="+role, "SEM_DIR="+dir, "SEM_NAME="+name, "SEM_SLOTS="+strconv.Itoa(slots))
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -453,6 +471,43 @@ func TestSemaphoreStatus(t *testing.T) {
 	if states[0] != (SlotState{Number: 1}) {
 		t.Errorf("after Release: %+v, want slot 1 free with no pid", states[0])
 	}
+}
+
+// TestSemaphoreFairness runs a steady stream of arrivals: processes that
+// go back in line as soon as they release, more of them than slots. It
+// logs how long each waited; it asserts only that every one got in.
+func TestSemaphoreFairness(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes 3 seconds")
+	}
+	const procs, slots = 6, 2
+	hold, span := 10*time.Millisecond, 3*time.Second
+	dir := privateTempDir(t)
+	var outs []*bufio.Reader
+	for range procs {
+		_, out, _ := startSemRole(t, "loop", dir, "fair", slots, "SEM_HOLD="+hold.String(), "SEM_FOR="+span.String())
+		outs = append(outs, out)
+	}
+	var all []time.Duration
+	var counts []int
+	for i, out := range outs {
+		fields := strings.Fields(readLine(t, out))
+		if len(fields) == 0 {
+			t.Errorf("process %d never got a slot in %v", i, span)
+		}
+		counts = append(counts, len(fields))
+		for _, f := range fields {
+			ns, err := strconv.ParseInt(f, 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, time.Duration(ns))
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	q := func(p float64) time.Duration { return all[int(p*float64(len(all)-1))].Round(100 * time.Microsecond) }
+	t.Logf("%d processes, %d slots, hold %v, %v: acquisitions per process %v; wait p50 %v p90 %v p99 %v max %v (a fair FIFO would wait about %v)",
+		procs, slots, hold, span, counts, q(0.5), q(0.9), q(0.99), q(1), time.Duration(procs-slots)*hold/slots)
 }
 
 // BenchmarkSlotHandoff measures the time from a holder's release of the

@@ -580,7 +580,8 @@ func TestSemWaiterCPU(t *testing.T) {
 	a0, b0 := cpuTicks(t, first.Process.Pid), cpuTicks(t, second.Process.Pid)
 	time.Sleep(span)
 	a1, b1 := cpuTicks(t, first.Process.Pid), cpuTicks(t, second.Process.Pid)
-	t.Logf("CPU used while waiting %v (clock ticks of 10ms, utime+stime): next in line (4 slot waiters) %d, behind it (queue waiter) %d", span, a1-a0, b1-b0)
+	t.Logf("CPU used while waiting %v (clock ticks of 10ms, utime+stime): next in line (4 slot waiters, %s threads) %d, behind it (queue waiter, %s threads) %d",
+		span, procStatus(t, first.Process.Pid, "Threads"), a1-a0, procStatus(t, second.Process.Pid, "Threads"), b1-b0)
 	for _, p := range []*os.Process{first.Process, second.Process} {
 		if err := p.Signal(syscall.Signal(0)); err != nil {
 			t.Errorf("pid %d stopped waiting: %v", p.Pid, err)
@@ -604,4 +605,19 @@ func cpuTicks(t *testing.T, pid int) int64 {
 		t.Fatalf("parse /proc/%d/stat: %q", pid, s)
 	}
 	return ut + st
+}
+
+// procStatus returns a field of /proc/PID/status.
+func procStatus(t *testing.T, pid int, field string) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
 }
