@@ -155,8 +155,9 @@ func (s *Semaphore) queuePath() string { return filepath.Join(s.dir, s.name+".qu
 
 // Acquire takes a free slot and returns it; the caller must Release it.
 //
-// A context done on entry means "do not wait": Acquire takes a slot that
-// is free at that instant or returns ErrNoSlot. Otherwise it lines up:
+// A context whose deadline has passed on entry means "do not wait":
+// Acquire takes a slot that is free at that instant or returns ErrNoSlot
+// (a context cancelled on entry returns ctx.Err()). Otherwise it lines up:
 // it takes the queue lock (NAME.queue) in a blocking flock(2), so that one
 // waiter at a time is next in line; the next in line takes a free slot if
 // there is one, else blocks in flock(2) on every slot file at once, one

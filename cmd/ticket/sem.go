@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -141,6 +142,9 @@ func (c *cli) semRun(sem *store.Semaphore, cmd *exec.Cmd, wait *waitFlags, fs *p
 	}
 	defer wcancel()
 	slot, err := sem.Acquire(wctx)
+	if errors.Is(err, context.Canceled) && c.signal.Load() != 0 {
+		return fmt.Errorf("%s: %w", c.interrupted, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -151,12 +155,16 @@ func (c *cli) semRun(sem *store.Semaphore, cmd *exec.Cmd, wait *waitFlags, fs *p
 		"TICKET_SEM_NAME="+sem.Name())
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, c.stdout, c.stderr
 	// If ticket sem dies, even by SIGKILL, the kernel frees the slot and
-	// kills COMMAND, so that it does not run on outside the semaphore.
+	// kills COMMAND, so that it does not run on outside the semaphore. The
+	// signal comes when the thread that started COMMAND ends: keep this
+	// goroutine on it until COMMAND has ended.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	mu.Lock()
 	if c.signal.Load() != 0 { // a signal came as the slot was taken
 		mu.Unlock()
-		return context.Canceled
+		return fmt.Errorf("%s: %w", c.interrupted, context.Canceled)
 	}
 	err = cmd.Start()
 	if err == nil {

@@ -436,7 +436,7 @@ func waitQueued(t *testing.T, dir, name string) {
 }
 
 // TestSemInterruptedWhileWaiting signals ticket sem while it waits for a
-// slot: it exits 130 or 143 and runs nothing.
+// slot: it exits 130, 143 or 129 and runs nothing.
 func TestSemInterruptedWhileWaiting(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -445,6 +445,7 @@ func TestSemInterruptedWhileWaiting(t *testing.T) {
 	}{
 		{"SIGINT", syscall.SIGINT, 130},
 		{"SIGTERM", syscall.SIGTERM, 143},
+		{"SIGHUP", syscall.SIGHUP, 129},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := semDir(t)
