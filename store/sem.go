@@ -60,6 +60,11 @@ func (noSlot) Unwrap() error { return ErrLocked }
 // maxSemNameLen is the longest semaphore name accepted.
 const maxSemNameLen = 64
 
+// MaxSlots is the most slots a semaphore may have: the next in line keeps
+// one thread blocked in flock(2) per slot, and a Go program may have at
+// most 10000 threads.
+const MaxSlots = 1000
+
 // CheckSemaphoreName reports whether name may name a semaphore: 1 to 64
 // letters, digits and the characters . _ - + @, not starting with . or -.
 // A name is a file name prefix, so it may not hold a slash or be hidden.
@@ -104,8 +109,8 @@ func OpenSemaphore(dir, name string, slots int) (*Semaphore, error) {
 	if err := CheckSemaphoreName(name); err != nil {
 		return nil, fmt.Errorf("semaphore name: %w", err)
 	}
-	if slots < 1 {
-		return nil, fmt.Errorf("semaphore %s: %d slots: want at least 1", name, slots)
+	if slots < 1 || slots > MaxSlots {
+		return nil, fmt.Errorf("semaphore %s: %d slots: want 1 to %d", name, slots, MaxSlots)
 	}
 	if dir == "" {
 		dir = DefaultSemaphoreDir()

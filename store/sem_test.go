@@ -227,7 +227,7 @@ func mkdir(t *testing.T, dir string, perm os.FileMode) {
 }
 
 func TestOpenSemaphoreSlots(t *testing.T) {
-	for _, n := range []int{0, -1} {
+	for _, n := range []int{0, -1, MaxSlots + 1} {
 		t.Run(strconv.Itoa(n), func(t *testing.T) {
 			if _, err := OpenSemaphore(privateTempDir(t), "s", n); err == nil {
 				t.Errorf("OpenSemaphore with %d slots: got no error", n)

@@ -324,6 +324,7 @@ func TestSemExitStatus(t *testing.T) {
 		{"slots 0", []string{"--name", "s", "--slots", "0", "--dir", "DIR", "--", "true"}, false, 2, "--slots"},
 		{"slots negative", []string{"--name", "s", "--slots", "-3", "--dir", "DIR", "--", "true"}, false, 2, "--slots"},
 		{"slots not a number", []string{"--name", "s", "--slots", "four", "--dir", "DIR", "--", "true"}, false, 2, "--slots"},
+		{"slots too many", []string{"--name", "s", "--slots", "1001", "--dir", "DIR", "--", "true"}, false, 2, "--slots"},
 		{"slots fraction", []string{"--name", "s", "--slots", "1.5", "--dir", "DIR", "--", "true"}, false, 2, "--slots"},
 		{"slots missing", []string{"--name", "s", "--dir", "DIR", "--", "true"}, false, 2, "--slots"},
 		{"name missing", []string{"--slots", "1", "--dir", "DIR", "--", "true"}, false, 2, "--name"},
