@@ -101,6 +101,11 @@ func (c *cli) parseCommand(fs *pflag.FlagSet, args []string) ([]string, error) {
 		}
 		return nil, &usageError{fmt.Sprintf("%v (see ticket %s -h)", err, c.name)}
 	}
+	// pflag returns ErrHelp only when no "help" flag is defined; ours is.
+	if help, _ := fs.GetBool("help"); help {
+		fs.Usage()
+		return nil, errHelp
+	}
 	return fs.Args(), nil
 }
 

@@ -332,6 +332,8 @@ func TestSemExitStatus(t *testing.T) {
 		{"name hidden", []string{"--name", ".x", "--slots", "1", "--dir", "DIR", "--", "true"}, false, 2, "--name"},
 		{"command missing", []string{"--name", "s", "--slots", "1", "--dir", "DIR"}, false, 2, "COMMAND"},
 		{"wait and nowait", []string{"--name", "s", "--slots", "1", "--dir", "DIR", "--wait", "1s", "--nowait", "--", "true"}, false, 2, "exclude"},
+		{"help", []string{"-h"}, false, 0, ""},
+		{"help after flags", []string{"--name", "s", "--help"}, false, 0, ""},
 		{"unsafe dir", []string{"--name", "s", "--slots", "1", "--dir", openDir, "--", "true"}, false, 1, "writable by others"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
