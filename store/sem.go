@@ -115,6 +115,10 @@ func OpenSemaphore(dir, name string, slots int) (*Semaphore, error) {
 	if dir == "" {
 		dir = DefaultSemaphoreDir()
 	}
+	dir, err := filepath.Abs(dir) // one name per file, for slotWaiters
+	if err != nil {
+		return nil, fmt.Errorf("semaphore directory: %w", err)
+	}
 	if err := privateDir(dir); err != nil {
 		return nil, err
 	}
