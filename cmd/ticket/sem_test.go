@@ -134,6 +134,14 @@ func semCmd(t *testing.T, role string, env []string, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// ticketRun returns a ticket process that is killed if it is still
+// running when the test ends (or after a minute).
+func ticketRun(t *testing.T, args ...string) *exec.Cmd {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return exec.CommandContext(ctx, ticketBin, args...)
+}
+
 // exitStatus returns the exit status of a process that ran: its code, or
 // 128+N if signal N killed it.
 func exitStatus(t *testing.T, err error) int {
@@ -348,7 +356,7 @@ func TestSemExitStatus(t *testing.T) {
 			if tc.busy {
 				holdAll(t, dir, "s", 2)
 			}
-			cmd := exec.Command(ticketBin, args...)
+			cmd := ticketRun(t, args...)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			got := exitStatus(t, cmd.Run())
@@ -493,7 +501,7 @@ func TestSemHolderKilled(t *testing.T) {
 	if _, err := os.Stat(mark); err == nil {
 		t.Fatal("the waiter ran while the holder held the only slot")
 	}
-	out, err := exec.Command(ticketBin, "sem", "--status", "--name", "s", "--dir", dir).Output()
+	out, err := ticketRun(t, "sem", "--status", "--name", "s", "--dir", dir).Output()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -532,7 +540,7 @@ func alive(pid int) bool {
 func TestSemStatus(t *testing.T) {
 	dir := semDir(t)
 	holder, _ := startReady(t, nil, "--name", "s", "--slots", "2", "--dir", dir)
-	out, err := exec.Command(ticketBin, "sem", "--status", "--name", "s", "--slots", "3", "--dir", dir).Output()
+	out, err := ticketRun(t, "sem", "--status", "--name", "s", "--slots", "3", "--dir", dir).Output()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -540,7 +548,7 @@ func TestSemStatus(t *testing.T) {
 	if string(out) != want {
 		t.Errorf("status:\n%s\nwant:\n%s", out, want)
 	}
-	out, err = exec.Command(ticketBin, "sem", "--status", "--name", "s", "--dir", dir, "--json").Output()
+	out, err = ticketRun(t, "sem", "--status", "--name", "s", "--dir", dir, "--json").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
