@@ -25,6 +25,7 @@ type cli struct {
 	json           bool         // --json: results as JSON objects on stdout
 	wrote          bool         // a result is already on stdout
 	signal         atomic.Int32 // exit status for the signal received, 0 if none
+	interrupted    string       // what a signal interrupted, if not a wait for the lock
 }
 
 func newCLI(stdout, stderr io.Writer) *cli {
@@ -54,6 +55,9 @@ func (c *cli) exit(err error) int {
 	msg := err.Error()
 	if code == exitSIGINT || code == exitSIGTERM {
 		msg = "interrupted while waiting for the lock; nothing was changed"
+		if c.interrupted != "" {
+			msg = c.interrupted
+		}
 	}
 	fmt.Fprintf(c.stderr, "ticket %s: error: %s\n", c.name, msg)
 	if c.json && !c.wrote {

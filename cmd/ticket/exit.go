@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/ticketd/ticket/store"
 	"github.com/ticketd/ticket/ticket"
@@ -17,6 +18,8 @@ const (
 	exitLocked      = 4   // the lock (or a slot) was not acquired in time
 	exitInvalid     = 5   // the ticket file or journal is invalid; left untouched
 	exitUnconfirmed = 6   // the sale is recorded but was not confirmed or reported
+	exitCannotRun   = 126 // ticket sem: COMMAND was found but could not be run
+	exitNotFound    = 127 // ticket sem: COMMAND was not found
 	exitSIGINT      = 130 // interrupted by SIGINT before anything changed
 	exitSIGTERM     = 143 // terminated by SIGTERM before anything changed
 )
@@ -35,14 +38,37 @@ func (e *reportError) Error() string {
 
 func (e *reportError) Unwrap() error { return e.err }
 
+// childExit is the exit status of the COMMAND that ticket sem ran (128+N
+// if a signal N killed it): ticket sem exits with it.
+type childExit int
+
+func (e childExit) Error() string { return fmt.Sprintf("command exited with status %d", int(e)) }
+
+// startError is a COMMAND that ticket sem could not start: exit 127 if it
+// was not found, 126 if it could not be run.
+type startError struct {
+	code int
+	err  error
+}
+
+func (e *startError) Error() string { return e.err.Error() }
+
+func (e *startError) Unwrap() error { return e.err }
+
 // exitCode maps an error to the exit status scripts branch on. It is the
 // only place that knows the mapping.
 func exitCode(err error, interrupted int) int {
 	var usage *usageError
 	var report *reportError
+	var child childExit
+	var start *startError
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &child):
+		return int(child)
+	case errors.As(err, &start):
+		return start.code
 	case errors.As(err, &usage):
 		return exitUsage
 	case errors.As(err, &report), errors.Is(err, store.ErrUnconfirmed):

@@ -29,6 +29,7 @@ func init() {
 		{"show", "print the tickets left, total and sold (and, with --sales, every sale)", runShow},
 		{"buy", "buy tickets under the lock: exactly as many succeed as there are tickets", runBuy},
 		{"verify", "check that the ticket file and the sales journal balance", runVerify},
+		{"sem", "run a command holding one of N slots: at most N run at once", runSem},
 		{"bench", "measure buys per second with P buyer processes on this disk", runBench},
 	}
 }
@@ -76,13 +77,14 @@ Commands:
 		fmt.Fprintf(&b, "  %-8s %s\n", cmd.name, cmd.summary)
 	}
 	b.WriteString(`
-Every command takes -f, --file PATH (default $TICKET_FILE, else ticket.json)
-and -h for its own help. The lock is PATH.lock: hold it from a shell with
+Commands on a sale take -f, --file PATH (default $TICKET_FILE, else
+ticket.json); every command takes -h for its own help. The lock is PATH.lock: hold it from a shell with
 flock PATH.lock COMMAND and buyers wait.
 
 Exit status: 0 done, 1 error, 2 usage, 3 sold out, 4 lock not acquired in
 time, 5 invalid ticket file or journal (left untouched), 6 sale recorded but
-not confirmed or not reported, 130/143 interrupted by SIGINT/SIGTERM.
+not confirmed or not reported, 130/143 interrupted by SIGINT/SIGTERM;
+sem exits with COMMAND's status (126/127: could not run it / not found).
 `)
 	io.WriteString(w, b.String())
 }

@@ -14,18 +14,6 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
-// TestMain lets the test binary act as the ticket command: testscript runs
-// it as "ticket" in scripts, and the process tests run it with
-// TICKET_TEST_MAIN=1 as real, independent buyer processes.
-func TestMain(m *testing.M) {
-	if os.Getenv("TICKET_TEST_MAIN") == "1" {
-		os.Exit(childMain())
-	}
-	testscript.Main(m, map[string]func(){
-		"ticket": func() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) },
-	})
-}
-
 // TestScripts runs the CLI scripts in testdata/script, one topic each.
 func TestScripts(t *testing.T) {
 	bad, err := filepath.Abs("../../testdata/bad")

@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"github.com/spf13/pflag"
+	"github.com/ticketd/ticket/store"
+)
+
+func runSem(c *cli, args []string) error {
+	fs, _ := c.flagSet("--name NAME --slots N [--wait D | --nowait] [--dir DIR] -- COMMAND [ARGS...]\n       ticket sem --status --name NAME [--slots N] [--dir DIR] [--json]", `
+Run COMMAND holding one of N slots of the semaphore NAME, so that at most N
+commands run at once across unrelated processes (N singers, N rooms).
+A slot is an flock(2) lock on DIR/NAME.K.slot: if ticket sem dies, even by
+SIGKILL, the kernel frees its slot and kills COMMAND. Waiters line up on
+DIR/NAME.queue; the next in line takes the first slot that frees.
+
+COMMAND gets TICKET_SEM_SLOT=K (1..N) and TICKET_SEM_NAME=NAME in its
+environment. SIGINT, SIGTERM and SIGHUP are passed on to it. Every user of
+NAME must give the same --slots. DIR is --dir, else $XDG_RUNTIME_DIR/ticket-sem,
+else ticket-sem-UID in the temporary directory; it is created 0700 and
+refused if it is a symlink, not yours, or writable by others.
+
+With --status, print each slot: free, or held by a pid.
+
+Exit status: COMMAND's (128+N if signal N killed it); 4 no slot free in
+time; 127 COMMAND not found, 126 not runnable; 2 usage; 1 other error;
+130/143 interrupted while waiting (nothing was run).`)
+	_ = fs.MarkHidden("file")
+	name := fs.String("name", "", "the semaphore's name (required): letters, digits, . _ - + @")
+	slots := fs.String("slots", "", "the number of slots N (required, except with --status)")
+	dir := fs.String("dir", "", "the directory of the slot files (default $XDG_RUNTIME_DIR/ticket-sem)")
+	var wait waitFlags
+	wait.add(fs, "slot")
+	status := fs.Bool("status", false, "show which slots are held, and by which pid")
+	fs.BoolVar(&c.json, "json", false, "with --status, print one JSON object")
+	fs.SetInterspersed(false) // COMMAND's own flags are not ours
+	command, err := c.parseCommand(fs, args)
+	if err != nil {
+		return err
+	}
+	if !fs.Changed("name") {
+		return &usageError{"--name NAME is required (see ticket sem -h)"}
+	}
+	if err := store.CheckSemaphoreName(*name); err != nil {
+		return &usageError{"--name: " + err.Error()}
+	}
+	n := 1
+	switch {
+	case fs.Changed("slots"):
+		if n, err = strconv.Atoi(*slots); err != nil || n < 1 || n > store.MaxSlots {
+			return &usageError{fmt.Sprintf("--slots %q: want a whole number from 1 to %d", *slots, store.MaxSlots)}
+		}
+	case !*status:
+		return &usageError{"--slots N is required (see ticket sem -h)"}
+	}
+	if *status {
+		if len(command) > 0 {
+			return &usageError{"--status takes no COMMAND"}
+		}
+		sem, err := store.OpenSemaphore(*dir, *name, n)
+		if err != nil {
+			return err
+		}
+		return c.semStatus(sem)
+	}
+	if len(command) == 0 {
+		return &usageError{"COMMAND is missing: ticket sem --name NAME --slots N -- COMMAND [ARGS...]"}
+	}
+	if c.json {
+		return &usageError{"--json goes with --status"}
+	}
+	cmd := exec.Command(command[0], command[1:]...)
+	if cmd.Err != nil { // found out before waiting for a slot
+		return startFailed(command[0], cmd.Err)
+	}
+	sem, err := store.OpenSemaphore(*dir, *name, n)
+	if err != nil {
+		return err
+	}
+	return c.semRun(sem, cmd, &wait, fs)
+}
+
+// parseCommand parses the flags and returns the arguments after them:
+// COMMAND and its arguments, with or without a "--" before them.
+func (c *cli) parseCommand(fs *pflag.FlagSet, args []string) ([]string, error) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			fs.Usage()
+			return nil, errHelp
+		}
+		return nil, &usageError{fmt.Sprintf("%v (see ticket %s -h)", err, c.name)}
+	}
+	// pflag returns ErrHelp only when no "help" flag is defined; ours is.
+	if help, _ := fs.GetBool("help"); help {
+		fs.Usage()
+		return nil, errHelp
+	}
+	return fs.Args(), nil
+}
+
+// semRun waits for a slot, runs cmd holding it and returns cmd's exit
+// status as an error (nil for 0).
+func (c *cli) semRun(sem *store.Semaphore, cmd *exec.Cmd, wait *waitFlags, fs *pflag.FlagSet) error {
+	c.interrupted = "interrupted while waiting for a slot; nothing was run"
+	// One handler for the whole run: while waiting, a signal cancels the
+	// wait; once COMMAND runs, it is passed on.
+	var mu sync.Mutex
+	var child *os.Process
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	done := make(chan struct{})
+	defer func() { signal.Stop(sigs); close(done) }()
+	go func() {
+		for {
+			select {
+			case s := <-sigs:
+				mu.Lock()
+				if child != nil {
+					_ = child.Signal(s)
+				} else if c.signal.Load() == 0 {
+					c.signal.Store(int32(128 + s.(syscall.Signal)))
+					cancel()
+				}
+				mu.Unlock()
+			case <-done:
+				return
+			}
+		}
+	}()
+
+	wctx, wcancel, err := wait.context(ctx, fs)
+	if err != nil {
+		return err
+	}
+	defer wcancel()
+	slot, err := sem.Acquire(wctx)
+	if errors.Is(err, context.Canceled) && c.signal.Load() != 0 {
+		return fmt.Errorf("%s: %w", c.interrupted, err)
+	}
+	if err != nil {
+		return err
+	}
+	defer slot.Release()
+
+	cmd.Env = append(os.Environ(),
+		"TICKET_SEM_SLOT="+strconv.Itoa(slot.Number()),
+		"TICKET_SEM_NAME="+sem.Name())
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, c.stdout, c.stderr
+	// If ticket sem dies, even by SIGKILL, the kernel frees the slot and
+	// kills COMMAND, so that it does not run on outside the semaphore. The
+	// signal comes when the thread that started COMMAND ends: keep this
+	// goroutine on it until COMMAND has ended.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	mu.Lock()
+	if c.signal.Load() != 0 { // a signal came as the slot was taken
+		mu.Unlock()
+		return fmt.Errorf("%s: %w", c.interrupted, context.Canceled)
+	}
+	err = cmd.Start()
+	if err == nil {
+		child = cmd.Process
+	}
+	mu.Unlock()
+	if err != nil {
+		return startFailed(cmd.Args[0], err)
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ee):
+		ws, ok := ee.Sys().(syscall.WaitStatus)
+		if ok && ws.Signaled() {
+			return shown{childExit(128 + int(ws.Signal()))}
+		}
+		return shown{childExit(ee.ExitCode())}
+	}
+	return fmt.Errorf("%s: %w", cmd.Args[0], err)
+}
+
+// startFailed is the error for a COMMAND that could not be started: 127
+// if it does not exist, 126 otherwise, as in the shell.
+func startFailed(name string, err error) error {
+	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+		return &startError{exitNotFound, fmt.Errorf("%s: command not found", name)}
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return &startError{exitCannotRun, fmt.Errorf("%s: cannot run: %w", name, err)}
+}
+
+// semStatus prints the state of every slot.
+func (c *cli) semStatus(sem *store.Semaphore) error {
+	states, err := sem.Status()
+	if err != nil {
+		return err
+	}
+	if c.json {
+		type slotJSON struct {
+			Slot    int  `json:"slot"`
+			Held    bool `json:"held"`
+			PID     int  `json:"pid,omitempty"`
+			Running bool `json:"running,omitempty"`
+		}
+		out := struct {
+			Name  string     `json:"name"`
+			Dir   string     `json:"dir"`
+			Held  int        `json:"held"`
+			Slots []slotJSON `json:"slots"`
+		}{Name: sem.Name(), Dir: sem.Dir(), Slots: []slotJSON{}}
+		for _, st := range states {
+			if st.Held {
+				out.Held++
+			}
+			out.Slots = append(out.Slots, slotJSON{st.Number, st.Held, st.PID, st.Running})
+		}
+		return c.result(out)
+	}
+	for _, st := range states {
+		var err error
+		switch {
+		case !st.Held:
+			err = c.line("%s slot %d: free", sem.Name(), st.Number)
+		case st.PID == 0:
+			err = c.line("%s slot %d: held, pid unknown", sem.Name(), st.Number)
+		case !st.Running:
+			err = c.line("%s slot %d: held, pid %d (not running)", sem.Name(), st.Number, st.PID)
+		default:
+			err = c.line("%s slot %d: held by pid %d", sem.Name(), st.Number, st.PID)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
