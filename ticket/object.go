@@ -1,0 +1,136 @@
+package ticket
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
+)
+
+// FormatError is the error Parse and ParseSale return for input that does
+// not follow the format. It wraps ErrInvalid; its message names the problem
+// in one line, for the caller to prefix with the file's name.
+type FormatError struct {
+	Problem string
+}
+
+func (e *FormatError) Error() string { return e.Problem }
+
+// Unwrap makes errors.Is(err, ErrInvalid) true for every FormatError.
+func (e *FormatError) Unwrap() error { return ErrInvalid }
+
+func invalidf(format string, args ...any) error {
+	return &FormatError{Problem: fmt.Sprintf(format, args...)}
+}
+
+// member is one name/value pair of a JSON object, the value as raw bytes.
+type member struct {
+	key    string
+	rawKey []byte // the key encoded as a JSON string
+	value  json.RawMessage
+}
+
+var bom = []byte{0xEF, 0xBB, 0xBF}
+
+// parseObject splits data, which must be exactly one JSON object, into its
+// members in order. It refuses what encoding/json would quietly accept or
+// repair: duplicate names (it keeps the last), names differing only in case
+// (it folds them), invalid UTF-8 (it substitutes U+FFFD).
+func parseObject(data []byte) ([]member, error) {
+	if bytes.HasPrefix(data, bom) {
+		return nil, invalidf("starts with a UTF-8 byte order mark; save it without one")
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, invalidf("file is empty")
+	}
+	if !utf8.Valid(data) {
+		return nil, invalidf("not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, syntaxProblem(err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, invalidf("not a JSON object but %s", describe(tok))
+	}
+	var members []member
+	seen := make(map[string]string) // folded name -> name as written
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, syntaxProblem(err)
+		}
+		key, _ := tok.(string) // inside an object, Token always yields a string here
+		folded := strings.ToLower(strings.ToUpper(key))
+		if prev, dup := seen[folded]; dup {
+			if prev == key {
+				return nil, invalidf("member %q appears twice", key)
+			}
+			return nil, invalidf("members %q and %q differ only in case", prev, key)
+		}
+		seen[folded] = key
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return nil, syntaxProblem(err)
+		}
+		rawKey, _ := json.Marshal(key) // a string always marshals
+		members = append(members, member{key: key, rawKey: rawKey, value: value})
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, syntaxProblem(err)
+	}
+	if tok, err := dec.Token(); err != io.EOF {
+		if err != nil {
+			return nil, invalidf("unexpected data after the JSON object")
+		}
+		return nil, invalidf("unexpected %s after the JSON object", describe(tok))
+	}
+	for _, m := range members {
+		for _, known := range knownNames {
+			if m.key != known && strings.EqualFold(m.key, known) {
+				return nil, invalidf("member %q is not %q: names are case-sensitive", m.key, known)
+			}
+		}
+	}
+	return members, nil
+}
+
+// knownNames are the member names this package reads, in the ticket file and
+// the journal; a name that differs from one of them only in case is a mistake.
+var knownNames = []string{"count", "total", "sold", "version", "seq", "buyer", "qty", "left", "pid", "time"}
+
+func syntaxProblem(err error) error {
+	var se *json.SyntaxError
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return invalidf("truncated JSON: the object is not closed")
+	case errors.As(err, &se):
+		return invalidf("bad JSON at byte %d: %s", se.Offset, se.Error())
+	default:
+		return invalidf("bad JSON: %s", err.Error())
+	}
+}
+
+func describe(tok json.Token) string {
+	switch v := tok.(type) {
+	case nil:
+		return "null"
+	case json.Delim:
+		if v == '[' {
+			return "an array"
+		}
+		return fmt.Sprintf("%q", string(v))
+	case string:
+		return "a string"
+	case json.Number:
+		return "a number"
+	case bool:
+		return "a boolean"
+	}
+	return fmt.Sprintf("%v", tok)
+}

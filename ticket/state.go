@@ -1,0 +1,184 @@
+package ticket
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"strconv"
+)
+
+// MaxFileSize is the largest ticket file Parse accepts. A real one is well
+// under a hundred bytes; anything near this size is not a ticket file.
+const MaxFileSize = 1 << 20
+
+// State is one version of a sale: what the ticket file says.
+//
+// Left is the file's "count" member. The store adds "total", "sold" and
+// "version" the first time it writes a file (a seed file {"count": 5} has
+// none of them), and keeps every member it does not know as it was.
+type State struct {
+	Left    int64 // tickets left: the file's "count"
+	Total   int64 // tickets the sale started with
+	Sold    int64 // tickets sold so far; Total == Left + Sold
+	Version int64 // sequence number of the last committed sale, 0 for none
+
+	extra []member // members this package does not know, in file order
+}
+
+// New returns the state of a fresh sale of n tickets.
+func New(n int64) (State, error) {
+	if n < 0 {
+		return State{}, fmt.Errorf("%w: count %d is negative", ErrInvalid, n)
+	}
+	return State{Left: n, Total: n}, nil
+}
+
+// Take is the buy rule: it returns the state after selling qty tickets, as
+// one sale with the next version number. It is all or nothing: when fewer
+// than qty are left it returns ErrSoldOut and s is unchanged; a qty below 1
+// is ErrQuantity.
+func (s State) Take(qty int64) (State, error) {
+	if qty < 1 {
+		return s, ErrQuantity
+	}
+	if qty > s.Left {
+		return s, ErrSoldOut
+	}
+	next := s
+	next.extra = s.extra // shared, never modified in place
+	next.Left -= qty
+	next.Sold += qty
+	next.Version++
+	return next, nil
+}
+
+// String describes the state for people: "4 left of 5 (1 sold)".
+func (s State) String() string {
+	return fmt.Sprintf("%d left of %d (%d sold)", s.Left, s.Total, s.Sold)
+}
+
+// Encode returns the ticket file's bytes for s: one JSON object on one line
+// with "count", "total", "sold" and "version" first, then every member that
+// Parse did not know, byte for byte as it was read.
+func (s State) Encode() []byte {
+	return s.AppendEncode(make([]byte, 0, 80))
+}
+
+// AppendEncode appends the encoding of s (see Encode) to b.
+func (s State) AppendEncode(b []byte) []byte {
+	b = append(b, `{"count": `...)
+	b = strconv.AppendInt(b, s.Left, 10)
+	b = append(b, `, "total": `...)
+	b = strconv.AppendInt(b, s.Total, 10)
+	b = append(b, `, "sold": `...)
+	b = strconv.AppendInt(b, s.Sold, 10)
+	b = append(b, `, "version": `...)
+	b = strconv.AppendInt(b, s.Version, 10)
+	for _, m := range s.extra {
+		b = append(b, ", "...)
+		b = append(b, m.rawKey...)
+		b = append(b, ": "...)
+		b = append(b, m.value...)
+	}
+	return append(b, "}\n"...)
+}
+
+// Parse reads a ticket file strictly. It accepts exactly one JSON object,
+// optionally surrounded by white space, in valid UTF-8, of at most
+// MaxFileSize bytes, and refuses with an error wrapping ErrInvalid:
+//
+//   - a byte order mark, empty input, truncated JSON or anything after the object;
+//   - null, an array, a string or a number instead of an object;
+//   - a missing or null "count", or one that is not a whole number written
+//     as digits (5.0, 5e0 and "5" are refused; write 5), is negative or is
+//     beyond int64;
+//   - the same member twice, or two members whose names differ only in case
+//     ({"count": 5, "COUNT": 100}), or "Count" instead of "count";
+//   - "total", "sold" or "version" that are present but not whole numbers
+//     from 0 up, or a total that is not count + sold.
+func Parse(data []byte) (State, error) {
+	if len(data) > MaxFileSize {
+		return State{}, invalidf("file is larger than %d bytes", MaxFileSize)
+	}
+	members, err := parseObject(data)
+	if err != nil {
+		return State{}, err
+	}
+	var s State
+	var haveCount, haveTotal, haveSold bool
+	for _, m := range members {
+		var dst *int64
+		switch m.key {
+		case "count":
+			dst, haveCount = &s.Left, true
+		case "total":
+			dst, haveTotal = &s.Total, true
+		case "sold":
+			dst, haveSold = &s.Sold, true
+		case "version":
+			dst = &s.Version
+		default:
+			s.extra = append(s.extra, m)
+			continue
+		}
+		n, err := wholeNumber(m.key, m.value)
+		if err != nil {
+			return State{}, err
+		}
+		*dst = n
+	}
+	if !haveCount {
+		return State{}, invalidf(`no "count" member`)
+	}
+	switch {
+	case haveTotal && haveSold:
+		if s.Total-s.Sold != s.Left {
+			return State{}, invalidf("count %d is not total %d minus sold %d", s.Left, s.Total, s.Sold)
+		}
+	case haveTotal:
+		if s.Total < s.Left {
+			return State{}, invalidf("count %d is more than total %d", s.Left, s.Total)
+		}
+		s.Sold = s.Total - s.Left
+	default:
+		if s.Sold > math.MaxInt64-s.Left {
+			return State{}, invalidf("count %d plus sold %d is beyond int64", s.Left, s.Sold)
+		}
+		s.Total = s.Left + s.Sold
+	}
+	return s, nil
+}
+
+// wholeNumber decodes a JSON value that must be an integer from 0 to
+// math.MaxInt64 written as plain digits.
+func wholeNumber(key string, v []byte) (int64, error) {
+	switch {
+	case bytes.Equal(v, []byte("null")):
+		return 0, invalidf("%q is null", key)
+	case len(v) > 0 && v[0] == '"':
+		return 0, invalidf("%q is a string (%s), not a number", key, clip(v))
+	case len(v) > 0 && (v[0] == '{' || v[0] == '[' || v[0] == 't' || v[0] == 'f'):
+		return 0, invalidf("%q is not a number: %s", key, clip(v))
+	case len(v) > 0 && v[0] == '-':
+		return 0, invalidf("%q is negative (%s)", key, clip(v))
+	}
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, invalidf("%q is not a whole number (%s): write it as digits only", key, clip(v))
+		}
+	}
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	if err != nil {
+		return 0, invalidf("%q is beyond the largest count, %d (%s)", key, int64(math.MaxInt64), clip(v))
+	}
+	return n, nil
+}
+
+// clip shortens a value for an error message that must stay on one line.
+func clip(v []byte) string {
+	const most = 40
+	if len(v) > most {
+		return string(v[:most]) + "..."
+	}
+	return string(v)
+}
