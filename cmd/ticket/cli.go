@@ -25,6 +25,7 @@ type cli struct {
 	json           bool         // --json: results as JSON objects on stdout
 	wrote          bool         // a result is already on stdout
 	signal         atomic.Int32 // exit status for the signal received, 0 if none
+	extra          buyExtra     // buy --peek and --gate: added to buy's JSON result
 }
 
 func newCLI(stdout, stderr io.Writer) *cli {
