@@ -173,6 +173,8 @@ type rush struct {
 	unlocked bool
 	progress bool // stderr is a terminal: keep a progress line there
 
+	releasedKnown int // buyers that said when they left the gate
+
 	buyers   []*exec.Cmd
 	results  chan buyerResult
 	released time.Time
@@ -387,6 +389,7 @@ func (r *rush) collect(ctx context.Context, hb *heartbeatChild) {
 		if res.released == 0 {
 			continue
 		}
+		r.releasedKnown++
 		if first == 0 || res.released < first {
 			first = res.released
 		}
@@ -525,7 +528,11 @@ func (r *rush) report() error {
 	if sum.Unlocked {
 		line("UNSAFE rush: --unlocked, the buyers skipped the lock")
 	}
-	line("buyers:     %d processes (started in %s, all at the gate after %s, left it within %s)", sum.Buyers, round(sum.StartSeconds), round(sum.ReadySeconds), round(sum.ReleaseSpread))
+	spread := "(unknown)"
+	if r.releasedKnown > 1 {
+		spread = round(sum.ReleaseSpread)
+	}
+	line("buyers:     %d processes (started in %s, all at the gate after %s, left it within %s)", sum.Buyers, round(sum.StartSeconds), round(sum.ReadySeconds), spread)
 	line("tickets:    %d in %s", sum.Tickets, sum.File)
 	if r.qty == 1 {
 		line("got one:    %d", sum.Got)
