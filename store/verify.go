@@ -33,7 +33,9 @@ func (r Report) Balanced() bool { return len(r.Problems) == 0 }
 func (s *Store) Verify(ctx context.Context) (Report, error) {
 	f := s.files()
 	var r Report
-	state, info, err := readState(f.ticket)
+	// The first read only checks the file and finds the lock's mode; the
+	// one that counts is made under the lock.
+	_, info, err := readState(f.ticket)
 	if err != nil {
 		return r, err
 	}
@@ -42,7 +44,8 @@ func (s *Store) Verify(ctx context.Context) (Report, error) {
 		return r, err
 	}
 	defer unlock()
-	if state, _, err = readState(f.ticket); err != nil {
+	state, _, err := readState(f.ticket)
+	if err != nil {
 		return r, err
 	}
 	r.State = state

@@ -46,6 +46,8 @@ A heartbeat child ("ticket watch") prints the tickets left every --every on
 stderr while the rush runs. It never outlives the rush: it is stopped when
 the rush ends, and dies with it if the rush is killed, even by SIGKILL.
 On a terminal a progress line on stderr shows buyers done and tickets left.
+If the rush itself is killed, the buyers it started go on alone: each one
+still buys under the lock, so the books still balance.
 
 --unlocked is UNSAFE and exists only to show what the lock prevents: the
 buyers skip the lock and the journal, read the same count, and overwrite
