@@ -49,6 +49,7 @@ func TestRushProgress(t *testing.T) {
 	controller, terminal := openPTY(t)
 	cmd := exec.Command(ticketBin, "rush", "-f", "b.json", "--count", "3", "--buyers", "6")
 	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), childEnv...)
 	cmd.Stderr = terminal
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

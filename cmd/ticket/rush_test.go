@@ -22,6 +22,14 @@ import (
 // is the directory of go.mod.
 var ticketBin, moduleRoot string
 
+// childEnv is added to the environment of every process the tests start.
+// A -race build sleeps a second at exit unless told not to, which would
+// pass for a process that lingers.
+var childEnv = []string{"TICKET_FILE=", "GORACE=atexit_sleep_ms=0"}
+
+// buildFlags are the go build flags for ticketBin (race_test.go adds -race).
+var buildFlags []string
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "ticket-test-bin-")
 	if err != nil {
@@ -37,7 +45,7 @@ func TestMain(m *testing.M) {
 		}
 		moduleRoot = filepath.Dir(strings.TrimSpace(string(gomod)))
 		ticketBin = filepath.Join(dir, "ticket")
-		build := exec.Command("go", "build", "-o", ticketBin, "./cmd/ticket")
+		build := exec.Command("go", append(append([]string{"build"}, buildFlags...), "-o", ticketBin, "./cmd/ticket")...)
 		build.Dir = moduleRoot
 		if out, err := build.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "go build ./cmd/ticket: %v\n%s", err, out)
@@ -60,7 +68,7 @@ func start(t *testing.T, dir string, args ...string) *proc {
 	t.Helper()
 	p := &proc{cmd: exec.Command(ticketBin, args...)}
 	p.cmd.Dir = dir
-	p.cmd.Env = append(os.Environ(), "TICKET_FILE=")
+	p.cmd.Env = append(os.Environ(), childEnv...)
 	var err error
 	out := t.TempDir()
 	if p.stdout, err = os.Create(filepath.Join(out, "stdout")); err != nil {
@@ -413,6 +421,15 @@ func TestWatch(t *testing.T) {
 		t.Fatalf("watch did not stop when sold out")
 	}
 
+	t.Run("parent already gone", func(t *testing.T) {
+		// Started by the test, not by pid 1: as if its rush had died
+		// before the parent-death signal was armed.
+		code, out, errOut := ticketRun(t, dir, "watch", "-f", "t.json", "--every", "1h", "--parent", "1")
+		if code != 0 || out != "" || !strings.Contains(errOut, "parent 1 is gone") {
+			t.Errorf("exit %d, stdout %q, stderr %q", code, out, errOut)
+		}
+	})
+
 	t.Run("interrupted", func(t *testing.T) {
 		if code, _, errOut := ticketRun(t, dir, "init", "-f", "u.json", "--count", "2"); code != 0 {
 			t.Fatalf("init: exit %d: %s", code, errOut)
@@ -464,7 +481,8 @@ func script(t *testing.T, env []string, name string, args ...string) (int, strin
 	}
 	cmd := exec.Command(bash, append([]string{filepath.Join(moduleRoot, "scripts", name)}, args...)...)
 	cmd.Dir = t.TempDir()
-	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(ticketBin)+string(os.PathListSeparator)+os.Getenv("PATH"), "TICKET_FILE=", "TICKET_BIN=")
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(ticketBin)+string(os.PathListSeparator)+os.Getenv("PATH"), "TICKET_BIN=")
+	cmd.Env = append(cmd.Env, childEnv...)
 	cmd.Env = append(cmd.Env, env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var out bytes.Buffer
