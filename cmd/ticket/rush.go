@@ -546,7 +546,7 @@ func (r *rush) report() error {
 	line("left:       %d", sum.Left)
 	line("wall time:  %s", round(sum.WallSeconds))
 	line("buys/s:     %.0f", sum.BuysPerSecond)
-	line("heartbeat:  pid %d, %d beats, stopped", sum.HeartbeatPID, sum.Heartbeats)
+	line("heartbeat:  pid %d, %d %s, stopped", sum.HeartbeatPID, sum.Heartbeats, plural(int64(sum.Heartbeats), "beat", "beats"))
 	line("verify:     %s", sum.Verify)
 	if sum.Oversold {
 		line("oversold:   YES (%d buyers told they got %s, only %d tickets)", sum.Got, plural(r.qty, "a ticket", strconv.FormatInt(r.qty, 10)+" tickets"), sum.Tickets)
