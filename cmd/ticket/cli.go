@@ -110,6 +110,11 @@ func (c *cli) parse(fs *pflag.FlagSet, args []string) error {
 		}
 		return &usageError{fmt.Sprintf("%v (see ticket %s -h)", err, c.name)}
 	}
+	// -h is a flag of ours, so pflag does not answer it with ErrHelp.
+	if help, _ := fs.GetBool("help"); help {
+		fs.Usage()
+		return errHelp
+	}
 	if fs.NArg() > 0 {
 		return &usageError{fmt.Sprintf("unexpected argument %q (see ticket %s -h)", fs.Arg(0), c.name)}
 	}

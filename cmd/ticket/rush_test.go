@@ -549,3 +549,24 @@ func TestScriptsSeeOversell(t *testing.T) {
 	}
 	t.Fatalf("race.sh with unlocked buyers never saw an oversell or lost update in %d attempts", attempts)
 }
+
+// TestHelp checks that -h shows the help and does nothing else: before it
+// was handled, "ticket buy -h" bought a ticket.
+func TestHelp(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, errOut := ticketRun(t, dir, "init", "--count", "1"); code != 0 {
+		t.Fatalf("init: exit %d: %s", code, errOut)
+	}
+	before, _ := os.ReadFile(filepath.Join(dir, "ticket.json"))
+	for _, cmd := range []string{"buy", "rush", "watch"} {
+		t.Run(cmd, func(t *testing.T) {
+			code, out, errOut := ticketRun(t, dir, cmd, "-h")
+			if code != 0 || !strings.HasPrefix(out, "Usage: ticket "+cmd+" ") || errOut != "" {
+				t.Errorf("exit %d, stdout %.40q, stderr %q", code, out, errOut)
+			}
+		})
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, "ticket.json")); !bytes.Equal(before, after) {
+		t.Errorf("ticket.json changed from %q to %q", before, after)
+	}
+}
