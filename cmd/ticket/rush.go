@@ -348,7 +348,7 @@ func (r *rush) collect(ctx context.Context, hb *heartbeatChild) {
 			default:
 				r.sum.Errors++
 			}
-			if res.Left != nil && (!r.unlocked || finished == 1 || *res.Left < left) {
+			if res.Left != nil && *res.Left < left { // buyers are reaped out of order
 				left = *res.Left
 			}
 			r.sum.Results = append(r.sum.Results, res)
