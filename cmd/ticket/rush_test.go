@@ -570,3 +570,83 @@ func TestHelp(t *testing.T) {
 		t.Errorf("ticket.json changed from %q to %q", before, after)
 	}
 }
+
+// TestRushInterrupted sends SIGTERM to a rush whose buyers wait for the
+// lock: it passes the signal on, they stop with nothing changed, and the
+// rush reports them, checks the books and exits 143.
+func TestRushInterrupted(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("needs /proc to find the rush's children")
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "t.json")
+	if code, _, errOut := ticketRun(t, dir, "init", "-f", file, "--count", "3"); code != 0 {
+		t.Fatalf("init: exit %d: %s", code, errOut)
+	}
+	unlock, err := store.Lock(context.Background(), file+".lock", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	rush := start(t, dir, "rush", "-f", file, "--buyers", "3")
+	var buyers []int
+	for deadline := time.Now().Add(10 * time.Second); len(buyers) < 3 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		buyers = buyers[:0]
+		for pid, cmdline := range children(rush.cmd.Process.Pid) {
+			if strings.Contains(cmdline, " buy ") {
+				buyers = append(buyers, pid)
+			}
+		}
+	}
+	for _, pid := range buyers {
+		t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	}
+	if len(buyers) < 3 {
+		t.Fatalf("found buyers %v", buyers)
+	}
+	// Signal only once all three wait in flock(2), past the gate and with
+	// their signal handlers installed.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		w := lockWaiters()
+		if w[buyers[0]] && w[buyers[1]] && w[buyers[2]] {
+			break
+		}
+	}
+	_ = rush.cmd.Process.Signal(syscall.SIGTERM)
+	// The lock stays held until every buyer has stopped, so none can buy.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if !alive(buyers[0]) && !alive(buyers[1]) && !alive(buyers[2]) {
+			break
+		}
+	}
+	unlock()
+	if code := rush.wait(t); code != exitSIGTERM {
+		t.Errorf("exit %d, want %d", code, exitSIGTERM)
+	}
+	out := rush.out()
+	for _, want := range []string{"got one:    0\n", "errors:     3\n", "left:       3\n", "books:      balance"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Count(out, "error (exit 143): interrupted") != 3 {
+		t.Errorf("want three buyers interrupted:\n%s", out)
+	}
+}
+
+// lockWaiters returns the pids blocked waiting for a file lock, from the
+// "->" lines of /proc/locks.
+func lockWaiters() map[int]bool {
+	pids := map[int]bool{}
+	b, _ := os.ReadFile("/proc/locks")
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 6 && f[1] == "->" {
+			if pid, err := strconv.Atoi(f[5]); err == nil {
+				pids[pid] = true
+			}
+		}
+	}
+	return pids
+}
