@@ -650,3 +650,20 @@ func lockWaiters() map[int]bool {
 	}
 	return pids
 }
+
+// TestRushSellsWhatIsLeft runs a rush without --count on a sale already
+// under way: it sells what is left, and checks only its own sales.
+func TestRushSellsWhatIsLeft(t *testing.T) {
+	dir := t.TempDir()
+	code, first, errOut := rushResult(t, dir, "-f", "t.json", "--count", "10", "--buyers", "4")
+	if code != 0 || first.Got != 4 || first.Left != 6 {
+		t.Fatalf("first rush: exit %d, got %d, left %d\n%s", code, first.Got, first.Left, errOut)
+	}
+	code, second, errOut := rushResult(t, dir, "-f", "t.json", "--buyers", "8")
+	if code != 0 || second.Tickets != 6 || second.Got != 6 || second.SoldOut != 2 || second.Left != 0 || !second.Balanced {
+		t.Errorf("second rush: exit %d, tickets %d, got %d, sold out %d, left %d, problems %q\n%s", code, second.Tickets, second.Got, second.SoldOut, second.Left, second.Problems, errOut)
+	}
+	if second.Verify != "ok, 10 sales" {
+		t.Errorf("verify %q, want %q", second.Verify, "ok, 10 sales")
+	}
+}
