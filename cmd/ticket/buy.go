@@ -3,16 +3,18 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/ticketd/ticket/store"
 	"github.com/ticketd/ticket/ticket"
 )
 
 func runBuy(c *cli, args []string) error {
-	fs, file := c.flagSet("[--buyer NAME] [--qty K] [--wait D | --nowait] [--json] [flags]", `
+	fs, file := c.flagSet("[--buyer NAME] [--qty K] [--wait D | --nowait] [--peek] [--json] [flags]", `
 Buy K tickets: take the lock (PATH.lock), re-read the ticket file under it,
 and take K tickets only if K are left, all or nothing. The sale is appended
 to the journal and the ticket file replaced atomically and durably before
@@ -21,6 +23,11 @@ to the journal and the ticket file replaced atomically and durably before
 Without --wait it waits for the lock as long as it takes, like flock(1).
 SIGINT or SIGTERM while waiting exits 130 or 143 with nothing changed; once
 the lock is held the buy completes and is reported as usual.
+
+With --peek it first reads the tickets left without the lock, as the seed's
+buyers do, and says so on stderr ("person3 sees 5 left"; with --json also
+as "seen" in the result). That count is only a glimpse: the buy itself
+re-reads the file under the lock and decides on what it finds there.
 
 Exit status: 0 bought, 3 sold out (fewer than K left), 4 lock not acquired
 in time, 5 invalid ticket file or journal (untouched), 6 sale recorded but
@@ -33,6 +40,11 @@ not confirmed durable or not reported (check ticket show --sales), 1 other.`)
 	fs.BoolVar(&c.json, "json", false, "print the result as one JSON object")
 	unlocked := fs.Bool("unsafe-no-lock", false, "UNSAFE: skip the lock and the journal (only to show what the lock prevents)")
 	_ = fs.MarkHidden("unsafe-no-lock")
+	peek := fs.Bool("peek", false, "first report the tickets left as seen without the lock (stderr; \"seen\" with --json)")
+	gate := fs.Bool("gate", false, "wait until stdin reaches end of file before starting (ticket rush releases its buyers at once this way)")
+	_ = fs.MarkHidden("gate")
+	readyFD := fs.Int("ready-fd", 0, "with --gate: write one byte to this file descriptor and close it once at the gate")
+	_ = fs.MarkHidden("ready-fd")
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
@@ -45,6 +57,17 @@ not confirmed durable or not reported (check ticket show --sales), 1 other.`)
 	// A reader that went away must not kill us with SIGPIPE after the sale:
 	// the write fails instead, and the exit status says the sale stands.
 	signal.Ignore(syscall.SIGPIPE)
+	if *gate && *readyFD > 2 {
+		ready := os.NewFile(uintptr(*readyFD), "ready")
+		_, _ = ready.Write([]byte{1})
+		_ = ready.Close()
+	}
+	if *gate {
+		// Blocks until every writer of stdin has closed it: the launcher
+		// starts all its buyers first, then closes its end once.
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		c.extra.Released = time.Now().UnixNano()
+	}
 	ctx, stop := c.interruptible()
 	defer stop()
 	ctx, cancel, err := wait.context(ctx, fs)
@@ -57,6 +80,14 @@ not confirmed durable or not reported (check ticket show --sales), 1 other.`)
 		Unlocked: *unlocked,
 		Warn:     func(note string) { fmt.Fprintf(c.stderr, "ticket buy: note: %s\n", note) },
 	})
+	if *peek {
+		st, err := s.Read()
+		if err != nil {
+			return err
+		}
+		c.extra.Seen = &st.Left
+		fmt.Fprintf(c.stderr, "%s sees %d left\n", *buyer, st.Left)
+	}
 	r, err := s.Buy(ctx, *buyer, *qty)
 	switch {
 	case errors.Is(err, ticket.ErrSoldOut):
@@ -87,7 +118,8 @@ func (c *cli) reportBuy(file, buyer string, qty int64, r store.Receipt, bought b
 			Bought bool   `json:"bought"`
 			Left   int64  `json:"left"`
 			Seq    int64  `json:"seq,omitempty"`
-		}{file, buyer, qty, bought, r.State.Left, r.Sale.Seq}
+			buyExtra
+		}{file, buyer, qty, bought, r.State.Left, r.Sale.Seq, c.extra}
 		return c.result(out)
 	}
 	switch {
@@ -105,4 +137,10 @@ func plural(n int64, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// buyExtra is what --peek and --gate add to buy's JSON result.
+type buyExtra struct {
+	Seen     *int64 `json:"seen,omitempty"`     // tickets left as seen without the lock (--peek)
+	Released int64  `json:"released,omitempty"` // when the gate opened, Unix nanoseconds (--gate)
 }

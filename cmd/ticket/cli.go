@@ -26,6 +26,7 @@ type cli struct {
 	wrote          bool         // a result is already on stdout
 	signal         atomic.Int32 // exit status for the signal received, 0 if none
 	interrupted    string       // what a signal interrupted, if not a wait for the lock
+	extra          buyExtra     // buy --peek and --gate: added to buy's JSON result
 }
 
 func newCLI(stdout, stderr io.Writer) *cli {
@@ -113,6 +114,7 @@ func (c *cli) parse(fs *pflag.FlagSet, args []string) error {
 		}
 		return &usageError{fmt.Sprintf("%v (see ticket %s -h)", err, c.name)}
 	}
+	// -h is a flag of ours, so pflag does not answer it with ErrHelp.
 	if help, _ := fs.GetBool("help"); help {
 		fs.Usage()
 		return errHelp

@@ -11,9 +11,18 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
-// ticketBin is the ticket binary, built once by TestMain, for the tests
-// that run it as a real process.
-var ticketBin string
+// ticketBin is the real ticket program, built once by TestMain, for the
+// tests that run it as a process; moduleRoot is the directory of go.mod.
+var ticketBin, moduleRoot string
+
+// buildFlags are the go build flags for ticketBin (raceflag_test.go adds
+// -race under go test -race, so that the program's goroutines are checked).
+var buildFlags []string
+
+// childEnv is added to the environment of every process the tests start.
+// A -race build sleeps a second at exit unless told not to, which would
+// pass for a process that lingers.
+var childEnv = []string{"TICKET_FILE=", "GORACE=atexit_sleep_ms=0"}
 
 // testRoleEnv makes the test binary play a small COMMAND for ticket sem
 // instead of running the tests; see playRole.
@@ -53,12 +62,12 @@ func (w withBinary) Run() int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	moduleRoot = filepath.Dir(strings.TrimSpace(string(gomod)))
 	ticketBin = filepath.Join(dir, "ticket")
-	build := exec.Command("go", "build", "-o", ticketBin, "./cmd/ticket")
-	build.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "go build:", err)
+	build := exec.Command("go", append(append([]string{"build"}, buildFlags...), "-o", ticketBin, "./cmd/ticket")...)
+	build.Dir = moduleRoot
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build ./cmd/ticket: %v\n%s", err, out)
 		return 1
 	}
 	return w.m.Run()

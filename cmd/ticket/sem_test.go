@@ -86,7 +86,7 @@ func semCmd(t *testing.T, role string, env []string, args ...string) *exec.Cmd {
 	t.Helper()
 	args = append(append([]string{"sem"}, args...), "--", os.Args[0])
 	cmd := exec.Command(ticketBin, args...)
-	cmd.Env = append(append(os.Environ(), testRoleEnv+"="+role), env...)
+	cmd.Env = append(append(append(os.Environ(), childEnv...), testRoleEnv+"="+role), env...)
 	t.Cleanup(func() {
 		if cmd.Process != nil {
 			_ = cmd.Process.Kill()
@@ -96,12 +96,14 @@ func semCmd(t *testing.T, role string, env []string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// ticketRun returns a ticket process that is killed if it is still
+// semTicketCmd returns a ticket process that is killed if it is still
 // running when the test ends (or after a minute).
-func ticketRun(t *testing.T, args ...string) *exec.Cmd {
+func semTicketCmd(t *testing.T, args ...string) *exec.Cmd {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
-	return exec.CommandContext(ctx, ticketBin, args...)
+	cmd := exec.CommandContext(ctx, ticketBin, args...)
+	cmd.Env = append(os.Environ(), childEnv...)
+	return cmd
 }
 
 // exitStatus returns the exit status of a process that ran: its code, or
@@ -318,7 +320,7 @@ func TestSemExitStatus(t *testing.T) {
 			if tc.busy {
 				holdAll(t, dir, "s", 2)
 			}
-			cmd := ticketRun(t, args...)
+			cmd := semTicketCmd(t, args...)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			got := exitStatus(t, cmd.Run())
@@ -463,7 +465,7 @@ func TestSemHolderKilled(t *testing.T) {
 	if _, err := os.Stat(mark); err == nil {
 		t.Fatal("the waiter ran while the holder held the only slot")
 	}
-	out, err := ticketRun(t, "sem", "--status", "--name", "s", "--dir", dir).Output()
+	out, err := semTicketCmd(t, "sem", "--status", "--name", "s", "--dir", dir).Output()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -488,21 +490,10 @@ func TestSemHolderKilled(t *testing.T) {
 	}
 }
 
-// alive reports whether pid runs (a zombie does not).
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
-}
-
 func TestSemStatus(t *testing.T) {
 	dir := semDir(t)
 	holder, _ := startReady(t, nil, "--name", "s", "--slots", "2", "--dir", dir)
-	out, err := ticketRun(t, "sem", "--status", "--name", "s", "--slots", "3", "--dir", dir).Output()
+	out, err := semTicketCmd(t, "sem", "--status", "--name", "s", "--slots", "3", "--dir", dir).Output()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -510,7 +501,7 @@ func TestSemStatus(t *testing.T) {
 	if string(out) != want {
 		t.Errorf("status:\n%s\nwant:\n%s", out, want)
 	}
-	out, err = ticketRun(t, "sem", "--status", "--name", "s", "--dir", dir, "--json").Output()
+	out, err = semTicketCmd(t, "sem", "--status", "--name", "s", "--dir", dir, "--json").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
