@@ -158,6 +158,33 @@ func (j *journal) append(line []byte) error {
 	return j.sync()
 }
 
+// size returns the journal's length, where undo can cut it back to.
+func (j *journal) size() (int64, error) {
+	info, err := j.f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("stat %s: %w", j.path, err)
+	}
+	return info.Size(), nil
+}
+
+// undo cuts the journal back to size, taking off the sale of a buy that
+// failed before its commit point, so that a failed buy changes nothing. It
+// does not fsync: a failed fsync is never retried, and if the cut is lost
+// the line is an uncommitted tail that the next lock holder cuts.
+func (j *journal) undo(size int64) error {
+	now, err := j.size()
+	if err != nil || now == size {
+		return err
+	}
+	if err := fault(stepJournalUndo); err != nil {
+		return fmt.Errorf("cut %s: %w", j.path, err)
+	}
+	if err := j.f.Truncate(size); err != nil {
+		return fmt.Errorf("cut %s: %w", j.path, err)
+	}
+	return nil
+}
+
 func (j *journal) sync() error {
 	if j.noSync {
 		return nil

@@ -154,18 +154,31 @@ func (s *Store) update(ctx context.Context, fn func(ticket.State, *journal) (tic
 			s.opts.Warn(note)
 		}
 	}
+	var size int64
+	if j != nil {
+		if size, err = j.size(); err != nil {
+			return err
+		}
+	}
 	next, err := fn(state, j)
-	if err != nil || next.Version == state.Version {
-		return err
+	if err == nil && next.Version != state.Version {
+		tmp := f.tmp
+		if s.opts.Unlocked {
+			// Unlocked writers must not share one temporary file: that would
+			// tear the file instead of merely losing updates.
+			tmp = fmt.Sprintf("%s.%d", f.tmp, os.Getpid())
+		}
+		uid, gid := owner(info)
+		err = writer{noSync: s.opts.NoSync}.replace(f.ticket, tmp, next.Encode(), info.Mode().Perm(), uid, gid)
 	}
-	tmp := f.tmp
-	if s.opts.Unlocked {
-		// Unlocked writers must not share one temporary file: that would
-		// tear the file instead of merely losing updates.
-		tmp = fmt.Sprintf("%s.%d", f.tmp, os.Getpid())
+	if err != nil && !errors.Is(err, ErrUnconfirmed) && j != nil {
+		// Not committed: take back the sale fn may have appended. If that
+		// fails too, the next lock holder cuts it as an uncommitted tail.
+		if uerr := j.undo(size); uerr != nil && s.opts.Warn != nil {
+			s.opts.Warn(fmt.Sprintf("%v (the next buy cuts it)", uerr))
+		}
 	}
-	uid, gid := owner(info)
-	return writer{noSync: s.opts.NoSync}.replace(f.ticket, tmp, next.Encode(), info.Mode().Perm(), uid, gid)
+	return err
 }
 
 // Init creates the ticket file with n tickets and an empty journal. It
