@@ -28,7 +28,8 @@ func init() {
 // ticketCmd returns the command "ticket args..." as a child process.
 func ticketCmd(args ...string) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), asTicketEnv+"=1")
+	// Under -race, a child would sleep a second at exit (atexit_sleep_ms).
+	cmd.Env = append(os.Environ(), asTicketEnv+"=1", "GORACE=atexit_sleep_ms=0 "+os.Getenv("GORACE"))
 	return cmd
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ticketd/ticket/store"
 	"github.com/ticketd/ticket/ticket"
 )
 
@@ -30,24 +32,28 @@ func signalRounds(t *testing.T) int {
 	if testing.Short() {
 		return 4
 	}
-	return 15
+	return 30
 }
 
 // loopStats are the figures a signal loop reports.
 type loopStats struct {
 	rounds, buyers, signalled, died, bought, interrupted, tails int
+	queued                                                      int // buyers seen blocked on the lock before it was released
+	holderKills                                                 int // signals sent to the lock's holder
 }
 
-// TestKill9Loop runs rounds of 24 buyer processes and kills a random half
-// of them with SIGKILL at random moments: while starting, waiting for the
-// lock, holding it, writing. After each round: ticket verify exits 0, the
+// TestKill9Loop runs rounds of 24 buyer processes that queue on the lock
+// (the test holds it while they start) and kills a random half of them
+// with SIGKILL at random moments after it lets go: while they wait for the
+// lock, hold it, write; three more SIGKILLs per round go to whoever holds
+// the lock at that moment, a buyer in the middle of its commit. After each round: ticket verify exits 0, the
 // ticket file parses, every buyer that exited 0 is in the journal with the
 // sale it reported, the next buy recovers (cutting what a killed buyer
 // left, and saying so) and leaves no PATH.tmp.
 func TestKill9Loop(t *testing.T) {
 	st := signalLoop(t, signalRounds(t), 24, []syscall.Signal{syscall.SIGKILL}, nil)
-	t.Logf("kill -9 loop: %d rounds of %d buyers, %d SIGKILLs delivered, %d buyers died of them, %d sales reported, %d uncommitted tails cut by the next buyer",
-		st.rounds, st.buyers, st.signalled, st.died, st.bought, st.tails)
+	t.Logf("kill -9 loop: %d rounds of %d buyers (%d seen queued on the lock), %d SIGKILLs delivered (%d to the lock holder), %d buyers died of them, %d sales reported, %d uncommitted tails cut by the next buyer",
+		st.rounds, st.buyers, st.queued, st.signalled, st.holderKills, st.died, st.bought, st.tails)
 	if st.died == 0 {
 		t.Fatal("no buyer was killed: the loop proved nothing")
 	}
@@ -58,8 +64,8 @@ func TestKill9Loop(t *testing.T) {
 // the journal, and no file is ever left half-written.
 func TestSignalLoop(t *testing.T) {
 	st := signalLoop(t, signalRounds(t), 24, []syscall.Signal{syscall.SIGINT, syscall.SIGTERM}, nil)
-	t.Logf("signal loop: %d rounds of %d buyers, %d SIGINT/SIGTERM delivered, %d exited 130/143 with nothing bought, %d died of the signal before handling it, %d sales reported",
-		st.rounds, st.buyers, st.signalled, st.interrupted, st.died, st.bought)
+	t.Logf("signal loop: %d rounds of %d buyers (%d seen queued on the lock), %d SIGINT/SIGTERM delivered (%d to the lock holder), %d exited 130/143 with nothing bought, %d died of the signal before handling it, %d sales reported",
+		st.rounds, st.buyers, st.queued, st.signalled, st.holderKills, st.interrupted, st.died, st.bought)
 }
 
 // TestKill9LoopControl is the negative control of the loop's checks: the
@@ -87,8 +93,18 @@ func signalLoop(t *testing.T, rounds, buyers int, sigs []syscall.Signal, fail fu
 	path := newTicketFile(t, strconv.Itoa(rounds*(buyers+1)+10))
 	st := loopStats{rounds: rounds, buyers: buyers}
 	spread := 100 * time.Millisecond // how long a round took last time: kills land within it
+	locked := len(extra) == 0        // the unsafe control's buyers take no lock
 	for round := 1; round <= rounds; round++ {
-		start := time.Now()
+		// The test holds the lock while the buyers start, so that they
+		// queue behind it and the signals land while they wait, hold the
+		// lock and write, not while they start.
+		var unlock func()
+		if locked {
+			var err error
+			if unlock, err = store.Lock(context.Background(), path+".lock", 0); err != nil {
+				t.Fatal(err)
+			}
+		}
 		cmds := make([]*exec.Cmd, buyers)
 		for i := range cmds {
 			args := append([]string{"buy", "-f", path, "--json", "--buyer", fmt.Sprintf("r%d-b%d", round, i)}, extra...)
@@ -99,6 +115,11 @@ func signalLoop(t *testing.T, rounds, buyers int, sigs []syscall.Signal, fail fu
 			cmd := cmds[i]
 			t.Cleanup(func() { _ = cmd.Process.Kill() })
 		}
+		if locked {
+			st.queued += waitQueued(cmds)
+			unlock()
+		}
+		start := time.Now()
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		for _, cmd := range cmds {
@@ -116,12 +137,32 @@ func signalLoop(t *testing.T, rounds, buyers int, sigs []syscall.Signal, fail fu
 				}
 			})
 		}
+		if locked {
+			// Also signal whoever holds the lock at random moments: a
+			// buyer in the middle of its commit.
+			for range 3 {
+				sig := sigs[rand.IntN(len(sigs))]
+				delay := rand.N(spread)
+				wg.Go(func() {
+					time.Sleep(delay)
+					pid := lockHolder(path + ".lock")
+					for _, cmd := range cmds {
+						if cmd.Process.Pid == pid && syscall.Kill(pid, sig) == nil {
+							mu.Lock()
+							st.signalled++
+							st.holderKills++
+							mu.Unlock()
+						}
+					}
+				})
+			}
+		}
 		outs := make([]outcome, buyers)
 		for i, cmd := range cmds {
 			outs[i] = finish(t, cmd, cmd.Wait())
 		}
 		wg.Wait()
-		spread = max(time.Since(start), 20*time.Millisecond)
+		spread = max(time.Since(start), 10*time.Millisecond)
 		checkRound(t, path, round, outs, &st, fail)
 	}
 	return st
@@ -189,4 +230,50 @@ func checkRound(t *testing.T, path string, round int, outs []outcome, st *loopSt
 	if o := runCaptured(t, "verify", "-f", path); o.code != 0 {
 		fail("round %d: verify after the next buy exits %d: %s", round, o.code, o.stderr)
 	}
+}
+
+// waitQueued waits (up to a few seconds: it only shapes the scenario) until
+// the kernel shows the buyers blocked on the lock in /proc/locks, and
+// returns how many were.
+func waitQueued(cmds []*exec.Cmd) int {
+	n := 0
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		locks, err := os.ReadFile("/proc/locks")
+		if err != nil {
+			return 0
+		}
+		n = 0
+		for _, cmd := range cmds {
+			if strings.Contains(string(locks), fmt.Sprintf("-> FLOCK  ADVISORY  WRITE %d ", cmd.Process.Pid)) {
+				n++
+			}
+		}
+		if n == len(cmds) {
+			break
+		}
+	}
+	return n
+}
+
+// lockHolder returns the pid that holds the flock on lockPath, from
+// /proc/locks, or 0.
+func lockHolder(lockPath string) int {
+	var st syscall.Stat_t
+	if syscall.Stat(lockPath, &st) != nil {
+		return 0
+	}
+	locks, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(locks), "\n") {
+		f := strings.Fields(line)
+		// 1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF (waiters have "->" after the number)
+		if len(f) < 6 || f[1] != "FLOCK" || !strings.HasSuffix(f[5], fmt.Sprintf(":%d", st.Ino)) {
+			continue
+		}
+		pid, _ := strconv.Atoi(f[4])
+		return pid
+	}
+	return 0
 }
