@@ -183,7 +183,7 @@ func TestCrashPoints(t *testing.T) {
 			if r.Sale.Seq != wantVersion+1 {
 				t.Fatalf("next sale #%d, want #%d", r.Sale.Seq, wantVersion+1)
 			}
-			if c.tail && (len(notes) != 1 || !strings.Contains(notes[0], "cut what a crashed buyer left")) {
+			if c.tail && (len(notes) == 0 || !strings.Contains(notes[0], "cut what a crashed buyer left")) {
 				t.Fatalf("the next buyer cut a tail but noted %q", notes)
 			}
 			rep = mustBalance(t, path)
@@ -313,4 +313,30 @@ func TestLockHolderDies(t *testing.T) {
 		t.Fatalf("waiter bought sale %q, want 1", wout.String())
 	}
 	mustBalance(t, path)
+}
+
+// TestCrashThenSoldOut: the buy after a crash that left PATH.tmp cleans
+// up even when it sells nothing (sold out), so no temporary file outlives
+// the next buy whatever its outcome.
+func TestCrashThenSoldOut(t *testing.T) {
+	path := newSale(t, 3, 2) // 1 left
+	cmd := child(t, "crash", path, crashEnv+"="+stepTempSync)
+	startChild(t, cmd)
+	if err := cmd.Wait(); !killedBySIGKILL(err) {
+		t.Fatalf("crash child: got %v, want death by SIGKILL (stderr: %s)", err, cmd.Stderr)
+	}
+	if _, err := os.Stat(path + ".tmp"); err != nil {
+		t.Fatalf("the crash left no %s.tmp to clean up: %v", path, err)
+	}
+	var notes []string
+	_, err := Open(path, Options{Warn: func(n string) { notes = append(notes, n) }}).Buy(context.Background(), "greedy", 2)
+	if !errors.Is(err, ticket.ErrSoldOut) {
+		t.Fatalf("buy 2 of 1 left: %v, want ErrSoldOut", err)
+	}
+	if _, err := os.Stat(path + ".tmp"); err == nil {
+		t.Fatalf("%s.tmp is left after the next buy (sold out); notes: %q", path, notes)
+	}
+	if rep := mustBalance(t, path); rep.Pending != "" {
+		t.Fatalf("the uncommitted sale is still pending after the next buy: %s", rep.Pending)
+	}
 }

@@ -153,6 +153,9 @@ func (s *Store) update(ctx context.Context, fn func(ticket.State, *journal) (tic
 		if note != "" && s.opts.Warn != nil {
 			s.opts.Warn(note)
 		}
+		if note := removeStale(f.tmp); note != "" && s.opts.Warn != nil {
+			s.opts.Warn(note)
+		}
 	}
 	var size int64
 	if j != nil {
@@ -179,6 +182,23 @@ func (s *Store) update(ctx context.Context, fn func(ticket.State, *journal) (tic
 		}
 	}
 	return err
+}
+
+// removeStale removes the PATH.tmp a writer killed before its rename left,
+// so that none outlives the next lock holder, even one that writes nothing
+// (a sold-out buy). It returns a note saying what it did or could not do.
+func removeStale(tmp string) string {
+	if _, err := os.Lstat(tmp); err != nil {
+		return ""
+	}
+	err := fault(stepTempRemove)
+	if err == nil {
+		err = os.Remove(tmp)
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return ioError("remove leftover", tmp, err).Error()
+	}
+	return fmt.Sprintf("%s: removed what a crashed writer left", tmp)
 }
 
 // Init creates the ticket file with n tickets and an empty journal. It
