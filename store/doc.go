@@ -19,8 +19,9 @@
 // process killed before it leaves at most one uncommitted journal line and a
 // stale PATH.tmp; the next lock holder cuts the line and removes PATH.tmp,
 // saying so through Options.Warn, whether or not it then sells anything.
-// A buy that fails before the rename takes its own journal line back. Readers need no lock: rename(2)
-// replaces the file in one step, so they see one whole version or the next.
+// A buy that fails before the rename takes its own journal line back.
+// Readers need no lock: rename(2) replaces the file in one step, so they
+// see one whole version or the next.
 //
 // # Why a separate lock file
 //
