@@ -102,4 +102,3 @@ func pendingTail(err error, last ticket.Sale, state ticket.State) (string, bool)
 	}
 	return "an unfinished last line was never committed", true
 }
-

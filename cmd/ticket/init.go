@@ -38,9 +38,9 @@ file it cannot parse.`)
 	}
 	if c.json {
 		return c.result(struct {
-			File           string `json:"file"`
-			Left           int64  `json:"left"`
-			Total          int64  `json:"total"`
+			File            string `json:"file"`
+			Left            int64  `json:"left"`
+			Total           int64  `json:"total"`
 			ArchivedJournal string `json:"archived_journal,omitempty"`
 		}{*file, state.Left, state.Total, archive})
 	}
