@@ -121,7 +121,9 @@ func (s *Store) Buy(ctx context.Context, buyer string, qty int64) (Receipt, erro
 // through. Under the lock it reads the ticket file, brings the journal to
 // the file's version, calls fn with both, and, if fn returns a new state
 // (one whose Version differs), replaces the ticket file with it. fn's
-// error aborts without writing.
+// error aborts without writing. Whenever the ticket file is not replaced,
+// whatever fn appended to the journal is cut off again, so that only a
+// committed buy leaves a trace.
 func (s *Store) update(ctx context.Context, fn func(ticket.State, *journal) (ticket.State, error)) error {
 	f := s.files()
 	info, err := os.Stat(f.ticket)
