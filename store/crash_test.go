@@ -94,7 +94,8 @@ func buyChild(path string) int {
 func child(t *testing.T, role, path string, env ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), append([]string{roleEnv + "=" + role, fileEnv + "=" + path}, env...)...)
+	// GORACE: under -race a child would sleep a second at exit.
+	cmd.Env = append(os.Environ(), append([]string{roleEnv + "=" + role, fileEnv + "=" + path, "GORACE=atexit_sleep_ms=0 " + os.Getenv("GORACE")}, env...)...)
 	cmd.Stderr = &strings.Builder{}
 	return cmd
 }
@@ -308,7 +309,7 @@ func TestLockHolderDies(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the waiter still waits 30s after the holder was killed")
 	}
-	t.Logf("waiter bought %s %v after the holder was killed", strings.TrimSpace(wout.String()), time.Since(killed))
+	t.Logf("waiter bought sale #%s and exited %v after the holder was killed", strings.TrimSpace(wout.String()), time.Since(killed))
 	if strings.TrimSpace(wout.String()) != "1" {
 		t.Fatalf("waiter bought sale %q, want 1", wout.String())
 	}
