@@ -89,8 +89,9 @@ func buyChild(path string) int {
 	return 0
 }
 
-// child starts the test binary in role with the ticket file path, and
-// kills it by pid when the test ends, whatever the outcome.
+// child returns the test binary as a child in role with the ticket file
+// path; startChild starts it and kills it by pid when the test ends,
+// whatever the outcome.
 func child(t *testing.T, role, path string, env ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
