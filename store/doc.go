@@ -17,9 +17,11 @@
 // the new version to PATH.tmp, fsyncs it, renames it over PATH and fsyncs the
 // directory, then releases the lock. The rename is the commit point. A
 // process killed before it leaves at most one uncommitted journal line and a
-// stale PATH.tmp; the next lock holder cuts the line (and says so through
-// Options.Warn) and replaces PATH.tmp. Readers need no lock: rename(2)
-// replaces the file in one step, so they see one whole version or the next.
+// stale PATH.tmp; the next lock holder cuts the line and removes PATH.tmp,
+// saying so through Options.Warn, whether or not it then sells anything.
+// A buy that fails before the rename takes its own journal line back.
+// Readers need no lock: rename(2) replaces the file in one step, so they
+// see one whole version or the next.
 //
 // # Why a separate lock file
 //

@@ -14,6 +14,8 @@ const (
 	stepJournalCut   = "journal.cut"   // cut an uncommitted tail
 	stepJournalWrite = "journal.write" // append the sale
 	stepJournalSync  = "journal.sync"  // fsync the journal
+	stepJournalUndo  = "journal.undo"  // cut the sale of a buy that failed before the commit
+	stepTempRemove   = "temp.remove"   // remove a PATH.tmp a crashed writer left
 	stepTempCreate   = "temp.create"   // create PATH.tmp
 	stepTempWrite    = "temp.write"    // write the new version
 	stepTempSync     = "temp.sync"     // fsync PATH.tmp

@@ -17,7 +17,7 @@ import (
 // the state and the file's permission bits, which every replacement keeps.
 func readState(path string) (ticket.State, fs.FileInfo, error) {
 	if err := fault(stepRead); err != nil {
-		return ticket.State{}, nil, fmt.Errorf("read %s: %w", path, err)
+		return ticket.State{}, nil, ioError("read", path, err)
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -26,7 +26,7 @@ func readState(path string) (ticket.State, fs.FileInfo, error) {
 	defer f.Close()
 	info, err := f.Stat()
 	if err != nil {
-		return ticket.State{}, nil, fmt.Errorf("read %s: %w", path, err)
+		return ticket.State{}, nil, ioError("read", path, err)
 	}
 	if info.IsDir() {
 		return ticket.State{}, nil, invalidFile(path, "is a directory")
@@ -39,7 +39,7 @@ func readState(path string) (ticket.State, fs.FileInfo, error) {
 	}
 	data, err := io.ReadAll(io.LimitReader(f, ticket.MaxFileSize+1))
 	if err != nil {
-		return ticket.State{}, nil, fmt.Errorf("read %s: %w", path, err)
+		return ticket.State{}, nil, ioError("read", path, err)
 	}
 	s, err := ticket.Parse(data)
 	if err != nil {
@@ -57,7 +57,7 @@ func invalidFile(path, problem string) error {
 // file (run ticket init) from a dangling symlink and from other errors.
 func openError(path string, err error) error {
 	if !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("read %s: %w", path, err)
+		return ioError("read", path, err)
 	}
 	if target, lerr := os.Readlink(path); lerr == nil {
 		return fmt.Errorf("%s is a symlink to %s, which does not exist: %w", path, target, ErrNotFound)
@@ -80,10 +80,10 @@ type writer struct {
 // it is returned wrapping ErrUnconfirmed.
 func (w writer) replace(path, tmpPath string, data []byte, perm fs.FileMode, uid, gid int) (err error) {
 	if err := fault(stepTempCreate); err != nil {
-		return fmt.Errorf("create %s: %w", tmpPath, err)
+		return ioError("create", tmpPath, err)
 	}
 	if err := os.Remove(tmpPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove leftover %s: %w", tmpPath, err)
+		return ioError("remove leftover", tmpPath, err)
 	}
 	mode := perm
 	if mode == 0 {
@@ -91,7 +91,7 @@ func (w writer) replace(path, tmpPath string, data []byte, perm fs.FileMode, uid
 	}
 	f, err := os.OpenFile(tmpPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
-		return fmt.Errorf("create %s: %w", tmpPath, err)
+		return ioError("create", tmpPath, err)
 	}
 	committed := false
 	defer func() {
@@ -102,36 +102,36 @@ func (w writer) replace(path, tmpPath string, data []byte, perm fs.FileMode, uid
 	}()
 	if perm != 0 {
 		if err := f.Chmod(perm); err != nil { // exactly the replaced file's, past the umask
-			return fmt.Errorf("chmod %s: %w", tmpPath, err)
+			return ioError("chmod", tmpPath, err)
 		}
 	}
 	if uid >= 0 && os.Geteuid() == 0 {
 		if err := f.Chown(uid, gid); err != nil {
-			return fmt.Errorf("chown %s: %w", tmpPath, err)
+			return ioError("chown", tmpPath, err)
 		}
 	}
 	if err := fault(stepTempWrite); err != nil {
-		return fmt.Errorf("write %s: %w", tmpPath, err)
+		return ioError("write", tmpPath, err)
 	}
 	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", tmpPath, err)
+		return ioError("write", tmpPath, err)
 	}
 	if !w.noSync {
 		if err := fault(stepTempSync); err != nil {
-			return fmt.Errorf("fsync %s: %w", tmpPath, err)
+			return ioError("fsync", tmpPath, err)
 		}
 		if err := unix.Fdatasync(int(f.Fd())); err != nil {
-			return fmt.Errorf("fsync %s: %w", tmpPath, err)
+			return ioError("fsync", tmpPath, err)
 		}
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmpPath, err)
+		return ioError("close", tmpPath, err)
 	}
 	if err := fault(stepRename); err != nil {
-		return fmt.Errorf("rename %s: %w", tmpPath, err)
+		return ioError("rename", tmpPath, err)
 	}
 	if err := os.Rename(tmpPath, path); err != nil {
-		return fmt.Errorf("rename %s: %w", tmpPath, err)
+		return ioError("rename", tmpPath, err)
 	}
 	committed = true
 	if w.noSync {
@@ -158,6 +158,25 @@ func syncDir(dir string) error {
 		return fmt.Errorf("fsync directory %s: %w", dir, err)
 	}
 	return nil
+}
+
+// ioError describes a failed operation on a file in one line: what was
+// done to which file, then the system's reason without repeating them
+// (os errors name the operation and the file again), saying plainly when
+// the disk is full. It keeps err's chain for errors.Is.
+func ioError(op, path string, err error) error {
+	var pe *fs.PathError
+	var le *os.LinkError
+	switch {
+	case errors.As(err, &pe) && pe.Path == path:
+		err = pe.Err
+	case errors.As(err, &le) && le.Old == path:
+		err = le.Err
+	}
+	if errors.Is(err, syscall.ENOSPC) {
+		return fmt.Errorf("%s %s: the disk is full: %w", op, path, err)
+	}
+	return fmt.Errorf("%s %s: %w", op, path, err)
 }
 
 // owner returns the uid and gid of a file, or -1, -1 where unknown.

@@ -48,11 +48,11 @@ func openJournal(path string, perm fs.FileMode, noSync bool) (*journal, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	if err := createFile(path, perm); err != nil {
-		return nil, fmt.Errorf("create journal: %w", err)
+		return nil, ioError("create journal", path, err)
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
 	if err != nil {
-		return nil, fmt.Errorf("open journal: %w", err)
+		return nil, ioError("open journal", path, err)
 	}
 	return &journal{path: path, f: f, noSync: noSync}, nil
 }
@@ -73,7 +73,7 @@ func (j *journal) recover(state ticket.State) (note string, err error) {
 	start := max(size-tailWindow, 0)
 	tail := make([]byte, size-start)
 	if _, err := j.f.ReadAt(tail, start); err != nil && !errors.Is(err, io.EOF) {
-		return "", fmt.Errorf("read %s: %w", j.path, err)
+		return "", ioError("read", j.path, err)
 	}
 	cut := size // where the journal should end
 	var notes []string
@@ -114,10 +114,10 @@ func (j *journal) recover(state ticket.State) (note string, err error) {
 		return "", nil
 	}
 	if err := fault(stepJournalCut); err != nil {
-		return "", fmt.Errorf("cut %s: %w", j.path, err)
+		return "", ioError("cut", j.path, err)
 	}
 	if err := j.f.Truncate(cut); err != nil {
-		return "", fmt.Errorf("cut %s: %w", j.path, err)
+		return "", ioError("cut", j.path, err)
 	}
 	if err := j.sync(); err != nil {
 		return "", err
@@ -150,12 +150,39 @@ func lastSale(buf []byte) (ticket.Sale, int, bool, error) {
 // append writes one sale as one line and fsyncs it.
 func (j *journal) append(line []byte) error {
 	if err := fault(stepJournalWrite); err != nil {
-		return fmt.Errorf("append to %s: %w", j.path, err)
+		return ioError("append to", j.path, err)
 	}
 	if _, err := j.f.Write(line); err != nil {
-		return fmt.Errorf("append to %s: %w", j.path, err)
+		return ioError("append to", j.path, err)
 	}
 	return j.sync()
+}
+
+// size returns the journal's length, where undo can cut it back to.
+func (j *journal) size() (int64, error) {
+	info, err := j.f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("stat %s: %w", j.path, err)
+	}
+	return info.Size(), nil
+}
+
+// undo cuts the journal back to size, taking off the sale of a buy that
+// failed before its commit point, so that a failed buy changes nothing. It
+// does not fsync: a failed fsync is never retried, and if the cut is lost
+// the line is an uncommitted tail that the next lock holder cuts.
+func (j *journal) undo(size int64) error {
+	now, err := j.size()
+	if err != nil || now == size {
+		return err
+	}
+	if err := fault(stepJournalUndo); err != nil {
+		return ioError("cut", j.path, err)
+	}
+	if err := j.f.Truncate(size); err != nil {
+		return ioError("cut", j.path, err)
+	}
+	return nil
 }
 
 func (j *journal) sync() error {
@@ -163,10 +190,10 @@ func (j *journal) sync() error {
 		return nil
 	}
 	if err := fault(stepJournalSync); err != nil {
-		return fmt.Errorf("fsync %s: %w", j.path, err)
+		return ioError("fsync", j.path, err)
 	}
 	if err := unix.Fdatasync(int(j.f.Fd())); err != nil {
-		return fmt.Errorf("fsync %s: %w", j.path, err)
+		return ioError("fsync", j.path, err)
 	}
 	return nil
 }

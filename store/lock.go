@@ -30,7 +30,7 @@ func Lock(ctx context.Context, lockPath string, perm fs.FileMode) (unlock func()
 	release := func() { _ = fl.Unlock() } // closing the descriptor releases it even if LOCK_UN fails
 	ok, err := fl.TryLock()
 	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", lockPath, err)
+		return nil, ioError("lock", lockPath, err)
 	}
 	if ok {
 		return release, nil
@@ -46,7 +46,7 @@ func Lock(ctx context.Context, lockPath string, perm fs.FileMode) (unlock func()
 	select {
 	case err := <-got:
 		if err != nil {
-			return nil, fmt.Errorf("lock %s: %w", lockPath, err)
+			return nil, ioError("lock", lockPath, err)
 		}
 		return release, nil
 	case <-ctx.Done():
@@ -66,7 +66,7 @@ func Lock(ctx context.Context, lockPath string, perm fs.FileMode) (unlock func()
 // An existing lock file is left as it is: it is never replaced or deleted.
 func ensureLockFile(lockPath string, perm fs.FileMode) error {
 	if err := createFile(lockPath, perm); err != nil {
-		return fmt.Errorf("create lock file: %w", err)
+		return ioError("create lock file", lockPath, err)
 	}
 	return nil
 }

@@ -121,7 +121,9 @@ func (s *Store) Buy(ctx context.Context, buyer string, qty int64) (Receipt, erro
 // through. Under the lock it reads the ticket file, brings the journal to
 // the file's version, calls fn with both, and, if fn returns a new state
 // (one whose Version differs), replaces the ticket file with it. fn's
-// error aborts without writing.
+// error aborts without writing. Whenever the ticket file is not replaced,
+// whatever fn appended to the journal is cut off again, so that only a
+// committed buy leaves a trace.
 func (s *Store) update(ctx context.Context, fn func(ticket.State, *journal) (ticket.State, error)) error {
 	f := s.files()
 	info, err := os.Stat(f.ticket)
@@ -153,19 +155,52 @@ func (s *Store) update(ctx context.Context, fn func(ticket.State, *journal) (tic
 		if note != "" && s.opts.Warn != nil {
 			s.opts.Warn(note)
 		}
+		if note := removeStale(f.tmp); note != "" && s.opts.Warn != nil {
+			s.opts.Warn(note)
+		}
+	}
+	var size int64
+	if j != nil {
+		if size, err = j.size(); err != nil {
+			return err
+		}
 	}
 	next, err := fn(state, j)
-	if err != nil || next.Version == state.Version {
-		return err
+	if err == nil && next.Version != state.Version {
+		tmp := f.tmp
+		if s.opts.Unlocked {
+			// Unlocked writers must not share one temporary file: that would
+			// tear the file instead of merely losing updates.
+			tmp = fmt.Sprintf("%s.%d", f.tmp, os.Getpid())
+		}
+		uid, gid := owner(info)
+		err = writer{noSync: s.opts.NoSync}.replace(f.ticket, tmp, next.Encode(), info.Mode().Perm(), uid, gid)
 	}
-	tmp := f.tmp
-	if s.opts.Unlocked {
-		// Unlocked writers must not share one temporary file: that would
-		// tear the file instead of merely losing updates.
-		tmp = fmt.Sprintf("%s.%d", f.tmp, os.Getpid())
+	if err != nil && !errors.Is(err, ErrUnconfirmed) && j != nil {
+		// Not committed: take back the sale fn may have appended. If that
+		// fails too, the next lock holder cuts it as an uncommitted tail.
+		if uerr := j.undo(size); uerr != nil && s.opts.Warn != nil {
+			s.opts.Warn(fmt.Sprintf("%v (the next buy cuts it)", uerr))
+		}
 	}
-	uid, gid := owner(info)
-	return writer{noSync: s.opts.NoSync}.replace(f.ticket, tmp, next.Encode(), info.Mode().Perm(), uid, gid)
+	return err
+}
+
+// removeStale removes the PATH.tmp a writer killed before its rename left,
+// so that none outlives the next lock holder, even one that writes nothing
+// (a sold-out buy). It returns a note saying what it did or could not do.
+func removeStale(tmp string) string {
+	if _, err := os.Lstat(tmp); err != nil {
+		return ""
+	}
+	err := fault(stepTempRemove)
+	if err == nil {
+		err = os.Remove(tmp)
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return ioError("remove leftover", tmp, err).Error()
+	}
+	return fmt.Sprintf("%s: removed what a crashed writer left", tmp)
 }
 
 // Init creates the ticket file with n tickets and an empty journal. It

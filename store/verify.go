@@ -33,7 +33,7 @@ func (r Report) Balanced() bool { return len(r.Problems) == 0 }
 func (s *Store) Verify(ctx context.Context) (Report, error) {
 	f := s.files()
 	var r Report
-	_, info, err := readState(f.ticket)
+	_, info, err := readState(f.ticket) // for the lock file's permissions
 	if err != nil {
 		return r, err
 	}
@@ -42,7 +42,7 @@ func (s *Store) Verify(ctx context.Context) (Report, error) {
 		return r, err
 	}
 	defer unlock()
-	state, _, err := readState(f.ticket)
+	state, _, err := readState(f.ticket) // again: it may have changed while we waited
 	if err != nil {
 		return r, err
 	}

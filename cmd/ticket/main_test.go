@@ -24,6 +24,11 @@ var buildFlags []string
 // pass for a process that lingers.
 var childEnv = []string{"TICKET_FILE=", "GORACE=atexit_sleep_ms=0"}
 
+// asTicketEnv=1 makes the test binary the ticket command (see childMain):
+// tests run it as a child process, as os/exec's own tests do, so that
+// buyers are real processes that real signals kill, running exactly run.
+const asTicketEnv = "TICKET_TEST_MAIN"
+
 // testRoleEnv makes the test binary play a small COMMAND for ticket sem
 // instead of running the tests; see playRole.
 const testRoleEnv = "TICKET_TEST_ROLE"
@@ -36,7 +41,7 @@ const testRoleEnv = "TICKET_TEST_ROLE"
 //
 // Before the tests run it builds the real binary into ticketBin.
 func TestMain(m *testing.M) {
-	if os.Getenv("TICKET_TEST_MAIN") == "1" {
+	if os.Getenv(asTicketEnv) == "1" {
 		os.Exit(childMain())
 	}
 	if role := os.Getenv(testRoleEnv); role != "" {

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -42,7 +41,7 @@ func startBuyers(t *testing.T, path string, n int, extra ...string) []*buyer {
 		b := &buyer{name: fmt.Sprintf("person%d", i)}
 		args := append([]string{"buy", "-f", path, "--buyer", b.name, "--json"}, extra...)
 		b.cmd = exec.Command(os.Args[0], args...)
-		b.cmd.Env = append(os.Environ(), "TICKET_TEST_MAIN=1", "TICKET_TEST_GATE="+gate)
+		b.cmd.Env = append(os.Environ(), asTicketEnv+"=1", "TICKET_TEST_GATE="+gate)
 		b.cmd.Stdout, b.cmd.Stderr = &b.stdout, &b.stderr
 		if err := b.cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -71,16 +70,15 @@ func startBuyers(t *testing.T, path string, n int, extra ...string) []*buyer {
 // as /proc/locks shows, so that releasing it starts a real race.
 func waitAtGate(t *testing.T, buyers []*buyer) {
 	t.Helper()
+	if _, err := os.Stat("/proc/locks"); err != nil {
+		t.Logf("no /proc/locks (%v): starting without waiting at the gate", err)
+		return
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		locks, err := os.ReadFile("/proc/locks")
-		if err != nil {
-			t.Logf("no /proc/locks (%v): starting without waiting at the gate", err)
-			return
-		}
-		waiting := 0
+		waiting, blocked := 0, lockWaiters()
 		for _, b := range buyers {
-			if blockedInFlock(locks, b.cmd.Process.Pid) {
+			if blocked[b.cmd.Process.Pid] {
 				waiting++
 			}
 		}
@@ -92,17 +90,6 @@ func waitAtGate(t *testing.T, buyers []*buyer) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// blockedInFlock reports whether /proc/locks shows pid waiting for a lock.
-func blockedInFlock(locks []byte, pid int) bool {
-	for _, line := range strings.Split(string(locks), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 5 && f[1] == "->" && f[5] == strconv.Itoa(pid) {
-			return true
-		}
-	}
-	return false
 }
 
 type buyResult struct {
@@ -229,7 +216,7 @@ func TestSignalWhileWaiting(t *testing.T) {
 			defer unlock()
 			b := &buyer{name: "waiter"}
 			b.cmd = exec.Command(os.Args[0], "buy", "-f", path, "--buyer", b.name)
-			b.cmd.Env = append(os.Environ(), "TICKET_TEST_MAIN=1")
+			b.cmd.Env = append(os.Environ(), asTicketEnv+"=1")
 			b.cmd.Stdout, b.cmd.Stderr = &b.stdout, &b.stderr
 			if err := b.cmd.Start(); err != nil {
 				t.Fatal(err)

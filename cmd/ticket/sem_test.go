@@ -390,9 +390,9 @@ func TestSemSignals(t *testing.T) {
 	}
 }
 
-// waitQueued waits until a ticket sem process is next in line for the
+// waitNextInLine waits until a ticket sem process is next in line for the
 // semaphore: it holds NAME.queue.
-func waitQueued(t *testing.T, dir, name string) {
+func waitNextInLine(t *testing.T, dir, name string) {
 	t.Helper()
 	queue := filepath.Join(dir, name+".queue")
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
@@ -432,7 +432,7 @@ func TestSemInterruptedWhileWaiting(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			waitQueued(t, dir, "s")
+			waitNextInLine(t, dir, "s")
 			if err := cmd.Process.Signal(tc.sig); err != nil {
 				t.Fatal(err)
 			}
@@ -461,7 +461,7 @@ func TestSemHolderKilled(t *testing.T) {
 	if err := waiter.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitQueued(t, dir, "s")
+	waitNextInLine(t, dir, "s")
 	if _, err := os.Stat(mark); err == nil {
 		t.Fatal("the waiter ran while the holder held the only slot")
 	}
@@ -535,7 +535,7 @@ func TestSemWaiterCPU(t *testing.T) {
 	if err := first.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitQueued(t, dir, "s")
+	waitNextInLine(t, dir, "s")
 	second := semCmd(t, "mark", []string{"TEST_MARK=" + filepath.Join(t.TempDir(), "b")}, "--name", "s", "--slots", "4", "--dir", dir)
 	if err := second.Start(); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,344 @@
+package store
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ticketd/ticket/ticket"
+)
+
+// The child roles of this package's multi-process tests: the test binary
+// re-runs itself with STORE_TEST_ROLE set, and the role runs in init,
+// before the tests.
+const (
+	roleEnv  = "STORE_TEST_ROLE"  // crash, hold or buy
+	fileEnv  = "STORE_TEST_FILE"  // the ticket file
+	crashEnv = "STORE_TEST_CRASH" // crash: the step at which to die; "done" after the buy returned
+)
+
+func init() {
+	switch os.Getenv(roleEnv) {
+	case "":
+		return
+	case "crash":
+		os.Exit(crashChild(os.Getenv(fileEnv), os.Getenv(crashEnv)))
+	case "hold":
+		os.Exit(holdChild(os.Getenv(fileEnv)))
+	case "buy":
+		os.Exit(buyChild(os.Getenv(fileEnv)))
+	}
+	fmt.Fprintf(os.Stderr, "unknown %s %q\n", roleEnv, os.Getenv(roleEnv))
+	os.Exit(2)
+}
+
+// crashChild buys one ticket and SIGKILLs itself from inside the fault
+// seam when the buy reaches step: nothing after that point runs, as in a
+// crash. It returns only if the buy never reached step.
+func crashChild(path, step string) int {
+	die := func() {
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		time.Sleep(time.Hour) // SIGKILL is on its way; nothing else may run
+	}
+	fault = func(s string) error {
+		if s == step {
+			die()
+		}
+		return nil
+	}
+	_, err := Open(path, Options{}).Buy(context.Background(), "victim", 1)
+	if step == "done" {
+		die()
+	}
+	fmt.Fprintf(os.Stderr, "step %s never reached: %v\n", step, err)
+	return 3
+}
+
+// holdChild takes the lock, says "locked" on stdout and holds it until
+// it is killed.
+func holdChild(path string) int {
+	s := Open(path, Options{})
+	unlock, err := Lock(context.Background(), s.LockPath(), 0o644)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer unlock()
+	fmt.Println("locked")
+	time.Sleep(time.Hour) // not select{}: the runtime would call that a deadlock and exit
+	return 1
+}
+
+// buyChild buys one ticket, waiting for the lock as long as it takes, and
+// prints the sale's number.
+func buyChild(path string) int {
+	r, err := Open(path, Options{}).Buy(context.Background(), "waiter", 1)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println(r.Sale.Seq)
+	return 0
+}
+
+// child returns the test binary as a child in role with the ticket file
+// path; startChild starts it and kills it by pid when the test ends,
+// whatever the outcome.
+func child(t *testing.T, role, path string, env ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	// GORACE: under -race a child would sleep a second at exit.
+	cmd.Env = append(os.Environ(), append([]string{roleEnv + "=" + role, fileEnv + "=" + path, "GORACE=atexit_sleep_ms=0 " + os.Getenv("GORACE")}, env...)...)
+	cmd.Stderr = &strings.Builder{}
+	return cmd
+}
+
+func startChild(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+}
+
+// killedBySIGKILL reports whether a finished command died of SIGKILL.
+func killedBySIGKILL(err error) bool {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
+}
+
+// TestCrashPoints kills a buyer with SIGKILL at each step of the commit
+// (from inside the fault seam, so at exactly that point) and then checks
+// that the sale is either wholly absent (a crash before the rename) or
+// wholly there (after it), that Verify balances (an uncommitted tail is
+// only Pending), and that the next buyer recovers: it cuts the tail, says
+// so, leaves no PATH.tmp and Verify balances with nothing pending.
+func TestCrashPoints(t *testing.T) {
+	cases := []struct {
+		step      string
+		committed bool // the crashed sale is in the ticket file
+		tail      bool // a crashed buyer's line is left for the next buyer to cut
+		before    bool // start from a journal with an uncommitted tail (to reach journal.cut)
+	}{
+		{stepRead, false, false, false},
+		{stepJournalOpen, false, false, false},
+		{stepJournalCut, false, true, true},
+		{stepJournalWrite, false, false, false},
+		{stepJournalSync, false, true, false}, // after the journal write, before its fsync
+		{stepTempCreate, false, true, false},  // after the journal fsync
+		{stepTempWrite, false, true, false},
+		{stepTempSync, false, true, false}, // after the temporary write
+		{stepRename, false, true, false},   // before the rename
+		{stepDirSync, true, false, false},  // after the rename, before the directory fsync
+		{"done", true, false, false},       // after the directory fsync
+	}
+	for _, c := range cases {
+		t.Run(c.step, func(t *testing.T) {
+			path := newSale(t, 10, 2)
+			if c.before {
+				st, err := Open(path, Options{}).Read()
+				if err != nil {
+					t.Fatal(err)
+				}
+				appendFile(t, path+".journal", uncommittedLine(t, st, 1))
+			}
+			cmd := child(t, "crash", path, crashEnv+"="+c.step)
+			startChild(t, cmd)
+			if err := cmd.Wait(); !killedBySIGKILL(err) {
+				t.Fatalf("crash child: got %v, want death by SIGKILL (stderr: %s)", err, cmd.Stderr)
+			}
+			st, err := Open(path, Options{}).Read()
+			if err != nil {
+				t.Fatalf("after a crash at %s the ticket file does not parse: %v", c.step, err)
+			}
+			wantVersion := int64(1)
+			if c.committed {
+				wantVersion = 2
+			}
+			if st.Version != wantVersion {
+				t.Fatalf("after a crash at %s the ticket file is at version %d, want %d", c.step, st.Version, wantVersion)
+			}
+			rep := mustBalance(t, path)
+			if (rep.Pending != "") != c.tail {
+				t.Fatalf("after a crash at %s: pending %q, want a tail: %v", c.step, rep.Pending, c.tail)
+			}
+			var notes []string
+			r, err := Open(path, Options{Warn: func(n string) { notes = append(notes, n) }}).Buy(context.Background(), "next", 1)
+			if err != nil {
+				t.Fatalf("the buy after a crash at %s: %v", c.step, err)
+			}
+			if r.Sale.Seq != wantVersion+1 {
+				t.Fatalf("next sale #%d, want #%d", r.Sale.Seq, wantVersion+1)
+			}
+			if c.tail && (len(notes) == 0 || !strings.Contains(notes[0], "cut what a crashed buyer left")) {
+				t.Fatalf("the next buyer cut a tail but noted %q", notes)
+			}
+			rep = mustBalance(t, path)
+			if rep.Pending != "" || rep.Sales != wantVersion+1 {
+				t.Fatalf("after recovery: %d sales, pending %q; want %d, none", rep.Sales, rep.Pending, wantVersion+1)
+			}
+			if _, err := os.Stat(path + ".tmp"); err == nil {
+				t.Fatalf("%s.tmp left after the next buy", path)
+			}
+		})
+	}
+}
+
+// TestVerifyFindsDiscrepancies is the negative control of the crash and
+// fault tests: it shows that Verify (which they rely on) reports each kind
+// of damage an unsafe commit order or a lost write would leave, and that a
+// buy refuses such a journal without changing anything.
+func TestVerifyFindsDiscrepancies(t *testing.T) {
+	sale := func(seq, qty, left int64) []byte {
+		return ticket.Sale{Seq: seq, Buyer: "x", Qty: qty, Left: left, PID: 1, Time: time.Unix(0, 0)}.AppendLine(nil)
+	}
+	cases := []struct {
+		name    string
+		journal [][]byte
+		ticket  string
+		want    string
+		refused bool // a buy, which reads only the journal's tail, refuses it too
+	}{
+		// The ticket file replaced before the journal was written, then a crash.
+		{"sale-missing-from-journal", [][]byte{sale(1, 2, 8)}, `{"count": 7, "total": 10, "sold": 3, "version": 2}`, "ticket file is at version 2", true},
+		{"gap", [][]byte{sale(1, 2, 8), sale(3, 1, 7)}, `{"count": 7, "total": 10, "sold": 3, "version": 3}`, "without gaps", false},
+		{"repeat", [][]byte{sale(1, 2, 8), sale(1, 1, 7)}, `{"count": 7, "total": 10, "sold": 3, "version": 1}`, "without gaps", false},
+		{"left-does-not-follow", [][]byte{sale(1, 2, 8), sale(2, 1, 5)}, `{"count": 5, "total": 10, "sold": 5, "version": 2}`, "minus the sales", false},
+		{"total-does-not-balance", [][]byte{sale(1, 2, 8)}, `{"count": 7, "total": 10, "sold": 3, "version": 1}`, "is not the", true},
+		{"garbage-line", [][]byte{sale(1, 2, 8), []byte("garbage\n")}, `{"count": 8, "total": 10, "sold": 2, "version": 1}`, "line 2", true},
+		{"no-journal-but-sales", nil, `{"count": 8, "total": 10, "sold": 2, "version": 1}`, "last committed sale is #0", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "t.json")
+			if err := os.WriteFile(path, []byte(c.ticket), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if c.journal != nil {
+				var all []byte
+				for _, l := range c.journal {
+					all = append(all, l...)
+				}
+				if err := os.WriteFile(path+".journal", all, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r, err := Open(path, Options{}).Verify(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Balanced() || !strings.Contains(strings.Join(r.Problems, "\n"), c.want) {
+				t.Fatalf("problems %q, want one containing %q", r.Problems, c.want)
+			}
+			if !c.refused {
+				return // the middle of the journal is Verify's job: a buy stays O(1)
+			}
+			before := takeSnapshot(t, path)
+			if _, err := Open(path, Options{}).Buy(context.Background(), "b", 1); err == nil {
+				t.Fatalf("a buy on unbalanced books succeeded")
+			} else if c.journal != nil && !errors.Is(err, ErrJournal) && !errors.Is(err, ticket.ErrInvalid) {
+				t.Fatalf("buy: %v, want ErrJournal", err)
+			}
+			after := takeSnapshot(t, path)
+			if string(after.ticket) != string(before.ticket) || (c.journal != nil && string(after.journal) != string(before.journal)) {
+				t.Fatalf("a refused buy changed the files")
+			}
+		})
+	}
+}
+
+// TestLockHolderDies: a buyer waiting behind a holder that is killed with
+// SIGKILL while holding the lock gets it (the kernel releases an flock
+// when its holder dies) and buys. While the holder lives, the waiter is
+// shown blocked on the lock in /proc/locks and has not finished: that is
+// the control that the release, not chance, let it through.
+func TestLockHolderDies(t *testing.T) {
+	path := newSale(t, 5)
+	holder := child(t, "hold", path)
+	out, err := holder.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	startChild(t, holder)
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "locked\n" {
+		t.Fatalf("holder said %q, %v (stderr: %s)", line, err, holder.Stderr)
+	}
+	waiter := child(t, "buy", path)
+	var wout strings.Builder
+	waiter.Stdout = &wout
+	startChild(t, waiter)
+	done := make(chan error, 1)
+	go func() { done <- waiter.Wait() }()
+
+	// Wait until the kernel shows the waiter blocked on the lock.
+	for blocked := false; !blocked; {
+		select {
+		case err := <-done:
+			t.Fatalf("the waiter finished while the lock was held: %v, %q", err, wout.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+		locks, err := os.ReadFile("/proc/locks")
+		if err != nil {
+			t.Skipf("cannot see blocked waiters: %v", err)
+		}
+		blocked = strings.Contains(string(locks), fmt.Sprintf("-> FLOCK  ADVISORY  WRITE %d ", waiter.Process.Pid))
+	}
+	killed := time.Now()
+	if err := holder.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("waiter: %v (stderr: %s)", err, waiter.Stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the waiter still waits 30s after the holder was killed")
+	}
+	t.Logf("waiter bought sale #%s and exited %v after the holder was killed", strings.TrimSpace(wout.String()), time.Since(killed))
+	if strings.TrimSpace(wout.String()) != "1" {
+		t.Fatalf("waiter bought sale %q, want 1", wout.String())
+	}
+	mustBalance(t, path)
+}
+
+// TestCrashThenSoldOut: the buy after a crash that left PATH.tmp cleans
+// up even when it sells nothing (sold out), so no temporary file outlives
+// the next buy whatever its outcome.
+func TestCrashThenSoldOut(t *testing.T) {
+	path := newSale(t, 3, 2) // 1 left
+	cmd := child(t, "crash", path, crashEnv+"="+stepTempSync)
+	startChild(t, cmd)
+	if err := cmd.Wait(); !killedBySIGKILL(err) {
+		t.Fatalf("crash child: got %v, want death by SIGKILL (stderr: %s)", err, cmd.Stderr)
+	}
+	if _, err := os.Stat(path + ".tmp"); err != nil {
+		t.Fatalf("the crash left no %s.tmp to clean up: %v", path, err)
+	}
+	var notes []string
+	_, err := Open(path, Options{Warn: func(n string) { notes = append(notes, n) }}).Buy(context.Background(), "greedy", 2)
+	if !errors.Is(err, ticket.ErrSoldOut) {
+		t.Fatalf("buy 2 of 1 left: %v, want ErrSoldOut", err)
+	}
+	if _, err := os.Stat(path + ".tmp"); err == nil {
+		t.Fatalf("%s.tmp is left after the next buy (sold out); notes: %q", path, notes)
+	}
+	if rep := mustBalance(t, path); rep.Pending != "" {
+		t.Fatalf("the uncommitted sale is still pending after the next buy: %s", rep.Pending)
+	}
+}

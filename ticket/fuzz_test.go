@@ -1,0 +1,120 @@
+package ticket
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+)
+
+// FuzzParse feeds the ticket-file parser arbitrary bytes: it must never
+// panic, and every input is either refused with an error wrapping
+// ErrInvalid or parsed into a valid state that encodes and parses back to
+// the same state and the same bytes. The seed corpus is inline (f.Add) and
+// in testdata/fuzz/FuzzParse, where go test looks for it.
+//
+//	go test -run '^$' -fuzz '^FuzzParse$' -fuzztime 60s ./ticket
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{
+		`{"count": 5}`,
+		`{"count": 0}`,
+		"  {\"count\": 5}\n",
+		`{"count": 4, "total": 5, "sold": 1, "version": 1}`,
+		`{"count": 4, "total": 5}`,
+		`{"count": 4, "sold": 1}`,
+		`{"count": 3, "total": 5, "sold": 2, "version": 2, "event": "gala", "seats": [1, 2]}`,
+		`{"count": 9223372036854775807}`,
+		`{"count": 9223372036854775808}`,
+		`{"count": 1, "sold": 9223372036854775807}`,
+		`{"count": -1}`, `{"count": 5.0}`, `{"count": 5e0}`, `{"count": "5"}`, `{"count": null}`,
+		`{"count": 5, "count": 6}`, `{"count": 5, "COUNT": 100}`, `{"Count": 5}`,
+		`{"count": 5, "total": 4}`, `{"count": 5, "total": 9, "sold": 1}`,
+		`{"count": 5}{"count": 6}`, `{"count": 5} x`, `{"count": 5`, `[5]`, `null`, `5`, `"5"`, ``, "\n",
+		"\xef\xbb\xbf{\"count\": 5}", "{\"count\": 5, \"x\": \"\xff\"}", `{"\u0063ount": 5}`, `{"coUnt": 1}`,
+		`{"ſ": 1, "count": 2}`, `{"K": 1, "count": 2, "k": 3}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := Parse(data)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("Parse(%q): error %v does not wrap ErrInvalid", data, err)
+			}
+			return
+		}
+		if s.Left < 0 || s.Sold < 0 || s.Total < 0 || s.Version < 0 || s.Total != s.Left+s.Sold {
+			t.Fatalf("Parse(%q) = %+v: not a valid state", data, s)
+		}
+		enc := s.Encode()
+		s2, err := Parse(enc)
+		if err != nil {
+			t.Fatalf("Parse(%q) = %+v, whose encoding %q is refused: %v", data, s, enc, err)
+		}
+		if s2.Left != s.Left || s2.Total != s.Total || s2.Sold != s.Sold || s2.Version != s.Version {
+			t.Fatalf("round trip of %q: %+v, then %+v", data, s, s2)
+		}
+		if enc2 := s2.Encode(); !bytes.Equal(enc, enc2) {
+			t.Fatalf("encoding is not stable: %q, then %q", enc, enc2)
+		}
+		if next, err := s.Take(1); err == nil {
+			if next.Left != s.Left-1 || next.Sold != s.Sold+1 || next.Total != s.Total || next.Version != s.Version+1 {
+				t.Fatalf("%+v.Take(1) = %+v", s, next)
+			}
+		} else if !errors.Is(err, ErrSoldOut) || s.Left != 0 {
+			t.Fatalf("%+v.Take(1): %v", s, err)
+		}
+	})
+}
+
+// FuzzParseSale does the same for a journal line: no panic; refused with
+// ErrInvalid, or a valid sale whose line (AppendLine) parses back to it.
+//
+//	go test -run '^$' -fuzz '^FuzzParseSale$' -fuzztime 60s ./ticket
+func FuzzParseSale(f *testing.F) {
+	good := Sale{Seq: 1, Buyer: "alice", Qty: 2, Left: 3, PID: 4242, Time: time.Date(2026, 11, 25, 20, 0, 0, 123456789, time.UTC)}
+	line := good.AppendLine(nil)
+	f.Add(line[:len(line)-1])
+	f.Add(line[:len(line)/2])
+	for _, s := range []string{
+		`{"seq":2,"buyer":"b\u00e9b\u00e9 \"x\"","qty":1,"left":0,"pid":1,"time":"2026-11-25T20:00:00Z"}`,
+		`{"seq":1,"buyer":"a","qty":1,"left":0,"pid":1,"time":"2026-11-25T21:00:00+01:00"}`,
+		`{"seq":0,"buyer":"a","qty":1,"left":0,"pid":1,"time":"2026-11-25T20:00:00Z"}`,
+		`{"seq":1,"buyer":"","qty":1,"left":0,"pid":1,"time":"2026-11-25T20:00:00Z"}`,
+		`{"seq":1,"buyer":"a\nb","qty":1,"left":0,"pid":1,"time":"2026-11-25T20:00:00Z"}`,
+		`{"seq":1,"buyer":"a","qty":0,"left":0,"pid":1,"time":"2026-11-25T20:00:00Z"}`,
+		`{"seq":1,"buyer":"a","qty":1,"left":-1,"pid":1,"time":"2026-11-25T20:00:00Z"}`,
+		`{"seq":1,"buyer":"a","qty":1,"left":0,"pid":1,"time":"yesterday"}`,
+		`{"seq":1,"buyer":"a","qty":1,"left":0,"pid":1}`,
+		`{"seq":1,"buyer":"a","qty":1,"left":0,"pid":1,"time":"2026-11-25T20:00:00Z","x":1}`,
+		`{"seq":1,"seq":1,"buyer":"a","qty":1,"left":0,"pid":1,"time":"2026-11-25T20:00:00Z"}`,
+		`{"seq":1,"buyer":"a","qty":1,"left":0,"pid":99999999999,"time":"2026-11-25T20:00:00Z"}`,
+		`{"seq":1,"buyer":7,"qty":1,"left":0,"pid":1,"time":"2026-11-25T20:00:00Z"}`,
+		``, `{}`, `null`, `[]`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := ParseSale(data)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("ParseSale(%q): error %v does not wrap ErrInvalid", data, err)
+			}
+			return
+		}
+		if s.Seq < 1 || s.Qty < 1 || s.Left < 0 || CheckBuyer(s.Buyer) != nil {
+			t.Fatalf("ParseSale(%q) = %+v: not a valid sale", data, s)
+		}
+		line := s.AppendLine(nil)
+		if bytes.Count(line, []byte("\n")) != 1 || line[len(line)-1] != '\n' {
+			t.Fatalf("the line of %+v is not one line: %q", s, line)
+		}
+		s2, err := ParseSale(line[:len(line)-1])
+		if err != nil {
+			t.Fatalf("ParseSale(%q) = %+v, whose line %q is refused: %v", data, s, line, err)
+		}
+		if s2.Seq != s.Seq || s2.Buyer != s.Buyer || s2.Qty != s.Qty || s2.Left != s.Left || s2.PID != s.PID || !s2.Time.Equal(s.Time) {
+			t.Fatalf("round trip of %q: %+v, then %+v", data, s, s2)
+		}
+	})
+}
