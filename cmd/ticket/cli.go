@@ -126,7 +126,12 @@ func (c *cli) parse(fs *pflag.FlagSet, args []string) error {
 }
 
 // interruptible returns a context that SIGINT or SIGTERM cancels, noting
-// the exit status the signal asks for; stop restores the default handling.
+// the exit status the signal asks for. Only what waits on ctx (the lock)
+// is interrupted: work done under the lock completes. stop ends the
+// watch but keeps the signals caught: the command is about to exit, and
+// restoring the default action would let a late signal kill a process
+// whose sale is already made and reported, turning its exit 0 into a
+// death by signal.
 func (c *cli) interruptible() (ctx context.Context, stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 1)
@@ -145,7 +150,6 @@ func (c *cli) interruptible() (ctx context.Context, stop func()) {
 		}
 	}()
 	return ctx, func() {
-		signal.Stop(sigs)
 		close(done)
 		cancel()
 	}
