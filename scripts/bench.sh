@@ -22,7 +22,7 @@ work=$(mktemp -d "$PWD/bench-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 bin=$work/bin
 mkdir -p "$bin"
-(cd "$root" && go build -o "$bin/ticket" ./cmd/ticket && go build -o "$bin/floor" ./scripts/floor &&
+(cd "$root" && CGO_ENABLED=0 go build -o "$bin/ticket" ./cmd/ticket && go build -o "$bin/floor" ./scripts/floor &&
   go build -o "$bin/trivial" ./scripts/peers/trivial && go build -o "$bin/maxrss" ./scripts/peers/maxrss)
 
 rate() { grep -o '^[0-9]*' <<<"$1"; }            # "1234 buys/s ..." -> 1234
