@@ -34,7 +34,7 @@ func BenchmarkBuyAfterHistory(b *testing.B) {
 func BenchmarkJournalAppend(b *testing.B) {
 	for _, noSync := range []bool{true, false} {
 		b.Run(fmt.Sprintf("nosync=%v", noSync), func(b *testing.B) {
-			j, err := openJournal(filepath.Join(b.TempDir(), "t.json.journal"), 0, noSync)
+			j, err := openJournal(filepath.Join(b.TempDir(), "t.json.journal"), like{uid: -1}, noSync)
 			if err != nil {
 				b.Fatal(err)
 			}

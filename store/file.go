@@ -19,6 +19,16 @@ func readState(path string) (ticket.State, fs.FileInfo, error) {
 	if err := fault(stepRead); err != nil {
 		return ticket.State{}, nil, ioError("read", path, err)
 	}
+	return loadState(path)
+}
+
+// loadState is readState without the fault seam, for checks that are
+// not a step of a buy (a buy checks the file before creating its lock).
+func loadState(path string) (ticket.State, fs.FileInfo, error) {
+	// A FIFO or device would block open or read: look before opening.
+	if info, err := os.Stat(path); err == nil && !info.IsDir() && !info.Mode().IsRegular() {
+		return ticket.State{}, nil, invalidFile(path, "not a regular file")
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return ticket.State{}, nil, openError(path, err)
@@ -60,10 +70,17 @@ func openError(path string, err error) error {
 		return ioError("read", path, err)
 	}
 	if target, lerr := os.Readlink(path); lerr == nil {
-		return fmt.Errorf("%s is a symlink to %s, which does not exist: %w", path, target, ErrNotFound)
+		return notFound(fmt.Sprintf("%s is a symlink to %s, which does not exist", path, target))
 	}
-	return fmt.Errorf("%s does not exist (create it with: ticket init --count N): %w", path, ErrNotFound)
+	return notFound(path + " does not exist (create it with: ticket init --count N)")
 }
+
+// notFound is an error matching ErrNotFound whose message is msg alone.
+type notFound string
+
+func (e notFound) Error() string { return string(e) }
+
+func (e notFound) Is(target error) bool { return target == ErrNotFound }
 
 // writer replaces files atomically and, unless noSync, durably.
 type writer struct {

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"iter"
 	"os"
+	"path/filepath"
 
 	"github.com/ticketd/ticket/ticket"
 	"golang.org/x/sys/unix"
@@ -43,12 +44,20 @@ type journal struct {
 
 // openJournal opens the journal for appending, creating it (see createFile)
 // if it is missing, as it is beside a seed file that has never been sold from.
-func openJournal(path string, perm fs.FileMode, noSync bool) (*journal, error) {
+func openJournal(path string, l like, noSync bool) (*journal, error) {
 	if err := fault(stepJournalOpen); err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	if err := createFile(path, perm); err != nil {
+	created, err := createFile(path, l)
+	if err != nil {
 		return nil, ioError("create journal", path, err)
+	}
+	if created && !noSync {
+		// The new journal's name must be on disk before a sale in it can
+		// be committed: a later rename's directory fsync may come too late.
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			return nil, err
+		}
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
 	if err != nil {
@@ -74,6 +83,9 @@ func (j *journal) recover(state ticket.State) (note string, err error) {
 	tail := make([]byte, size-start)
 	if _, err := j.f.ReadAt(tail, start); err != nil && !errors.Is(err, io.EOF) {
 		return "", ioError("read", j.path, err)
+	}
+	if size > 0 && !state.Stored() {
+		return "", &journalError{path: j.path, problem: "holds sales, but the ticket file was never written by ticket (a seed file beside an old journal?): start a new sale with ticket init --force, which keeps the old journal"}
 	}
 	cut := size // where the journal should end
 	var notes []string

@@ -65,33 +65,52 @@ func Lock(ctx context.Context, lockPath string, perm fs.FileMode) (unlock func()
 // ensureLockFile creates the lock file if it is missing (see createFile).
 // An existing lock file is left as it is: it is never replaced or deleted.
 func ensureLockFile(lockPath string, perm fs.FileMode) error {
-	if err := createFile(lockPath, perm); err != nil {
+	if _, err := createFile(lockPath, like{perm: perm, uid: -1}); err != nil {
 		return ioError("create lock file", lockPath, err)
 	}
 	return nil
 }
 
-// createFile creates an empty file at path unless one exists. A non-zero
-// perm is set exactly, past the umask, so that whoever may write the ticket
-// file may also lock and journal; zero means 0666 narrowed by the umask, as
-// for any new file.
-func createFile(path string, perm fs.FileMode) error {
-	mode := perm
+// like is the permissions and owner a sale's new files copy from its
+// ticket file. A zero perm means 0666 narrowed by the umask; a negative
+// uid keeps the creator as owner.
+type like struct {
+	perm     fs.FileMode
+	uid, gid int
+}
+
+// likeFile returns what new files beside the file described by info copy.
+func likeFile(info fs.FileInfo) like {
+	uid, gid := owner(info)
+	return like{perm: info.Mode().Perm(), uid: uid, gid: gid}
+}
+
+// createFile creates an empty file at path unless one exists, and reports
+// whether it did. A non-zero l.perm is set exactly, past the umask, so that
+// whoever may write the ticket file may also lock and journal; zero means
+// 0666 narrowed by the umask, as for any new file. Run as root, it gives the
+// file l's owner, so that root buying from a user's sale does not lock the
+// user out of it.
+func createFile(path string, l like) (created bool, err error) {
+	mode := l.perm
 	if mode == 0 {
 		mode = 0o666
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, mode)
 	if errors.Is(err, fs.ErrExist) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
-	if perm != 0 {
-		err = f.Chmod(perm)
+	if l.perm != 0 {
+		err = f.Chmod(l.perm)
+	}
+	if err == nil && l.uid >= 0 && os.Geteuid() == 0 {
+		err = f.Chown(l.uid, l.gid)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	return err
+	return true, err
 }

@@ -53,11 +53,28 @@ type files struct {
 }
 
 func (s *Store) files() files {
-	p := s.path
-	if real, err := filepath.EvalSymlinks(p); err == nil {
-		p = real
-	}
+	p := target(s.path)
 	return files{ticket: p, lock: p + ".lock", journal: p + ".journal", tmp: p + ".tmp"}
+}
+
+// target resolves symbolic links in path. A dangling link resolves to the
+// file it names, so that Init creates the target instead of replacing the
+// link.
+func target(path string) string {
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		return real
+	}
+	for range 40 { // the kernel's own limit on links followed
+		dest, err := os.Readlink(path)
+		if err != nil {
+			return path
+		}
+		if !filepath.IsAbs(dest) {
+			dest = filepath.Join(filepath.Dir(path), dest)
+		}
+		path = dest
+	}
+	return path
 }
 
 // LockPath returns the path of the lock file that guards the sale.
@@ -126,13 +143,21 @@ func (s *Store) Buy(ctx context.Context, buyer string, qty int64) (Receipt, erro
 // committed buy leaves a trace.
 func (s *Store) update(ctx context.Context, fn func(ticket.State, *journal) (ticket.State, error)) error {
 	f := s.files()
-	info, err := os.Stat(f.ticket)
-	if err != nil {
-		return openError(s.path, err)
+	if _, err := os.Stat(s.path); err != nil {
+		return openError(s.path, err) // names a dangling link as such
 	}
-	perm := info.Mode().Perm()
+	// Refuse what cannot be read before creating anything beside it (the
+	// lock file); what counts is read again under the lock.
+	_, info, err := loadState(f.ticket)
+	if err != nil {
+		return err
+	}
+	l := likeFile(info)
 	if !s.opts.Unlocked {
-		unlock, err := Lock(ctx, f.lock, perm)
+		if _, err := createFile(f.lock, l); err != nil {
+			return ioError("create lock file", f.lock, err)
+		}
+		unlock, err := Lock(ctx, f.lock, l.perm)
 		if err != nil {
 			return err
 		}
@@ -144,7 +169,7 @@ func (s *Store) update(ctx context.Context, fn func(ticket.State, *journal) (tic
 	}
 	var j *journal
 	if !s.opts.Unlocked {
-		if j, err = openJournal(f.journal, perm, s.opts.NoSync); err != nil {
+		if j, err = openJournal(f.journal, l, s.opts.NoSync); err != nil {
 			return err
 		}
 		defer j.Close()
@@ -243,7 +268,7 @@ func (s *Store) Init(ctx context.Context, n int64, force bool) (state ticket.Sta
 	if archive, err = archiveJournal(f.journal); err != nil {
 		return state, "", err
 	}
-	if err := createFile(f.journal, perm); err != nil {
+	if _, err := createFile(f.journal, like{perm: perm, uid: uid, gid: gid}); err != nil {
 		return state, archive, fmt.Errorf("create journal: %w", err)
 	}
 	w := writer{noSync: s.opts.NoSync}
@@ -267,9 +292,34 @@ func archiveJournal(path string) (string, error) {
 	return archive, nil
 }
 
-// Sales yields the journal's sales in order, without the lock. An error
-// (a line that is not a sale, an unreadable file) ends the sequence. A
-// line being appended by a buyer at that moment may show as unfinished.
+// Sales yields the committed sales in order, without the lock: those up
+// to the version the ticket file has reached. Lines beyond it are not
+// sales (one being appended right now, or one a crashed buyer left) and
+// are not yielded. An error (the ticket file or a committed line is
+// invalid, a file cannot be read) ends the sequence.
 func (s *Store) Sales() iter.Seq2[ticket.Sale, error] {
-	return readSales(s.files().journal)
+	return func(yield func(ticket.Sale, error) bool) {
+		state, err := s.Read()
+		if err != nil {
+			yield(ticket.Sale{}, err)
+			return
+		}
+		var last int64
+		for sale, err := range readSales(s.files().journal) {
+			var je *journalError
+			switch {
+			case err != nil && errors.As(err, &je) && je.unfinished && last >= state.Version:
+				return // a line being appended, or left by a crash
+			case err != nil:
+				yield(ticket.Sale{}, err)
+				return
+			case sale.Seq > state.Version:
+				return
+			}
+			last = sale.Seq
+			if !yield(sale, nil) {
+				return
+			}
+		}
+	}
 }

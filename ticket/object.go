@@ -14,9 +14,10 @@ import (
 // not follow the format. It wraps ErrInvalid; its message names the problem
 // in one line, for the caller to prefix with the file's name.
 type FormatError struct {
-	Problem string
+	Problem string // what is wrong, in one line without the file's name
 }
 
+// Error returns the problem.
 func (e *FormatError) Error() string { return e.Problem }
 
 // Unwrap makes errors.Is(err, ErrInvalid) true for every FormatError.
@@ -29,17 +30,18 @@ func invalidf(format string, args ...any) error {
 // member is one name/value pair of a JSON object, the value as raw bytes.
 type member struct {
 	key    string
-	rawKey []byte // the key encoded as a JSON string
+	rawKey []byte // the key as written in the input, quotes and escapes included
 	value  json.RawMessage
 }
 
 var bom = []byte{0xEF, 0xBB, 0xBF}
 
 // parseObject splits data, which must be exactly one JSON object, into its
-// members in order. It refuses what encoding/json would quietly accept or
+// members in order, refusing a name that differs from one of known only in
+// case. It refuses what encoding/json would quietly accept or
 // repair: duplicate names (it keeps the last), names differing only in case
 // (it folds them), invalid UTF-8 (it substitutes U+FFFD).
-func parseObject(data []byte) ([]member, error) {
+func parseObject(data []byte, known []string) ([]member, error) {
 	if bytes.HasPrefix(data, bom) {
 		return nil, invalidf("starts with a UTF-8 byte order mark; save it without one")
 	}
@@ -61,10 +63,12 @@ func parseObject(data []byte) ([]member, error) {
 	var members []member
 	seen := make(map[string]string) // folded name -> name as written
 	for dec.More() {
+		keyStart := dec.InputOffset()
 		tok, err := dec.Token()
 		if err != nil {
 			return nil, syntaxProblem(err)
 		}
+		rawKey := bytes.TrimLeft(data[keyStart:dec.InputOffset()], " \t\r\n,")
 		key, _ := tok.(string) // inside an object, Token always yields a string here
 		folded := strings.ToLower(strings.ToUpper(key))
 		if prev, dup := seen[folded]; dup {
@@ -78,7 +82,6 @@ func parseObject(data []byte) ([]member, error) {
 		if err := dec.Decode(&value); err != nil {
 			return nil, syntaxProblem(err)
 		}
-		rawKey, _ := json.Marshal(key) // a string always marshals
 		members = append(members, member{key: key, rawKey: rawKey, value: value})
 	}
 	if _, err := dec.Token(); err != nil { // the closing brace
@@ -91,18 +94,21 @@ func parseObject(data []byte) ([]member, error) {
 		return nil, invalidf("unexpected %s after the JSON object", describe(tok))
 	}
 	for _, m := range members {
-		for _, known := range knownNames {
-			if m.key != known && strings.EqualFold(m.key, known) {
-				return nil, invalidf("member %q is not %q: names are case-sensitive", m.key, known)
+		for _, k := range known {
+			if m.key != k && strings.EqualFold(m.key, k) {
+				return nil, invalidf("member %q is not %q: names are case-sensitive", m.key, k)
 			}
 		}
 	}
 	return members, nil
 }
 
-// knownNames are the member names this package reads, in the ticket file and
-// the journal; a name that differs from one of them only in case is a mistake.
-var knownNames = []string{"count", "total", "sold", "version", "seq", "buyer", "qty", "left", "pid", "time"}
+// The member names each format reads: a name that differs from one of them
+// only in case is a mistake, refused.
+var (
+	stateNames = []string{"count", "total", "sold", "version"}
+	saleNames  = []string{"seq", "buyer", "qty", "left", "pid", "time"}
+)
 
 func syntaxProblem(err error) error {
 	var se *json.SyntaxError

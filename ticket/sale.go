@@ -60,7 +60,7 @@ func (s Sale) AppendLine(b []byte) []byte {
 // Parse reads a ticket file: every member present exactly once, no others,
 // seq and qty at least 1, left at least 0, a valid buyer and an RFC 3339 time.
 func ParseSale(line []byte) (Sale, error) {
-	members, err := parseObject(line)
+	members, err := parseObject(line, saleNames)
 	if err != nil {
 		return Sale{}, err
 	}

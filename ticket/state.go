@@ -22,15 +22,21 @@ type State struct {
 	Sold    int64 // tickets sold so far; Total == Left + Sold
 	Version int64 // sequence number of the last committed sale, 0 for none
 
-	extra []member // members this package does not know, in file order
+	extra  []member // members this package does not know, in file order
+	stored bool     // the file had "version": it was written by the store
 }
+
+// Stored reports whether the state was read from a file the store wrote
+// (one with a "version" member), not from a seed file such as
+// {"count": 5}. A sales journal can only belong to a stored file.
+func (s State) Stored() bool { return s.stored }
 
 // New returns the state of a fresh sale of n tickets.
 func New(n int64) (State, error) {
 	if n < 0 {
 		return State{}, fmt.Errorf("%w: count %d is negative", ErrInvalid, n)
 	}
-	return State{Left: n, Total: n}, nil
+	return State{Left: n, Total: n, stored: true}, nil
 }
 
 // Take is the buy rule: it returns the state after selling qty tickets, as
@@ -44,8 +50,12 @@ func (s State) Take(qty int64) (State, error) {
 	if qty > s.Left {
 		return s, ErrSoldOut
 	}
+	if s.Version == math.MaxInt64 {
+		return s, invalidf("version %d cannot grow", s.Version)
+	}
 	next := s
 	next.extra = s.extra // shared, never modified in place
+	next.stored = true
 	next.Left -= qty
 	next.Sold += qty
 	next.Version++
@@ -100,7 +110,7 @@ func Parse(data []byte) (State, error) {
 	if len(data) > MaxFileSize {
 		return State{}, invalidf("file is larger than %d bytes", MaxFileSize)
 	}
-	members, err := parseObject(data)
+	members, err := parseObject(data, stateNames)
 	if err != nil {
 		return State{}, err
 	}
@@ -116,7 +126,7 @@ func Parse(data []byte) (State, error) {
 		case "sold":
 			dst, haveSold = &s.Sold, true
 		case "version":
-			dst = &s.Version
+			dst, s.stored = &s.Version, true
 		default:
 			s.extra = append(s.extra, m)
 			continue

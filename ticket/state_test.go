@@ -105,7 +105,7 @@ func TestParseNamesTheProblem(t *testing.T) {
 }
 
 func TestEncodeRoundTrip(t *testing.T) {
-	in := `{"event": "concert", "count": 5, "meta": {"b": [1, 2.50]}, "note": "\u00e9"}`
+	in := `{"event": "concert", "count": 5, "meta": {"b": [1, 2.50]}, "note": "\u00e9", "a\/b<x>": 1, "Time": "20:00"}`
 	s, err := Parse([]byte(in))
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +115,7 @@ func TestEncodeRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := string(next.Encode())
-	want := `{"count": 3, "total": 5, "sold": 2, "version": 1, "event": "concert", "meta": {"b": [1, 2.50]}, "note": "\u00e9"}` + "\n"
+	want := `{"count": 3, "total": 5, "sold": 2, "version": 1, "event": "concert", "meta": {"b": [1, 2.50]}, "note": "\u00e9", "a\/b<x>": 1, "Time": "20:00"}` + "\n"
 	if out != want {
 		t.Errorf("Encode = %s, want %s", out, want)
 	}

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -108,6 +110,10 @@ func (c *cli) flagSet(synopsis, about string) (*pflag.FlagSet, *string) {
 // parse parses args, turning -h into errHelp and mistakes into usage errors.
 func (c *cli) parse(fs *pflag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
+		// A mistake before --json on the line still gets a JSON answer.
+		if j := fs.Lookup("json"); j != nil && slices.Contains(args, "--json") {
+			c.json = true
+		}
 		if errors.Is(err, pflag.ErrHelp) {
 			fs.Usage()
 			return errHelp
@@ -115,6 +121,9 @@ func (c *cli) parse(fs *pflag.FlagSet, args []string) error {
 		return &usageError{fmt.Sprintf("%v (see ticket %s -h)", err, c.name)}
 	}
 	// -h is a flag of ours, so pflag does not answer it with ErrHelp.
+	if f := fs.Lookup("file"); f != nil && f.Value.String() == "" {
+		return &usageError{"-f, --file: the path is empty"}
+	}
 	if help, _ := fs.GetBool("help"); help {
 		fs.Usage()
 		return errHelp
@@ -200,6 +209,9 @@ func (s *seconds) Set(v string) error {
 		f, ferr := strconv.ParseFloat(v, 64)
 		if ferr != nil || f != f {
 			return fmt.Errorf("%q is not a duration (250ms, 2s, 1.5)", v)
+		}
+		if f > float64(math.MaxInt64)/float64(time.Second) {
+			return fmt.Errorf("%q is too long (at most %v)", v, time.Duration(math.MaxInt64))
 		}
 		d = time.Duration(f * float64(time.Second))
 	}

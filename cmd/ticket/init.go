@@ -54,7 +54,7 @@ file it cannot parse.`)
 	if archive != "" {
 		fmt.Fprintf(c.stderr, "ticket init: kept the old journal as %s\n", archive)
 	}
-	return c.line("%s: %d tickets", *file, state.Total)
+	return c.line("%s: %d %s", *file, state.Total, plural(state.Total, "ticket", "tickets"))
 }
 
 // parseCount parses a whole number of tickets from 0 up, for a usage error

@@ -209,6 +209,7 @@ func TestSignalWhileWaiting(t *testing.T) {
 				t.Fatal(err)
 			}
 			before, _ := os.ReadFile(path)
+			journalBefore, _ := os.ReadFile(s.JournalPath())
 			unlock, err := store.Lock(context.Background(), s.LockPath(), 0)
 			if err != nil {
 				t.Fatal(err)
@@ -238,6 +239,47 @@ func TestSignalWhileWaiting(t *testing.T) {
 			if !bytes.Equal(before, after) {
 				t.Errorf("ticket file changed: %s -> %s", before, after)
 			}
+			if journalAfter, _ := os.ReadFile(s.JournalPath()); !bytes.Equal(journalBefore, journalAfter) {
+				t.Errorf("journal changed: %q -> %q", journalBefore, journalAfter)
+			}
 		})
+	}
+}
+
+// TestWaitGivesUpAfterD: while another process holds the lock, --nowait
+// exits 4 at once and --wait D exits 4 after waiting at least D (the
+// lower bound is the behaviour; how much longer it took is only logged).
+func TestWaitGivesUpAfterD(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ticket.json")
+	s := store.Open(path, store.Options{})
+	if _, _, err := s.Init(context.Background(), 5, false); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := store.Lock(context.Background(), s.LockPath(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	for _, tc := range []struct {
+		flags []string
+		least time.Duration
+	}{
+		{[]string{"--nowait"}, 0},
+		{[]string{"--wait", "100ms"}, 100 * time.Millisecond},
+		{[]string{"--wait", "0.3"}, 300 * time.Millisecond},
+	} {
+		cmd := exec.Command(os.Args[0], append([]string{"buy", "-f", path}, tc.flags...)...)
+		cmd.Env = append(os.Environ(), asTicketEnv+"=1")
+		start := time.Now()
+		err := cmd.Run()
+		took := time.Since(start)
+		var exitErr *exec.ExitError
+		if !errors.As(err, &exitErr) || exitErr.ExitCode() != exitLocked {
+			t.Fatalf("buy %v: %v, want exit %d", tc.flags, err, exitLocked)
+		}
+		if took < tc.least {
+			t.Errorf("buy %v gave up after %v, before %v", tc.flags, took, tc.least)
+		}
+		t.Logf("buy %v gave up after %v", tc.flags, took)
 	}
 }

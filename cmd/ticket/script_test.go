@@ -117,3 +117,27 @@ func copyDir(from, to string) error {
 	}
 	return nil
 }
+
+// TestBadInputScriptCoversEveryFile keeps testdata/script/bad_input.txtar
+// in step with testdata/bad: every bad input is fed to the command.
+func TestBadInputScriptCoversEveryFile(t *testing.T) {
+	script, err := os.ReadFile("../../testdata/script/bad_input.txtar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob("../../testdata/bad/*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no bad inputs: %v", err)
+	}
+	for _, f := range files {
+		name := filepath.Base(f)
+		for _, cmd := range []string{"show", "buy", "verify"} {
+			if !strings.Contains(string(script), "status 5 ticket "+cmd+" -f bad/"+name+"\n") {
+				t.Errorf("bad_input.txtar does not run ticket %s on bad/%s", cmd, name)
+			}
+		}
+		if !strings.Contains(string(script), "cmp bad/"+name+" orig/"+name+"\n") {
+			t.Errorf("bad_input.txtar does not check that bad/%s is unchanged", name)
+		}
+	}
+}

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
 	"github.com/ticketd/ticket/store"
 )
 
@@ -37,22 +41,23 @@ type stateJSON struct {
 	Version int64  `json:"version"`
 }
 
+// showSales prints the committed sales, one line (or JSON object) each. It
+// prints nothing until the whole journal has been read, so that stdout is
+// empty when it fails.
 func showSales(c *cli, s *store.Store) error {
-	if _, err := s.Read(); err != nil {
-		return err
-	}
+	var out bytes.Buffer
 	for sale, err := range s.Sales() {
 		if err != nil {
 			return err
 		}
 		if c.json {
-			err = c.result(sale)
+			b, _ := json.Marshal(sale) // a Sale always marshals
+			out.Write(append(b, '\n'))
 		} else {
-			err = c.line("#%d %s %s bought %d (%d left) pid %d", sale.Seq, sale.Time.Format("2006-01-02T15:04:05.000Z07:00"), sale.Buyer, sale.Qty, sale.Left, sale.PID)
-		}
-		if err != nil {
-			return err
+			fmt.Fprintf(&out, "#%d %s %s bought %d (%d left) pid %d\n", sale.Seq, sale.Time.Format("2006-01-02T15:04:05.000Z07:00"), sale.Buyer, sale.Qty, sale.Left, sale.PID)
 		}
 	}
-	return nil
+	c.wrote = true
+	_, err := c.stdout.Write(out.Bytes())
+	return err
 }
