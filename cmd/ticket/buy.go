@@ -68,13 +68,11 @@ not confirmed durable or not reported (check ticket show --sales), 1 other.`)
 		_, _ = io.Copy(io.Discard, os.Stdin)
 		c.extra.Released = time.Now().UnixNano()
 	}
-	ctx, stop := c.interruptible()
-	defer stop()
-	ctx, cancel, err := wait.context(ctx, fs)
+	ctx, done, err := c.waitContext(fs, &wait)
 	if err != nil {
 		return err
 	}
-	defer cancel()
+	defer done()
 	s := store.Open(*file, store.Options{
 		NoSync:   *noSync,
 		Unlocked: *unlocked,

@@ -175,6 +175,19 @@ func (w *waitFlags) add(fs *pflag.FlagSet, what string) {
 	fs.BoolVar(&w.nowait, "nowait", false, "give up at once if the "+what+" is held")
 }
 
+// waitContext returns the context of a command that waits for the lock:
+// cancelled by SIGINT or SIGTERM (see interruptible) and bounded by
+// --wait or --nowait. done releases it.
+func (c *cli) waitContext(fs *pflag.FlagSet, w *waitFlags) (ctx context.Context, done func(), err error) {
+	ctx, stop := c.interruptible()
+	ctx, cancel, err := w.context(ctx, fs)
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return ctx, func() { cancel(); stop() }, nil
+}
+
 // context returns ctx bounded as the flags say: done at once for --nowait
 // (try once), with a deadline for --wait, unbounded otherwise.
 func (w *waitFlags) context(ctx context.Context, fs *pflag.FlagSet) (context.Context, context.CancelFunc, error) {

@@ -31,13 +31,11 @@ file it cannot parse.`)
 	if err != nil {
 		return err
 	}
-	ctx, stop := c.interruptible()
-	defer stop()
-	ctx, cancel, err := wait.context(ctx, fs)
+	ctx, done, err := c.waitContext(fs, &wait)
 	if err != nil {
 		return err
 	}
-	defer cancel()
+	defer done()
 	s := store.Open(*file, store.Options{NoSync: *noSync})
 	state, archive, err := s.Init(ctx, n, *force)
 	if err != nil {

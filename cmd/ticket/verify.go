@@ -21,13 +21,11 @@ named on stderr otherwise.`)
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
-	ctx, stop := c.interruptible()
-	defer stop()
-	ctx, cancel, err := wait.context(ctx, fs)
+	ctx, done, err := c.waitContext(fs, &wait)
 	if err != nil {
 		return err
 	}
-	defer cancel()
+	defer done()
 	r, err := store.Open(*file, store.Options{}).Verify(ctx)
 	if err != nil {
 		return err
