@@ -2,8 +2,9 @@
 # race.sh: repeat rushes of varying size and stop at the first violation.
 # Each round runs scripts/rush.sh with 1 to $RACE_MAX_TICKETS tickets (default
 # 8) and, in turn, three times as many buyers as tickets, exactly as many,
-# and one fewer (then with at least 2 tickets). On a violation it prints what that round saw and exits 1;
-# at the end it prints the rounds run and the processes started.
+# and one fewer (then with at least 2 tickets). On a violation it prints
+# what that round saw and exits 1; at the end it prints the rounds run and
+# the processes started.
 #
 # Usage: scripts/race.sh [-h] [ROUNDS]    (default 10 rounds)
 #

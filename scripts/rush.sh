@@ -18,9 +18,17 @@ usage() {
 	sed -n '2,/^set -eu$/{/^set/d;s/^# \{0,1\}//;p}' "$0"
 }
 if [ "${1:-}" = -h ] || [ "${1:-}" = --help ]; then usage; exit 0; fi
-if [ $# -ne 2 ] || ! [[ $1 =~ ^[0-9]+$ && $2 =~ ^[0-9]+$ ]]; then usage >&2; exit 2; fi
+if [ $# -ne 2 ] || ! [[ $1 =~ ^[1-9][0-9]*$ && $2 =~ ^[0-9]+$ ]]; then
+	echo "rush.sh: want N (1 or more buyers) and COUNT (0 or more tickets)" >&2
+	usage >&2
+	exit 2
+fi
 n=$1 count=$2
 ticket=${TICKET_BIN:-ticket}
+if ! command -v "$ticket" >/dev/null; then
+	echo "rush.sh: cannot find the ticket program '$ticket': put it on PATH or set TICKET_BIN" >&2
+	exit 2
+fi
 
 if [ -n "${TICKET_FILE:-}" ]; then
 	file=$TICKET_FILE

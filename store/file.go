@@ -75,12 +75,19 @@ func openError(path string, err error) error {
 	return notFound(path + " does not exist (create it with: ticket init --count N)")
 }
 
-// notFound is an error matching ErrNotFound whose message is msg alone.
-type notFound string
+// notFound is ErrNotFound with a message of its own.
+func notFound(msg string) error { return sentinelError{msg, ErrNotFound} }
 
-func (e notFound) Error() string { return string(e) }
+// sentinelError is a sentinel error with a message that says it better:
+// errors.Is matches the sentinel, and the message does not repeat it.
+type sentinelError struct {
+	msg      string
+	sentinel error
+}
 
-func (e notFound) Is(target error) bool { return target == ErrNotFound }
+func (e sentinelError) Error() string { return e.msg }
+
+func (e sentinelError) Is(target error) bool { return target == e.sentinel }
 
 // writer replaces files atomically and, unless noSync, durably.
 type writer struct {

@@ -242,8 +242,11 @@ func (s *Store) Init(ctx context.Context, n int64, force bool) (state ticket.Sta
 	perm := fs.FileMode(0) // a new sale: the umask decides
 	uid, gid := -1, -1
 	if info, err := os.Stat(f.ticket); err == nil {
+		if !info.Mode().IsRegular() {
+			return state, "", invalidFile(s.path, "not a regular file")
+		}
 		if !force {
-			return state, "", fmt.Errorf("%s already exists (use --force to reset it): %w", s.path, ErrExists)
+			return state, "", existsError(s.path)
 		}
 		// --force resets a sale, not a file it cannot read: never
 		// overwrite what could not be parsed.
@@ -261,7 +264,7 @@ func (s *Store) Init(ctx context.Context, n int64, force bool) (state ticket.Sta
 	}
 	defer unlock()
 	if _, err := os.Lstat(f.ticket); err == nil && !force {
-		return state, "", fmt.Errorf("%s already exists (use --force to reset it): %w", s.path, ErrExists)
+		return state, "", existsError(s.path)
 	}
 	// The old journal goes first: a fresh ticket file beside an old
 	// journal would make its sales look uncommitted.
@@ -273,6 +276,11 @@ func (s *Store) Init(ctx context.Context, n int64, force bool) (state ticket.Sta
 	}
 	w := writer{noSync: s.opts.NoSync}
 	return state, archive, w.replace(f.ticket, f.tmp, state.Encode(), perm, uid, gid)
+}
+
+// existsError is ErrExists for path, in one line that says what to do.
+func existsError(path string) error {
+	return sentinelError{path + " already exists (use --force to reset it)", ErrExists}
 }
 
 // archiveJournal renames a journal that holds anything to a name with the

@@ -29,6 +29,8 @@ rate, per-buy latency percentiles, CPU time per buy, and verifies the books.
 Without -f it works in a new directory under the current one (the disk you
 are sizing) and removes it afterwards; with -f it refuses an existing file
 unless --force.`)
+	fs.Lookup("file").Usage = "the ticket file to create (default: one in a new directory under the current one, removed afterwards; TICKET_FILE is not used)"
+	fs.Lookup("file").DefValue = ""
 	procs := fs.Int("procs", 4, "buyer processes")
 	tickets := fs.Int64("tickets", 5000, "tickets to sell")
 	noSync := fs.Bool("no-sync", false, "skip fsync (not durable): to see what durability costs")
@@ -72,8 +74,8 @@ unless --force.`)
 		if *noSync {
 			mode = "no fsync"
 		}
-		err = c.line("%.0f buys/s  (%d buys by %d processes in %.3fs, %s; latency p50 %s p99 %s; CPU %s per buy; books balance: %v)",
-			res.BuysPerSec, res.Buys, res.Procs, res.WallSeconds, mode,
+		err = c.line("%.0f buys/s  (%d buys by %d %s in %.3fs, %s; latency p50 %s p99 %s; CPU %s per buy; books balance: %v)",
+			res.BuysPerSec, res.Buys, res.Procs, plural(int64(res.Procs), "process", "processes"), res.WallSeconds, mode,
 			time.Duration(res.P50ns), time.Duration(res.P99ns), time.Duration(res.CPUPerBuyNs), res.Balanced)
 	}
 	if err != nil {

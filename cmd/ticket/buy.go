@@ -32,7 +32,7 @@ re-reads the file under the lock and decides on what it finds there.
 Exit status: 0 bought, 3 sold out (fewer than K left), 4 lock not acquired
 in time, 5 invalid ticket file or journal (untouched), 6 sale recorded but
 not confirmed durable or not reported (check ticket show --sales), 1 other.`)
-	buyer := fs.String("buyer", fmt.Sprintf("pid%d", os.Getpid()), "who is buying, as recorded in the journal")
+	buyer := fs.String("buyer", "", "who is buying, as recorded in the journal (default pid<PID>, unique per process)")
 	qty := fs.Int64("qty", 1, "number of tickets to buy, all or nothing")
 	var wait waitFlags
 	wait.add(fs, "lock")
@@ -47,6 +47,9 @@ not confirmed durable or not reported (check ticket show --sales), 1 other.`)
 	_ = fs.MarkHidden("ready-fd")
 	if err := c.parse(fs, args); err != nil {
 		return err
+	}
+	if !fs.Changed("buyer") {
+		*buyer = fmt.Sprintf("pid%d", os.Getpid())
 	}
 	if *qty < 1 {
 		return &usageError{fmt.Sprintf("--qty %d: buy at least 1 ticket", *qty)}

@@ -80,13 +80,15 @@ Commands:
 	}
 	b.WriteString(`
 Commands on a sale take -f, --file PATH (default $TICKET_FILE, else
-ticket.json); every command takes -h for its own help. The lock is PATH.lock: hold it from a shell with
-flock PATH.lock COMMAND and buyers wait.
+ticket.json); every command takes -h for its own help. The lock is
+PATH.lock: hold it from a shell with flock PATH.lock COMMAND and buyers
+wait (COMMAND itself must not be a ticket command that takes the lock).
 
 Exit status: 0 done, 1 error, 2 usage, 3 sold out, 4 lock not acquired in
 time, 5 invalid ticket file or journal (left untouched), 6 sale recorded but
 not confirmed or not reported, 130/143 interrupted by SIGINT/SIGTERM;
-sem exits with COMMAND's status (126/127: could not run it / not found).
+sem exits with COMMAND's status (126/127: could not run it / not found;
+129: SIGHUP while waiting).
 `)
 	io.WriteString(w, b.String())
 }

@@ -195,7 +195,8 @@ type rushSummary struct {
 	Errors        int           `json:"errors"`
 	Left          int64         `json:"left"`
 	WallSeconds   float64       `json:"wall_seconds"`    // buyers released to the last one done
-	BuysPerSecond float64       `json:"buys_per_second"` // buyers done per second of wall time
+	BuysPerSecond float64       `json:"buys_per_second"` // successful buys per second of wall time
+	Interrupted   bool          `json:"interrupted"`     // SIGINT or SIGTERM stopped the rush
 	StartSeconds  float64       `json:"start_seconds"`   // starting every buyer process
 	ReadySeconds  float64       `json:"ready_seconds"`   // until every buyer was at the gate
 	ReleaseSpread float64       `json:"release_spread_seconds"`
@@ -368,6 +369,7 @@ func (r *rush) collect(ctx context.Context, hb *heartbeatChild) {
 		case <-done:
 			done = nil
 			r.clearProgress()
+			r.sum.Interrupted = true
 			fmt.Fprintf(r.c.stderr, "ticket rush: interrupted: passing SIGTERM to the buyers still running\n")
 			for _, b := range r.buyers {
 				_ = b.Process.Signal(syscall.SIGTERM) // a finished one reports an error, harmlessly
@@ -384,7 +386,7 @@ func (r *rush) collect(ctx context.Context, hb *heartbeatChild) {
 	wall := last.Sub(r.released)
 	r.sum.WallSeconds = wall.Seconds()
 	if wall > 0 {
-		r.sum.BuysPerSecond = float64(r.n) / wall.Seconds()
+		r.sum.BuysPerSecond = float64(r.sum.Got) / wall.Seconds()
 	}
 	var first, final int64
 	for _, res := range r.sum.Results {
@@ -545,7 +547,10 @@ func (r *rush) report() error {
 	line("errors:     %d", sum.Errors)
 	line("left:       %d", sum.Left)
 	line("wall time:  %s", round(sum.WallSeconds))
-	line("buys/s:     %.0f", sum.BuysPerSecond)
+	line("buys/s:     %.0f (successful buys per second of wall time)", sum.BuysPerSecond)
+	if sum.Interrupted {
+		line("interrupted: yes (buyers still waiting were stopped; the books are as they stand)")
+	}
 	line("heartbeat:  pid %d, %d %s, stopped", sum.HeartbeatPID, sum.Heartbeats, plural(int64(sum.Heartbeats), "beat", "beats"))
 	line("verify:     %s", sum.Verify)
 	if sum.Oversold {

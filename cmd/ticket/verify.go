@@ -49,7 +49,7 @@ named on stderr otherwise.`)
 		case r.Sales == 0:
 			err = c.line("ok: no sales recorded; %d left of %d", r.State.Left, r.State.Total)
 		default:
-			err = c.line("ok: %d sales, %d tickets sold, %d left of %d: the books balance", r.Sales, r.Tickets, r.State.Left, r.State.Total)
+			err = c.line("ok: %d %s, %d %s sold, %d left of %d: the books balance", r.Sales, plural(r.Sales, "sale", "sales"), r.Tickets, plural(r.Tickets, "ticket", "tickets"), r.State.Left, r.State.Total)
 		}
 		if r.Pending != "" {
 			fmt.Fprintf(c.stderr, "ticket verify: note: %s (the next buy cuts it)\n", r.Pending)
