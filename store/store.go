@@ -28,6 +28,11 @@ type Options struct {
 	// Warn receives one-line notes about repairs made under the lock, such
 	// as an uncommitted journal line cut after a crash. Nil discards them.
 	Warn func(note string)
+
+	// RequestID is the request id of the buys made through a Redis sale
+	// (see Redis.BuyRequest); "" gives each buy a fresh one. The file
+	// backend has no use for it: its buys are never retried blindly.
+	RequestID string
 }
 
 // Store is one ticket sale on disk. Its methods may be called from many
@@ -77,6 +82,10 @@ func (s *Store) Read() (ticket.State, error) {
 type Receipt struct {
 	Sale  ticket.Sale  // the sale made; zero when nothing was bought
 	State ticket.State // the state after the buy, or the one that refused it
+
+	// Replayed is set when the buy's request id had already been answered:
+	// this is that original outcome, and nothing was sold now (Redis only).
+	Replayed bool
 }
 
 // Buy sells qty tickets to buyer if at least qty are left, all or nothing.
@@ -272,4 +281,62 @@ func archiveJournal(path string) (string, error) {
 // line being appended by a buyer at that moment may show as unfinished.
 func (s *Store) Sales() iter.Seq2[ticket.Sale, error] {
 	return readSales(s.files().journal)
+}
+
+// Restore replaces the sale with state and a journal holding sales, as
+// ticket copy does: under the lock it writes the journal, fsyncs it, then
+// replaces the ticket file, which is the commit point. It refuses with
+// ErrExists if the ticket file exists, unless force; then, as with Init,
+// an old journal that holds sales is renamed (archive names it), never
+// deleted, and a ticket file it cannot parse is never overwritten.
+func (s *Store) Restore(ctx context.Context, state ticket.State, sales []ticket.Sale, force bool) (archive string, err error) {
+	f := s.files()
+	perm := fs.FileMode(0)
+	uid, gid := -1, -1
+	exists := func() error {
+		info, err := os.Stat(f.ticket)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("stat %s: %w", s.path, err)
+		}
+		if !force {
+			return fmt.Errorf("%s already exists (use --force to replace it): %w", s.path, ErrExists)
+		}
+		if _, _, err := readState(f.ticket); err != nil {
+			return fmt.Errorf("%w (not replacing it; move it away first if it is not needed)", err)
+		}
+		perm = info.Mode().Perm()
+		uid, gid = owner(info)
+		return nil
+	}
+	if err := exists(); err != nil {
+		return "", err
+	}
+	unlock, err := Lock(ctx, f.lock, perm)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if err := exists(); err != nil { // again, under the lock
+		return "", err
+	}
+	if archive, err = archiveJournal(f.journal); err != nil {
+		return "", err
+	}
+	j, err := openJournal(f.journal, perm, s.opts.NoSync)
+	if err != nil {
+		return archive, err
+	}
+	defer j.Close()
+	var buf []byte
+	for _, sale := range sales {
+		buf = sale.AppendLine(buf)
+	}
+	if err := j.append(buf); err != nil {
+		return archive, err
+	}
+	w := writer{noSync: s.opts.NoSync}
+	return archive, w.replace(f.ticket, f.tmp, state.Encode(), perm, uid, gid)
 }

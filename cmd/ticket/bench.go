@@ -41,7 +41,7 @@ unless --force.`)
 		return &usageError{"--procs and --tickets must be at least 1"}
 	}
 	path := *file
-	if !fs.Changed("file") {
+	if !specChanged(fs) {
 		dir, err := os.MkdirTemp(".", "ticket-bench-")
 		if err != nil {
 			return fmt.Errorf("bench: %w", err)
@@ -51,10 +51,15 @@ unless --force.`)
 	}
 	ctx, stop := c.interruptible()
 	defer stop()
-	s := store.Open(path, store.Options{NoSync: *noSync})
+	s, err := c.open(path, store.Options{NoSync: *noSync})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
 	if _, _, err := s.Init(ctx, *tickets, *force); err != nil {
 		return err
 	}
+	c.durability(s, false)
 	res, err := benchRun(ctx, path, *procs, *noSync)
 	if err != nil {
 		return err
@@ -203,7 +208,11 @@ func runBenchWorker(c *cli, args []string) error {
 		return err
 	}
 	_, _ = io.Copy(io.Discard, os.Stdin) // the gate
-	s := store.Open(*file, store.Options{NoSync: *noSync})
+	s, err := c.open(*file, store.Options{NoSync: *noSync})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
 	rep := workerReport{Latencies: make([]int64, 0, 1024)}
 	ctx := context.Background()
 	for {

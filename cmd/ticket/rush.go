@@ -86,7 +86,9 @@ stop with nothing changed, the others finish).`)
 		return &usageError{fmt.Sprintf("--qty %d: buy at least 1 ticket", *qty)}
 	case *force && !fs.Changed("count"):
 		return &usageError{"--force only goes with --count"}
-	case *unlocked && !fs.Changed("file"):
+	case *unlocked && store.IsRedis(*file):
+		return &usageError{"--unlocked shows what the file lock prevents; a Redis sale has no lock to skip"}
+	case *unlocked && !specChanged(fs):
 		return &usageError{"--unlocked is unsafe and needs an explicit -f PATH to a file you can spare"}
 	case every <= 0:
 		return &usageError{"--every must be above zero"}
@@ -104,7 +106,12 @@ stop with nothing changed, the others finish).`)
 	}
 	ctx, stop := c.interruptible()
 	defer stop()
-	s := store.Open(*file, store.Options{NoSync: *noSync})
+	s, err := c.open(*file, store.Options{NoSync: *noSync})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	c.durability(s, false)
 	if fs.Changed("count") {
 		n, err := parseCount("--count", *count)
 		if err != nil {
@@ -447,7 +454,13 @@ func (r *rush) check(start ticket.State) {
 		sum.Problems = append(sum.Problems, fmt.Sprintf(format, args...))
 	}
 	sum.Told = int64(sum.Got) * r.qty
-	s := store.Open(r.file, store.Options{})
+	s, err := r.c.open(r.file, store.Options{})
+	if err != nil {
+		problem("open the sale after the rush: %v", err)
+		sum.Balanced = false
+		return
+	}
+	defer s.Close()
 	end, err := s.Read()
 	if err != nil {
 		problem("read the ticket file after the rush: %v", err)
@@ -471,7 +484,7 @@ func (r *rush) check(start ticket.State) {
 
 // checkJournal runs ticket verify and matches the journal's sales since the
 // rush began with the buyers told they got tickets.
-func (r *rush) checkJournal(s *store.Store, start ticket.State, problem func(string, ...any)) {
+func (r *rush) checkJournal(s store.Backend, start ticket.State, problem func(string, ...any)) {
 	sum := &r.sum
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -14,7 +14,11 @@ With --sales it lists every sale in the journal instead, oldest first.`)
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
-	s := store.Open(*file, store.Options{})
+	s, err := c.open(*file, store.Options{})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
 	if *sales {
 		return showSales(c, s)
 	}
@@ -22,8 +26,9 @@ With --sales it lists every sale in the journal instead, oldest first.`)
 	if err != nil {
 		return err
 	}
+	dur := c.durability(s, true)
 	if c.json {
-		return c.result(stateJSON{*file, state.Left, state.Total, state.Sold, state.Version})
+		return c.result(stateJSON{*file, state.Left, state.Total, state.Sold, state.Version, dur})
 	}
 	return c.line("%s", state)
 }
@@ -35,9 +40,11 @@ type stateJSON struct {
 	Total   int64  `json:"total"`
 	Sold    int64  `json:"sold"`
 	Version int64  `json:"version"`
+
+	Durability string `json:"durability,omitempty"` // a Redis server's persistence, in words
 }
 
-func showSales(c *cli, s *store.Store) error {
+func showSales(c *cli, s store.Backend) error {
 	if _, err := s.Read(); err != nil {
 		return err
 	}
