@@ -262,6 +262,9 @@ func (r *Redis) BuyRequest(ctx context.Context, id, buyer string, qty int64) (Re
 	if err := ctx.Err(); err != nil && errors.Is(err, context.Canceled) {
 		return Receipt{}, err // interrupted before anything was sent
 	}
+	if r.opts.Unlocked {
+		return r.unsafeBuy(ctx, qty)
+	}
 	now := time.Now().UTC().Format(time.RFC3339Nano)
 	keys := []string{r.stateKey(), r.journalKey(), r.requestKey(id)}
 	out, err := buyScript.Run(bg(ctx), r.client, keys, qty, buyer, os.Getpid(), now, id, int64(RequestTTL/time.Second)).Text()
@@ -273,6 +276,26 @@ func (r *Redis) BuyRequest(ctx context.Context, id, buyer string, qty int64) (Re
 		return Receipt{}, r.fail(fmt.Sprintf("buy (request id %s; outcome unknown, retry with --request-id %s)", id, id), err)
 	}
 	return r.parseOutcome(out, buyer, qty)
+}
+
+// unsafeBuy is Options.Unlocked for Redis: the buyer reads the stock,
+// decides and writes it back in separate commands, as a client without
+// the script would. It is UNSAFE (lost updates, overselling) and exists
+// only to show what the script prevents. It writes no journal.
+func (r *Redis) unsafeBuy(ctx context.Context, qty int64) (Receipt, error) {
+	ctx = bg(ctx)
+	state, err := r.Read()
+	if err != nil {
+		return Receipt{State: state}, err
+	}
+	next, err := state.Take(qty)
+	if err != nil {
+		return Receipt{State: state}, err
+	}
+	if err := r.client.HSet(ctx, r.stateKey(), "left", next.Left, "version", next.Version).Err(); err != nil {
+		return Receipt{State: state}, r.fail("buy", err)
+	}
+	return Receipt{Sale: ticket.Sale{Seq: next.Version, Qty: qty, Left: next.Left}, State: next}, nil
 }
 
 func (r *Redis) parseOutcome(out, buyer string, qty int64) (Receipt, error) {

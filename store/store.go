@@ -22,7 +22,8 @@ type Options struct {
 
 	// Unlocked skips the lock and the journal: buyers read, decide and
 	// write without exclusion. It is UNSAFE and exists only to show what
-	// the lock prevents (lost updates, overselling).
+	// the lock prevents (lost updates, overselling). On Redis it skips
+	// the script the same way: read, decide, write back, no journal.
 	Unlocked bool
 
 	// Warn receives one-line notes about repairs made under the lock, such

@@ -70,7 +70,7 @@ stop with nothing changed, the others finish).`)
 	every := seconds(500 * time.Millisecond)
 	fs.Var(&every, "every", "time between heartbeats")
 	noSync := fs.Bool("no-sync", false, "buyers skip fsync: faster, not durable across a machine crash")
-	unlocked := fs.Bool("unlocked", false, "UNSAFE: buyers skip the lock and the journal, to show what the lock prevents (needs -f)")
+	unlocked := fs.Bool("unlocked", false, "UNSAFE: buyers skip the lock and the journal (Redis: the script), to show what they prevent (needs -f or --store)")
 	fs.BoolVar(&c.json, "json", false, "print the results and the summary as one JSON object")
 	guard := fs.String("heartbeat-guard", "both", "what stops the heartbeat child if the rush dies: both, pdeathsig, pipe or none (for tests)")
 	_ = fs.MarkHidden("heartbeat-guard")
@@ -86,8 +86,6 @@ stop with nothing changed, the others finish).`)
 		return &usageError{fmt.Sprintf("--qty %d: buy at least 1 ticket", *qty)}
 	case *force && !fs.Changed("count"):
 		return &usageError{"--force only goes with --count"}
-	case *unlocked && store.IsRedis(*file):
-		return &usageError{"--unlocked shows what the file lock prevents; a Redis sale has no lock to skip"}
 	case *unlocked && !specChanged(fs):
 		return &usageError{"--unlocked is unsafe and needs an explicit -f PATH to a file you can spare"}
 	case every <= 0:
