@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -191,7 +190,12 @@ func (r *Redis) parseState(vals []any) (ticket.State, error) {
 // one atomic step. It answers a string "KIND SEQ LEFT TOTAL VERSION TIME"
 // (KIND ok or soldout), prefixed with "replay " for a request id it has
 // already answered, or "nosale" / "invalid".
-var buyScript = redis.NewScript(`
+//
+// Scripts are made on first use: a file sale's buy must not pay for them
+// when the process starts.
+var buyScript = sync.OnceValue(func() *redis.Script { return redis.NewScript(buySource) })
+
+const buySource = `
 local done = redis.call('GET', KEYS[3])
 if done then return 'replay ' .. done end
 local s = redis.call('HMGET', KEYS[1], 'total', 'left', 'version')
@@ -212,14 +216,16 @@ else
 end
 redis.call('SET', KEYS[3], out, 'EX', ARGV[6])
 return out
-`)
-
-var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+`
 
 // CheckRequestID reports whether id may be used as a request id: 1 to 128
 // letters, digits, '.', '_', ':' or '-'.
 func CheckRequestID(id string) error {
-	if !requestIDPattern.MatchString(id) {
+	ok := len(id) >= 1 && len(id) <= 128
+	for _, c := range []byte(id) {
+		ok = ok && (c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("._:-", c) >= 0)
+	}
+	if !ok {
 		return fmt.Errorf("request id %q: want 1 to 128 letters, digits, '.', '_', ':' or '-': %w", id, ticket.ErrInvalid)
 	}
 	return nil
@@ -267,7 +273,7 @@ func (r *Redis) BuyRequest(ctx context.Context, id, buyer string, qty int64) (Re
 	}
 	now := time.Now().UTC().Format(time.RFC3339Nano)
 	keys := []string{r.stateKey(), r.journalKey(), r.requestKey(id)}
-	out, err := buyScript.Run(bg(ctx), r.client, keys, qty, buyer, os.Getpid(), now, id, int64(RequestTTL/time.Second)).Text()
+	out, err := buyScript().Run(bg(ctx), r.client, keys, qty, buyer, os.Getpid(), now, id, int64(RequestTTL/time.Second)).Text()
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {
 		return Receipt{}, r.fail("buy: cannot connect, nothing was bought", err)
@@ -333,7 +339,9 @@ func (r *Redis) parseOutcome(out, buyer string, qty int64) (Receipt, error) {
 
 // initScript creates or (force) resets the sale, keeping a journal that
 // holds sales under KEYS[3].
-var initScript = redis.NewScript(`
+var initScript = sync.OnceValue(func() *redis.Script { return redis.NewScript(initSource) })
+
+const initSource = `
 if redis.call('EXISTS', KEYS[1]) == 1 and ARGV[2] ~= '1' then return 'exists' end
 local kept = ''
 if redis.call('XLEN', KEYS[2]) > 0 then
@@ -343,7 +351,7 @@ end
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[1], 'total', ARGV[1], 'left', ARGV[1], 'version', '0')
 return 'ok ' .. kept
-`)
+`
 
 // Init creates the sale with n tickets and an empty journal. It refuses
 // with ErrExists if the sale exists, unless force, which resets it; a
@@ -361,7 +369,7 @@ func (r *Redis) Init(ctx context.Context, n int64, force bool) (ticket.State, st
 		f = "1"
 	}
 	archive := r.journalKey() + ":" + time.Now().UTC().Format("20060102T150405.000000000Z")
-	out, err := initScript.Run(bg(ctx), r.client, []string{r.stateKey(), r.journalKey(), archive}, strconv.FormatInt(n, 10), f).Text()
+	out, err := initScript().Run(bg(ctx), r.client, []string{r.stateKey(), r.journalKey(), archive}, strconv.FormatInt(n, 10), f).Text()
 	if err != nil {
 		return state, "", r.fail("init", err)
 	}
