@@ -110,6 +110,12 @@ func redact(u *url.URL) string {
 	return u.Redacted()
 }
 
+// errSaleExists is ErrExists in words that fit a Redis sale.
+type errSaleExists struct{}
+
+func (errSaleExists) Error() string        { return "sale exists" }
+func (errSaleExists) Is(target error) bool { return target == ErrExists }
+
 // Name returns the sale's name in the server.
 func (r *Redis) Name() string { return r.name }
 
@@ -374,7 +380,7 @@ func (r *Redis) Init(ctx context.Context, n int64, force bool) (ticket.State, st
 		return state, "", r.fail("init", err)
 	}
 	if out == "exists" {
-		return state, "", fmt.Errorf("%s already exists (use --force to reset it): %w", r.where(), ErrExists)
+		return state, "", fmt.Errorf("%s already exists (use --force to reset it): %w", r.where(), errSaleExists{})
 	}
 	return state, strings.TrimSpace(strings.TrimPrefix(out, "ok")), nil
 }
@@ -493,7 +499,7 @@ func (r *Redis) Restore(ctx context.Context, state ticket.State, sales []ticket.
 			return err
 		}
 		if n > 0 && !force {
-			return fmt.Errorf("%s already exists (use --force to replace it): %w", r.where(), ErrExists)
+			return fmt.Errorf("%s already exists (use --force to replace it): %w", r.where(), errSaleExists{})
 		}
 		jl, err := tx.XLen(ctx, r.journalKey()).Result()
 		if err != nil {

@@ -73,6 +73,19 @@ func TestRedisInitBuyVerify(t *testing.T) {
 	if st, _ := r.Read(); st.Left != 5 || st.Version != 0 {
 		t.Fatalf("after reset: %+v", st)
 	}
+	// The largest sale Lua's doubles count exactly, and one beyond it.
+	if _, _, err := r.Init(ctx, MaxRedisCount+1, true); !errors.Is(err, ticket.ErrInvalid) {
+		t.Fatalf("init %d: %v, want refused", int64(MaxRedisCount+1), err)
+	}
+	if _, _, err := r.Init(ctx, MaxRedisCount, true); err != nil {
+		t.Fatal(err)
+	}
+	if rc, err := r.Buy(ctx, "ann", 1); err != nil || rc.State.Left != MaxRedisCount-1 {
+		t.Fatalf("buy 1 of %d: %+v, %v", int64(MaxRedisCount), rc, err)
+	}
+	if rep, err := r.Verify(ctx); err != nil || !rep.Balanced() || rep.State.Left != MaxRedisCount-1 {
+		t.Fatalf("verify: %+v, %v", rep, err)
+	}
 }
 
 // TestRedisVerifyFindsDiscrepancies tampers with the state behind the

@@ -74,7 +74,10 @@ unless --force.`)
 		err = c.result(res)
 	} else {
 		mode := "durable"
-		if *noSync {
+		switch {
+		case store.IsRedis(path):
+			mode = "redis: durable as the server's persistence allows"
+		case *noSync:
 			mode = "no fsync"
 		}
 		err = c.line("%.0f buys/s  (%d buys by %d processes in %.3fs, %s; latency p50 %s p99 %s; CPU %s per buy; books balance: %v)",

@@ -199,3 +199,22 @@ func TestRedisBuyRetried(t *testing.T) {
 		t.Errorf("nothing listening: exit %d, want 7: %s", o.code, o.stderr)
 	}
 }
+
+// TestRedisWatch: ticket watch reads a Redis sale as it reads a file and
+// stops at sold out.
+func TestRedisWatch(t *testing.T) {
+	spec := redistest.Start(t).URL("watch")
+	if o := runCaptured(t, "init", "--store", spec, "--count", "1"); o.code != exitOK {
+		t.Fatalf("init: %d %s", o.code, o.stderr)
+	}
+	if o := runCaptured(t, "buy", "--store", spec); o.code != exitOK {
+		t.Fatalf("buy: %d %s", o.code, o.stderr)
+	}
+	o := runCaptured(t, "watch", "--store", spec, "--every", "10ms")
+	if o.code != exitOK || strings.TrimSpace(o.stdout) != "heartbeat: 0 left of 1" {
+		t.Fatalf("watch: exit %d, stdout %q, stderr %q", o.code, o.stdout, o.stderr)
+	}
+	if o := runCaptured(t, "buy", "--store", spec); o.code != exitSoldOut {
+		t.Fatalf("buy from a sold-out Redis sale: exit %d, want 3: %s", o.code, o.stderr)
+	}
+}
