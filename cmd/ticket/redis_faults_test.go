@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ticketd/ticket/internal/redistest"
 )
@@ -217,4 +218,36 @@ func TestRedisWatch(t *testing.T) {
 	if o := runCaptured(t, "buy", "--store", spec); o.code != exitSoldOut {
 		t.Fatalf("buy from a sold-out Redis sale: exit %d, want 3: %s", o.code, o.stderr)
 	}
+}
+
+// TestRedisRushServerKilled kills the server while ticket rush starts its
+// buyers: no buyer reports sold out, and the rush exits 7 (it could not
+// check the books), not 5 (they do not balance).
+func TestRedisRushServerKilled(t *testing.T) {
+	srv := redistest.Start(t)
+	spec := srv.URL("rushkill")
+	dir := t.TempDir()
+	p := start(t, dir, "rush", "--json", "--store", spec, "--count", "500", "--buyers", "60")
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(p.errs(), "60 buyers, 500 tickets left") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the rush did not start in 30s: %s", p.errs())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	srv.Kill()
+	code := p.wait(t)
+	var sum rushSummary
+	if err := json.Unmarshal([]byte(p.out()), &sum); err != nil {
+		t.Fatalf("stdout %q: %v\nstderr:\n%s", p.out(), err, p.errs())
+	}
+	if code != exitUnreachable || sum.SoldOut != 0 {
+		t.Fatalf("exit %d, %d sold out; want 7 and none\nstderr:\n%s", code, sum.SoldOut, p.errs())
+	}
+	t.Logf("got %d, errors %d; last stderr line: %s", sum.Got, sum.Errors, lastLine(p.errs()))
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
 }

@@ -59,6 +59,7 @@ Exit status: 0 the books balance and every buyer either bought or found the
 tickets sold out; 5 the books do not balance (oversold, lost updates, or
 ticket verify found discrepancies); 1 the books balance but some buyer
 failed (its error is shown; a lock not had within --wait counts); 2 usage;
+7 a Redis sale's server could not be reached to check the books;
 130/143 interrupted (running buyers get SIGTERM: those waiting for the lock
 stop with nothing changed, the others finish).`)
 	buyers := fs.Int("buyers", 0, fmt.Sprintf("number of buyer processes to start (required, 1 to %d)", maxBuyers))
@@ -162,6 +163,9 @@ stop with nothing changed, the others finish).`)
 	switch {
 	case c.signal.Load() != 0:
 		return shown{context.Canceled}
+	case r.unreachable != nil:
+		// The books could not be checked: say why, not that they are wrong.
+		return r.unreachable
 	case !r.sum.Balanced:
 		return shown{fmt.Errorf("%s: the books do not balance: %w", *file, ticket.ErrInvalid)}
 	case r.sum.Errors > 0:
@@ -179,6 +183,8 @@ type rush struct {
 	qty      int64
 	unlocked bool
 	progress bool // stderr is a terminal: keep a progress line there
+
+	unreachable error // the backend (Redis) could not be read after the rush
 
 	releasedKnown int // buyers that said when they left the gate
 
@@ -460,6 +466,9 @@ func (r *rush) check(start ticket.State) {
 	}
 	defer s.Close()
 	end, err := s.Read()
+	if errors.Is(err, store.ErrUnreachable) {
+		r.unreachable = err
+	}
 	if err != nil {
 		problem("read the ticket file after the rush: %v", err)
 	} else {
