@@ -22,7 +22,7 @@ N=${1:-20000}
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d "$PWD/bench-XXXXXX")
 redis_pids=()
-cleanup() { for p in "${redis_pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() { for p in "${redis_pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done; rm -rf "$work"; }
 trap cleanup EXIT
 bin=$work/bin
 mkdir -p "$bin"
@@ -78,23 +78,23 @@ if command -v jq >/dev/null && command -v flock >/dev/null; then
 fi
 measure "shell: 200 x ticket buy" shellway ticket 200
 
-redis_start() { # name args...: start a redis-server on a free loopback port, print the port
-  local name=$1 port dir; shift
-  dir=$(fresh)
+redis_start() { # args...: start a redis-server on a free loopback port; sets port
+  local dir pid; dir=$(fresh)
   for _ in 1 2 3 4 5; do
     port=$((20000 + RANDOM % 20000))
     redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save '' --daemonize no --loglevel warning "$@" >"$dir/log" 2>&1 &
-    redis_pids+=($!)
+    pid=$!
+    redis_pids+=("$pid")
     sleep 0.3
-    if kill -0 "$!" 2>/dev/null; then echo "$port"; return; fi
+    if kill -0 "$pid" 2>/dev/null; then return; fi
   done
   return 1
 }
 rbench() { "$bin/ticket" bench --tickets "$N" --force "$@"; }
 if command -v redis-server >/dev/null; then
-  port=$(redis_start always --appendonly yes --appendfsync always)
+  redis_start --appendonly yes --appendfsync always
   measure "redis P=4 appendfsync always" rbench --procs 4 --store "redis://127.0.0.1:$port/0?name=bench"
-  port=$(redis_start none)
+  redis_start
   measure "redis P=4 no persistence" rbench --procs 4 --store "redis://127.0.0.1:$port/0?name=bench"
 fi
 
