@@ -22,7 +22,10 @@ N=${1:-20000}
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d "$PWD/bench-XXXXXX")
 redis_pids=()
-cleanup() { for p in "${redis_pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done; rm -rf "$work"; }
+cleanup() {
+  for p in "${redis_pids[@]}"; do { kill "$p" && wait "$p"; } 2>/dev/null || true; done
+  rm -rf "$work"
+}
 trap cleanup EXIT
 bin=$work/bin
 mkdir -p "$bin"
