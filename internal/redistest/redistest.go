@@ -23,6 +23,7 @@ type Server struct {
 	Dir  string   // its working directory (the AOF and RDB files)
 	args []string // the extra arguments it was started with
 	cmd  *exec.Cmd
+	done chan struct{} // closed when cmd has exited and been waited for
 }
 
 // Start starts a redis-server on 127.0.0.1 with no snapshots and the
@@ -77,8 +78,15 @@ func (s *Server) start() error {
 	s.t.Cleanup(stop)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if ping(s.Addr()) == nil {
-			s.cmd = cmd
+		if pid, err := serverPID(s.Addr()); err == nil && (pid == 0 || pid == cmd.Process.Pid) {
+			// pid 0: a server with a password does not say; ours is the one
+			// listening if it is still running once the port answers.
+			select {
+			case <-exited:
+				return fmt.Errorf("redis-server on port %d exited: %v", s.Port, werr)
+			case <-time.After(50 * time.Millisecond):
+			}
+			s.cmd, s.done = cmd, exited
 			return nil
 		}
 		select {
@@ -95,17 +103,8 @@ func (s *Server) start() error {
 
 // Kill kills the server with SIGKILL and waits until it is gone.
 func (s *Server) Kill() {
-	s.t.Helper()
 	_ = s.cmd.Process.Signal(syscall.SIGKILL)
-	for range 500 {
-		if err := s.cmd.Process.Signal(syscall.Signal(0)); err != nil {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	for ping(s.Addr()) == nil {
-		time.Sleep(10 * time.Millisecond)
-	}
+	<-s.done
 }
 
 // Restart kills the server with SIGKILL and starts it again on the same
@@ -132,24 +131,37 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// ping speaks just enough RESP to ask for PONG.
-func ping(addr string) error {
+// serverPID asks the server at addr for its process id (INFO server), so
+// that a test never mistakes another program's server on a reused port for
+// its own. It returns 0 for a server that wants a password first.
+func serverPID(addr string) (int, error) {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return err
+	if _, err := c.Write([]byte("INFO server\r\n")); err != nil {
+		return 0, err
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
+	r := bufio.NewReader(c)
+	line, err := r.ReadString('\n')
 	if err != nil {
-		return err
+		return 0, err
 	}
-	// A server that wants a password answers, and that is enough.
-	if !strings.HasPrefix(line, "+PONG") && !strings.HasPrefix(line, "-NOAUTH") {
-		return fmt.Errorf("PING answered %q", strings.TrimSpace(line))
+	switch {
+	case strings.HasPrefix(line, "-NOAUTH"):
+		return 0, nil
+	case !strings.HasPrefix(line, "$"):
+		return 0, fmt.Errorf("INFO answered %q", strings.TrimSpace(line))
 	}
-	return nil
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return 0, err
+		}
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+			return strconv.Atoi(v)
+		}
+	}
 }
