@@ -96,7 +96,7 @@ func (s *Server) start() error {
 		}
 		if time.Now().After(deadline) {
 			stop()
-			return fmt.Errorf("redis-server on port %d did not answer PING within 20s", s.Port)
+			return fmt.Errorf("redis-server on port %d did not answer INFO within 20s", s.Port)
 		}
 	}
 }
