@@ -409,3 +409,42 @@ func TestRestoreRoundTrip(t *testing.T) {
 		t.Fatalf("file after the round trip: %+v, %v", rep, err)
 	}
 }
+
+// TestRedisTimeout pauses the server (CLIENT PAUSE) past the buyer's
+// read_timeout: the buy fails as unreachable, naming the timeout, with an
+// unknown outcome (the server may run the queued script when the pause
+// ends, or drop it with the closed connection). Retried with the same
+// request id until the server answers, it makes exactly one sale either way.
+func TestRedisTimeout(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	admin := openRedis(t, srv.URL("t8"), Options{})
+	if _, _, err := admin.Init(ctx, 5, false); err != nil {
+		t.Fatal(err)
+	}
+	b := openRedis(t, srv.URL("t8")+"&read_timeout=200ms", Options{})
+	if _, err := b.Read(); err != nil { // connected before the pause
+		t.Fatal(err)
+	}
+	if err := admin.client.Do(ctx, "CLIENT", "PAUSE", "1000", "ALL").Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := b.BuyRequest(ctx, "slow-1", "ann", 1)
+	if !errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), "timeout") {
+		t.Fatalf("buy during a pause: %v; want a timeout wrapping ErrUnreachable", err)
+	}
+	t.Logf("timed out: %v", err)
+	var rc Receipt
+	for range 100 { // 200ms each: the 1s pause ends long before
+		if rc, err = b.BuyRequest(ctx, "slow-1", "ann", 1); !errors.Is(err, ErrUnreachable) {
+			break
+		}
+	}
+	if err != nil || rc.Sale.Seq != 1 {
+		t.Fatalf("retry after the pause: %+v, %v; want sale #1", rc, err)
+	}
+	t.Logf("the retry was answered with the original outcome: %v", rc.Replayed)
+	if st, _ := admin.Read(); st.Left != 4 {
+		t.Fatalf("%d left after one buy retried, want 4", st.Left)
+	}
+}
