@@ -26,6 +26,8 @@ sell from one side only.
 Exit status: 0 copied and both sides balance, 3 never, 5 SRC or DST does
 not balance, 7 a Redis server unreachable, 1 DST exists (without --force)
 or another error.`)
+	_ = fs.MarkHidden("file") // SRC and DST are arguments
+	_ = fs.MarkHidden("store")
 	force := fs.Bool("force", false, "replace a sale DST already holds (its journal is kept, renamed)")
 	fs.BoolVar(&c.json, "json", false, "print the result as one JSON object")
 	if err := c.parseArgs(fs, args, 2); err != nil {

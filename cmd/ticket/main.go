@@ -82,13 +82,14 @@ Commands:
 	b.WriteString(`
 Commands on a sale take -f, --file PATH or --store SPEC (PATH, file:PATH or
 redis://HOST:PORT/DB?name=SALE; default $TICKET_STORE, else $TICKET_FILE,
-else ticket.json); every command takes -h for its own help. The lock is PATH.lock: hold it from a shell with
-flock PATH.lock COMMAND and buyers wait.
+else ticket.json); every command takes -h for its own help. The lock is
+PATH.lock: hold it from a shell with flock PATH.lock COMMAND and buyers wait.
 
 Exit status: 0 done, 1 error, 2 usage, 3 sold out, 4 lock not acquired in
 time, 5 invalid ticket file or journal (left untouched), 6 sale recorded but
-not confirmed or not reported, 7 backend (Redis) unreachable, 130/143 interrupted by SIGINT/SIGTERM;
-sem exits with COMMAND's status (126/127: could not run it / not found).
+not confirmed or not reported, 7 backend (Redis) unreachable, 130/143
+interrupted by SIGINT/SIGTERM; sem exits with COMMAND's status (126/127:
+could not run it / not found).
 `)
 	io.WriteString(w, b.String())
 }
