@@ -10,16 +10,23 @@
 #   seed: the lesson's Python (lock, read JSON, write back in place, no fsync)
 #   sqlite: Python's sqlite3, WAL with synchronous=FULL and =NORMAL, P=4
 #   shell: N processes of flock(1)+jq versus N processes of ticket buy
+#   redis: ticket bench --store redis://... at P=4 against a redis-server
+#   started here on 127.0.0.1, with appendfsync always and with no persistence
 # Then the per-process cost of ticket buy against a trivial Go binary's start
 # plus one durable commit, and the peak RSS of one ticket buy. Rows are
 # interleaved (each runs twice, alternating) and the better run is shown.
-# Needs go, python3, flock and jq; a missing peer's row says so.
+# Needs go, python3, flock, jq and redis-server; a missing peer's row says so.
 set -euo pipefail
 if [[ ${1:-} == -h || ${1:-} == --help ]]; then sed -n '2,17s/^# \{0,1\}//p' "$0"; exit 0; fi
 N=${1:-20000}
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d "$PWD/bench-XXXXXX")
-trap 'rm -rf "$work"' EXIT
+redis_pids=()
+cleanup() {
+  for p in "${redis_pids[@]}"; do { kill "$p" && wait "$p"; } 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
 bin=$work/bin
 mkdir -p "$bin"
 (cd "$root" && CGO_ENABLED=0 go build -o "$bin/ticket" ./cmd/ticket && go build -o "$bin/floor" ./scripts/floor &&
@@ -74,11 +81,31 @@ if command -v jq >/dev/null && command -v flock >/dev/null; then
 fi
 measure "shell: 200 x ticket buy" shellway ticket 200
 
+redis_start() { # args...: start a redis-server on a free loopback port; sets port
+  local dir pid; dir=$(fresh)
+  for _ in 1 2 3 4 5; do
+    port=$((20000 + RANDOM % 20000))
+    redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save '' --daemonize no --loglevel warning "$@" >"$dir/log" 2>&1 &
+    pid=$!
+    redis_pids+=("$pid")
+    sleep 0.3
+    if kill -0 "$pid" 2>/dev/null; then return; fi
+  done
+  return 1
+}
+rbench() { "$bin/ticket" bench --tickets "$N" --force "$@"; }
+if command -v redis-server >/dev/null; then
+  redis_start --appendonly yes --appendfsync always
+  measure "redis P=4 appendfsync always" rbench --procs 4 --store "redis://127.0.0.1:$port/0?name=bench"
+  redis_start
+  measure "redis P=4 no persistence" rbench --procs 4 --store "redis://127.0.0.1:$port/0?name=bench"
+fi
+
 base=${row["ticket P=4"]}
 printf '%-30s %10s %8s\n' "what" "buys/s" "x ticket"
 for name in "ticket P=1" "ticket P=4" "ticket P=16" "ticket P=64" "ticket P=4 --no-sync" "floor P=4" \
   "floor P=4 no fsync" "seed python P=4 (no fsync)" "sqlite WAL FULL P=4" "sqlite WAL NORMAL P=4" \
-  "shell: 200 x flock+jq" "shell: 200 x ticket buy"; do
+  "shell: 200 x flock+jq" "shell: 200 x ticket buy" "redis P=4 appendfsync always" "redis P=4 no persistence"; do
   [[ -n ${row[$name]:-} ]] || { printf '%-30s %10s\n' "$name" "(not run)"; continue; }
   printf '%-30s %10s %8s\n' "$name" "${row[$name]}" "$(awk -v a="${row[$name]}" -v b="$base" 'BEGIN{printf "%.2f", b ? a/b : 0}')"
 done

@@ -4,7 +4,8 @@
 # Usage: scripts/check.sh [-h] [-short]
 #
 # It installs what the tests need and a fresh Debian machine may lack (flock
-# from util-linux, mkfs.ext4 from e2fsprogs, gcc for the race detector), then
+# from util-linux, mkfs.ext4 from e2fsprogs, gcc for the race detector,
+# redis-server for the Redis backend's tests), then
 # runs, stopping at the first failure: gofmt, go vet, go mod tidy (go.mod and
 # go.sum must already be tidy), staticcheck (pinned in go.mod as a tool), and
 # go test -race over every package. -short passes -short to go test.
@@ -26,6 +27,7 @@ command -v flock >/dev/null || missing+=(util-linux)
 command -v mkfs.ext4 >/dev/null || missing+=(e2fsprogs)
 command -v gcc >/dev/null || missing+=(gcc)
 command -v truncate >/dev/null || missing+=(coreutils)
+command -v redis-server >/dev/null || missing+=(redis-server)
 if ((${#missing[@]})); then
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
     echo "installing: ${missing[*]}"

@@ -33,6 +33,15 @@
 //
 //	flock PATH.lock sh -c '...'
 //
+// # Redis
+//
+// The same sale can be kept in a Redis server instead (OpenRedis, or
+// OpenSpec with a redis:// URL), for buyers on many machines. Both backends
+// satisfy Backend. A Redis buy takes no lock: one Lua script checks the
+// request id, takes the tickets and appends the sale to a stream in one
+// atomic step; see Redis for its keys and Durability for what the server
+// promises. Errors reaching the server wrap ErrUnreachable.
+//
 // # Limits
 //
 // flock(2) works between processes of one machine on a local filesystem.

@@ -22,12 +22,18 @@ type Options struct {
 
 	// Unlocked skips the lock and the journal: buyers read, decide and
 	// write without exclusion. It is UNSAFE and exists only to show what
-	// the lock prevents (lost updates, overselling).
+	// the lock prevents (lost updates, overselling). On Redis it skips
+	// the script the same way: read, decide, write back, no journal.
 	Unlocked bool
 
 	// Warn receives one-line notes about repairs made under the lock, such
 	// as an uncommitted journal line cut after a crash. Nil discards them.
 	Warn func(note string)
+
+	// RequestID is the request id of the buys made through a Redis sale
+	// (see Redis.BuyRequest); "" gives each buy a fresh one. The file
+	// backend has no use for it: its buys are never retried blindly.
+	RequestID string
 }
 
 // Store is one ticket sale on disk. Its methods may be called from many
@@ -94,6 +100,10 @@ func (s *Store) Read() (ticket.State, error) {
 type Receipt struct {
 	Sale  ticket.Sale  // the sale made; zero when nothing was bought
 	State ticket.State // the state after the buy, or the one that refused it
+
+	// Replayed is set when the buy's request id had already been answered:
+	// this is that original outcome, and nothing was sold now (Redis only).
+	Replayed bool
 }
 
 // Buy sells qty tickets to buyer if at least qty are left, all or nothing.
@@ -238,44 +248,8 @@ func (s *Store) Init(ctx context.Context, n int64, force bool) (state ticket.Sta
 	if err != nil {
 		return state, "", err
 	}
-	f := s.files()
-	perm := fs.FileMode(0) // a new sale: the umask decides
-	uid, gid := -1, -1
-	if info, err := os.Stat(f.ticket); err == nil {
-		if !info.Mode().IsRegular() {
-			return state, "", invalidFile(s.path, "not a regular file")
-		}
-		if !force {
-			return state, "", existsError(s.path)
-		}
-		// --force resets a sale, not a file it cannot read: never
-		// overwrite what could not be parsed.
-		if _, _, err := readState(f.ticket); err != nil {
-			return state, "", fmt.Errorf("%w (not replacing it; move it away first if it is not needed)", err)
-		}
-		perm = info.Mode().Perm()
-		uid, gid = owner(info)
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return state, "", fmt.Errorf("stat %s: %w", s.path, err)
-	}
-	unlock, err := Lock(ctx, f.lock, perm)
-	if err != nil {
-		return state, "", err
-	}
-	defer unlock()
-	if _, err := os.Lstat(f.ticket); err == nil && !force {
-		return state, "", existsError(s.path)
-	}
-	// The old journal goes first: a fresh ticket file beside an old
-	// journal would make its sales look uncommitted.
-	if archive, err = archiveJournal(f.journal); err != nil {
-		return state, "", err
-	}
-	if _, err := createFile(f.journal, like{perm: perm, uid: uid, gid: gid}); err != nil {
-		return state, archive, fmt.Errorf("create journal: %w", err)
-	}
-	w := writer{noSync: s.opts.NoSync}
-	return state, archive, w.replace(f.ticket, f.tmp, state.Encode(), perm, uid, gid)
+	archive, err = s.Restore(ctx, state, nil, force)
+	return state, archive, err
 }
 
 // existsError is ErrExists for path, in one line that says what to do.
@@ -330,4 +304,67 @@ func (s *Store) Sales() iter.Seq2[ticket.Sale, error] {
 			}
 		}
 	}
+}
+
+// Restore replaces the sale with state and a journal holding sales, as
+// ticket copy does: under the lock it writes the journal, fsyncs it, then
+// replaces the ticket file, which is the commit point. It refuses with
+// ErrExists if the ticket file exists, unless force; then, as with Init,
+// an old journal that holds sales is renamed (archive names it), never
+// deleted, and a ticket file it cannot parse is never overwritten.
+func (s *Store) Restore(ctx context.Context, state ticket.State, sales []ticket.Sale, force bool) (archive string, err error) {
+	f := s.files()
+	l := like{uid: -1} // a new sale: the umask decides
+	exists := func() error {
+		info, err := os.Stat(f.ticket)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return ioError("stat", s.path, err)
+		}
+		if !info.Mode().IsRegular() {
+			return invalidFile(s.path, "not a regular file")
+		}
+		if !force {
+			return existsError(s.path)
+		}
+		// --force replaces a sale, not a file it cannot read: never
+		// overwrite what could not be parsed.
+		if _, _, err := readState(f.ticket); err != nil {
+			return fmt.Errorf("%w (not replacing it; move it away first if it is not needed)", err)
+		}
+		l = likeFile(info)
+		return nil
+	}
+	if err := exists(); err != nil {
+		return "", err
+	}
+	unlock, err := Lock(ctx, f.lock, l.perm)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if err := exists(); err != nil { // again, under the lock
+		return "", err
+	}
+	// The old journal goes first: a fresh ticket file beside an old
+	// journal would make its sales look uncommitted.
+	if archive, err = archiveJournal(f.journal); err != nil {
+		return "", err
+	}
+	j, err := openJournal(f.journal, l, s.opts.NoSync)
+	if err != nil {
+		return archive, err
+	}
+	defer j.Close()
+	var buf []byte
+	for _, sale := range sales {
+		buf = sale.AppendLine(buf)
+	}
+	if err := j.append(buf); err != nil {
+		return archive, err
+	}
+	w := writer{noSync: s.opts.NoSync}
+	return archive, w.replace(f.ticket, f.tmp, state.Encode(), l.perm, l.uid, l.gid)
 }

@@ -103,3 +103,37 @@ func pendingTail(err error, last ticket.Sale, state ticket.State) (string, bool)
 	}
 	return "an unfinished last line was never committed", true
 }
+
+// balance checks a state against its whole journal, as Verify does for a
+// ticket file, for backends whose journal has no uncommitted tail.
+func balance(state ticket.State, sales []ticket.Sale) Report {
+	r := Report{State: state}
+	problem := func(format string, args ...any) {
+		r.Problems = append(r.Problems, fmt.Sprintf(format, args...))
+	}
+	left := state.Total
+	var last ticket.Sale
+	for _, sale := range sales {
+		if sale.Seq != last.Seq+1 {
+			problem("sale #%d follows sale #%d: sequence numbers must run 1, 2, 3 without gaps or repeats", sale.Seq, last.Seq)
+		}
+		left -= sale.Qty
+		if sale.Left != left {
+			problem("sale #%d says %d left, but %d total minus the sales so far is %d", sale.Seq, sale.Left, state.Total, left)
+			left = sale.Left
+		}
+		r.Sales++
+		r.Tickets += sale.Qty
+		last = sale
+	}
+	if last.Seq != state.Version {
+		problem("the journal's last sale is #%d but the state is at version %d", last.Seq, state.Version)
+	}
+	if state.Total != state.Left+r.Tickets {
+		problem("total %d is not the %d left plus the %d sold in the journal", state.Total, state.Left, r.Tickets)
+	}
+	if r.Sales > 0 && last.Left != state.Left {
+		problem("the journal's last sale left %d but the state says %d", last.Left, state.Left)
+	}
+	return r
+}

@@ -43,7 +43,7 @@ unless --force.`)
 		return &usageError{"--procs and --tickets must be at least 1"}
 	}
 	path := *file
-	if !fs.Changed("file") {
+	if !specChanged(fs) {
 		dir, err := os.MkdirTemp(".", "ticket-bench-")
 		if err != nil {
 			return fmt.Errorf("bench: %w", err)
@@ -53,10 +53,15 @@ unless --force.`)
 	}
 	ctx, stop := c.interruptible()
 	defer stop()
-	s := store.Open(path, store.Options{NoSync: *noSync})
+	s, err := c.open(path, store.Options{NoSync: *noSync})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
 	if _, _, err := s.Init(ctx, *tickets, *force); err != nil {
 		return err
 	}
+	c.durability(s, false)
 	res, err := benchRun(ctx, path, *procs, *noSync)
 	if err != nil {
 		return err
@@ -71,7 +76,10 @@ unless --force.`)
 		err = c.result(res)
 	} else {
 		mode := "durable"
-		if *noSync {
+		switch {
+		case store.IsRedis(path):
+			mode = "redis: durable as the server's persistence allows"
+		case *noSync:
 			mode = "no fsync"
 		}
 		err = c.line("%.0f buys/s  (%d buys by %d %s in %.3fs, %s; latency p50 %s p99 %s; CPU %s per buy; books balance: %v)",
@@ -205,7 +213,11 @@ func runBenchWorker(c *cli, args []string) error {
 		return err
 	}
 	_, _ = io.Copy(io.Discard, os.Stdin) // the gate
-	s := store.Open(*file, store.Options{NoSync: *noSync})
+	s, err := c.open(*file, store.Options{NoSync: *noSync})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
 	rep := workerReport{Latencies: make([]int64, 0, 1024)}
 	ctx := context.Background()
 	for {

@@ -31,7 +31,16 @@ re-reads the file under the lock and decides on what it finds there.
 
 Exit status: 0 bought, 3 sold out (fewer than K left), 4 lock not acquired
 in time, 5 invalid ticket file or journal (untouched), 6 sale recorded but
-not confirmed durable or not reported (check ticket show --sales), 1 other.`)
+not confirmed durable or not reported (check ticket show --sales), 7 the
+backend (Redis) unreachable, timed out or refused the credentials, 1 other.
+
+With --store redis://... there is no lock: one script on the server checks
+and takes the tickets and appends the sale to the journal (a stream) in one
+atomic step, and --wait/--nowait have nothing to wait for (the URL's
+dial_timeout and read_timeout bound the call). Each buy carries a request
+id (--request-id, else a random one): a buy retried with the same id within
+24 hours gets the original outcome and buys nothing more. Exit 7 means the
+outcome is unknown: retry with the request id the message names.`)
 	buyer := fs.String("buyer", "", "who is buying, as recorded in the journal (default pid<PID>, unique per process)")
 	qty := fs.Int64("qty", 1, "number of tickets to buy, all or nothing")
 	var wait waitFlags
@@ -40,6 +49,7 @@ not confirmed durable or not reported (check ticket show --sales), 1 other.`)
 	fs.BoolVar(&c.json, "json", false, "print the result as one JSON object")
 	unlocked := fs.Bool("unsafe-no-lock", false, "UNSAFE: skip the lock and the journal (only to show what the lock prevents)")
 	_ = fs.MarkHidden("unsafe-no-lock")
+	requestID := fs.String("request-id", "", "Redis: the id of this buy; a retry with the same id gets the original outcome (default: random)")
 	peek := fs.Bool("peek", false, "first report the tickets left as seen without the lock (stderr; \"seen\" with --json)")
 	gate := fs.Bool("gate", false, "wait until stdin reaches end of file before starting (ticket rush releases its buyers at once this way)")
 	_ = fs.MarkHidden("gate")
@@ -57,6 +67,17 @@ not confirmed durable or not reported (check ticket show --sales), 1 other.`)
 	if err := ticket.CheckBuyer(*buyer); err != nil {
 		return &usageError{"--buyer: " + err.Error()}
 	}
+	if fs.Changed("request-id") {
+		if !store.IsRedis(*file) {
+			return &usageError{"--request-id goes with a Redis sale (--store redis://...): a file's buys need none"}
+		}
+		if err := store.CheckRequestID(*requestID); err != nil {
+			return &usageError{"--request-id: " + err.Error()}
+		}
+	} else if store.IsRedis(*file) {
+		*requestID = store.NewRequestID()
+	}
+	c.extra.RequestID = *requestID
 	// A reader that went away must not kill us with SIGPIPE after the sale:
 	// the write fails instead, and the exit status says the sale stands.
 	signal.Ignore(syscall.SIGPIPE)
@@ -76,11 +97,16 @@ not confirmed durable or not reported (check ticket show --sales), 1 other.`)
 		return err
 	}
 	defer done()
-	s := store.Open(*file, store.Options{
-		NoSync:   *noSync,
-		Unlocked: *unlocked,
-		Warn:     func(note string) { fmt.Fprintf(c.stderr, "ticket buy: note: %s\n", note) },
+	s, err := c.open(*file, store.Options{
+		NoSync:    *noSync,
+		Unlocked:  *unlocked,
+		Warn:      func(note string) { fmt.Fprintf(c.stderr, "ticket buy: note: %s\n", note) },
+		RequestID: *requestID,
 	})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
 	if *peek {
 		st, err := s.Read()
 		if err != nil {
@@ -90,6 +116,10 @@ not confirmed durable or not reported (check ticket show --sales), 1 other.`)
 		fmt.Fprintf(c.stderr, "%s sees %d left\n", *buyer, st.Left)
 	}
 	r, err := s.Buy(ctx, *buyer, *qty)
+	if r.Replayed {
+		c.extra.Replayed = true
+		fmt.Fprintf(c.stderr, "ticket buy: request id %s was already answered: this is its original outcome\n", *requestID)
+	}
 	switch {
 	case errors.Is(err, ticket.ErrSoldOut):
 		if werr := c.reportBuy(*file, *buyer, *qty, r, false); werr != nil {
@@ -144,4 +174,7 @@ func plural(n int64, one, many string) string {
 type buyExtra struct {
 	Seen     *int64 `json:"seen,omitempty"`     // tickets left as seen without the lock (--peek)
 	Released int64  `json:"released,omitempty"` // when the gate opened, Unix nanoseconds (--gate)
+
+	RequestID string `json:"request_id,omitempty"` // the buy's request id (Redis)
+	Replayed  bool   `json:"replayed,omitempty"`   // the request id was already answered: its original outcome
 }

@@ -90,16 +90,23 @@ func (c *cli) line(format string, args ...any) error {
 	return err
 }
 
-// flagSet returns the flags of the subcommand, with -h and -f/--file.
+// flagSet returns the flags of the subcommand, with -h, -f/--file and
+// --store. The two name the same thing, the sale: --store takes any
+// backend (a path, file:PATH, redis://...), -f is its older name for files.
+// The default is $TICKET_STORE, else $TICKET_FILE, else ticket.json.
 func (c *cli) flagSet(synopsis, about string) (*pflag.FlagSet, *string) {
 	fs := pflag.NewFlagSet(c.name, pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.SortFlags = false
-	def := os.Getenv("TICKET_FILE")
+	def := os.Getenv("TICKET_STORE")
+	if def == "" {
+		def = os.Getenv("TICKET_FILE")
+	}
 	if def == "" {
 		def = "ticket.json"
 	}
 	file := fs.StringP("file", "f", def, "the ticket file (env TICKET_FILE)")
+	fs.StringVar(file, "store", def, "the sale: PATH, file:PATH or redis://HOST:PORT/DB?name=SALE (env TICKET_STORE)")
 	fs.BoolP("help", "h", false, "show this help")
 	fs.Usage = func() {
 		fmt.Fprintf(c.stdout, "Usage: ticket %s %s\n\n%s\n\nFlags:\n%s", c.name, synopsis, strings.TrimSpace(about), fs.FlagUsages())
@@ -127,6 +134,9 @@ func (c *cli) parse(fs *pflag.FlagSet, args []string) error {
 	if help, _ := fs.GetBool("help"); help {
 		fs.Usage()
 		return errHelp
+	}
+	if fs.Changed("file") && fs.Changed("store") {
+		return &usageError{fmt.Sprintf("-f/--file and --store name the same sale: give one (see ticket %s -h)", c.name)}
 	}
 	if fs.NArg() > 0 {
 		return &usageError{fmt.Sprintf("unexpected argument %q (see ticket %s -h)", fs.Arg(0), c.name)}

@@ -18,6 +18,7 @@ const (
 	exitLocked      = 4   // the lock (or a slot) was not acquired in time
 	exitInvalid     = 5   // the ticket file or journal is invalid; left untouched
 	exitUnconfirmed = 6   // the sale is recorded but was not confirmed or reported
+	exitUnreachable = 7   // the backend (Redis) could not be reached, timed out or refused the credentials
 	exitCannotRun   = 126 // ticket sem: COMMAND was found but could not be run
 	exitNotFound    = 127 // ticket sem: COMMAND was not found
 	exitSIGINT      = 130 // interrupted by SIGINT before anything changed
@@ -73,6 +74,8 @@ func exitCode(err error, interrupted int) int {
 		return exitUsage
 	case errors.As(err, &report), errors.Is(err, store.ErrUnconfirmed):
 		return exitUnconfirmed
+	case errors.Is(err, store.ErrUnreachable):
+		return exitUnreachable
 	case errors.Is(err, context.Canceled) && interrupted != 0:
 		return interrupted
 	case errors.Is(err, ticket.ErrSoldOut):

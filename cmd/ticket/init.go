@@ -36,11 +36,16 @@ file it cannot parse.`)
 		return err
 	}
 	defer done()
-	s := store.Open(*file, store.Options{NoSync: *noSync})
+	s, err := c.open(*file, store.Options{NoSync: *noSync})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
 	state, archive, err := s.Init(ctx, n, *force)
 	if err != nil {
 		return err
 	}
+	c.durability(s, false)
 	if c.json {
 		return c.result(struct {
 			File            string `json:"file"`

@@ -33,6 +33,7 @@ func init() {
 		{"watch", "print a heartbeat with the tickets left until they are sold out", runWatch},
 		{"sem", "run a command holding one of N slots: at most N run at once", runSem},
 		{"bench", "measure buys per second with P buyer processes on this disk", runBench},
+		{"copy", "copy a sale between backends: a file into Redis, Redis into a file", runCopy},
 	}
 }
 
@@ -79,16 +80,17 @@ Commands:
 		fmt.Fprintf(&b, "  %-8s %s\n", cmd.name, cmd.summary)
 	}
 	b.WriteString(`
-Commands on a sale take -f, --file PATH (default $TICKET_FILE, else
-ticket.json); every command takes -h for its own help. The lock is
+Commands on a sale take -f, --file PATH or --store SPEC (PATH, file:PATH or
+redis://HOST:PORT/DB?name=SALE; default $TICKET_STORE, else $TICKET_FILE,
+else ticket.json); every command takes -h for its own help. The lock is
 PATH.lock: hold it from a shell with flock PATH.lock COMMAND and buyers
 wait (COMMAND itself must not be a ticket command that takes the lock).
 
 Exit status: 0 done, 1 error, 2 usage, 3 sold out, 4 lock not acquired in
 time, 5 invalid ticket file or journal (left untouched), 6 sale recorded but
-not confirmed or not reported, 130/143 interrupted by SIGINT/SIGTERM;
-sem exits with COMMAND's status (126/127: could not run it / not found;
-129: SIGHUP while waiting).
+not confirmed or not reported, 7 backend (Redis) unreachable, 130/143
+interrupted by SIGINT/SIGTERM; sem exits with COMMAND's status (126/127:
+could not run it / not found; 129: SIGHUP while waiting).
 `)
 	io.WriteString(w, b.String())
 }

@@ -22,7 +22,7 @@ var buildFlags []string
 // childEnv is added to the environment of every process the tests start.
 // A -race build sleeps a second at exit unless told not to, which would
 // pass for a process that lingers.
-var childEnv = []string{"TICKET_FILE=", "GORACE=atexit_sleep_ms=0"}
+var childEnv = []string{"TICKET_FILE=", "TICKET_STORE=", "GORACE=atexit_sleep_ms=0"}
 
 // asTicketEnv=1 makes the test binary the ticket command (see childMain):
 // tests run it as a child process, as os/exec's own tests do, so that

@@ -127,9 +127,14 @@ func tally(t *testing.T, buyers []*buyer) (winners map[string]bool, soldOut int)
 // together, buy from 20 tickets. Exactly 20 win, 0 are left, the journal
 // holds each winner once and no loser, and the books balance.
 func TestRaceExactlyAsManyWinAsTickets(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) { raceExactly(t, be.spec(t)) })
+	}
+}
+
+func raceExactly(t *testing.T, path string) {
 	const tickets, buyers = 20, 60
-	path := filepath.Join(t.TempDir(), "ticket.json")
-	s := store.Open(path, store.Options{})
+	s := openSpec(t, path)
 	if _, _, err := s.Init(context.Background(), tickets, false); err != nil {
 		t.Fatal(err)
 	}
@@ -174,10 +179,16 @@ func TestRaceExactlyAsManyWinAsTickets(t *testing.T) {
 // which proves the race test above could fail. It is a race, so it is
 // repeated until it shows, up to a bound.
 func TestRaceWithoutLockLosesUpdates(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) { raceUnlocked(t, be.spec) })
+	}
+}
+
+func raceUnlocked(t *testing.T, spec func(*testing.T) string) {
 	const tickets, buyers, attempts = 20, 60, 10
 	for attempt := 1; attempt <= attempts; attempt++ {
-		path := filepath.Join(t.TempDir(), "ticket.json")
-		s := store.Open(path, store.Options{})
+		path := spec(t)
+		s := openSpec(t, path)
 		if _, _, err := s.Init(context.Background(), tickets, false); err != nil {
 			t.Fatal(err)
 		}

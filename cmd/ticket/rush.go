@@ -59,6 +59,7 @@ Exit status: 0 the books balance and every buyer either bought or found the
 tickets sold out; 5 the books do not balance (oversold, lost updates, or
 ticket verify found discrepancies); 1 the books balance but some buyer
 failed (its error is shown; a lock not had within --wait counts); 2 usage;
+7 a Redis sale's server could not be reached to check the books;
 130/143 interrupted (running buyers get SIGTERM: those waiting for the lock
 stop with nothing changed, the others finish).`)
 	buyers := fs.Int("buyers", 0, fmt.Sprintf("number of buyer processes to start (required, 1 to %d)", maxBuyers))
@@ -70,7 +71,7 @@ stop with nothing changed, the others finish).`)
 	every := seconds(500 * time.Millisecond)
 	fs.Var(&every, "every", "time between heartbeats")
 	noSync := fs.Bool("no-sync", false, "buyers skip fsync: faster, not durable across a machine crash")
-	unlocked := fs.Bool("unlocked", false, "UNSAFE: buyers skip the lock and the journal, to show what the lock prevents (needs -f)")
+	unlocked := fs.Bool("unlocked", false, "UNSAFE: buyers skip the lock and the journal (Redis: the script), to show what they prevent (needs -f or --store)")
 	fs.BoolVar(&c.json, "json", false, "print the results and the summary as one JSON object")
 	guard := fs.String("heartbeat-guard", "both", "what stops the heartbeat child if the rush dies: both, pdeathsig, pipe or none (for tests)")
 	_ = fs.MarkHidden("heartbeat-guard")
@@ -86,7 +87,7 @@ stop with nothing changed, the others finish).`)
 		return &usageError{fmt.Sprintf("--qty %d: buy at least 1 ticket", *qty)}
 	case *force && !fs.Changed("count"):
 		return &usageError{"--force only goes with --count"}
-	case *unlocked && !fs.Changed("file"):
+	case *unlocked && !specChanged(fs):
 		return &usageError{"--unlocked is unsafe and needs an explicit -f PATH to a file you can spare"}
 	case every <= 0:
 		return &usageError{"--every must be above zero"}
@@ -104,7 +105,12 @@ stop with nothing changed, the others finish).`)
 	}
 	ctx, stop := c.interruptible()
 	defer stop()
-	s := store.Open(*file, store.Options{NoSync: *noSync})
+	s, err := c.open(*file, store.Options{NoSync: *noSync})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	c.durability(s, false)
 	if fs.Changed("count") {
 		n, err := parseCount("--count", *count)
 		if err != nil {
@@ -157,6 +163,9 @@ stop with nothing changed, the others finish).`)
 	switch {
 	case c.signal.Load() != 0:
 		return shown{context.Canceled}
+	case r.unreachable != nil:
+		// The books could not be checked: say why, not that they are wrong.
+		return r.unreachable
 	case !r.sum.Balanced:
 		return shown{fmt.Errorf("%s: the books do not balance: %w", *file, ticket.ErrInvalid)}
 	case r.sum.Errors > 0:
@@ -174,6 +183,8 @@ type rush struct {
 	qty      int64
 	unlocked bool
 	progress bool // stderr is a terminal: keep a progress line there
+
+	unreachable error // the backend (Redis) could not be read after the rush
 
 	releasedKnown int // buyers that said when they left the gate
 
@@ -449,8 +460,17 @@ func (r *rush) check(start ticket.State) {
 		sum.Problems = append(sum.Problems, fmt.Sprintf(format, args...))
 	}
 	sum.Told = int64(sum.Got) * r.qty
-	s := store.Open(r.file, store.Options{})
+	s, err := r.c.open(r.file, store.Options{})
+	if err != nil {
+		problem("open the sale after the rush: %v", err)
+		sum.Balanced = false
+		return
+	}
+	defer s.Close()
 	end, err := s.Read()
+	if errors.Is(err, store.ErrUnreachable) {
+		r.unreachable = err
+	}
 	if err != nil {
 		problem("read the ticket file after the rush: %v", err)
 	} else {
@@ -473,7 +493,7 @@ func (r *rush) check(start ticket.State) {
 
 // checkJournal runs ticket verify and matches the journal's sales since the
 // rush began with the buyers told they got tickets.
-func (r *rush) checkJournal(s *store.Store, start ticket.State, problem func(string, ...any)) {
+func (r *rush) checkJournal(s store.Backend, start ticket.State, problem func(string, ...any)) {
 	sum := &r.sum
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

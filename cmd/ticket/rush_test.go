@@ -103,60 +103,70 @@ func TestRushBooksBalance(t *testing.T) {
 		{"fewer buyers than tickets", 8, 20, 1, 8, 12},
 		{"two tickets each", 15, 9, 2, 4, 1},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			code, sum, errOut := rushResult(t, dir, "-f", "t.json", "--buyers", strconv.Itoa(tc.buyers), "--count", strconv.Itoa(tc.count), "--qty", strconv.FormatInt(tc.qty, 10))
-			if code != exitOK {
-				t.Fatalf("exit %d, want 0; problems %q\nstderr:\n%s", code, sum.Problems, errOut)
-			}
-			if sum.Got != tc.wantGot || sum.Left != int64(tc.wantL) || sum.SoldOut != tc.buyers-tc.wantGot || sum.Errors != 0 {
-				t.Errorf("got %d, left %d, sold out %d, errors %d; want %d, %d, %d, 0", sum.Got, sum.Left, sum.SoldOut, sum.Errors, tc.wantGot, tc.wantL, tc.buyers-tc.wantGot)
-			}
-			if !sum.Balanced || sum.Oversold || len(sum.Problems) != 0 {
-				t.Errorf("balanced %v, oversold %v, problems %q", sum.Balanced, sum.Oversold, sum.Problems)
-			}
-			// Every buyer reported exactly once, under its own name and pid.
-			names, pids := map[string]bool{}, map[int]bool{}
-			for _, r := range sum.Results {
-				if names[r.Buyer] || pids[r.PID] {
-					t.Errorf("buyer %s (pid %d) reported twice", r.Buyer, r.PID)
-				}
-				names[r.Buyer], pids[r.PID] = true, true
-				if r.Seen == nil {
-					t.Errorf("%s: no count seen before the lock", r.Buyer)
-				}
-			}
-			for i := range tc.buyers {
-				if !names[fmt.Sprintf("person%d", i)] {
-					t.Errorf("person%d did not report", i)
-				}
-			}
-			// The journal, checked apart from the rush: one sale per winner.
-			if code, out, errOut := ticketRun(t, dir, "verify", "-f", "t.json"); code != exitOK {
-				t.Errorf("ticket verify: exit %d\n%s%s", code, out, errOut)
-			}
-			_, sales, _ := ticketRun(t, dir, "show", "-f", "t.json", "--sales", "--json")
-			winners := map[string]bool{}
-			for _, r := range sum.Results {
-				if r.Outcome == "got" {
-					winners[r.Buyer] = true
-				}
-			}
-			lines := strings.Fields(sales)
-			if len(lines) != tc.wantGot {
-				t.Errorf("journal holds %d sales, want %d", len(lines), tc.wantGot)
-			}
-			for _, l := range lines {
-				var s struct{ Buyer string }
-				if err := json.Unmarshal([]byte(l), &s); err != nil || !winners[s.Buyer] {
-					t.Errorf("journal sale %s: not one of the winners (%v)", l, err)
-				}
-				delete(winners, s.Buyer)
-			}
-			t.Logf("%d buyers: started in %.1fms, all at the gate after %.1fms, left the gate within %.2fms; wall %.0fms, %.0f buys/s, %d heartbeats",
-				tc.buyers, sum.StartSeconds*1e3, sum.ReadySeconds*1e3, sum.ReleaseSpread*1e3, sum.WallSeconds*1e3, sum.BuysPerSecond, sum.Heartbeats)
-		})
+		for _, be := range backends {
+			t.Run(be.name+"/"+tc.name, func(t *testing.T) { rushBalance(t, be.spec(t), tc.buyers, tc.count, tc.qty, tc.wantGot, tc.wantL) })
+		}
 	}
+}
+
+// rushBalance runs one rush on the sale at spec and checks its books.
+func rushBalance(t *testing.T, spec string, buyers, count int, qty int64, wantGot, wantL int) {
+	tc := struct {
+		buyers, count  int
+		qty            int64
+		wantGot, wantL int
+	}{buyers, count, qty, wantGot, wantL}
+	dir := t.TempDir()
+	code, sum, errOut := rushResult(t, dir, "--store", spec, "--buyers", strconv.Itoa(tc.buyers), "--count", strconv.Itoa(tc.count), "--qty", strconv.FormatInt(tc.qty, 10))
+	if code != exitOK {
+		t.Fatalf("exit %d, want 0; problems %q\nstderr:\n%s", code, sum.Problems, errOut)
+	}
+	if sum.Got != tc.wantGot || sum.Left != int64(tc.wantL) || sum.SoldOut != tc.buyers-tc.wantGot || sum.Errors != 0 {
+		t.Errorf("got %d, left %d, sold out %d, errors %d; want %d, %d, %d, 0", sum.Got, sum.Left, sum.SoldOut, sum.Errors, tc.wantGot, tc.wantL, tc.buyers-tc.wantGot)
+	}
+	if !sum.Balanced || sum.Oversold || len(sum.Problems) != 0 {
+		t.Errorf("balanced %v, oversold %v, problems %q", sum.Balanced, sum.Oversold, sum.Problems)
+	}
+	// Every buyer reported exactly once, under its own name and pid.
+	names, pids := map[string]bool{}, map[int]bool{}
+	for _, r := range sum.Results {
+		if names[r.Buyer] || pids[r.PID] {
+			t.Errorf("buyer %s (pid %d) reported twice", r.Buyer, r.PID)
+		}
+		names[r.Buyer], pids[r.PID] = true, true
+		if r.Seen == nil {
+			t.Errorf("%s: no count seen before the lock", r.Buyer)
+		}
+	}
+	for i := range tc.buyers {
+		if !names[fmt.Sprintf("person%d", i)] {
+			t.Errorf("person%d did not report", i)
+		}
+	}
+	// The journal, checked apart from the rush: one sale per winner.
+	if code, out, errOut := ticketRun(t, dir, "verify", "--store", spec); code != exitOK {
+		t.Errorf("ticket verify: exit %d\n%s%s", code, out, errOut)
+	}
+	_, sales, _ := ticketRun(t, dir, "show", "--store", spec, "--sales", "--json")
+	winners := map[string]bool{}
+	for _, r := range sum.Results {
+		if r.Outcome == "got" {
+			winners[r.Buyer] = true
+		}
+	}
+	lines := strings.Fields(sales)
+	if len(lines) != tc.wantGot {
+		t.Errorf("journal holds %d sales, want %d", len(lines), tc.wantGot)
+	}
+	for _, l := range lines {
+		var s struct{ Buyer string }
+		if err := json.Unmarshal([]byte(l), &s); err != nil || !winners[s.Buyer] {
+			t.Errorf("journal sale %s: not one of the winners (%v)", l, err)
+		}
+		delete(winners, s.Buyer)
+	}
+	t.Logf("%d buyers: started in %.1fms, all at the gate after %.1fms, left the gate within %.2fms; wall %.0fms, %.0f buys/s, %d heartbeats",
+		tc.buyers, sum.StartSeconds*1e3, sum.ReadySeconds*1e3, sum.ReleaseSpread*1e3, sum.WallSeconds*1e3, sum.BuysPerSecond, sum.Heartbeats)
 }
 
 // TestRushUnlockedOversells is the negative control: without the lock,

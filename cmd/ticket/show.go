@@ -18,7 +18,11 @@ With --sales it lists every sale in the journal instead, oldest first.`)
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
-	s := store.Open(*file, store.Options{})
+	s, err := c.open(*file, store.Options{})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
 	if *sales {
 		return showSales(c, s)
 	}
@@ -26,8 +30,9 @@ With --sales it lists every sale in the journal instead, oldest first.`)
 	if err != nil {
 		return err
 	}
+	dur := c.durability(s, true)
 	if c.json {
-		return c.result(stateJSON{*file, state.Left, state.Total, state.Sold, state.Version})
+		return c.result(stateJSON{*file, state.Left, state.Total, state.Sold, state.Version, dur})
 	}
 	return c.line("%s", state)
 }
@@ -39,12 +44,14 @@ type stateJSON struct {
 	Total   int64  `json:"total"`
 	Sold    int64  `json:"sold"`
 	Version int64  `json:"version"`
+
+	Durability string `json:"durability,omitempty"` // a Redis server's persistence, in words
 }
 
 // showSales prints the committed sales, one line (or JSON object) each. It
 // prints nothing until the whole journal has been read, so that stdout is
 // empty when it fails.
-func showSales(c *cli, s *store.Store) error {
+func showSales(c *cli, s store.Backend) error {
 	var out bytes.Buffer
 	for sale, err := range s.Sales() {
 		if err != nil {

@@ -26,10 +26,16 @@ named on stderr otherwise.`)
 		return err
 	}
 	defer done()
-	r, err := store.Open(*file, store.Options{}).Verify(ctx)
+	s, err := c.open(*file, store.Options{})
 	if err != nil {
 		return err
 	}
+	defer s.Close()
+	r, err := s.Verify(ctx)
+	if err != nil {
+		return err
+	}
+	dur := c.durability(s, true)
 	for _, p := range r.Problems {
 		fmt.Fprintf(c.stderr, "ticket verify: %s: %s\n", *file, p)
 	}
@@ -43,7 +49,9 @@ named on stderr otherwise.`)
 			Sales    int64    `json:"sales"`
 			Pending  string   `json:"pending,omitempty"`
 			Problems []string `json:"problems"`
-		}{*file, r.Balanced(), r.State.Left, r.State.Total, r.Tickets, r.Sales, r.Pending, append([]string{}, r.Problems...)})
+
+			Durability string `json:"durability,omitempty"`
+		}{*file, r.Balanced(), r.State.Left, r.State.Total, r.Tickets, r.Sales, r.Pending, append([]string{}, r.Problems...), dur})
 	} else if r.Balanced() {
 		switch {
 		case r.Sales == 0:

@@ -47,7 +47,11 @@ SIGKILL) it dies with it.`)
 	}
 	ctx, stop := c.interruptible()
 	defer stop()
-	s := store.Open(*file, store.Options{})
+	s, err := c.open(*file, store.Options{})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
 	tick := time.NewTicker(time.Duration(every))
 	defer tick.Stop()
 	for {

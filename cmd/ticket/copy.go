@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/pflag"
+	"github.com/ticketd/ticket/store"
+	"github.com/ticketd/ticket/ticket"
+)
+
+func runCopy(c *cli, args []string) error {
+	fs, _ := c.flagSet("SRC DST [--force] [--json]", `
+Copy a sale, its state and its whole journal, from SRC to DST, each a
+ticket file (PATH or file:PATH) or a Redis sale (redis://HOST:PORT/DB?name=SALE):
+a file into Redis before the peak, Redis back into the file after it.
+
+It first verifies SRC (its books must balance), copies it, then verifies
+both sides again: DST must balance and hold SRC's state and sales exactly,
+and SRC must not have changed meanwhile (stop the buyers first). It refuses
+when DST already holds a sale, unless --force, which keeps DST's old
+journal under an archive name, never deleting it. SRC is left as it was:
+sell from one side only.
+
+Exit status: 0 copied and both sides balance, 3 never, 5 SRC or DST does
+not balance, 7 a Redis server unreachable, 1 DST exists (without --force)
+or another error.`)
+	_ = fs.MarkHidden("file") // SRC and DST are arguments
+	_ = fs.MarkHidden("store")
+	force := fs.Bool("force", false, "replace a sale DST already holds (its journal is kept, renamed)")
+	fs.BoolVar(&c.json, "json", false, "print the result as one JSON object")
+	if err := c.parseArgs(fs, args, 2); err != nil {
+		return err
+	}
+	if specChanged(fs) {
+		return &usageError{"copy takes SRC and DST as arguments, not -f/--store"}
+	}
+	srcSpec, dstSpec := fs.Arg(0), fs.Arg(1)
+	if srcSpec == dstSpec {
+		return &usageError{"SRC and DST are the same sale"}
+	}
+	ctx, stop := c.interruptible()
+	defer stop()
+	src, err := c.open(srcSpec, store.Options{})
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := c.open(dstSpec, store.Options{})
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+
+	before, err := src.Verify(ctx)
+	if err != nil {
+		return fmt.Errorf("copy from %s: %w", srcSpec, err)
+	}
+	if !before.Balanced() {
+		return fmt.Errorf("copy from %s: the books do not balance (%v); run ticket verify: %w", srcSpec, before.Problems, ticket.ErrInvalid)
+	}
+	var sales []ticket.Sale
+	for s, err := range src.Sales() {
+		if err != nil {
+			return fmt.Errorf("copy from %s: %w", srcSpec, err)
+		}
+		if s.Seq <= before.State.Version { // not an uncommitted tail
+			sales = append(sales, s)
+		}
+	}
+	if int64(len(sales)) != before.Sales {
+		return fmt.Errorf("copy from %s: read %d sales, verify counted %d: a buyer is selling from it; stop the buyers and copy again", srcSpec, len(sales), before.Sales)
+	}
+	archive, err := dst.Restore(ctx, before.State, sales, *force)
+	if err != nil {
+		return fmt.Errorf("copy to %s: %w", dstSpec, err)
+	}
+	c.durability(dst, false)
+	if err := copyCheck(ctx, src, dst, before); err != nil {
+		return fmt.Errorf("copy %s to %s: %w", srcSpec, dstSpec, err)
+	}
+	if c.json {
+		return c.result(struct {
+			From            string `json:"from"`
+			To              string `json:"to"`
+			Sales           int64  `json:"sales"`
+			Left            int64  `json:"left"`
+			Total           int64  `json:"total"`
+			Version         int64  `json:"version"`
+			ArchivedJournal string `json:"archived_journal,omitempty"`
+		}{srcSpec, dstSpec, before.Sales, before.State.Left, before.State.Total, before.State.Version, archive})
+	}
+	if archive != "" {
+		fmt.Fprintf(c.stderr, "ticket copy: kept the old journal of %s as %s\n", dstSpec, archive)
+	}
+	return c.line("copied %s to %s: %d sales, %d left of %d; both sides balance", srcSpec, dstSpec, before.Sales, before.State.Left, before.State.Total)
+}
+
+// copyCheck verifies both sides after a copy: each balances, SRC has not
+// moved since it was read, and DST holds exactly its state and sales.
+func copyCheck(ctx context.Context, src, dst store.Backend, before store.Report) error {
+	after, err := src.Verify(ctx)
+	if err != nil {
+		return err
+	}
+	if !after.Balanced() || !sameState(after.State, before.State) {
+		return errors.New("the source changed during the copy (a buyer was selling from it): stop the buyers and copy again with --force")
+	}
+	got, err := dst.Verify(ctx)
+	if err != nil {
+		return err
+	}
+	if !got.Balanced() {
+		return fmt.Errorf("the destination does not balance after the copy: %v: %w", got.Problems, ticket.ErrInvalid)
+	}
+	if !sameState(got.State, before.State) || got.Sales != before.Sales || got.Tickets != before.Tickets {
+		return fmt.Errorf("the destination holds %d sales and %s, the source %d sales and %s: %w", got.Sales, got.State, before.Sales, before.State, ticket.ErrInvalid)
+	}
+	return nil
+}
+
+// parseArgs is parse for a subcommand that takes exactly n arguments.
+func (c *cli) parseArgs(fs *pflag.FlagSet, args []string, n int) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			fs.Usage()
+			return errHelp
+		}
+		return &usageError{fmt.Sprintf("%v (see ticket %s -h)", err, c.name)}
+	}
+	if help, _ := fs.GetBool("help"); help {
+		fs.Usage()
+		return errHelp
+	}
+	if fs.NArg() != n {
+		return &usageError{fmt.Sprintf("want %d arguments, got %d (see ticket %s -h)", n, fs.NArg(), c.name)}
+	}
+	return nil
+}
+
+func sameState(a, b ticket.State) bool {
+	return a.Left == b.Left && a.Total == b.Total && a.Sold == b.Sold && a.Version == b.Version
+}
