@@ -5,14 +5,14 @@
 #
 # It installs what the tests need and a fresh Debian machine may lack (flock
 # from util-linux, mkfs.ext4 from e2fsprogs, gcc for the race detector,
-# redis-server for the Redis backend's tests), then
-# runs, stopping at the first failure: gofmt, go vet, go mod tidy (go.mod and
-# go.sum must already be tidy), staticcheck (pinned in go.mod as a tool), and
-# go test -race over every package. -short passes -short to go test.
+# redis-server for the Redis backend's tests), then runs, stopping at the
+# first failure: gofmt, go vet, go mod tidy (go.mod and go.sum must already
+# be tidy), staticcheck (pinned in go.mod as a tool), and go test -race over
+# every package. -short passes -short to go test.
 set -euo pipefail
 
 if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-  sed -n '2,10s/^# \{0,1\}//p' "$0"
+  sed -n '2,11s/^# \{0,1\}//p' "$0"
   exit 0
 fi
 short=()
