@@ -47,10 +47,8 @@ func (s *Store) Verify(ctx context.Context) (Report, error) {
 		return r, err
 	}
 	r.State = state
-	problem := func(format string, args ...any) {
-		r.Problems = append(r.Problems, fmt.Sprintf(format, args...))
-	}
-	left := state.Total
+	l := newLedger(&r)
+	problem := l.problem
 	var last ticket.Sale
 	for sale, err := range readSales(f.journal) {
 		if err != nil {
@@ -70,27 +68,10 @@ func (s *Store) Verify(ctx context.Context) (Report, error) {
 			problem("sale #%d follows sale #%d, which the ticket file never committed", sale.Seq, last.Seq+1)
 			r.Pending = ""
 		}
-		if sale.Seq != last.Seq+1 {
-			problem("sale #%d follows sale #%d: sequence numbers must run 1, 2, 3 without gaps or repeats", sale.Seq, last.Seq)
-		}
-		left -= sale.Qty
-		if sale.Left != left {
-			problem("sale #%d says %d left, but %d total minus the sales so far is %d", sale.Seq, sale.Left, state.Total, left)
-			left = sale.Left
-		}
-		r.Sales++
-		r.Tickets += sale.Qty
+		l.add(sale)
 		last = sale
 	}
-	if last.Seq != state.Version {
-		problem("the journal's last committed sale is #%d but the ticket file is at version %d", last.Seq, state.Version)
-	}
-	if state.Total != state.Left+r.Tickets {
-		problem("total %d is not the %d left plus the %d sold in the journal", state.Total, state.Left, r.Tickets)
-	}
-	if r.Sales > 0 && last.Left != state.Left {
-		problem("the journal's last sale left %d but the ticket file says %d", last.Left, state.Left)
-	}
+	l.finish("the journal's last committed sale", "the ticket file")
 	return r, nil
 }
 
@@ -104,36 +85,59 @@ func pendingTail(err error, last ticket.Sale, state ticket.State) (string, bool)
 	return "an unfinished last line was never committed", true
 }
 
+// ledger makes Verify's checks over a journal, one sale at a time, into
+// a Report: sequence numbers 1..n, each sale's "left" following from the
+// one before, the total, and the last sale matching the state.
+type ledger struct {
+	r    *Report
+	left int64
+	last ticket.Sale
+}
+
+func newLedger(r *Report) *ledger { return &ledger{r: r, left: r.State.Total} }
+
+func (l *ledger) problem(format string, args ...any) {
+	l.r.Problems = append(l.r.Problems, fmt.Sprintf(format, args...))
+}
+
+// add checks the next sale of the journal.
+func (l *ledger) add(sale ticket.Sale) {
+	if sale.Seq != l.last.Seq+1 {
+		l.problem("sale #%d follows sale #%d: sequence numbers must run 1, 2, 3 without gaps or repeats", sale.Seq, l.last.Seq)
+	}
+	l.left -= sale.Qty
+	if sale.Left != l.left {
+		l.problem("sale #%d says %d left, but %d total minus the sales so far is %d", sale.Seq, sale.Left, l.r.State.Total, l.left)
+		l.left = sale.Left
+	}
+	l.r.Sales++
+	l.r.Tickets += sale.Qty
+	l.last = sale
+}
+
+// finish checks the journal's end against the state, naming the journal's
+// last sale and the state's holder as given.
+func (l *ledger) finish(lastSale, holder string) {
+	st := l.r.State
+	if l.last.Seq != st.Version {
+		l.problem("%s is #%d but %s is at version %d", lastSale, l.last.Seq, holder, st.Version)
+	}
+	if st.Total != st.Left+l.r.Tickets {
+		l.problem("total %d is not the %d left plus the %d sold in the journal", st.Total, st.Left, l.r.Tickets)
+	}
+	if l.r.Sales > 0 && l.last.Left != st.Left {
+		l.problem("the journal's last sale left %d but %s says %d", l.last.Left, holder, st.Left)
+	}
+}
+
 // balance checks a state against its whole journal, as Verify does for a
 // ticket file, for backends whose journal has no uncommitted tail.
 func balance(state ticket.State, sales []ticket.Sale) Report {
 	r := Report{State: state}
-	problem := func(format string, args ...any) {
-		r.Problems = append(r.Problems, fmt.Sprintf(format, args...))
-	}
-	left := state.Total
-	var last ticket.Sale
+	l := newLedger(&r)
 	for _, sale := range sales {
-		if sale.Seq != last.Seq+1 {
-			problem("sale #%d follows sale #%d: sequence numbers must run 1, 2, 3 without gaps or repeats", sale.Seq, last.Seq)
-		}
-		left -= sale.Qty
-		if sale.Left != left {
-			problem("sale #%d says %d left, but %d total minus the sales so far is %d", sale.Seq, sale.Left, state.Total, left)
-			left = sale.Left
-		}
-		r.Sales++
-		r.Tickets += sale.Qty
-		last = sale
+		l.add(sale)
 	}
-	if last.Seq != state.Version {
-		problem("the journal's last sale is #%d but the state is at version %d", last.Seq, state.Version)
-	}
-	if state.Total != state.Left+r.Tickets {
-		problem("total %d is not the %d left plus the %d sold in the journal", state.Total, state.Left, r.Tickets)
-	}
-	if r.Sales > 0 && last.Left != state.Left {
-		problem("the journal's last sale left %d but the state says %d", last.Left, state.Left)
-	}
+	l.finish("the journal's last sale", "the state")
 	return r
 }
