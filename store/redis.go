@@ -71,6 +71,10 @@ func OpenRedis(spec string, opts Options) (*Redis, error) {
 	quietOnce.Do(func() { redis.SetLogger(quiet{}) })
 	u, err := url.Parse(spec)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the whole URL, password and all, is in ue.URL
+		}
 		return nil, fmt.Errorf("redis url: %w", err)
 	}
 	q := u.Query()
@@ -110,6 +114,44 @@ func redact(u *url.URL) string {
 	return u.Redacted()
 }
 
+// isAuth reports whether a server error is an authentication failure. A
+// server that wants a password answers a long command from a client that
+// has not logged in with a protocol error, not NOAUTH.
+func isAuth(msg string) bool {
+	for _, p := range []string{"NOAUTH", "WRONGPASS", "NOPERM"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return strings.Contains(msg, "Protocol error: unauthenticated")
+}
+
+// isAuthOrBusy reports whether a server error means it could not serve
+// the command at all: not logged in, or not ready (loading, busy with a
+// script, a replica without its master...).
+func isAuthOrBusy(msg string) bool {
+	if isAuth(msg) {
+		return true
+	}
+	for _, p := range []string{"LOADING", "MASTERDOWN", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "READONLY"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// RequestMismatchError is a request id already used for another buy (a
+// different buyer or quantity) in the same sale: the retry is refused,
+// since the id cannot answer for two buys.
+type RequestMismatchError struct {
+	ID, Qty, Buyer string // the id, and the buy it was first used for
+}
+
+func (e *RequestMismatchError) Error() string {
+	return fmt.Sprintf("request id %s was used for %s x%s; retry with the same buyer and quantity, or use a new id", e.ID, e.Buyer, e.Qty)
+}
+
 // errSaleExists is ErrExists in words that fit a Redis sale.
 type errSaleExists struct{}
 
@@ -143,15 +185,11 @@ func (r *Redis) fail(op string, err error) error {
 	var rerr redis.Error
 	if errors.As(err, &rerr) {
 		msg := rerr.Error()
-		for _, p := range []string{"NOAUTH", "WRONGPASS", "NOPERM"} {
-			if strings.HasPrefix(msg, p) {
-				return fmt.Errorf("%s: %s: authentication failed: %s: %w", r.where(), op, msg, ErrUnreachable)
-			}
+		if isAuth(msg) {
+			return fmt.Errorf("%s: %s: authentication failed: %s: %w", r.where(), op, msg, ErrUnreachable)
 		}
-		for _, p := range []string{"LOADING", "MASTERDOWN", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "READONLY"} {
-			if strings.HasPrefix(msg, p) {
-				return fmt.Errorf("%s: %s: server not ready: %s: %w", r.where(), op, msg, ErrUnreachable)
-			}
+		if isAuthOrBusy(msg) {
+			return fmt.Errorf("%s: %s: server not ready: %s: %w", r.where(), op, msg, ErrUnreachable)
 		}
 		return fmt.Errorf("%s: %s: %s", r.where(), op, msg)
 	}
@@ -201,14 +239,44 @@ func (r *Redis) parseState(vals []any) (ticket.State, error) {
 // when the process starts.
 var buyScript = sync.OnceValue(func() *redis.Script { return redis.NewScript(buySource) })
 
+// buySource is the buy, run by the server in one atomic step. It checks
+// everything before it writes anything, because Redis does not undo the
+// writes of a script that fails halfway: the keys' types, the state's
+// numbers (whole, at most 2^53-1, left <= total), and a request id already
+// answered. Then it appends the sale to the journal before it takes the
+// tickets from the stock, and remembers the outcome under the request id
+// with the buyer, the quantity and the sale's generation (a random id that
+// init and restore give the sale), so that a retry gets the same answer,
+// a reused id with another buyer or quantity is refused, and an id from a
+// sale since reset does not answer for the new one.
+//
+// KEYS: state hash, journal stream, request key.
+// ARGV: qty, buyer, pid, time, request id, ttl in seconds.
 const buySource = `
-local done = redis.call('GET', KEYS[3])
-if done then return 'replay ' .. done end
-local s = redis.call('HMGET', KEYS[1], 'total', 'left', 'version')
+local function whole(v)
+  if type(v) ~= 'string' or #v > 16 or not string.match(v, '^%d+$') then return nil end
+  local n = tonumber(v)
+  if n > 9007199254740991 then return nil end
+  return n
+end
+local s = redis.call('HMGET', KEYS[1], 'total', 'left', 'version', 'gen')
 if not s[1] and not s[2] and not s[3] then return 'nosale' end
-local total, left, version = tonumber(s[1]), tonumber(s[2]), tonumber(s[3])
-if not total or not left or not version then return 'invalid' end
-local qty = tonumber(ARGV[1])
+local total, left, version = whole(s[1]), whole(s[2]), whole(s[3])
+if not total or not left or not version or left > total then return 'invalid' end
+local gen = s[4] or ''
+local jt = redis.call('TYPE', KEYS[2]).ok
+local rt = redis.call('TYPE', KEYS[3]).ok
+if (jt ~= 'stream' and jt ~= 'none') or (rt ~= 'string' and rt ~= 'none') then return 'invalid' end
+local qty = whole(ARGV[1])
+if not qty or qty < 1 then return 'invalid' end
+local done = redis.call('GET', KEYS[3])
+if done then
+  local g, q, b, out = string.match(done, '^([^\n]*)\n([^\n]*)\n([^\n]*)\n(.*)$')
+  if g == gen then
+    if q ~= ARGV[1] or b ~= ARGV[2] then return 'mismatch ' .. q .. ' ' .. b end
+    return 'replay ' .. out
+  end
+end
 local out
 if left < qty then
   out = string.format('soldout 0 %d %d %d -', left, total, version)
@@ -216,11 +284,11 @@ else
   left = left - qty
   version = version + 1
   local l, v = string.format('%d', left), string.format('%d', version)
-  redis.call('HSET', KEYS[1], 'left', l, 'version', v)
   redis.call('XADD', KEYS[2], '*', 'seq', v, 'buyer', ARGV[2], 'qty', ARGV[1], 'left', l, 'pid', ARGV[3], 'time', ARGV[4], 'request', ARGV[5])
+  redis.call('HSET', KEYS[1], 'left', l, 'version', v)
   out = string.format('ok %d %d %d %d %s', version, left, total, version, ARGV[4])
 end
-redis.call('SET', KEYS[3], out, 'EX', ARGV[6])
+redis.call('SET', KEYS[3], gen .. '\n' .. ARGV[1] .. '\n' .. ARGV[2] .. '\n' .. out, 'EX', ARGV[6])
 return out
 `
 
@@ -284,10 +352,21 @@ func (r *Redis) BuyRequest(ctx context.Context, id, buyer string, qty int64) (Re
 	if errors.As(err, &op) && op.Op == "dial" {
 		return Receipt{}, r.fail("buy: cannot connect, nothing was bought", err)
 	}
+	var rerr redis.Error
+	if err != nil && errors.As(err, &rerr) && !isAuthOrBusy(rerr.Error()) {
+		// The server answered with an error: the script checks before it
+		// writes, so it stopped before taking anything.
+		return Receipt{}, r.fail("buy: the server refused it, nothing was bought", err)
+	}
 	if err != nil {
 		return Receipt{}, r.fail(fmt.Sprintf("buy (request id %s; outcome unknown, retry with --request-id %s)", id, id), err)
 	}
-	return r.parseOutcome(out, buyer, qty)
+	rc, err := r.parseOutcome(out, buyer, qty)
+	var mm *RequestMismatchError
+	if errors.As(err, &mm) {
+		mm.ID = id
+	}
+	return rc, err
 }
 
 // unsafeBuy is Options.Unlocked for Redis: the buyer reads the stock,
@@ -321,8 +400,10 @@ func (r *Redis) parseOutcome(out, buyer string, qty int64) (Receipt, error) {
 	case len(f) == 1 && f[0] == "nosale":
 		_, err := r.parseState([]any{nil, nil, nil})
 		return rc, err
+	case len(f) >= 3 && f[0] == "mismatch":
+		return rc, &RequestMismatchError{ID: r.opts.RequestID, Qty: f[1], Buyer: strings.Join(f[2:], " ")}
 	case len(f) == 1 && f[0] == "invalid":
-		return rc, fmt.Errorf("%s: the state hash is not three whole numbers: %w", r.where(), ticket.ErrInvalid)
+		return rc, fmt.Errorf("%s: %w", r.where(), &ticket.FormatError{Problem: "the sale's keys are damaged (the state hash must hold whole numbers total >= left, the journal must be a stream): nothing was bought"})
 	case len(f) != 6:
 		return rc, fmt.Errorf("%s: unexpected answer from the buy script: %q", r.where(), out)
 	}
@@ -355,7 +436,7 @@ if redis.call('XLEN', KEYS[2]) > 0 then
   kept = KEYS[3]
 end
 redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[1], 'total', ARGV[1], 'left', ARGV[1], 'version', '0')
+redis.call('HSET', KEYS[1], 'total', ARGV[1], 'left', ARGV[1], 'version', '0', 'gen', ARGV[3])
 return 'ok ' .. kept
 `
 
@@ -375,7 +456,7 @@ func (r *Redis) Init(ctx context.Context, n int64, force bool) (ticket.State, st
 		f = "1"
 	}
 	archive := r.journalKey() + ":" + time.Now().UTC().Format("20060102T150405.000000000Z")
-	out, err := initScript().Run(bg(ctx), r.client, []string{r.stateKey(), r.journalKey(), archive}, strconv.FormatInt(n, 10), f).Text()
+	out, err := initScript().Run(bg(ctx), r.client, []string{r.stateKey(), r.journalKey(), archive}, strconv.FormatInt(n, 10), f, NewRequestID()).Text()
 	if err != nil {
 		return state, "", r.fail("init", err)
 	}
@@ -518,7 +599,7 @@ func (r *Redis) Restore(ctx context.Context, state ticket.State, sales []ticket.
 					"seq", s.Seq, "buyer", s.Buyer, "qty", s.Qty, "left", s.Left, "pid", s.PID,
 					"time", s.Time.UTC().Format(time.RFC3339Nano), "request", "copy"}})
 			}
-			p.HSet(ctx, r.stateKey(), "total", state.Total, "left", state.Left, "version", state.Version)
+			p.HSet(ctx, r.stateKey(), "total", state.Total, "left", state.Left, "version", state.Version, "gen", NewRequestID())
 			return nil
 		})
 		return err

@@ -60,6 +60,7 @@ func (e *startError) Unwrap() error { return e.err }
 // only place that knows the mapping.
 func exitCode(err error, interrupted int) int {
 	var usage *usageError
+	var mismatch *store.RequestMismatchError
 	var report *reportError
 	var child childExit
 	var start *startError
@@ -70,7 +71,7 @@ func exitCode(err error, interrupted int) int {
 		return int(child)
 	case errors.As(err, &start):
 		return start.code
-	case errors.As(err, &usage):
+	case errors.As(err, &usage), errors.As(err, &mismatch):
 		return exitUsage
 	case errors.As(err, &report), errors.Is(err, store.ErrUnconfirmed):
 		return exitUnconfirmed

@@ -76,7 +76,12 @@ func acknowledged(buys []redisBuy) map[string]bool {
 // the same directory) while buyers run. With appendonly yes and
 // appendfsync always, no buyer told it got a ticket loses its sale; the
 // negative control, a server without persistence, loses them, which shows
-// the check can fail.
+// the check can fail. A SIGKILL kills the server process, not the
+// machine: what the kernel had been given survives it, so this proves
+// that acknowledged sales are in the append-only file, and would pass
+// with appendfsync no as well. That fsync reaches the disk before the
+// reply (what "always" adds, for a power cut) is Redis's promise, not
+// tested here.
 func TestRedisRestartMidRush(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
