@@ -79,7 +79,12 @@ func OpenRedis(spec string, opts Options) (*Redis, error) {
 	}
 	q := u.Query()
 	name := q.Get("name")
-	if name == "" {
+	switch {
+	case len(q["name"]) > 1:
+		return nil, fmt.Errorf("redis url %s: name is given %d times", redact(u), len(q["name"]))
+	case q.Has("name") && name == "":
+		return nil, fmt.Errorf("redis url %s: name is empty", redact(u))
+	case name == "":
 		name = "ticket"
 	}
 	if strings.ContainsAny(name, "{} \t\r\n") {
@@ -212,20 +217,20 @@ func (r *Redis) Read() (ticket.State, error) {
 
 func (r *Redis) parseState(vals []any) (ticket.State, error) {
 	if len(vals) != 3 || (vals[0] == nil && vals[1] == nil && vals[2] == nil) {
-		return ticket.State{}, fmt.Errorf("%s does not exist (create it with: ticket init --count N): %w", r.where(), ErrNotFound)
+		return ticket.State{}, notFound(r.where() + " does not exist (create it with: ticket init --count N)")
 	}
 	var n [3]int64
 	for i, v := range vals {
 		s, ok := v.(string)
 		x, err := strconv.ParseInt(s, 10, 64)
 		if !ok || err != nil {
-			return ticket.State{}, fmt.Errorf("%s: field %d of the state is %v, not a whole number: %w", r.where(), i, v, ticket.ErrInvalid)
+			return ticket.State{}, fmt.Errorf("%s: %w", r.where(), &ticket.FormatError{Problem: fmt.Sprintf("%q of the state hash is %v, not a whole number", [...]string{"total", "left", "version"}[i], v)})
 		}
 		n[i] = x
 	}
 	st := ticket.State{Total: n[0], Left: n[1], Version: n[2], Sold: n[0] - n[1]}
 	if st.Left < 0 || st.Left > st.Total || st.Version < 0 {
-		return ticket.State{}, fmt.Errorf("%s: state total %d left %d version %d does not hold together: %w", r.where(), st.Total, st.Left, st.Version, ticket.ErrInvalid)
+		return ticket.State{}, fmt.Errorf("%s: %w", r.where(), &ticket.FormatError{Problem: fmt.Sprintf("state total %d left %d version %d does not hold together", st.Total, st.Left, st.Version)})
 	}
 	return st, nil
 }

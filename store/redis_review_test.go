@@ -165,3 +165,18 @@ func TestRedisSalesPages(t *testing.T) {
 		t.Fatalf("Sales yielded %d, want %d", got, n)
 	}
 }
+
+// TestRedisURLName: the sale's name is given once and not empty; left out,
+// it is "ticket".
+func TestRedisURLName(t *testing.T) {
+	for _, spec := range []string{"redis://127.0.0.1:1/0?name=", "redis://127.0.0.1:1/0?name=a&name=b"} {
+		if _, err := OpenRedis(spec, Options{}); err == nil {
+			t.Errorf("OpenRedis(%q) = nil error, want a refusal", spec)
+		}
+	}
+	r, err := OpenRedis("redis://127.0.0.1:1/0", Options{})
+	if err != nil || r.Name() != "ticket" {
+		t.Fatalf("OpenRedis without name: %v, %v; want the sale \"ticket\"", r, err)
+	}
+	r.Close()
+}
