@@ -48,18 +48,22 @@ func openJournal(path string, l like, noSync bool) (*journal, error) {
 	if err := fault(stepJournalOpen); err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	created, err := createFile(path, l)
-	if err != nil {
-		return nil, ioError("create journal", path, err)
-	}
-	if created && !noSync {
-		// The new journal's name must be on disk before a sale in it can
-		// be committed: a later rename's directory fsync may come too late.
-		if err := syncDir(filepath.Dir(path)); err != nil {
-			return nil, err
-		}
-	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
+	if errors.Is(err, fs.ErrNotExist) { // beside a seed file: create it once
+		created, cerr := createFile(path, l)
+		if cerr != nil {
+			return nil, ioError("create journal", path, cerr)
+		}
+		if created && !noSync {
+			// The new journal's name must be on disk before a sale in it
+			// can be committed: a later rename's directory fsync may come
+			// too late.
+			if err := syncDir(filepath.Dir(path)); err != nil {
+				return nil, err
+			}
+		}
+		f, err = os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
+	}
 	if err != nil {
 		return nil, ioError("open journal", path, err)
 	}

@@ -153,19 +153,22 @@ func (s *Store) Buy(ctx context.Context, buyer string, qty int64) (Receipt, erro
 // committed buy leaves a trace.
 func (s *Store) update(ctx context.Context, fn func(ticket.State, *journal) (ticket.State, error)) error {
 	f := s.files()
-	if _, err := os.Stat(s.path); err != nil {
-		return openError(s.path, err) // names a dangling link as such
-	}
-	// Refuse what cannot be read before creating anything beside it (the
-	// lock file); what counts is read again under the lock.
-	_, info, err := loadState(f.ticket)
+	info, err := os.Stat(s.path)
 	if err != nil {
-		return err
+		return openError(s.path, err) // names a dangling link as such
 	}
 	l := likeFile(info)
 	if !s.opts.Unlocked {
-		if _, err := createFile(f.lock, l); err != nil {
-			return ioError("create lock file", f.lock, err)
+		// The lock file is created once. Before creating it, refuse what
+		// cannot be read, so that nothing appears beside a refused file;
+		// once it exists, the read under the lock below is the check.
+		if _, err := os.Stat(f.lock); errors.Is(err, fs.ErrNotExist) {
+			if _, _, err := loadState(f.ticket); err != nil {
+				return err
+			}
+			if _, err := createFile(f.lock, l); err != nil {
+				return ioError("create lock file", f.lock, err)
+			}
 		}
 		unlock, err := Lock(ctx, f.lock, l.perm)
 		if err != nil {
