@@ -25,6 +25,18 @@ func openRedis(t *testing.T, spec string, opts Options) *Redis {
 	return r
 }
 
+// newRedisSale starts a server and creates the sale name on it with n
+// tickets; both are gone when the test ends.
+func newRedisSale(t *testing.T, name string, n int64) (*redistest.Server, *Redis) {
+	t.Helper()
+	srv := redistest.Start(t)
+	r := openRedis(t, srv.URL(name), Options{})
+	if _, _, err := r.Init(context.Background(), n, false); err != nil {
+		t.Fatal(err)
+	}
+	return srv, r
+}
+
 func TestRedisInitBuyVerify(t *testing.T) {
 	srv := redistest.Start(t)
 	ctx := context.Background()
@@ -91,12 +103,8 @@ func TestRedisInitBuyVerify(t *testing.T) {
 // TestRedisVerifyFindsDiscrepancies tampers with the state behind the
 // script's back: verify must say the books do not balance.
 func TestRedisVerifyFindsDiscrepancies(t *testing.T) {
-	srv := redistest.Start(t)
 	ctx := context.Background()
-	r := openRedis(t, srv.URL("t2"), Options{})
-	if _, _, err := r.Init(ctx, 5, false); err != nil {
-		t.Fatal(err)
-	}
+	_, r := newRedisSale(t, "t2", 5)
 	if _, err := r.Buy(ctx, "ann", 1); err != nil {
 		t.Fatal(err)
 	}
@@ -149,12 +157,8 @@ func TestRedisConcurrentBuys(t *testing.T) {
 }
 
 func TestRedisRequestIDReplay(t *testing.T) {
-	srv := redistest.Start(t)
 	ctx := context.Background()
-	r := openRedis(t, srv.URL("t4"), Options{})
-	if _, _, err := r.Init(ctx, 5, false); err != nil {
-		t.Fatal(err)
-	}
+	_, r := newRedisSale(t, "t4", 5)
 	first, err := r.BuyRequest(ctx, "req-1", "ann", 2)
 	if err != nil || first.Replayed {
 		t.Fatalf("first: %+v, %v", first, err)
@@ -272,12 +276,8 @@ func (d *replyDropper) relay(client net.Conn) {
 // buyer sees an unreachable backend (not sold out) and its retry with the
 // same request id gets the original sale instead of buying again.
 func TestRedisLostReply(t *testing.T) {
-	srv := redistest.Start(t)
 	ctx := context.Background()
-	r := openRedis(t, srv.URL("t5"), Options{})
-	if _, _, err := r.Init(ctx, 5, false); err != nil {
-		t.Fatal(err)
-	}
+	srv, r := newRedisSale(t, "t5", 5)
 	d := startDropper(t, srv.Addr())
 	viaDropper := strings.Replace(srv.URL("t5"), srv.Addr(), d.ln.Addr().String(), 1)
 	b := openRedis(t, viaDropper, Options{})

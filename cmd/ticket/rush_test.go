@@ -298,17 +298,8 @@ func TestHeartbeatDiesWithRush(t *testing.T) {
 		{"none", true}, // negative control
 	} {
 		t.Run(tc.guard, func(t *testing.T) {
-			dir := t.TempDir()
-			file := filepath.Join(dir, "t.json")
-			if code, _, errOut := ticketRun(t, dir, "init", "-f", file, "--count", "3"); code != 0 {
-				t.Fatalf("init: exit %d: %s", code, errOut)
-			}
 			// Hold the lock so that the buyers, and so the rush, wait.
-			unlock, err := store.Lock(context.Background(), file+".lock", 0o644)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer unlock()
+			dir, file, _ := heldSale(t)
 			// A heartbeat an hour apart never writes during the test, so
 			// that a broken stdout pipe cannot stop it either.
 			rush := start(t, dir, "rush", "-f", file, "--buyers", "2", "--every", "1h", "--heartbeat-guard", tc.guard)
@@ -550,16 +541,7 @@ func TestRushInterrupted(t *testing.T) {
 	if _, err := os.Stat("/proc/self/stat"); err != nil {
 		t.Skip("needs /proc to find the rush's children")
 	}
-	dir := t.TempDir()
-	file := filepath.Join(dir, "t.json")
-	if code, _, errOut := ticketRun(t, dir, "init", "-f", file, "--count", "3"); code != 0 {
-		t.Fatalf("init: exit %d: %s", code, errOut)
-	}
-	unlock, err := store.Lock(context.Background(), file+".lock", 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unlock()
+	dir, file, unlock := heldSale(t)
 	rush := start(t, dir, "rush", "-f", file, "--buyers", "3")
 	var buyers []int
 	for deadline := time.Now().Add(10 * time.Second); len(buyers) < 3 && time.Now().Before(deadline); {
@@ -622,4 +604,22 @@ func TestRushSellsWhatIsLeft(t *testing.T) {
 	if second.Verify != "ok, 10 sales" {
 		t.Errorf("verify %q, want %q", second.Verify, "ok, 10 sales")
 	}
+}
+
+// heldSale creates a sale of 3 tickets in a new directory and holds its
+// lock, so that buyers, and so a rush, wait: until unlock, or at the
+// latest the end of the test.
+func heldSale(t *testing.T) (dir, file string, unlock func()) {
+	t.Helper()
+	dir = t.TempDir()
+	file = filepath.Join(dir, "t.json")
+	if code, _, errOut := ticketRun(t, dir, "init", "-f", file, "--count", "3"); code != 0 {
+		t.Fatalf("init: exit %d: %s", code, errOut)
+	}
+	unlock, err := store.Lock(context.Background(), file+".lock", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(unlock) // releasing twice is harmless
+	return dir, file, unlock
 }
