@@ -124,28 +124,30 @@ func killedBySIGKILL(err error) bool {
 
 // TestCrashPoints kills a buyer with SIGKILL at each step of the commit
 // (from inside the fault seam, so at exactly that point) and then checks
-// that the sale is either wholly absent (a crash before the rename) or
-// wholly there (after it), that Verify balances (an uncommitted tail is
-// only Pending), and that the next buyer recovers: it cuts the tail, says
-// so, leaves no PATH.tmp and Verify balances with nothing pending.
+// that the sale is either wholly absent (a crash before its journal line
+// was written) or wholly there (after): in the journal and in what Read
+// returns, even when the ticket file itself was not yet replaced; that
+// Verify balances (what the crash left is only Pending); and that the next
+// buyer recovers: it completes the committed sale or cuts an unfinished
+// line, says so, leaves no PATH.tmp, and Verify balances with nothing
+// pending.
 func TestCrashPoints(t *testing.T) {
 	cases := []struct {
 		step      string
-		committed bool // the crashed sale is in the ticket file
-		tail      bool // a crashed buyer's line is left for the next buyer to cut
-		before    bool // start from a journal with an uncommitted tail (to reach journal.cut)
+		committed bool   // the crashed sale stands
+		inFile    bool   // the ticket file itself shows it
+		before    bool   // start from an unfinished journal line (to reach journal.cut)
+		note      string // what the next buyer says it repaired
 	}{
-		{stepRead, false, false, false},
-		{stepJournalOpen, false, false, false},
-		{stepJournalCut, false, true, true},
-		{stepJournalWrite, false, false, false},
-		{stepJournalSync, false, true, false}, // after the journal write, before its fsync
-		{stepTempCreate, false, true, false},  // after the journal fsync
-		{stepTempWrite, false, true, false},
-		{stepTempSync, false, true, false}, // after the temporary write
-		{stepRename, false, true, false},   // before the rename
-		{stepDirSync, true, false, false},  // after the rename, before the directory fsync
-		{"done", true, false, false},       // after the directory fsync
+		{stepRead, false, false, false, ""},
+		{stepJournalOpen, false, false, false, ""},
+		{stepJournalCut, false, false, true, "cut an unfinished line"},
+		{stepJournalWrite, false, false, false, ""},
+		{stepJournalSync, true, false, false, "completed what a crashed buyer committed"}, // written, not yet fsynced
+		{stepTempCreate, true, false, false, "completed what a crashed buyer committed"},  // after the journal fsync
+		{stepTempWrite, true, false, false, "completed what a crashed buyer committed"},
+		{stepRename, true, false, false, "completed what a crashed buyer committed"}, // PATH.tmp written
+		{"done", true, true, false, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.step, func(t *testing.T) {
@@ -155,42 +157,50 @@ func TestCrashPoints(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				appendFile(t, path+".journal", uncommittedLine(t, st, 1))
+				line := uncommittedLine(t, st, 1)
+				appendFile(t, path+".journal", line[:len(line)-5])
 			}
 			cmd := child(t, "crash", path, crashEnv+"="+c.step)
 			startChild(t, cmd)
 			if err := cmd.Wait(); !killedBySIGKILL(err) {
 				t.Fatalf("crash child: got %v, want death by SIGKILL (stderr: %s)", err, cmd.Stderr)
 			}
-			st, err := Open(path, Options{}).Read()
+			file, _, err := readState(path)
 			if err != nil {
 				t.Fatalf("after a crash at %s the ticket file does not parse: %v", c.step, err)
 			}
-			wantVersion := int64(1)
-			if c.committed {
-				wantVersion = 2
+			st, err := Open(path, Options{}).Read()
+			if err != nil {
+				t.Fatalf("after a crash at %s: read: %v", c.step, err)
 			}
-			if st.Version != wantVersion {
-				t.Fatalf("after a crash at %s the ticket file is at version %d, want %d", c.step, st.Version, wantVersion)
+			want := int64(1)
+			if c.committed {
+				want = 2
+			}
+			if st.Version != want || (file.Version == 2) != c.inFile {
+				t.Fatalf("after a crash at %s: Read says version %d (want %d), the ticket file %d (want it to show the sale: %v)", c.step, st.Version, want, file.Version, c.inFile)
 			}
 			rep := mustBalance(t, path)
-			if (rep.Pending != "") != c.tail {
-				t.Fatalf("after a crash at %s: pending %q, want a tail: %v", c.step, rep.Pending, c.tail)
+			if (rep.Pending != "") != (c.note != "") || rep.State.Version != want {
+				t.Fatalf("after a crash at %s: verify says version %d, pending %q", c.step, rep.State.Version, rep.Pending)
 			}
 			var notes []string
 			r, err := Open(path, Options{Warn: func(n string) { notes = append(notes, n) }}).Buy(context.Background(), "next", 1)
 			if err != nil {
 				t.Fatalf("the buy after a crash at %s: %v", c.step, err)
 			}
-			if r.Sale.Seq != wantVersion+1 {
-				t.Fatalf("next sale #%d, want #%d", r.Sale.Seq, wantVersion+1)
+			if r.Sale.Seq != want+1 {
+				t.Fatalf("next sale #%d, want #%d", r.Sale.Seq, want+1)
 			}
-			if c.tail && (len(notes) == 0 || !strings.Contains(notes[0], "cut what a crashed buyer left")) {
-				t.Fatalf("the next buyer cut a tail but noted %q", notes)
+			if c.note != "" && (len(notes) == 0 || !strings.Contains(notes[0], c.note)) {
+				t.Fatalf("the next buyer noted %q, want %q", notes, c.note)
 			}
 			rep = mustBalance(t, path)
-			if rep.Pending != "" || rep.Sales != wantVersion+1 {
-				t.Fatalf("after recovery: %d sales, pending %q; want %d, none", rep.Sales, rep.Pending, wantVersion+1)
+			if rep.Pending != "" || rep.Sales != want+1 {
+				t.Fatalf("after recovery: %d sales, pending %q; want %d, none", rep.Sales, rep.Pending, want+1)
+			}
+			if file, _, err := readState(path); err != nil || file.Version != want+1 {
+				t.Fatalf("after recovery the ticket file is at version %d (%v), want %d", file.Version, err, want+1)
 			}
 			if _, err := os.Stat(path + ".tmp"); err == nil {
 				t.Fatalf("%s.tmp left after the next buy", path)
@@ -317,12 +327,14 @@ func TestLockHolderDies(t *testing.T) {
 	mustBalance(t, path)
 }
 
-// TestCrashThenSoldOut: the buy after a crash that left PATH.tmp cleans
-// up even when it sells nothing (sold out), so no temporary file outlives
+// TestCrashThenSoldOut: the buy after a crash that committed the last
+// ticket to the journal and left PATH.tmp, but never replaced the ticket
+// file, completes the ticket file and cleans up even though it sells
+// nothing (sold out), so no temporary file or stale ticket file outlives
 // the next buy whatever its outcome.
 func TestCrashThenSoldOut(t *testing.T) {
 	path := newSale(t, 3, 2) // 1 left
-	cmd := child(t, "crash", path, crashEnv+"="+stepTempSync)
+	cmd := child(t, "crash", path, crashEnv+"="+stepRename)
 	startChild(t, cmd)
 	if err := cmd.Wait(); !killedBySIGKILL(err) {
 		t.Fatalf("crash child: got %v, want death by SIGKILL (stderr: %s)", err, cmd.Stderr)
@@ -331,14 +343,17 @@ func TestCrashThenSoldOut(t *testing.T) {
 		t.Fatalf("the crash left no %s.tmp to clean up: %v", path, err)
 	}
 	var notes []string
-	_, err := Open(path, Options{Warn: func(n string) { notes = append(notes, n) }}).Buy(context.Background(), "greedy", 2)
-	if !errors.Is(err, ticket.ErrSoldOut) {
-		t.Fatalf("buy 2 of 1 left: %v, want ErrSoldOut", err)
+	r, err := Open(path, Options{Warn: func(n string) { notes = append(notes, n) }}).Buy(context.Background(), "greedy", 1)
+	if !errors.Is(err, ticket.ErrSoldOut) || r.State.Left != 0 {
+		t.Fatalf("buy 1 after the crashed buyer took the last: %v, %d left; want ErrSoldOut, 0 left", err, r.State.Left)
 	}
 	if _, err := os.Stat(path + ".tmp"); err == nil {
 		t.Fatalf("%s.tmp is left after the next buy (sold out); notes: %q", path, notes)
 	}
+	if file, _, err := readState(path); err != nil || file.Version != 2 || file.Left != 0 {
+		t.Fatalf("the ticket file after the sold-out buy: %+v, %v; want version 2, 0 left", file, err)
+	}
 	if rep := mustBalance(t, path); rep.Pending != "" {
-		t.Fatalf("the uncommitted sale is still pending after the next buy: %s", rep.Pending)
+		t.Fatalf("the crashed buyer's sale is still pending after the next buy: %s", rep.Pending)
 	}
 }

@@ -13,15 +13,31 @@
 // # How a buy is committed
 //
 // Buy takes the lock, re-reads the ticket file under it, applies the buy rule
-// (ticket.State.Take), appends the sale to the journal and fsyncs it, writes
-// the new version to PATH.tmp, fsyncs it, renames it over PATH and fsyncs the
-// directory, then releases the lock. The rename is the commit point. A
-// process killed before it leaves at most one uncommitted journal line and a
-// stale PATH.tmp; the next lock holder cuts the line and removes PATH.tmp,
-// saying so through Options.Warn, whether or not it then sells anything.
-// A buy that fails before the rename takes its own journal line back.
-// Readers need no lock: rename(2) replaces the file in one step, so they
-// see one whole version or the next.
+// (ticket.State.Take), appends the sale to the journal and fdatasyncs it: that
+// append is the commit point, and a whole line in the journal is a committed
+// sale. Then it writes the new version to PATH.tmp and renames it over PATH,
+// without fsync (the journal is what must survive a power cut), and
+// releases the lock. One fsync per buy, as in SQLite's WAL mode.
+//
+// A process killed after its append but before the rename leaves a sale the
+// ticket file does not show yet, and maybe a stale PATH.tmp; one killed in the
+// middle of its append leaves an unfinished line, which nobody was told about.
+// The next lock holder writes the first into the ticket file (rolling it
+// forward: each such sale must follow from the one before), cuts the second
+// and removes PATH.tmp, saying so through Options.Warn, whether or not it then
+// sells anything. Read does the same roll-forward in memory, without the lock,
+// so readers never see a committed sale missing. A buy that fails after its
+// append (the ticket file cannot be replaced) takes its line back, fsynced, so
+// that a failed buy sells nothing. Readers need no lock: rename(2) replaces
+// the file in one step, so they see one whole version or the next.
+//
+// The guarantees assume a filesystem where a rename either happens or not,
+// even across a power cut (ext4 with its journal, xfs, btrfs). On ext4
+// without a journal (mkfs -O ^has_journal), a power cut may leave the ticket
+// file empty or garbled; the sales journal then still holds every sale made,
+// and the ticket file can be rebuilt from it (ticket repair). Init and
+// Restore, which have no journal to rebuild from, write the ticket file with
+// fsyncs of the file and the directory.
 //
 // # Why a separate lock file
 //

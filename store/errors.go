@@ -13,10 +13,11 @@ var ErrExists = errors.New("ticket file exists")
 // deadline: another process holds it. It is not an I/O error.
 var ErrLocked = errors.New("lock is held by another process")
 
-// ErrUnconfirmed reports a sale that was committed (the ticket file was
-// replaced and the journal holds it) but whose durability could not be
-// confirmed, because the final directory fsync failed. The sale stands; it
-// must not be retried as if nothing had been bought.
+// ErrUnconfirmed reports a sale that may stand although its buy failed:
+// its line is in the journal, the ticket file could not be replaced, and
+// taking the line back failed too (the next lock holder completes it), or
+// a Restore whose final directory fsync failed. It must not be retried as
+// if nothing had been bought.
 var ErrUnconfirmed = errors.New("sale recorded but not confirmed durable")
 
 // ErrJournal reports a sales journal that does not match the ticket file or

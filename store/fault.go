@@ -11,14 +11,14 @@ var fault = func(step string) error { return nil }
 const (
 	stepRead         = "read"          // read the ticket file
 	stepJournalOpen  = "journal.open"  // open the journal for append
-	stepJournalCut   = "journal.cut"   // cut an uncommitted tail
+	stepJournalCut   = "journal.cut"   // cut an unfinished line
 	stepJournalWrite = "journal.write" // append the sale
-	stepJournalSync  = "journal.sync"  // fsync the journal
-	stepJournalUndo  = "journal.undo"  // cut the sale of a buy that failed before the commit
+	stepJournalSync  = "journal.sync"  // fsync the journal: the commit point
+	stepJournalUndo  = "journal.undo"  // cut the sale of a buy whose ticket file could not be replaced
 	stepTempRemove   = "temp.remove"   // remove a PATH.tmp a crashed writer left
 	stepTempCreate   = "temp.create"   // create PATH.tmp
 	stepTempWrite    = "temp.write"    // write the new version
-	stepTempSync     = "temp.sync"     // fsync PATH.tmp
-	stepRename       = "rename"        // rename PATH.tmp over PATH: the commit point
-	stepDirSync      = "dir.sync"      // fsync the directory
+	stepTempSync     = "temp.sync"     // fsync PATH.tmp (Init and Restore only)
+	stepRename       = "rename"        // rename PATH.tmp over PATH
+	stepDirSync      = "dir.sync"      // fsync the directory (Init, Restore, a new journal)
 )

@@ -10,6 +10,8 @@ import (
 	"iter"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/ticketd/ticket/ticket"
 	"golang.org/x/sys/unix"
@@ -72,95 +74,140 @@ func openJournal(path string, l like, noSync bool) (*journal, error) {
 
 func (j *journal) Close() error { return j.f.Close() }
 
-// recover makes the journal end at the ticket file's version. A crash
-// between appending a sale and replacing the ticket file leaves one line
-// that was never committed (its seq is version+1), possibly only part of
-// one; recover cuts them off and returns a note saying so. Anything else
-// that does not match, it refuses with a journalError and changes nothing.
-func (j *journal) recover(state ticket.State) (note string, err error) {
+// recover brings state up to the journal, which is where a sale is
+// committed. A buyer killed after appending its sale but before replacing
+// the ticket file leaves whole lines beyond the file's version: they are
+// committed sales, and recover rolls the state forward over them, checking
+// that each follows from the one before (it fsyncs the journal first, since
+// the killed buyer may not have). A buyer killed in the middle of its
+// append leaves an unfinished last line, which no one was ever told about:
+// recover cuts it. It returns the state with every committed sale applied,
+// how many sales it rolled forward, and a note saying what it repaired ("" if
+// nothing). A journal that does not fit the ticket file is refused with a
+// journalError, and nothing is changed.
+func (j *journal) recover(state ticket.State) (ticket.State, int, string, error) {
 	info, err := j.f.Stat()
 	if err != nil {
-		return "", fmt.Errorf("stat %s: %w", j.path, err)
+		return state, 0, "", fmt.Errorf("stat %s: %w", j.path, err)
 	}
 	size := info.Size()
-	start := max(size-tailWindow, 0)
-	tail := make([]byte, size-start)
-	if _, err := j.f.ReadAt(tail, start); err != nil && !errors.Is(err, io.EOF) {
-		return "", ioError("read", j.path, err)
-	}
-	if size > 0 && !state.Stored() {
-		return "", &journalError{path: j.path, problem: "holds sales, but the ticket file was never written by ticket (a seed file beside an old journal?): start a new sale with ticket init --force, which keeps the old journal"}
-	}
-	cut := size // where the journal should end
-	var notes []string
-	if len(tail) > 0 && tail[len(tail)-1] != '\n' {
-		nl := bytes.LastIndexByte(tail, '\n')
-		if nl < 0 && start > 0 {
-			return "", &journalError{path: j.path, problem: fmt.Sprintf("last %d bytes hold no line end", len(tail))}
-		}
-		cut = start + int64(nl+1)
-		notes = append(notes, "an unfinished line")
-		tail = tail[:nl+1]
-	}
-	last, lastStart, ok, err := lastSale(tail)
+	rolled, pending, end, err := scanTail(j.f, j.path, size, state)
 	if err != nil {
-		return "", &journalError{path: j.path, problem: err.Error()}
+		return state, 0, "", err
 	}
-	if ok && last.Seq == state.Version+1 {
-		// Committed sales end one before it: the crashed buyer never replaced the file.
-		notes = append(notes, fmt.Sprintf("sale #%d (%d to %s), never committed to the ticket file", last.Seq, last.Qty, last.Buyer))
-		cut = start + int64(lastStart)
-		last, _, ok, err = lastSale(tail[:lastStart])
-		if err != nil {
-			return "", &journalError{path: j.path, problem: err.Error()}
+	if end != size {
+		if err := fault(stepJournalCut); err != nil {
+			return state, 0, "", ioError("cut", j.path, err)
 		}
-		if !ok && start > 0 {
-			return "", &journalError{path: j.path, problem: "cannot find the sale before an uncommitted one"}
+		if err := j.f.Truncate(end); err != nil {
+			return state, 0, "", ioError("cut", j.path, err)
+		}
+	}
+	if end != size || len(pending) > 0 {
+		if err := j.sync(); err != nil {
+			return state, 0, "", err
+		}
+	}
+	var notes []string
+	for _, s := range pending {
+		notes = append(notes, fmt.Sprintf("sale #%d (%d to %s)", s.Seq, s.Qty, s.Buyer))
+	}
+	var note string
+	if len(pending) > 0 {
+		note = fmt.Sprintf("%s: completed what a crashed buyer committed: %s", j.path, strings.Join(notes, ", "))
+	}
+	if end != size {
+		if note != "" {
+			note += "; "
+		} else {
+			note = j.path + ": "
+		}
+		note += "cut an unfinished line a crashed buyer left"
+	}
+	return rolled, len(pending), note, nil
+}
+
+// scanTail reads the end of the journal f (size bytes long, at path) back to
+// the sale at state's version and returns state rolled forward over the
+// whole lines after it, those sales, and where the journal's whole lines
+// end (before an unfinished last line). It changes nothing.
+func scanTail(f *os.File, path string, size int64, state ticket.State) (ticket.State, []ticket.Sale, int64, error) {
+	if size > 0 && !state.Stored() {
+		return state, nil, 0, &journalError{path: path, problem: "holds sales, but the ticket file was never written by ticket (a seed file beside an old journal?): start a new sale with ticket init --force, which keeps the old journal"}
+	}
+	var (
+		pending []ticket.Sale // whole lines beyond the ticket file's version
+		end     = size        // where the whole lines end
+		anchor  ticket.Sale   // the sale at the ticket file's version
+		found   bool
+		err     error
+	)
+	for window := int64(tailWindow); ; window *= 2 {
+		start := max(size-window, 0)
+		tail := make([]byte, size-start)
+		if _, err := f.ReadAt(tail, start); err != nil && !errors.Is(err, io.EOF) {
+			return state, nil, 0, ioError("read", path, err)
+		}
+		if len(tail) > 0 && tail[len(tail)-1] != '\n' {
+			nl := bytes.LastIndexByte(tail, '\n')
+			if nl < 0 && start > 0 {
+				continue // the unfinished line is longer than the window
+			}
+			end = start + int64(nl+1)
+			tail = tail[:nl+1]
+		}
+		pending, anchor, found, err = salesAfter(tail, start, state.Version)
+		if err != nil {
+			return state, nil, 0, &journalError{path: path, problem: err.Error()}
+		}
+		if found || start == 0 {
+			break
 		}
 	}
 	switch {
-	case !ok && state.Version != 0:
-		return "", &journalError{path: j.path, problem: fmt.Sprintf("holds no sales but the ticket file is at version %d", state.Version)}
-	case ok && last.Seq != state.Version:
-		return "", &journalError{path: j.path, problem: fmt.Sprintf("last sale is #%d but the ticket file is at version %d", last.Seq, state.Version)}
-	case ok && last.Left != state.Left:
-		return "", &journalError{path: j.path, problem: fmt.Sprintf("last sale #%d left %d tickets but the ticket file says %d", last.Seq, last.Left, state.Left)}
+	case !found && state.Version != 0:
+		return state, nil, 0, &journalError{path: path, problem: fmt.Sprintf("holds no sale #%d, but the ticket file is at version %d", state.Version, state.Version)}
+	case found && anchor.Left != state.Left:
+		return state, nil, 0, &journalError{path: path, problem: fmt.Sprintf("sale #%d left %d tickets but the ticket file says %d", anchor.Seq, anchor.Left, state.Left)}
 	}
-	if cut == size {
-		return "", nil
-	}
-	if err := fault(stepJournalCut); err != nil {
-		return "", ioError("cut", j.path, err)
-	}
-	if err := j.f.Truncate(cut); err != nil {
-		return "", ioError("cut", j.path, err)
-	}
-	if err := j.sync(); err != nil {
-		return "", err
-	}
-	note = fmt.Sprintf("%s: cut what a crashed buyer left: ", j.path)
-	for i, n := range notes {
-		if i > 0 {
-			note += " and "
+	for _, s := range pending {
+		next, err := state.Take(s.Qty)
+		if err != nil || s.Seq != next.Version || s.Left != next.Left {
+			return state, nil, 0, &journalError{path: path, problem: fmt.Sprintf("sale #%d (%d, %d left) does not follow version %d of the ticket file (%d left)", s.Seq, s.Qty, s.Left, state.Version, state.Left)}
 		}
-		note += n
+		state = next
 	}
-	return note, nil
+	return state, pending, end, nil
 }
 
-// lastSale parses the last line of buf, which is empty or ends in a newline.
-// It returns the sale, the offset where its line starts, and whether there
-// was one.
-func lastSale(buf []byte) (ticket.Sale, int, bool, error) {
-	if len(buf) == 0 {
-		return ticket.Sale{}, 0, false, nil
+// salesAfter parses buf (whole lines) backwards from its end down to the
+// sale at version, and returns the sales after it in order, that sale, and
+// whether it was found. Lines before it are not parsed: a buy stays O(1) in
+// the number of sales. start is buf's offset in the journal; unless it is
+// 0, buf's first line may be cut and is not parsed.
+func salesAfter(buf []byte, start int64, version int64) ([]ticket.Sale, ticket.Sale, bool, error) {
+	var after []ticket.Sale
+	for len(buf) > 0 {
+		lineStart := bytes.LastIndexByte(buf[:len(buf)-1], '\n') + 1
+		if lineStart == 0 && start > 0 {
+			return nil, ticket.Sale{}, false, nil // maybe cut: read more
+		}
+		s, err := ticket.ParseSale(buf[lineStart : len(buf)-1])
+		if err != nil {
+			return nil, ticket.Sale{}, false, fmt.Errorf("the line at byte %d is not a sale: %w", start+int64(lineStart), err)
+		}
+		if s.Seq <= version {
+			if s.Seq != version {
+				return nil, ticket.Sale{}, false, fmt.Errorf("last sale is #%d but the ticket file is at version %d", s.Seq, version)
+			}
+			slices.Reverse(after)
+			return after, s, true, nil
+		}
+		after = append(after, s)
+		buf = buf[:lineStart]
 	}
-	lineStart := bytes.LastIndexByte(buf[:len(buf)-1], '\n') + 1
-	s, err := ticket.ParseSale(buf[lineStart : len(buf)-1])
-	if err != nil {
-		return ticket.Sale{}, 0, false, fmt.Errorf("last line is not a sale: %w", err)
-	}
-	return s, lineStart, true, nil
+	slices.Reverse(after)
+	return after, ticket.Sale{}, false, nil
 }
 
 // append writes one sale as one line and fsyncs it.
@@ -183,22 +230,27 @@ func (j *journal) size() (int64, error) {
 	return info.Size(), nil
 }
 
-// undo cuts the journal back to size, taking off the sale of a buy that
-// failed before its commit point, so that a failed buy changes nothing. It
-// does not fsync: a failed fsync is never retried, and if the cut is lost
-// the line is an uncommitted tail that the next lock holder cuts.
-func (j *journal) undo(size int64) error {
+// undo cuts the journal back to size, taking off the sales of a change
+// that failed before the ticket file showed them, so that a failed buy
+// changes nothing. The cut is fsynced, since a whole line in the journal is
+// a committed sale and a cut lost in a crash would bring it back; a failure
+// of that fsync is returned as a note, not an error, because the sale is
+// gone from the journal either way unless the machine crashes too.
+func (j *journal) undo(size int64) (note string, err error) {
 	now, err := j.size()
 	if err != nil || now == size {
-		return err
+		return "", err
 	}
 	if err := fault(stepJournalUndo); err != nil {
-		return ioError("cut", j.path, err)
+		return "", ioError("cut", j.path, err)
 	}
 	if err := j.f.Truncate(size); err != nil {
-		return ioError("cut", j.path, err)
+		return "", ioError("cut", j.path, err)
 	}
-	return nil
+	if err := j.sync(); err != nil {
+		return fmt.Sprintf("%v (after taking back a failed sale)", err), nil
+	}
+	return "", nil
 }
 
 func (j *journal) sync() error {

@@ -27,7 +27,8 @@ type Options struct {
 	Unlocked bool
 
 	// Warn receives one-line notes about repairs made under the lock, such
-	// as an uncommitted journal line cut after a crash. Nil discards them.
+	// as a crashed buyer's committed sale written to the ticket file, or its
+	// unfinished journal line cut. Nil discards them.
 	Warn func(note string)
 
 	// RequestID is the request id of the buys made through a Redis sale
@@ -89,11 +90,39 @@ func (s *Store) LockPath() string { return s.files().lock }
 // JournalPath returns the path of the sales journal.
 func (s *Store) JournalPath() string { return s.files().journal }
 
-// Read returns the current state without taking the lock: every write
-// replaces the file by rename, so a reader sees one whole version.
+// Read returns the current state without taking the lock: the ticket file
+// (every write replaces it by rename, so a reader sees one whole version)
+// with any sales the journal committed beyond it applied, as after a crash
+// between a buyer's commit and its update of the ticket file.
 func (s *Store) Read() (ticket.State, error) {
 	st, _, err := readState(s.path)
-	return st, err
+	if err != nil || s.opts.Unlocked {
+		return st, err
+	}
+	path := s.files().journal
+	j, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return st, nil
+	}
+	if err != nil {
+		return st, ioError("open journal", path, err)
+	}
+	defer j.Close()
+	info, err := j.Stat()
+	if err != nil {
+		return st, fmt.Errorf("stat %s: %w", path, err)
+	}
+	rolled, _, _, err := scanTail(j, path, info.Size(), st)
+	if err != nil {
+		// A journal that does not fit is for Verify to report and for a
+		// buy to refuse; a reader still sees the ticket file.
+		var je *journalError
+		if errors.As(err, &je) {
+			return st, nil
+		}
+		return st, err
+	}
+	return rolled, nil
 }
 
 // Receipt is the outcome of a buy.
@@ -122,35 +151,43 @@ func (s *Store) Buy(ctx context.Context, buyer string, qty int64) (Receipt, erro
 	if err := ticket.CheckBuyer(buyer); err != nil {
 		return Receipt{}, err
 	}
-	var r Receipt
+	var (
+		r      Receipt
+		before ticket.State // the state the buy was decided on
+	)
 	err := s.update(ctx, func(state ticket.State, j *journal) (ticket.State, error) {
-		r.State = state
+		r.State, before = state, state
 		next, err := state.Take(qty)
 		if err != nil {
 			return state, err
 		}
 		sale := ticket.Sale{Seq: next.Version, Buyer: buyer, Qty: qty, Left: next.Left, PID: os.Getpid(), Time: time.Now().UTC()}
+		r.Sale, r.State = sale, next // kept if the sale may stand (ErrUnconfirmed)
 		if j != nil {
 			if err := j.append(sale.AppendLine(nil)); err != nil {
 				return state, err
 			}
 		}
-		r.Sale, r.State = sale, next
 		return next, nil
 	})
-	if err != nil && !errors.Is(err, ErrUnconfirmed) {
-		r.Sale = ticket.Sale{}
+	if err != nil && !errors.Is(err, ErrUnconfirmed) && r.Sale.Seq != 0 {
+		r.Sale, r.State = ticket.Sale{}, before
 	}
 	return r, err
 }
 
 // update is the one read-decide-write transaction every change goes
-// through. Under the lock it reads the ticket file, brings the journal to
-// the file's version, calls fn with both, and, if fn returns a new state
-// (one whose Version differs), replaces the ticket file with it. fn's
-// error aborts without writing. Whenever the ticket file is not replaced,
-// whatever fn appended to the journal is cut off again, so that only a
-// committed buy leaves a trace.
+// through. Under the lock it reads the ticket file, rolls it forward over
+// the sales the journal committed beyond it (see journal.recover), calls fn
+// with that state and the journal, and, if fn returns a new state (one whose
+// Version differs), replaces the ticket file with it. fn commits by
+// appending its sales to the journal with journal.append, which fsyncs;
+// update then replaces the ticket file without fsync, since the journal can
+// rebuild it. fn's error aborts without writing. If the ticket file cannot be
+// replaced, whatever fn appended is cut off again (and that cut fsynced), so
+// that a buy reported as failed leaves no sale; when even that fails, the
+// error wraps ErrUnconfirmed: the sale stands, and the next lock holder
+// completes it.
 func (s *Store) update(ctx context.Context, fn func(ticket.State, *journal) (ticket.State, error)) error {
 	f := s.files()
 	info, err := os.Stat(s.path)
@@ -176,26 +213,23 @@ func (s *Store) update(ctx context.Context, fn func(ticket.State, *journal) (tic
 		}
 		defer unlock()
 	}
-	state, info, err := readState(f.ticket)
+	stored, info, err := readState(f.ticket)
 	if err != nil {
 		return err
 	}
+	state := stored
 	var j *journal
 	if !s.opts.Unlocked {
 		if j, err = openJournal(f.journal, l, s.opts.NoSync); err != nil {
 			return err
 		}
 		defer j.Close()
-		note, err := j.recover(state)
-		if err != nil {
+		var note string
+		if state, _, note, err = j.recover(stored); err != nil {
 			return err
 		}
-		if note != "" && s.opts.Warn != nil {
-			s.opts.Warn(note)
-		}
-		if note := removeStale(f.tmp); note != "" && s.opts.Warn != nil {
-			s.opts.Warn(note)
-		}
+		s.warn(note)
+		s.warn(removeStale(f.tmp))
 	}
 	var size int64
 	if j != nil {
@@ -204,24 +238,67 @@ func (s *Store) update(ctx context.Context, fn func(ticket.State, *journal) (tic
 		}
 	}
 	next, err := fn(state, j)
-	if err == nil && next.Version != state.Version {
-		tmp := f.tmp
-		if s.opts.Unlocked {
-			// Unlocked writers must not share one temporary file: that would
-			// tear the file instead of merely losing updates.
-			tmp = fmt.Sprintf("%s.%d", f.tmp, os.Getpid())
+	if err != nil {
+		// Take back whatever fn appended before it failed (a write or an
+		// fsync that failed): a buy reported as failed must leave no sale.
+		if uerr := s.undo(j, size, err); uerr != nil {
+			return uerr
 		}
-		uid, gid := owner(info)
-		err = writer{noSync: s.opts.NoSync}.replace(f.ticket, tmp, next.Encode(), info.Mode().Perm(), uid, gid)
+		next = state // nothing new, but a rolled-forward state is still written
 	}
-	if err != nil && !errors.Is(err, ErrUnconfirmed) && j != nil {
-		// Not committed: take back the sale fn may have appended. If that
-		// fails too, the next lock holder cuts it as an uncommitted tail.
-		if uerr := j.undo(size); uerr != nil && s.opts.Warn != nil {
-			s.opts.Warn(fmt.Sprintf("%v (the next buy cuts it)", uerr))
-		}
+	if next.Version == stored.Version {
+		return err
 	}
-	return err
+	tmp := f.tmp
+	if s.opts.Unlocked {
+		// Unlocked writers must not share one temporary file: that would
+		// tear the file instead of merely losing updates.
+		tmp = fmt.Sprintf("%s.%d", f.tmp, os.Getpid())
+	}
+	uid, gid := owner(info)
+	// The journal made the sales durable; without it (unlocked), the file
+	// is all there is, and it is written durably.
+	w := writer{noSync: s.opts.NoSync || j != nil}
+	rerr := w.replace(f.ticket, tmp, next.Encode(), info.Mode().Perm(), uid, gid)
+	switch {
+	case rerr == nil:
+		return err
+	case j == nil:
+		return rerr
+	case err != nil || next.Version == state.Version:
+		// Only rolled forward: the journal holds those sales already, and
+		// the next lock holder writes the ticket file again.
+		s.warn(rerr.Error())
+		return err
+	}
+	// fn's sales are in the journal but the ticket file does not show them:
+	// take them back, so that a failed buy sold nothing.
+	if uerr := s.undo(j, size, rerr); uerr != nil {
+		return uerr
+	}
+	return rerr
+}
+
+// undo cuts the journal back to size after cause made a change fail. If
+// it cannot, the sales appended stand (the next lock holder completes
+// them) and it returns an error wrapping ErrUnconfirmed that says so.
+func (s *Store) undo(j *journal, size int64, cause error) error {
+	if j == nil {
+		return nil
+	}
+	note, err := j.undo(size)
+	s.warn(note)
+	if err != nil {
+		return fmt.Errorf("%w: the sale may be in the journal %s: %w, and taking it back failed too: %v; the next buy completes it", ErrUnconfirmed, j.path, cause, err)
+	}
+	return nil
+}
+
+// warn passes a non-empty note to Options.Warn.
+func (s *Store) warn(note string) {
+	if note != "" && s.opts.Warn != nil {
+		s.opts.Warn(note)
+	}
 }
 
 // removeStale removes the PATH.tmp a writer killed before its rename left,

@@ -3,16 +3,17 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/ticketd/ticket/ticket"
 )
 
 // Report is what Verify found.
 type Report struct {
-	State    ticket.State // the ticket file
+	State    ticket.State // the ticket file, with the sales the journal committed beyond it applied
 	Sales    int64        // committed sales in the journal
 	Tickets  int64        // tickets those sales took
-	Pending  string       // an uncommitted tail a crashed buyer left, to be cut by the next buy; "" if none
+	Pending  string       // what a crashed buyer left for the next buy to complete or cut; "" if none
 	Problems []string     // every discrepancy found; empty when the books balance
 }
 
@@ -24,8 +25,10 @@ func (r Report) Balanced() bool { return len(r.Problems) == 0 }
 // each sale's "left" follows from the one before; total = left + the
 // tickets sold; and the journal's last sale is the ticket file's version.
 // It holds the lock while it reads, so that it sees a ticket file and a
-// journal that belong together. A journal line that a crashed buyer left
-// uncommitted is reported in Pending, not as a problem: the next buy cuts it.
+// journal that belong together. What a crashed buyer left is reported in
+// Pending, not as a problem: sales committed to the journal but not yet to
+// the ticket file (they are counted, and the next buy writes them), or an
+// unfinished last line (never committed; the next buy cuts it).
 //
 // It returns an error only when it cannot check (the ticket file is missing
 // or invalid, the lock is busy past ctx, I/O fails); an unbalanced journal
@@ -46,43 +49,43 @@ func (s *Store) Verify(ctx context.Context) (Report, error) {
 	if err != nil {
 		return r, err
 	}
+	stored := state
 	r.State = state
 	l := newLedger(&r)
 	problem := l.problem
-	var last ticket.Sale
+	var beyond []int64 // sales after the ticket file's version
+	var pending []string
 	for sale, err := range readSales(f.journal) {
 		if err != nil {
-			if sale, ok := pendingTail(err, last, state); ok {
-				r.Pending = sale
+			if je, ok := err.(*journalError); ok && je.unfinished {
+				pending = append(pending, "an unfinished last line was never committed (the next buy cuts it)")
 				break
 			}
 			problem("%v", err)
 			break
 		}
-		if last.Seq == state.Version && sale.Seq == state.Version+1 && r.Pending == "" {
-			// Possibly the uncommitted tail; it must be the journal's last line.
-			r.Pending = fmt.Sprintf("sale #%d (%d to %s) was never committed to the ticket file", sale.Seq, sale.Qty, sale.Buyer)
-			continue
-		}
-		if r.Pending != "" {
-			problem("sale #%d follows sale #%d, which the ticket file never committed", sale.Seq, last.Seq+1)
-			r.Pending = ""
-		}
 		l.add(sale)
-		last = sale
+		if sale.Seq > stored.Version {
+			next, err := state.Take(sale.Qty)
+			if err != nil {
+				problem("sale #%d (%d tickets) beyond the ticket file's version %d: %v", sale.Seq, sale.Qty, stored.Version, err)
+				continue
+			}
+			state = next
+			beyond = append(beyond, sale.Seq)
+		}
 	}
+	if len(beyond) > 0 {
+		which := fmt.Sprintf("sale #%d is", beyond[0])
+		if len(beyond) > 1 {
+			which = fmt.Sprintf("sales #%d to #%d are", beyond[0], beyond[len(beyond)-1])
+		}
+		pending = append([]string{which + " committed to the journal but not yet to the ticket file (the next buy writes it)"}, pending...)
+		r.State = state
+	}
+	r.Pending = strings.Join(pending, "; ")
 	l.finish("the journal's last committed sale", "the ticket file")
 	return r, nil
-}
-
-// pendingTail tells an unfinished last line (a buyer killed while appending)
-// from a damaged journal.
-func pendingTail(err error, last ticket.Sale, state ticket.State) (string, bool) {
-	je, ok := err.(*journalError)
-	if !ok || last.Seq != state.Version || !je.unfinished {
-		return "", false
-	}
-	return "an unfinished last line was never committed", true
 }
 
 // ledger makes Verify's checks over a journal, one sale at a time, into

@@ -65,7 +65,7 @@ or another error.`)
 		if err != nil {
 			return fmt.Errorf("copy from %s: %w", srcSpec, err)
 		}
-		if s.Seq <= before.State.Version { // not an uncommitted tail
+		if s.Seq <= before.State.Version { // not one sold since verify looked
 			sales = append(sales, s)
 		}
 	}

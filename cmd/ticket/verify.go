@@ -60,7 +60,7 @@ named on stderr otherwise.`)
 			err = c.line("ok: %d %s, %d %s sold, %d left of %d: the books balance", r.Sales, plural(r.Sales, "sale", "sales"), r.Tickets, plural(r.Tickets, "ticket", "tickets"), r.State.Left, r.State.Total)
 		}
 		if r.Pending != "" {
-			fmt.Fprintf(c.stderr, "ticket verify: note: %s (the next buy cuts it)\n", r.Pending)
+			fmt.Fprintf(c.stderr, "ticket verify: note: %s\n", r.Pending)
 		}
 	}
 	if err != nil {
