@@ -54,6 +54,11 @@ func crashChild(path, step string) int {
 		}
 		return nil
 	}
+	crashPoint = func(s string) {
+		if s == step {
+			die()
+		}
+	}
 	_, err := Open(path, Options{}).Buy(context.Background(), "victim", 1)
 	if step == "done" {
 		die()

@@ -21,4 +21,14 @@ const (
 	stepTempSync     = "temp.sync"     // fsync PATH.tmp (Init and Restore only)
 	stepRename       = "rename"        // rename PATH.tmp over PATH
 	stepDirSync      = "dir.sync"      // fsync the directory (Init, Restore, a new journal)
+
+	// Group commit (see group_linux.go): points where crash tests die,
+	// through crashPoint; no I/O happens there to fail.
+	stepGroupTake    = "group.take"    // the batch's slots taken, before deciding
+	stepGroupPublish = "group.publish" // the batch committed, outcomes not yet published
+	stepGroupWake    = "group.wake"    // unlocked, owners not yet woken
 )
+
+// crashPoint is the seam for points where a process can die but nothing
+// can fail: crash tests replace it to SIGKILL themselves there.
+var crashPoint = func(step string) {}

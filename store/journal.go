@@ -180,6 +180,38 @@ func scanTail(f *os.File, path string, size int64, state ticket.State) (ticket.S
 	return state, pending, end, nil
 }
 
+// salesFrom returns the journal's sales numbered from..to, by number,
+// reading back from the end only as far as it must.
+func (j *journal) salesFrom(from, to int64) (map[int64]ticket.Sale, error) {
+	size, err := j.size()
+	if err != nil {
+		return nil, err
+	}
+	for window := int64(tailWindow); ; window *= 2 {
+		start := max(size-window, 0)
+		tail := make([]byte, size-start)
+		if _, err := j.f.ReadAt(tail, start); err != nil && !errors.Is(err, io.EOF) {
+			return nil, ioError("read", j.path, err)
+		}
+		if nl := bytes.LastIndexByte(tail, '\n'); nl+1 < len(tail) {
+			tail = tail[:nl+1] // an unfinished line is no sale
+		}
+		sales, _, found, err := salesAfter(tail, start, from-1)
+		if err != nil {
+			return nil, &journalError{path: j.path, problem: err.Error()}
+		}
+		if found || start == 0 {
+			m := make(map[int64]ticket.Sale, len(sales))
+			for _, s := range sales {
+				if s.Seq <= to {
+					m[s.Seq] = s
+				}
+			}
+			return m, nil
+		}
+	}
+}
+
 // salesAfter parses buf (whole lines) backwards from its end down to the
 // sale at version, and returns the sales after it in order, that sale, and
 // whether it was found. Lines before it are not parsed: a buy stays O(1) in

@@ -27,7 +27,10 @@ func Lock(ctx context.Context, lockPath string, perm fs.FileMode) (unlock func()
 		return nil, err
 	}
 	fl := flock.New(lockPath, flock.SetFlag(os.O_RDWR))
-	release := func() { _ = fl.Unlock() } // closing the descriptor releases it even if LOCK_UN fails
+	release := func() {
+		_ = fl.Unlock() // closing the descriptor releases it even if LOCK_UN fails
+		groupNotify(lockPath)
+	}
 	ok, err := fl.TryLock()
 	if err != nil {
 		return nil, ioError("lock", lockPath, err)
@@ -36,10 +39,7 @@ func Lock(ctx context.Context, lockPath string, perm fs.FileMode) (unlock func()
 		return release, nil
 	}
 	if ctx.Err() != nil {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, fmt.Errorf("%s: %w", lockPath, ErrLocked)
-		}
-		return nil, ctx.Err()
+		return nil, lockCtxErr(ctx, lockPath)
 	}
 	got := make(chan error, 1)
 	go func() { got <- fl.Lock() }()
@@ -55,11 +55,33 @@ func Lock(ctx context.Context, lockPath string, perm fs.FileMode) (unlock func()
 				release()
 			}
 		}()
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, fmt.Errorf("%s: %w", lockPath, ErrLocked)
-		}
-		return nil, ctx.Err()
+		return nil, lockCtxErr(ctx, lockPath)
 	}
+}
+
+// lockCtxErr is the error of a lock not had before ctx was done: ErrLocked
+// when its deadline passed, ctx.Err() when it was cancelled.
+func lockCtxErr(ctx context.Context, lockPath string) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w", lockPath, ErrLocked)
+	}
+	return ctx.Err()
+}
+
+// tryLock takes the lock on lockPath if it is free, without waiting, and
+// reports whether it did.
+func tryLock(lockPath string, perm fs.FileMode) (unlock func(), ok bool, err error) {
+	if err := ensureLockFile(lockPath, perm); err != nil {
+		return nil, false, err
+	}
+	fl := flock.New(lockPath, flock.SetFlag(os.O_RDWR))
+	if ok, err = fl.TryLock(); err != nil || !ok {
+		if err != nil {
+			err = ioError("lock", lockPath, err)
+		}
+		return nil, false, err
+	}
+	return func() { _ = fl.Unlock() }, true, nil
 }
 
 // ensureLockFile creates the lock file if it is missing (see createFile).

@@ -26,6 +26,11 @@ type Options struct {
 	// the script the same way: read, decide, write back, no journal.
 	Unlocked bool
 
+	// NoGroup turns group commit off: each buy takes the lock and commits
+	// alone, as any process that holds the lock does. Group commit (see
+	// Store.Buy) is used where it is available unless this is set.
+	NoGroup bool
+
 	// Warn receives one-line notes about repairs made under the lock, such
 	// as a crashed buyer's committed sale written to the ticket file, or its
 	// unfinished journal line cut. Nil discards them.
@@ -151,6 +156,9 @@ func (s *Store) Buy(ctx context.Context, buyer string, qty int64) (Receipt, erro
 	if err := ticket.CheckBuyer(buyer); err != nil {
 		return Receipt{}, err
 	}
+	if r, handled, err := s.groupBuy(ctx, buyer, qty); handled {
+		return r, err
+	}
 	var (
 		r      Receipt
 		before ticket.State // the state the buy was decided on
@@ -189,30 +197,48 @@ func (s *Store) Buy(ctx context.Context, buyer string, qty int64) (Receipt, erro
 // error wraps ErrUnconfirmed: the sale stands, and the next lock holder
 // completes it.
 func (s *Store) update(ctx context.Context, fn func(ticket.State, *journal) (ticket.State, error)) error {
-	f := s.files()
-	info, err := os.Stat(s.path)
+	f, l, err := s.prepare()
 	if err != nil {
-		return openError(s.path, err) // names a dangling link as such
+		return err
 	}
-	l := likeFile(info)
 	if !s.opts.Unlocked {
-		// The lock file is created once. Before creating it, refuse what
-		// cannot be read, so that nothing appears beside a refused file;
-		// once it exists, the read under the lock below is the check.
-		if _, err := os.Stat(f.lock); errors.Is(err, fs.ErrNotExist) {
-			if _, _, err := loadState(f.ticket); err != nil {
-				return err
-			}
-			if _, err := createFile(f.lock, l); err != nil {
-				return ioError("create lock file", f.lock, err)
-			}
-		}
 		unlock, err := Lock(ctx, f.lock, l.perm)
 		if err != nil {
 			return err
 		}
 		defer unlock()
 	}
+	return s.locked(f, l, fn)
+}
+
+// prepare returns the sale's files and what new files beside the ticket
+// file copy, and creates the lock file if it is missing.
+func (s *Store) prepare() (files, like, error) {
+	f := s.files()
+	info, err := os.Stat(s.path)
+	if err != nil {
+		return f, like{}, openError(s.path, err) // names a dangling link as such
+	}
+	l := likeFile(info)
+	if !s.opts.Unlocked {
+		// The lock file is created once. Before creating it, refuse what
+		// cannot be read, so that nothing appears beside a refused file;
+		// once it exists, the read under the lock is the check.
+		if _, err := os.Stat(f.lock); errors.Is(err, fs.ErrNotExist) {
+			if _, _, err := loadState(f.ticket); err != nil {
+				return f, l, err
+			}
+			if _, err := createFile(f.lock, l); err != nil {
+				return f, l, ioError("create lock file", f.lock, err)
+			}
+		}
+	}
+	return f, l, nil
+}
+
+// locked is update's transaction, run with the lock held (or without it,
+// when Options.Unlocked).
+func (s *Store) locked(f files, l like, fn func(ticket.State, *journal) (ticket.State, error)) error {
 	stored, info, err := readState(f.ticket)
 	if err != nil {
 		return err

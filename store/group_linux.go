@@ -1,0 +1,574 @@
+//go:build linux
+
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/ticketd/ticket/ticket"
+	"golang.org/x/sys/unix"
+)
+
+// Group commit: buyers that arrive while the lock is held do not each wait
+// for it. Each posts its request in a slot of a small shared memory region
+// (the lock file itself, mapped MAP_SHARED), and whoever holds the lock next
+// commits every pending request at once: one journal append, one fdatasync
+// and one ticket file replacement for the whole batch. Each owner sleeps on a
+// futex in its slot until its outcome is written there, and returns without
+// ever taking the lock. The journal stays the commit point, so a batch is
+// committed exactly when its lines are.
+//
+// # The protocol
+//
+// A buyer claims a free slot (compare-and-swap of its owner word from 0 to
+// its pid), writes its request and marks it pending. Then, in a loop: if its
+// slot holds an outcome, it frees the slot and returns it; if it gets the
+// lock without waiting (LOCK_NB), it leads: it commits every pending request,
+// its own among them, publishes the outcomes, unlocks and wakes their owners;
+// otherwise, if no process is the successor, it becomes the successor and
+// blocks in flock(2) until it gets the lock, then leads; otherwise it sleeps
+// on its slot's wake word.
+//
+// No wakeup is lost: a buyer sleeps only after its request was pending, its
+// LOCK_NB failed (so the holder's unlock comes after the request was posted)
+// and a successor existed. A leader, after unlocking, wakes every slot with
+// an outcome, and the pending ones if there is no successor; a successor
+// clears its role before it reads the slots, so it sees every request posted
+// while it was the successor. A futex wait returns at once if its word
+// changed since it was read, so a wake between the check and the sleep is not
+// lost either. The successor covers holders that wake nobody: a leader
+// killed with SIGKILL, flock(1) in a script, a process of an older ticket or
+// one with the fast path off. Only a successor killed at the same time as
+// the holder leaves sleepers to the safety net: every sleep ends after
+// groupSafety, when the sleeper retries the lock and replaces a dead
+// successor.
+//
+// # Crashes
+//
+// A leader writes each taken request's intended outcome into its slot,
+// records the batch's sequence numbers in the region's header, and only then
+// appends to the journal. If it dies before publishing, the next leader finds
+// the slots still taken: a request whose sale is in the journal (same
+// sequence number, buyer, quantity and owner pid, within the recorded batch)
+// is published as sold, the others are decided again. So a request is never
+// served twice, and never lost. A slot whose owner died is freed (kill(pid,
+// 0) says ESRCH); a sale it made stands, like that of a buyer killed after
+// its commit.
+//
+// The fast path is off, and Buy takes the lock itself as before, when
+// Options.NoGroup is set, when the region cannot be mapped or allocated,
+// when this process is in another PID namespace than the one that set the
+// region up (pids would not name the same processes), when the buyer's name
+// does not fit in a slot, and when all slots are busy.
+
+const (
+	groupMagic  uint64 = 0x316e7570_6f72676b // "kgroupn1": layout 1
+	groupSlots         = 64
+	slotSize           = 512
+	headerSize         = 512
+	regionSize         = headerSize + groupSlots*slotSize
+
+	// header
+	offMagic     = 0  // uint64: groupMagic once set up
+	offSuccessor = 8  // int32: pid of the successor, 0 if none
+	offBatchOpen = 12 // uint32: 1 while a leader commits a batch
+	offBatchFrom = 16 // int64: the batch's first sale number
+	offBatchTo   = 24 // int64: its last
+	offPidNS     = 32 // uint64: the PID namespace (inode) of the processes using the region
+
+	// slot
+	offState    = 0  // uint32: slotFree...slotRetry
+	offWake     = 4  // uint32: futex word, changed to wake the owner
+	offOwner    = 8  // int32: owner pid; 0 when the slot is free
+	offQty      = 16 // int64
+	offSeq      = 24 // int64: result (or intent while taken): the sale's number, the version
+	offLeft     = 32 // int64
+	offTotal    = 40 // int64
+	offSold     = 48 // int64
+	offTime     = 56 // int64: Unix nanoseconds of the sale
+	offBuyerLen = 64 // uint32
+	offBuyer    = 68 // buyer name bytes
+
+	maxSlotBuyer = slotSize - offBuyer
+)
+
+// Slot states. A slot with owner 0 is free whatever its state says.
+const (
+	slotFree    uint32 = iota
+	slotPending        // the request waits for a leader
+	slotTaken          // a leader is committing it; the intent is in the slot
+	slotSold           // outcome: sold, result in the slot
+	slotSoldOut        // outcome: not enough tickets left
+	slotRetry          // the leader's commit failed: buy alone to learn why
+)
+
+// groupSafety bounds every futex sleep, so that a sleeper whose holder and
+// successor were killed together still retries the lock. Tests set it to 0
+// (sleep until woken) to show that no wakeup is lost without it.
+var groupSafety = time.Second
+
+// groupWake is the wake-up a leader owes after unlocking; tests switch it
+// off to show that the no-lost-wakeup test fails without it.
+var groupWake = true
+
+// region is the shared memory of a sale's group commit.
+type region struct{ mem []byte }
+
+func (r *region) u32(off int) *atomic.Uint32 { return (*atomic.Uint32)(unsafe.Pointer(&r.mem[off])) }
+func (r *region) i32(off int) *atomic.Int32  { return (*atomic.Int32)(unsafe.Pointer(&r.mem[off])) }
+func (r *region) i64(off int) *atomic.Int64  { return (*atomic.Int64)(unsafe.Pointer(&r.mem[off])) }
+func (r *region) u64(off int) *atomic.Uint64 { return (*atomic.Uint64)(unsafe.Pointer(&r.mem[off])) }
+
+// slot is one request's place in the region.
+type slot struct {
+	r    *region
+	base int
+}
+
+func (r *region) slot(i int) slot { return slot{r, headerSize + i*slotSize} }
+
+func (s slot) state() *atomic.Uint32 { return s.r.u32(s.base + offState) }
+func (s slot) wake() *atomic.Uint32  { return s.r.u32(s.base + offWake) }
+func (s slot) owner() *atomic.Int32  { return s.r.i32(s.base + offOwner) }
+func (s slot) i64(off int) *atomic.Int64 {
+	return s.r.i64(s.base + off)
+}
+
+func (s slot) buyer() string {
+	n := int(s.r.u32(s.base + offBuyerLen).Load())
+	if n > maxSlotBuyer {
+		n = maxSlotBuyer
+	}
+	return string(s.r.mem[s.base+offBuyer : s.base+offBuyer+n])
+}
+
+// mapping caches a Store's region: mapped once per process and kept.
+type mapping struct {
+	once sync.Once
+	r    *region // nil: no fast path
+}
+
+var (
+	mappingsMu sync.Mutex
+	mappings   = map[string]*mapping{}
+)
+
+// groupRegion returns the region of the sale whose lock file is lockPath,
+// mapping it on first use, or nil where the fast path is unavailable.
+func groupRegion(lockPath string) *region {
+	mappingsMu.Lock()
+	m := mappings[lockPath]
+	if m == nil {
+		m = &mapping{}
+		mappings[lockPath] = m
+	}
+	mappingsMu.Unlock()
+	m.once.Do(func() { m.r, _ = mapRegion(lockPath) })
+	return m.r
+}
+
+// groupNotify does a leader's wake-up for any holder of the lock that
+// releases it, so that buyers asleep behind a plain lock holder (Verify,
+// Init, a buy with NoGroup) need not wait for the safety net. Where the
+// lock file holds no region, it does nothing.
+func groupNotify(lockPath string) {
+	if info, err := os.Stat(lockPath); err != nil || info.Size() < regionSize {
+		return
+	}
+	if r := groupRegion(lockPath); r != nil {
+		wakeAfterUnlock(r)
+	}
+}
+
+// pidNS identifies this process's PID namespace: slots name owners by pid,
+// which means nothing across namespaces.
+var pidNS = sync.OnceValue(func() uint64 {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/pid", &st); err != nil {
+		return 0
+	}
+	return st.Ino
+})
+
+// mapRegion maps the lock file's region, allocating its blocks first so that
+// a full disk cannot turn a store into the mapping into SIGBUS.
+func mapRegion(lockPath string) (*region, error) {
+	ns := pidNS()
+	if ns == 0 {
+		return nil, errors.New("no PID namespace")
+	}
+	f, err := os.OpenFile(lockPath, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if info.Size() < regionSize {
+		if err := unix.Fallocate(int(f.Fd()), 0, 0, regionSize); err != nil {
+			return nil, err
+		}
+	}
+	mem, err := unix.Mmap(int(f.Fd()), 0, regionSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, err
+	}
+	r := &region{mem: mem}
+	if r.u64(offPidNS).CompareAndSwap(0, ns) || r.u64(offPidNS).Load() == ns {
+		if r.u64(offMagic).CompareAndSwap(0, groupMagic) || r.u64(offMagic).Load() == groupMagic {
+			return r, nil
+		}
+	}
+	_ = unix.Munmap(mem)
+	return nil, errors.New("the lock file's region belongs to another layout or PID namespace")
+}
+
+// claim takes a free slot for this process, or returns false if all are busy.
+func (r *region) claim() (slot, bool) {
+	pid := int32(os.Getpid())
+	for i := range groupSlots {
+		s := r.slot(i)
+		if s.owner().Load() == 0 && s.owner().CompareAndSwap(0, pid) {
+			return s, true
+		}
+	}
+	return slot{}, false
+}
+
+// post writes a request into a claimed slot and makes it pending.
+func (s slot) post(buyer string, qty int64) {
+	s.i64(offQty).Store(qty)
+	n := copy(s.r.mem[s.base+offBuyer:s.base+slotSize], buyer)
+	s.r.u32(s.base + offBuyerLen).Store(uint32(n))
+	s.state().Store(slotPending)
+}
+
+// release frees a slot its owner is done with.
+func (s slot) release() {
+	s.state().Store(slotFree)
+	s.owner().Store(0)
+}
+
+// futexWait sleeps while *word == val, at most d (0: until woken). The
+// region is a shared file mapping, so the futex is not a private one.
+func futexWait(word *atomic.Uint32, val uint32, d time.Duration) {
+	var ts *unix.Timespec
+	if d > 0 {
+		t := unix.NsecToTimespec(d.Nanoseconds())
+		ts = &t
+	}
+	_, _, _ = unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(word)), 0 /* FUTEX_WAIT */, uintptr(val), uintptr(unsafe.Pointer(ts)), 0, 0)
+}
+
+// wakeSlot makes the owner of s look at its slot again.
+func wakeSlot(s slot) {
+	s.wake().Add(1)
+	_, _, _ = unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(s.wake())), 1 /* FUTEX_WAKE */, 1, 0, 0, 0)
+}
+
+// alive reports whether pid may still run: only ESRCH says it does not.
+func alive(pid int32) bool {
+	return pid > 0 && unix.Kill(int(pid), 0) != unix.ESRCH
+}
+
+// running is alive, and also false for a zombie: a killed successor whose
+// parent has not reaped it yet no longer waits in flock(2) for anyone.
+func running(pid int32) bool {
+	if !alive(pid) {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// "pid (comm) S ...": the state follows the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || i+2 >= len(b) || (b[i+2] != 'Z' && b[i+2] != 'X')
+}
+
+// groupBuy is Buy through group commit. It returns handled false, having
+// changed nothing, when the fast path is unavailable or the leader's commit
+// failed, and the caller then buys alone.
+func (s *Store) groupBuy(ctx context.Context, buyer string, qty int64) (r Receipt, handled bool, err error) {
+	if s.opts.NoGroup || s.opts.Unlocked || len(buyer) > maxSlotBuyer {
+		return r, false, nil
+	}
+	f, l, err := s.prepare()
+	if err != nil {
+		return r, true, err
+	}
+	reg := groupRegion(f.lock)
+	if reg == nil {
+		return r, false, nil
+	}
+	sl, ok := reg.claim()
+	if !ok {
+		return r, false, nil
+	}
+	me := int32(os.Getpid())
+	sl.post(buyer, qty)
+	stop := context.AfterFunc(ctx, func() { wakeSlot(sl) })
+	defer stop()
+	withdraw := func() bool {
+		if sl.state().CompareAndSwap(slotPending, slotFree) {
+			sl.release()
+			return true
+		}
+		return false
+	}
+	failures := 0 // commits led by this buyer that failed
+	for {
+		w := sl.wake().Load()
+		if sl.owner().Load() != me {
+			// Freed by a leader that took this process for dead: it can
+			// only be in another PID namespace, where nothing is certain.
+			return r, true, fmt.Errorf("%s: this buyer's request was dropped by another process (another PID namespace?); check with ticket verify before buying again: %w", f.lock, ErrUnconfirmed)
+		}
+		switch sl.state().Load() {
+		case slotSold, slotSoldOut:
+			r, err = sl.receipt(buyer, qty)
+			sl.release()
+			return r, true, err
+		case slotRetry:
+			sl.release()
+			return r, false, nil
+		}
+		if ctx.Err() != nil && withdraw() {
+			// Given up (a deadline, a signal) before any leader took the
+			// request: nothing was bought, as when waiting in flock(2).
+			return r, true, lockCtxErr(ctx, f.lock)
+		}
+		unlock, ok, err := tryLock(f.lock, l.perm)
+		if err != nil && withdraw() {
+			return r, true, err
+		}
+		if !ok && ctx.Err() == nil && reg.i32(offSuccessor).CompareAndSwap(0, me) {
+			// Wait in flock(2) for whoever holds the lock, on behalf of
+			// every sleeper.
+			unlock, err = Lock(ctx, f.lock, l.perm)
+			reg.i32(offSuccessor).CompareAndSwap(me, 0)
+			if err != nil {
+				wakePending(reg) // one of them takes over as successor
+				continue
+			}
+			ok = true
+		}
+		if ok {
+			lerr := s.lead(f, l, reg)
+			unlock()
+			wakeAfterUnlock(reg)
+			if lerr == nil {
+				continue
+			}
+			// The commit this buyer led failed: its own request gets the
+			// error, as if it had bought alone; the others retry alone.
+			switch st := sl.state().Load(); {
+			case st == slotRetry || withdraw():
+				sl.release()
+				return r, true, lerr
+			case st == slotTaken && errors.Is(lerr, ErrUnconfirmed):
+				r, _ = sl.receipt(buyer, qty) // the intent, which may stand
+				sl.release()
+				return r, true, lerr
+			}
+			if failures++; failures >= 3 && sl.state().Load() == slotTaken {
+				// A crashed leader's request that no commit manages to
+				// settle: its sale may stand.
+				sl.release()
+				return r, true, fmt.Errorf("%w: %w", ErrUnconfirmed, lerr)
+			}
+			continue
+		}
+		if ctx.Err() != nil && withdraw() {
+			return r, true, lockCtxErr(ctx, f.lock)
+		}
+		futexWait(sl.wake(), w, groupSafety)
+		if succ := reg.i32(offSuccessor).Load(); succ != 0 && !running(succ) {
+			reg.i32(offSuccessor).CompareAndSwap(succ, 0)
+		}
+	}
+}
+
+// receipt reads the outcome of the owner's own request.
+func (s slot) receipt(buyer string, qty int64) (Receipt, error) {
+	st := ticket.State{Left: s.i64(offLeft).Load(), Total: s.i64(offTotal).Load(), Sold: s.i64(offSold).Load(), Version: s.i64(offSeq).Load()}
+	if s.state().Load() == slotSoldOut {
+		return Receipt{State: st}, fmt.Errorf("%w: %d left, wanted %d", ticket.ErrSoldOut, st.Left, qty)
+	}
+	sale := ticket.Sale{Seq: st.Version, Buyer: buyer, Qty: qty, Left: st.Left, PID: os.Getpid(), Time: time.Unix(0, s.i64(offTime).Load()).UTC()}
+	return Receipt{Sale: sale, State: st}, nil
+}
+
+// wakeAfterUnlock is the wake-up a leader owes once it has unlocked: every
+// slot with an outcome (or left taken by a failed commit), and the pending
+// ones when no successor will take the lock for them.
+func wakeAfterUnlock(r *region) {
+	if !groupWake {
+		return
+	}
+	crashPoint(stepGroupWake)
+	noSuccessor := true
+	if succ := r.i32(offSuccessor).Load(); succ != 0 {
+		if noSuccessor = !running(succ); noSuccessor {
+			r.i32(offSuccessor).CompareAndSwap(succ, 0)
+		}
+	}
+	for i := range groupSlots {
+		s := r.slot(i)
+		if s.owner().Load() == 0 {
+			continue
+		}
+		switch s.state().Load() {
+		case slotTaken, slotSold, slotSoldOut, slotRetry:
+			wakeSlot(s)
+		case slotPending:
+			if noSuccessor {
+				wakeSlot(s)
+			}
+		}
+	}
+}
+
+// wakePending wakes every pending slot's owner.
+func wakePending(r *region) {
+	for i := range groupSlots {
+		if s := r.slot(i); s.owner().Load() != 0 && s.state().Load() == slotPending {
+			wakeSlot(s)
+		}
+	}
+}
+
+// lead commits every pending request in one transaction, with the lock
+// held, and publishes the outcomes.
+func (s *Store) lead(f files, l like, r *region) error {
+	var (
+		batch []slot // taken by this leader, intents written
+	)
+	err := s.locked(f, l, func(state ticket.State, j *journal) (ticket.State, error) {
+		var err error
+		if batch, err = take(r, j, state); err != nil {
+			return state, err
+		}
+		crashPoint(stepGroupTake)
+		next, lines := decide(r, batch, state)
+		if len(lines) == 0 {
+			return next, nil
+		}
+		r.i64(offBatchFrom).Store(state.Version + 1)
+		r.i64(offBatchTo).Store(next.Version)
+		r.u32(offBatchOpen).Store(1)
+		if err := j.append(lines); err != nil {
+			return state, err
+		}
+		return next, nil
+	})
+	switch {
+	case err == nil:
+		crashPoint(stepGroupPublish)
+		for _, sl := range batch {
+			sl.state().CompareAndSwap(slotTaken, sl.outcome())
+		}
+		r.u32(offBatchOpen).Store(0)
+	case errors.Is(err, ErrUnconfirmed):
+		// The sales may stand: leave them taken, with the batch open, for
+		// the next leader to find in the journal or decide again.
+	default:
+		for _, sl := range batch {
+			sl.state().CompareAndSwap(slotTaken, slotRetry)
+		}
+		r.u32(offBatchOpen).Store(0)
+	}
+	return err
+}
+
+// outcome is the state that publishes a taken slot's intent.
+func (s slot) outcome() uint32 {
+	if s.i64(offSeq).Load() == 0 {
+		return slotSoldOut
+	}
+	return slotSold
+}
+
+// take collects the requests to commit: every pending slot, and every slot
+// a crashed leader left taken whose sale is not in the journal. A crashed
+// leader's slots whose sales are in the journal are published as sold on
+// the spot (they are committed; Read shows them even before the ticket file
+// is replaced), and slots whose owner died are freed.
+func take(r *region, j *journal, state ticket.State) (batch []slot, err error) {
+	var committed map[int64]ticket.Sale // the open batch's sales, by number
+	if r.u32(offBatchOpen).Load() != 0 {
+		from, to := r.i64(offBatchFrom).Load(), r.i64(offBatchTo).Load()
+		if committed, err = j.salesFrom(from, to); err != nil {
+			return nil, err
+		}
+	}
+	for i := range groupSlots {
+		s := r.slot(i)
+		owner := s.owner().Load()
+		if owner == 0 {
+			continue
+		}
+		if !alive(owner) {
+			s.state().Store(slotFree)
+			s.owner().CompareAndSwap(owner, 0)
+			continue
+		}
+		switch s.state().Load() {
+		case slotPending:
+			if s.state().CompareAndSwap(slotPending, slotTaken) {
+				batch = append(batch, s)
+			}
+		case slotTaken: // a crashed leader's
+			seq := s.i64(offSeq).Load()
+			if sale, ok := committed[seq]; ok && seq != 0 && sale.PID == int(owner) && sale.Qty == s.i64(offQty).Load() && sale.Buyer == s.buyer() {
+				s.i64(offLeft).Store(sale.Left)
+				s.i64(offTotal).Store(state.Total)
+				s.i64(offSold).Store(state.Total - sale.Left)
+				s.i64(offTime).Store(sale.Time.UnixNano())
+				s.state().Store(slotSold)
+				continue
+			}
+			batch = append(batch, s)
+		}
+	}
+	r.u32(offBatchOpen).Store(0)
+	return batch, nil
+}
+
+// decide applies the batch's requests to state in turn, writes each one's
+// intended outcome into its slot, and returns the new state and the journal
+// lines of the sales.
+func decide(r *region, batch []slot, state ticket.State) (ticket.State, []byte) {
+	var lines []byte
+	now := time.Now().UTC()
+	for _, s := range batch {
+		qty := s.i64(offQty).Load()
+		next, err := state.Take(qty)
+		if err != nil {
+			s.i64(offSeq).Store(0) // sold out
+			s.i64(offLeft).Store(state.Left)
+			s.i64(offTotal).Store(state.Total)
+			s.i64(offSold).Store(state.Sold)
+			continue
+		}
+		sale := ticket.Sale{Seq: next.Version, Buyer: s.buyer(), Qty: qty, Left: next.Left, PID: int(s.owner().Load()), Time: now}
+		lines = sale.AppendLine(lines)
+		s.i64(offSeq).Store(next.Version)
+		s.i64(offLeft).Store(next.Left)
+		s.i64(offTotal).Store(next.Total)
+		s.i64(offSold).Store(next.Sold)
+		s.i64(offTime).Store(now.UnixNano())
+		state = next
+	}
+	return state, lines
+}
