@@ -21,7 +21,7 @@ import (
 // whole lines at the longest a line can be (a 200-byte buyer name may grow
 // sixfold when escaped). Reading only the tail keeps a buy O(1) in the
 // number of sales.
-const tailWindow = 16 << 10
+const tailWindow = 4 << 10
 
 // journalError is a journal that does not balance with the ticket file. It
 // matches both ErrJournal and ticket.ErrInvalid.

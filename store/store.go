@@ -201,14 +201,25 @@ func (s *Store) update(ctx context.Context, fn func(ticket.State, *journal) (tic
 	if err != nil {
 		return err
 	}
+	unlock := func() {}
 	if !s.opts.Unlocked {
-		unlock, err := Lock(ctx, f.lock, l.perm)
-		if err != nil {
+		if unlock, err = Lock(ctx, f.lock, l.perm); err != nil {
 			return err
 		}
-		defer unlock()
 	}
-	return s.locked(f, l, fn)
+	old, err := s.locked(f, l, nil, fn)
+	unlock()
+	closeAfterUnlock(old)
+	return err
+}
+
+// closeAfterUnlock closes the replaced version of the ticket file that
+// locked kept open, once the lock is released: the filesystem frees its
+// blocks now, outside the critical section.
+func closeAfterUnlock(old *os.File) {
+	if old != nil {
+		old.Close()
+	}
 }
 
 // prepare returns the sale's files and what new files beside the ticket
@@ -237,22 +248,24 @@ func (s *Store) prepare() (files, like, error) {
 }
 
 // locked is update's transaction, run with the lock held (or without it,
-// when Options.Unlocked).
-func (s *Store) locked(f files, l like, fn func(ticket.State, *journal) (ticket.State, error)) error {
-	stored, info, err := readState(f.ticket)
+// when Options.Unlocked). It returns the ticket file it read still open,
+// for closeAfterUnlock. pre, if not nil, is the unnamed temporary file
+// the new version is written to (see writer).
+func (s *Store) locked(f files, l like, pre *os.File, fn func(ticket.State, *journal) (ticket.State, error)) (old *os.File, err error) {
+	stored, info, old, err := readOpenState(f.ticket)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	state := stored
 	var j *journal
 	if !s.opts.Unlocked {
 		if j, err = openJournal(f.journal, l, s.opts.NoSync); err != nil {
-			return err
+			return old, err
 		}
 		defer j.Close()
 		var note string
 		if state, _, note, err = j.recover(stored); err != nil {
-			return err
+			return old, err
 		}
 		s.warn(note)
 		s.warn(removeStale(f.tmp))
@@ -260,7 +273,7 @@ func (s *Store) locked(f files, l like, fn func(ticket.State, *journal) (ticket.
 	var size int64
 	if j != nil {
 		if size, err = j.size(); err != nil {
-			return err
+			return old, err
 		}
 	}
 	next, err := fn(state, j)
@@ -268,12 +281,12 @@ func (s *Store) locked(f files, l like, fn func(ticket.State, *journal) (ticket.
 		// Take back whatever fn appended before it failed (a write or an
 		// fsync that failed): a buy reported as failed must leave no sale.
 		if uerr := s.undo(j, size, err); uerr != nil {
-			return uerr
+			return old, uerr
 		}
 		next = state // nothing new, but a rolled-forward state is still written
 	}
 	if next.Version == stored.Version {
-		return err
+		return old, err
 	}
 	tmp := f.tmp
 	if s.opts.Unlocked {
@@ -284,25 +297,25 @@ func (s *Store) locked(f files, l like, fn func(ticket.State, *journal) (ticket.
 	uid, gid := owner(info)
 	// The journal made the sales durable; without it (unlocked), the file
 	// is all there is, and it is written durably.
-	w := writer{noSync: s.opts.NoSync || j != nil}
+	w := writer{noSync: s.opts.NoSync || j != nil, pre: pre}
 	rerr := w.replace(f.ticket, tmp, next.Encode(), info.Mode().Perm(), uid, gid)
 	switch {
 	case rerr == nil:
-		return err
+		return old, err
 	case j == nil:
-		return rerr
+		return old, rerr
 	case err != nil || next.Version == state.Version:
 		// Only rolled forward: the journal holds those sales already, and
 		// the next lock holder writes the ticket file again.
 		s.warn(rerr.Error())
-		return err
+		return old, err
 	}
 	// fn's sales are in the journal but the ticket file does not show them:
 	// take them back, so that a failed buy sold nothing.
 	if uerr := s.undo(j, size, rerr); uerr != nil {
-		return uerr
+		return old, uerr
 	}
-	return rerr
+	return old, rerr
 }
 
 // undo cuts the journal back to size after cause made a change fail. If
