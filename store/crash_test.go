@@ -2,12 +2,14 @@ package store
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,12 +25,28 @@ const (
 	roleEnv  = "STORE_TEST_ROLE"  // crash, hold or buy
 	fileEnv  = "STORE_TEST_FILE"  // the ticket file
 	crashEnv = "STORE_TEST_CRASH" // crash: the step at which to die; "done" after the buy returned
+
+	buyerEnv  = "STORE_TEST_BUYER"  // buy: the buyer's name (default "waiter")
+	buysEnv   = "STORE_TEST_BUYS"   // buy: how many buys to make, one after another (default 1)
+	safetyEnv = "STORE_TEST_SAFETY" // groupSafety, as a duration ("0s": sleep until woken)
+	noWakeEnv = "STORE_TEST_NOWAKE" // set: leaders owe no wake-up (the lost-wakeup control)
 )
 
 func init() {
-	switch os.Getenv(roleEnv) {
-	case "":
+	if os.Getenv(roleEnv) == "" {
 		return
+	}
+	// Group commit knobs for the children of group_test.go.
+	if d := os.Getenv(safetyEnv); d != "" {
+		var err error
+		if groupSafety, err = time.ParseDuration(d); err != nil {
+			panic(err)
+		}
+	}
+	if os.Getenv(noWakeEnv) != "" {
+		groupWake = false
+	}
+	switch os.Getenv(roleEnv) {
 	case "crash":
 		os.Exit(crashChild(os.Getenv(fileEnv), os.Getenv(crashEnv)))
 	case "hold":
@@ -82,15 +100,20 @@ func holdChild(path string) int {
 	return 1
 }
 
-// buyChild buys one ticket, waiting for the lock as long as it takes, and
-// prints the sale's number.
+// buyChild buys one ticket (or STORE_TEST_BUYS, one after another),
+// waiting for the lock as long as it takes, and prints each sale's number.
 func buyChild(path string) int {
-	r, err := Open(path, Options{}).Buy(context.Background(), "waiter", 1)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	buyer := cmp.Or(os.Getenv(buyerEnv), "waiter")
+	n, _ := strconv.Atoi(cmp.Or(os.Getenv(buysEnv), "1"))
+	s := Open(path, Options{})
+	for range n {
+		r, err := s.Buy(context.Background(), buyer, 1)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		fmt.Println(r.Sale.Seq)
 	}
-	fmt.Println(r.Sale.Seq)
 	return 0
 }
 

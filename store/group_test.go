@@ -1,0 +1,233 @@
+//go:build linux
+
+package store
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// waitFor polls cond every millisecond until it holds, failing the test
+// after d.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s after %v", what, d)
+		}
+	}
+}
+
+// proc is a child process whose Wait runs once, in the background.
+type proc struct {
+	*exec.Cmd
+	done chan struct{} // closed when it has exited
+	err  error         // its Wait's result, once done is closed
+}
+
+// buyers starts n children that each buy buys tickets as buyerI, with the
+// group commit knobs in env. They are killed by pid when the test ends,
+// whatever the outcome.
+func buyers(t *testing.T, path string, n, buys int, env ...string) []*proc {
+	t.Helper()
+	procs := make([]*proc, n)
+	for i := range procs {
+		cmd := child(t, "buy", path, append([]string{buyerEnv + "=" + fmt.Sprintf("buyer%d", i), buysEnv + "=" + strconv.Itoa(buys)}, env...)...)
+		cmd.Stdout = &strings.Builder{}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		p := &proc{Cmd: cmd, done: make(chan struct{})}
+		go func() { p.err = cmd.Wait(); close(p.done) }()
+		t.Cleanup(func() {
+			_ = syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
+			<-p.done
+		})
+		procs[i] = p
+	}
+	return procs
+}
+
+// waitAll waits for procs until d has passed, and returns how many
+// finished.
+func waitAll(procs []*proc, d time.Duration) int {
+	timeout := time.After(d)
+	for i, p := range procs {
+		select {
+		case <-p.done:
+		case <-timeout:
+			n := 0
+			for _, p := range procs[i:] {
+				select {
+				case <-p.done:
+					n++
+				default:
+				}
+			}
+			return i + n
+		}
+	}
+	return len(procs)
+}
+
+// TestGroupLeaderCrash kills a leader with SIGKILL at each step of a group
+// commit whose batch holds five other buyers' requests, and checks that
+// each of them is served exactly once: it exits 0 with a sale number, the
+// journal holds that sale under its name once, nobody else's sale is
+// lost or doubled, and Verify balances. The leader is made the one that
+// commits the batch: it waits in flock(2) as the successor while the test
+// holds the lock, and the five post their requests before the test lets go.
+func TestGroupLeaderCrash(t *testing.T) {
+	steps := []string{stepGroupTake, stepJournalWrite, stepJournalSync, stepTempCreate, stepRename, stepGroupPublish, stepGroupWake}
+	for _, step := range steps {
+		t.Run(step, func(t *testing.T) {
+			path := newSale(t, 100, 1) // the first buy sets the region up
+			reg := groupRegion(path + ".lock")
+			if reg == nil {
+				t.Skip("group commit is not available here")
+			}
+			unlock, err := Lock(context.Background(), path+".lock", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			leader := child(t, "crash", path, crashEnv+"="+step, safetyEnv+"=50ms")
+			startChild(t, leader)
+			waitFor(t, 10*time.Second, "successor", func() bool { return reg.i32(offSuccessor).Load() == int32(leader.Process.Pid) })
+			cmds := buyers(t, path, 5, 1, safetyEnv+"=50ms")
+			waitFor(t, 10*time.Second, "six pending requests", func() bool { return reg.pending() == 6 })
+			unlock()
+			if err := leader.Wait(); !killedBySIGKILL(err) {
+				t.Fatalf("leader: %v, want death by SIGKILL at %s (stderr: %s)", err, step, leader.Stderr)
+			}
+			if n := waitAll(cmds, 30*time.Second); n != len(cmds) {
+				t.Fatalf("%d buyers still waiting 30s after the leader died at %s", len(cmds)-n, step)
+			}
+			for _, c := range cmds {
+				if c.err != nil {
+					t.Fatalf("a buyer: %v (stderr: %s)", c.err, c.Stderr)
+				}
+			}
+			sales := map[string][]int64{}
+			for s, err := range Open(path, Options{}).Sales() {
+				if err != nil {
+					t.Fatal(err)
+				}
+				sales[s.Buyer] = append(sales[s.Buyer], s.Seq)
+			}
+			for i, c := range cmds {
+				name := fmt.Sprintf("buyer%d", i)
+				told := strings.TrimSpace(c.Stdout.(*strings.Builder).String())
+				if got := sales[name]; len(got) != 1 || strconv.FormatInt(got[0], 10) != told {
+					t.Errorf("%s was told sale #%s; the journal has %v", name, told, got)
+				}
+			}
+			if len(sales["victim"]) > 1 {
+				t.Errorf("the leader's own request was sold %d times", len(sales["victim"]))
+			}
+			rep := mustBalance(t, path)
+			t.Logf("crash at %s: the leader's own sale in the journal: %v; %d sales", step, len(sales["victim"]) == 1, rep.Sales)
+			// The next buy leads, and frees the dead leader's slot.
+			if _, err := Open(path, Options{}).Buy(context.Background(), "after", 1); err != nil {
+				t.Fatal(err)
+			}
+			for i := range groupSlots {
+				if owner := reg.slot(i).owner().Load(); owner != 0 {
+					t.Errorf("slot %d still held by %d", i, owner)
+				}
+			}
+			mustBalance(t, path)
+		})
+	}
+}
+
+// TestGroupNoLostWakeup runs buyers whose sleeps never time out (no safety
+// net): if a single wake-up were lost, a buyer would sleep forever. With
+// the wake-up a leader owes switched off (the control), they must hang:
+// that shows this test can see a lost wake-up.
+func TestGroupNoLostWakeup(t *testing.T) {
+	for _, control := range []bool{false, true} {
+		t.Run(fmt.Sprintf("control=%v", control), func(t *testing.T) {
+			path := newSale(t, 1<<30, 1)
+			env := []string{safetyEnv + "=0s"}
+			if control {
+				env = append(env, noWakeEnv+"=1")
+			}
+			const procs, buys = 8, 300
+			start := time.Now()
+			cmds := buyers(t, path, procs, buys, env...)
+			limit := 120 * time.Second
+			if control {
+				limit = 5 * time.Second
+			}
+			n := waitAll(cmds, limit)
+			if control {
+				if n == procs {
+					t.Fatalf("without the leader's wake-up, %d buyers of %d buys each still finished: this test cannot see a lost wake-up", procs, buys)
+				}
+				t.Logf("control: without the wake-up, %d of %d buyers finished in %v; the others slept on", n, procs, limit)
+				return
+			}
+			if n != procs {
+				t.Fatalf("only %d of %d buyers finished in %v: a wake-up was lost", n, procs, limit)
+			}
+			for _, c := range cmds {
+				if c.err != nil {
+					t.Fatalf("buyer: %v (stderr: %s)", c.err, c.Stderr)
+				}
+			}
+			rep := mustBalance(t, path)
+			if rep.Sales != 1+procs*buys {
+				t.Fatalf("%d sales, want %d", rep.Sales, 1+procs*buys)
+			}
+			t.Logf("%d buyers made %d buys each in %v with no safety net", procs, buys, time.Since(start))
+		})
+	}
+}
+
+// TestGroupBehindFlock: a holder that knows nothing of group commit
+// (flock(1) in a script) wakes nobody when it lets go; the successor,
+// waiting in flock(2), takes over and commits for the sleepers. No sleep
+// times out (no safety net), none finishes while the lock is held, and
+// all finish once it is released.
+func TestGroupBehindFlock(t *testing.T) {
+	if _, err := exec.LookPath("flock"); err != nil {
+		t.Skip("no flock(1): util-linux is not installed")
+	}
+	path := newSale(t, 100, 1)
+	holder := exec.Command("flock", path+".lock", "sleep", "0.5")
+	startChild(t, holder)
+	reg := groupRegion(path + ".lock")
+	if reg == nil {
+		t.Skip("group commit is not available here")
+	}
+	// Let flock(1) take the lock before the buyers come.
+	waitFor(t, 10*time.Second, "holder", func() bool {
+		unlock, ok, err := tryLock(path+".lock", 0)
+		if ok {
+			unlock()
+		}
+		return err == nil && !ok
+	})
+	cmds := buyers(t, path, 6, 1, safetyEnv+"=0s")
+	if n := waitAll(cmds, 200*time.Millisecond); n != 0 {
+		t.Fatalf("%d buyers finished while flock(1) held the lock", n)
+	}
+	if err := holder.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	released := time.Now()
+	if n := waitAll(cmds, 30*time.Second); n != len(cmds) {
+		t.Fatalf("only %d of 6 buyers finished in 30s after flock(1) let go", n)
+	}
+	t.Logf("all 6 buyers finished %v after flock(1) let go", time.Since(released))
+	if rep := mustBalance(t, path); rep.Sales != 7 {
+		t.Fatalf("%d sales, want 7", rep.Sales)
+	}
+}
+
