@@ -230,4 +230,3 @@ func TestGroupBehindFlock(t *testing.T) {
 		t.Fatalf("%d sales, want 7", rep.Sales)
 	}
 }
-
