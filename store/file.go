@@ -75,9 +75,19 @@ func openState(path string) (st ticket.State, info fs.FileInfo, f *os.File, err 
 		return st, nil, f, ioError("read", path, err)
 	}
 	if st, err = ticket.Parse(data); err != nil {
-		return st, nil, f, fmt.Errorf("%s: invalid ticket file: %w", path, err)
+		return st, nil, f, fmt.Errorf("%s: invalid ticket file: %w%s", path, err, repairHint(path))
 	}
 	return st, info, f, nil
+}
+
+// repairHint says how to rebuild a ticket file that does not parse when its
+// journal holds sales: after a power cut, that is the likely cause.
+func repairHint(path string) string {
+	journal := target(path) + ".journal"
+	if info, err := os.Stat(journal); err != nil || info.Size() == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (if a power cut damaged it, ticket repair rebuilds it from %s)", journal)
 }
 
 // invalidFile is the error for a ticket file refused for what it is.

@@ -29,6 +29,7 @@ func init() {
 		{"show", "print the tickets left, total and sold (and, with --sales, every sale)", runShow},
 		{"buy", "buy tickets under the lock: exactly as many succeed as there are tickets", runBuy},
 		{"verify", "check that the ticket file and the sales journal balance", runVerify},
+		{"repair", "rebuild a ticket file damaged by a power cut from the sales journal", runRepair},
 		{"rush", "start N buyer processes at once and check that none oversold", runRush},
 		{"watch", "print a heartbeat with the tickets left until they are sold out", runWatch},
 		{"sem", "run a command holding one of N slots: at most N run at once", runSem},
