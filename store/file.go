@@ -10,7 +10,6 @@ import (
 	"syscall"
 
 	"github.com/ticketd/ticket/ticket"
-	"golang.org/x/sys/unix"
 )
 
 // readState reads and strictly parses the ticket file at path. It returns
@@ -186,7 +185,7 @@ func (w writer) replace(path, tmpPath string, data []byte, perm fs.FileMode, uid
 	// Blocks allocated now, rather than delayed, spare the rename below
 	// ext4's flush of a file renamed over another (auto_da_alloc). Where
 	// fallocate is not supported, the write allocates as usual.
-	_ = unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_KEEP_SIZE, 0, int64(len(data)))
+	preallocate(f, int64(len(data)))
 	if _, err := f.Write(data); err != nil {
 		return ioError("write", tmpPath, err)
 	}
@@ -194,7 +193,7 @@ func (w writer) replace(path, tmpPath string, data []byte, perm fs.FileMode, uid
 		if err := fault(stepTempSync); err != nil {
 			return ioError("fsync", tmpPath, err)
 		}
-		if err := unix.Fdatasync(int(f.Fd())); err != nil {
+		if err := fdatasync(f); err != nil {
 			return ioError("fsync", tmpPath, err)
 		}
 	}

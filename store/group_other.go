@@ -2,7 +2,10 @@
 
 package store
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // groupBuy is Buy through group commit, which needs Linux futexes: here
 // every buy takes the lock itself.
@@ -12,3 +15,9 @@ func (s *Store) groupBuy(ctx context.Context, buyer string, qty int64) (Receipt,
 
 // groupNotify has no buyers asleep to wake here.
 func groupNotify(lockPath string) {}
+
+// groupSafety and groupWake are the group commit knobs the tests set.
+var (
+	groupSafety = time.Second
+	groupWake   = true
+)

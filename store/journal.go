@@ -14,7 +14,6 @@ import (
 	"strings"
 
 	"github.com/ticketd/ticket/ticket"
-	"golang.org/x/sys/unix"
 )
 
 // tailWindow is how much of the journal's end recovery reads: several
@@ -292,7 +291,7 @@ func (j *journal) sync() error {
 	if err := fault(stepJournalSync); err != nil {
 		return ioError("fsync", j.path, err)
 	}
-	if err := unix.Fdatasync(int(j.f.Fd())); err != nil {
+	if err := fdatasync(j.f); err != nil {
 		return ioError("fsync", j.path, err)
 	}
 	return nil

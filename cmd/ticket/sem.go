@@ -163,7 +163,7 @@ func (c *cli) semRun(sem *store.Semaphore, cmd *exec.Cmd, wait *waitFlags, fs *p
 	// kills COMMAND, so that it does not run on outside the semaphore. The
 	// signal comes when the thread that started COMMAND ends: keep this
 	// goroutine on it until COMMAND has ended.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	setParentDeathSignal(cmd)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	mu.Lock()

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command floor is the physical floor that ticket bench is measured
 // against: P processes loop "flock, read the count, write count-1 to a
 // temporary file, fsync, rename, fsync the directory, unlock" until the
