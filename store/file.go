@@ -182,10 +182,6 @@ func (w writer) replace(path, tmpPath string, data []byte, perm fs.FileMode, uid
 	if err := fault(stepTempWrite); err != nil {
 		return ioError("write", tmpPath, err)
 	}
-	// Blocks allocated now, rather than delayed, spare the rename below
-	// ext4's flush of a file renamed over another (auto_da_alloc). Where
-	// fallocate is not supported, the write allocates as usual.
-	preallocate(f, int64(len(data)))
 	if _, err := f.Write(data); err != nil {
 		return ioError("write", tmpPath, err)
 	}

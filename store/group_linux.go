@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"os"
 	"path/filepath"
 	"sync"
@@ -85,6 +86,7 @@ const (
 	offBatchTo   = 24 // int64: its last
 	offPidNS     = 32 // uint64: the PID namespace (inode) of the processes using the region
 	offLastBatch = 40 // uint32: how many requests the last batch held
+	offBoot      = 48 // uint64: the boot (a hash of its boot_id) the slots belong to
 
 	// slot
 	offState    = 0  // uint32: slotFree...slotRetry
@@ -154,8 +156,9 @@ func (s slot) buyer() string {
 
 // mapping caches a Store's region: mapped once per process and kept.
 type mapping struct {
-	once sync.Once
-	r    *region // nil: no fast path
+	once  sync.Once
+	r     *region // nil: no fast path
+	stale bool    // the region holds a previous boot's slots (see resetStale)
 }
 
 var (
@@ -173,8 +176,57 @@ func groupRegion(lockPath string) *region {
 		mappings[lockPath] = m
 	}
 	mappingsMu.Unlock()
-	m.once.Do(func() { m.r, _ = mapRegion(lockPath) })
+	m.once.Do(func() {
+		var err error
+		m.r, err = mapRegion(lockPath)
+		m.stale = errors.Is(err, errStaleRegion)
+	})
 	return m.r
+}
+
+// errStaleRegion is a region left by a previous boot: its pids name
+// nothing now, or the wrong processes.
+var errStaleRegion = errors.New("the group commit slots belong to a previous boot")
+
+// bootID identifies this boot of the machine (0 if unknown).
+var bootID = sync.OnceValue(func() uint64 {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil || len(b) == 0 {
+		return 0
+	}
+	h := fnv.New64a()
+	h.Write(b)
+	return h.Sum64() | 1
+})
+
+// resetStale clears a previous boot's slots from the lock file's region, so
+// that the next buyers can use group commit again. It must be called with
+// the lock held: no leader runs meanwhile, and no buyer of this boot uses
+// a stale region's slots.
+func resetStale(lockPath string) {
+	mappingsMu.Lock()
+	m := mappings[lockPath]
+	mappingsMu.Unlock()
+	if m == nil || !m.stale {
+		return
+	}
+	r, err := mapRaw(lockPath)
+	if err != nil {
+		return
+	}
+	defer unix.Munmap(r.mem)
+	if r.u64(offBoot).Load() == bootID() {
+		return // another process did it
+	}
+	for i := range groupSlots {
+		s := r.slot(i)
+		s.state().Store(slotFree)
+		s.owner().Store(0)
+	}
+	r.i32(offSuccessor).Store(0)
+	r.u32(offBatchOpen).Store(0)
+	r.u32(offLastBatch).Store(0)
+	r.u64(offBoot).Store(bootID())
 }
 
 // groupNotify does a leader's wake-up for any holder of the lock that
@@ -182,8 +234,15 @@ func groupRegion(lockPath string) *region {
 // Init, a buy with NoGroup) need not wait for the safety net. Where the
 // lock file holds no region, it does nothing.
 func groupNotify(lockPath string) {
-	if info, err := os.Stat(lockPath); err != nil || info.Size() < regionSize {
+	f, err := os.Open(lockPath)
+	if err != nil {
 		return
+	}
+	var magic [8]byte
+	_, err = f.ReadAt(magic[:], offMagic)
+	f.Close()
+	if err != nil || *(*uint64)(unsafe.Pointer(&magic)) != groupMagic {
+		return // no region here: do not make one
 	}
 	if r := groupRegion(lockPath); r != nil {
 		wakeAfterUnlock(r)
@@ -200,39 +259,66 @@ var pidNS = sync.OnceValue(func() uint64 {
 	return st.Ino
 })
 
-// mapRegion maps the lock file's region, allocating its blocks first so that
-// a full disk cannot turn a store into the mapping into SIGBUS.
+// localFS are the file systems where a shared mapping is one memory for
+// every process that maps the file: not NFS or other network file systems,
+// whose clients on other machines would each see their own copy.
+var localFS = map[int64]bool{
+	unix.EXT4_SUPER_MAGIC:  true, // also ext2 and ext3
+	unix.XFS_SUPER_MAGIC:   true,
+	unix.BTRFS_SUPER_MAGIC: true,
+	unix.TMPFS_MAGIC:       true,
+}
+
+// mapRegion maps the lock file's region for this process's group commits,
+// or says why it cannot.
 func mapRegion(lockPath string) (*region, error) {
-	ns := pidNS()
-	if ns == 0 {
-		return nil, errors.New("no PID namespace")
+	ns, boot := pidNS(), bootID()
+	if ns == 0 || boot == 0 {
+		return nil, errors.New("no /proc: cannot tell processes apart")
 	}
+	r, err := mapRaw(lockPath)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case !r.u64(offPidNS).CompareAndSwap(0, ns) && r.u64(offPidNS).Load() != ns:
+		err = errors.New("the lock file's region belongs to another PID namespace")
+	case !r.u64(offMagic).CompareAndSwap(0, groupMagic) && r.u64(offMagic).Load() != groupMagic:
+		err = errors.New("the lock file's region has another layout")
+	case !r.u64(offBoot).CompareAndSwap(0, boot) && r.u64(offBoot).Load() != boot:
+		err = errStaleRegion
+	}
+	if err != nil {
+		_ = unix.Munmap(r.mem)
+		return nil, err
+	}
+	return r, nil
+}
+
+// mapRaw maps the lock file's region, on a local file system only, with
+// its blocks allocated first: a store into a hole of a mapping on a full
+// disk would be SIGBUS.
+func mapRaw(lockPath string) (*region, error) {
 	f, err := os.OpenFile(lockPath, os.O_RDWR, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(int(f.Fd()), &st); err != nil {
 		return nil, err
 	}
-	if info.Size() < regionSize {
-		if err := unix.Fallocate(int(f.Fd()), 0, 0, regionSize); err != nil {
-			return nil, err
-		}
+	if !localFS[int64(st.Type)] {
+		return nil, fmt.Errorf("file system type %#x: not known to share mappings between processes", st.Type)
+	}
+	if err := unix.Fallocate(int(f.Fd()), 0, 0, regionSize); err != nil {
+		return nil, err
 	}
 	mem, err := unix.Mmap(int(f.Fd()), 0, regionSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
 		return nil, err
 	}
-	r := &region{mem: mem}
-	if r.u64(offPidNS).CompareAndSwap(0, ns) || r.u64(offPidNS).Load() == ns {
-		if r.u64(offMagic).CompareAndSwap(0, groupMagic) || r.u64(offMagic).Load() == groupMagic {
-			return r, nil
-		}
-	}
-	_ = unix.Munmap(mem)
-	return nil, errors.New("the lock file's region belongs to another layout or PID namespace")
+	return &region{mem: mem}, nil
 }
 
 // claim takes a free slot for this process, or returns false if all are busy.
@@ -250,6 +336,8 @@ func (r *region) claim() (slot, bool) {
 // post writes a request into a claimed slot and makes it pending.
 func (s slot) post(buyer string, qty int64) {
 	s.i64(offQty).Store(qty)
+	s.i64(offSeq).Store(0) // no intent of an earlier request may match
+
 	n := copy(s.r.mem[s.base+offBuyer:s.base+slotSize], buyer)
 	s.r.u32(s.base + offBuyerLen).Store(uint32(n))
 	s.state().Store(slotPending)
@@ -280,6 +368,16 @@ func wakeSlot(s slot) {
 	_, _, _ = unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(s.wake())), 1 /* FUTEX_WAKE */, 1, 0, 0, 0)
 }
 
+// reclaim frees a slot whose owner died. The owner word goes to -1 first,
+// which no claimer takes, so that a buyer who claims the slot the moment it
+// is free cannot have its request overwritten.
+func reclaim(s slot, dead int32) {
+	if s.owner().CompareAndSwap(dead, -1) {
+		s.state().Store(slotFree)
+		s.owner().Store(0)
+	}
+}
+
 // alive reports whether pid may still run: only ESRCH says it does not.
 func alive(pid int32) bool {
 	return pid > 0 && unix.Kill(int(pid), 0) != unix.ESRCH
@@ -295,16 +393,19 @@ func running(pid int32) bool {
 	if err != nil {
 		return true
 	}
-	// "pid (comm) S ...": the state follows the last ')'.
+	// "pid (comm) S ...": the state follows the last ')'. A stopped
+	// process (Ctrl-Z, SIGSTOP) takes no lock for anyone either.
 	i := bytes.LastIndexByte(b, ')')
-	return i < 0 || i+2 >= len(b) || (b[i+2] != 'Z' && b[i+2] != 'X')
+	return i < 0 || i+2 >= len(b) || !bytes.ContainsAny(b[i+2:i+3], "ZXTt")
 }
 
 // groupBuy is Buy through group commit. It returns handled false, having
 // changed nothing, when the fast path is unavailable or the leader's commit
 // failed, and the caller then buys alone.
 func (s *Store) groupBuy(ctx context.Context, buyer string, qty int64) (r Receipt, handled bool, err error) {
-	if s.opts.NoGroup || s.opts.Unlocked || len(buyer) > maxSlotBuyer {
+	// A --no-sync leader would commit durable buyers' requests without
+	// fsync: buys without sync commit alone.
+	if s.opts.NoGroup || s.opts.Unlocked || s.opts.NoSync || len(buyer) > maxSlotBuyer {
 		return r, false, nil
 	}
 	f, l, err := s.prepare()
@@ -331,7 +432,7 @@ func (s *Store) groupBuy(ctx context.Context, buyer string, qty int64) (r Receip
 		return false
 	}
 	failures := 0 // commits led by this buyer that failed
-	for {
+	for tried := false; ; tried = true {
 		w := sl.wake().Load()
 		if sl.owner().Load() != me {
 			// Freed by a leader that took this process for dead: it can
@@ -346,10 +447,16 @@ func (s *Store) groupBuy(ctx context.Context, buyer string, qty int64) (r Receip
 		case slotRetry:
 			sl.release()
 			return r, false, nil
+		case slotFree:
+			// Nobody frees a live owner's request: only a process that
+			// took this one for dead (another PID namespace?) could have.
+			return r, true, fmt.Errorf("%s: this buyer's request was dropped by another process (another PID namespace?); check with ticket verify before buying again: %w", f.lock, ErrUnconfirmed)
 		}
-		if ctx.Err() != nil && withdraw() {
+		if tried && ctx.Err() != nil && withdraw() {
 			// Given up (a deadline, a signal) before any leader took the
 			// request: nothing was bought, as when waiting in flock(2).
+			// Like Lock, a context done on entry (--nowait) still gets one
+			// try at the lock.
 			return r, true, lockCtxErr(ctx, f.lock)
 		}
 		unlock, ok, err := tryLock(f.lock, l.perm)
@@ -387,14 +494,15 @@ func (s *Store) groupBuy(ctx context.Context, buyer string, qty int64) (r Receip
 				sl.release()
 				return r, true, lerr
 			case st == slotTaken && errors.Is(lerr, ErrUnconfirmed):
-				r, _ = sl.receipt(buyer, qty) // the intent, which may stand
-				sl.release()
+				// The intent, which may stand. The slot stays taken, not
+				// released: the next leader settles it from the journal,
+				// and frees it once this process has exited.
+				r, _ = sl.receipt(buyer, qty)
 				return r, true, lerr
 			}
 			if failures++; failures >= 3 && sl.state().Load() == slotTaken {
 				// A crashed leader's request that no commit manages to
-				// settle: its sale may stand.
-				sl.release()
+				// settle: its sale may stand. The slot stays taken, as above.
 				return r, true, fmt.Errorf("%w: %w", ErrUnconfirmed, lerr)
 			}
 			continue
@@ -475,12 +583,16 @@ func (s *Store) lead(f files, l like, r *region, pre *os.File) (old *os.File, er
 		return nil, nil
 	}
 	r.gather()
-	var batch []slot // taken by this leader, intents written
+	var (
+		batch   []slot // taken by this leader, intents written
+		settled bool   // take ran: a crashed leader's batch is settled
+	)
 	old, err = s.locked(f, l, pre, func(state ticket.State, j *journal) (ticket.State, error) {
 		var err error
 		if batch, err = take(r, j, state); err != nil {
 			return state, err
 		}
+		settled = true
 		crashPoint(stepGroupTake)
 		next, lines := decide(r, batch, state)
 		r.u32(offLastBatch).Store(uint32(len(batch)))
@@ -509,7 +621,11 @@ func (s *Store) lead(f files, l like, r *region, pre *os.File) (old *os.File, er
 		for _, sl := range batch {
 			sl.state().CompareAndSwap(slotTaken, slotRetry)
 		}
-		r.u32(offBatchOpen).Store(0)
+		if settled {
+			// This batch's lines were taken back. A crashed leader's batch
+			// that take did not reach stays open for the next leader.
+			r.u32(offBatchOpen).Store(0)
+		}
 	}
 	return old, err
 }
@@ -588,8 +704,7 @@ func take(r *region, j *journal, state ticket.State) (batch []slot, err error) {
 			continue
 		}
 		if !alive(owner) {
-			s.state().Store(slotFree)
-			s.owner().CompareAndSwap(owner, 0)
+			reclaim(s, owner)
 			continue
 		}
 		switch s.state().Load() {

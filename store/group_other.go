@@ -21,3 +21,6 @@ var (
 	groupSafety = time.Second
 	groupWake   = true
 )
+
+// resetStale has no slots to reset here.
+func resetStale(lockPath string) {}

@@ -4,6 +4,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os/exec"
 	"strconv"
@@ -105,6 +106,15 @@ func TestGroupLeaderCrash(t *testing.T) {
 			if err := leader.Wait(); !killedBySIGKILL(err) {
 				t.Fatalf("leader: %v, want death by SIGKILL at %s (stderr: %s)", err, step, leader.Stderr)
 			}
+			// The next leader's commit fails before it reaches the slots
+			// (an I/O error reading the ticket file): the crashed leader's
+			// batch must stay open for the one after it.
+			in := &injector{n: 1}
+			setFault(t, in.fault)
+			if _, err := Open(path, Options{}).Buy(context.Background(), "faulted", 1); !errors.Is(err, errInjected) {
+				t.Fatalf("the faulted buy after the crash: %v, want the injected error", err)
+			}
+			fault = func(string) error { return nil }
 			if n := waitAll(cmds, 30*time.Second); n != len(cmds) {
 				t.Fatalf("%d buyers still waiting 30s after the leader died at %s", len(cmds)-n, step)
 			}

@@ -206,6 +206,7 @@ func (s *Store) update(ctx context.Context, fn func(ticket.State, *journal) (tic
 		if unlock, err = Lock(ctx, f.lock, l.perm); err != nil {
 			return err
 		}
+		resetStale(f.lock)
 	}
 	old, err := s.locked(f, l, nil, fn)
 	unlock()

@@ -6,6 +6,3 @@ import "os"
 
 // fdatasync is fsync where the system has no fdatasync.
 func fdatasync(f *os.File) error { return f.Sync() }
-
-// preallocate does nothing where there is no fallocate.
-func preallocate(f *os.File, n int64) {}
