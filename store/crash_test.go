@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,6 +31,8 @@ const (
 	buysEnv   = "STORE_TEST_BUYS"   // buy: how many buys to make, one after another (default 1)
 	safetyEnv = "STORE_TEST_SAFETY" // groupSafety, as a duration ("0s": sleep until woken)
 	noWakeEnv = "STORE_TEST_NOWAKE" // set: leaders owe no wake-up (the lost-wakeup control)
+
+	readFaultEnv = "STORE_TEST_READ_FAULT" // set: the first read of the ticket file fails
 )
 
 func init() {
@@ -45,6 +48,15 @@ func init() {
 	}
 	if os.Getenv(noWakeEnv) != "" {
 		groupWake = false
+	}
+	if os.Getenv(readFaultEnv) != "" {
+		var once sync.Once
+		fault = func(step string) (err error) {
+			if step == stepRead {
+				once.Do(func() { err = errInjected })
+			}
+			return err
+		}
 	}
 	switch os.Getenv(roleEnv) {
 	case "crash":

@@ -480,6 +480,11 @@ func (s *Store) groupBuy(ctx context.Context, buyer string, qty int64) (r Receip
 		}
 		if ok {
 			old, lerr := s.lead(f, l, reg, pre)
+			// If the commit this buyer led failed, its own request gets
+			// the error, as if it had bought alone (the others retry
+			// alone). It withdraws a request still pending before it
+			// unlocks, or the next leader could sell it meanwhile.
+			withdrawn := lerr != nil && withdraw()
 			unlock()
 			wakeAfterUnlock(reg)
 			closeAfterUnlock(old)
@@ -487,10 +492,10 @@ func (s *Store) groupBuy(ctx context.Context, buyer string, qty int64) (r Receip
 			if lerr == nil {
 				continue
 			}
-			// The commit this buyer led failed: its own request gets the
-			// error, as if it had bought alone; the others retry alone.
 			switch st := sl.state().Load(); {
-			case st == slotRetry || withdraw():
+			case withdrawn:
+				return r, true, lerr
+			case st == slotRetry:
 				sl.release()
 				return r, true, lerr
 			case st == slotTaken && errors.Is(lerr, ErrUnconfirmed):
