@@ -92,6 +92,7 @@ const (
 	offState    = 0  // uint32: slotFree...slotRetry
 	offWake     = 4  // uint32: futex word, changed to wake the owner
 	offOwner    = 8  // int32: owner pid; 0 when the slot is free
+	offDurable  = 12 // uint32: 1 if the request needs its sale fsynced (not --no-sync)
 	offQty      = 16 // int64
 	offSeq      = 24 // int64: result (or intent while taken): the sale's number, the version
 	offLeft     = 32 // int64
@@ -334,8 +335,13 @@ func (r *region) claim() (slot, bool) {
 }
 
 // post writes a request into a claimed slot and makes it pending.
-func (s slot) post(buyer string, qty int64) {
+func (s slot) post(buyer string, qty int64, durable bool) {
 	s.i64(offQty).Store(qty)
+	d := uint32(0)
+	if durable {
+		d = 1
+	}
+	s.r.u32(s.base + offDurable).Store(d)
 	s.i64(offSeq).Store(0) // no intent of an earlier request may match
 
 	n := copy(s.r.mem[s.base+offBuyer:s.base+slotSize], buyer)
@@ -403,9 +409,7 @@ func running(pid int32) bool {
 // changed nothing, when the fast path is unavailable or the leader's commit
 // failed, and the caller then buys alone.
 func (s *Store) groupBuy(ctx context.Context, buyer string, qty int64) (r Receipt, handled bool, err error) {
-	// A --no-sync leader would commit durable buyers' requests without
-	// fsync: buys without sync commit alone.
-	if s.opts.NoGroup || s.opts.Unlocked || s.opts.NoSync || len(buyer) > maxSlotBuyer {
+	if s.opts.NoGroup || s.opts.Unlocked || len(buyer) > maxSlotBuyer {
 		return r, false, nil
 	}
 	f, l, err := s.prepare()
@@ -421,7 +425,7 @@ func (s *Store) groupBuy(ctx context.Context, buyer string, qty int64) (r Receip
 		return r, false, nil
 	}
 	me := int32(os.Getpid())
-	sl.post(buyer, qty)
+	sl.post(buyer, qty, !s.opts.NoSync)
 	stop := context.AfterFunc(ctx, func() { wakeSlot(sl) })
 	defer stop()
 	withdraw := func() bool {
@@ -607,6 +611,13 @@ func (s *Store) lead(f files, l like, r *region, pre *os.File) (old *os.File, er
 		r.i64(offBatchFrom).Store(state.Version + 1)
 		r.i64(offBatchTo).Store(next.Version)
 		r.u32(offBatchOpen).Store(1)
+		// A --no-sync leader still fsyncs a batch that holds a durable
+		// buyer's request.
+		for _, sl := range batch {
+			if sl.r.u32(sl.base+offDurable).Load() != 0 {
+				j.noSync = false
+			}
+		}
 		if err := j.append(lines); err != nil {
 			return state, err
 		}

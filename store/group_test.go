@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -233,5 +234,51 @@ func TestGroupBehindFlock(t *testing.T) {
 	t.Logf("all 6 buyers finished %v after flock(1) let go", time.Since(released))
 	if rep := mustBalance(t, path); rep.Sales != 7 {
 		t.Fatalf("%d sales, want 7", rep.Sales)
+	}
+}
+
+// TestGroupNoSyncLeader: a --no-sync buyer that leads a batch holding a
+// durable buyer's request fsyncs the journal for it; a batch of --no-sync
+// requests only is not fsynced (the control, which shows that the count
+// below sees the difference).
+func TestGroupNoSyncLeader(t *testing.T) {
+	for _, durable := range []bool{true, false} {
+		t.Run(fmt.Sprintf("second-durable=%v", durable), func(t *testing.T) {
+			path := newSale(t, 100, 1)
+			reg := groupRegion(path + ".lock")
+			if reg == nil {
+				t.Skip("group commit is not available here")
+			}
+			var syncs atomic.Int32
+			setFault(t, func(step string) error {
+				if step == stepJournalSync {
+					syncs.Add(1)
+				}
+				return nil
+			})
+			unlock, err := Lock(context.Background(), path+".lock", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			errs := make(chan error, 2)
+			buy := func(noSync bool, name string) {
+				_, err := Open(path, Options{NoSync: noSync}).Buy(context.Background(), name, 1)
+				errs <- err
+			}
+			go buy(true, "nosync-leader")
+			waitFor(t, 10*time.Second, "successor", func() bool { return reg.i32(offSuccessor).Load() != 0 })
+			go buy(!durable, "second")
+			waitFor(t, 10*time.Second, "two pending requests", func() bool { return reg.pending() == 2 })
+			unlock()
+			for range 2 {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := syncs.Load() > 0; got != durable {
+				t.Fatalf("journal fsyncs: %d; want some: %v", syncs.Load(), durable)
+			}
+			mustBalance(t, path)
+		})
 	}
 }
