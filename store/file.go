@@ -174,7 +174,7 @@ func (w writer) replace(path, tmpPath string, data []byte, perm fs.FileMode, uid
 			return ioError("chmod", tmpPath, err)
 		}
 	}
-	if uid >= 0 && os.Geteuid() == 0 {
+	if uid >= 0 && os.Geteuid() == 0 && (uid != 0 || gid != os.Getegid()) {
 		if err := f.Chown(uid, gid); err != nil {
 			return ioError("chown", tmpPath, err)
 		}
