@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ticketd/ticket/ticket"
 )
 
 // waitFor polls cond every millisecond until it holds, failing the test
@@ -280,5 +282,61 @@ func TestGroupNoSyncLeader(t *testing.T) {
 			}
 			mustBalance(t, path)
 		})
+	}
+}
+
+// TestGroupLeaderCrashThenRestore: a leader dies with its batch open, then
+// the sale is replaced (ticket copy --force: Restore takes the lock alone and
+// archives the journal) by one with a shorter history. The next leader looks
+// for the dead leader's sales in a journal that ends before them: it must
+// decide those requests again on the new sale, not fail every buy.
+func TestGroupLeaderCrashThenRestore(t *testing.T) {
+	path := newSale(t, 100, 1, 1, 1)
+	reg := groupRegion(path + ".lock")
+	if reg == nil {
+		t.Skip("group commit is not available here")
+	}
+	unlock, err := Lock(context.Background(), path+".lock", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader := child(t, "crash", path, crashEnv+"="+stepJournalSync)
+	startChild(t, leader)
+	waitFor(t, 10*time.Second, "successor", func() bool { return reg.i32(offSuccessor).Load() == int32(leader.Process.Pid) })
+	cmds := buyers(t, path, 5, 1, safetyEnv+"=30s") // woken by Restore's release of the lock
+	waitFor(t, 10*time.Second, "six pending requests", func() bool { return reg.pending() == 6 })
+	unlock()
+	if err := leader.Wait(); !killedBySIGKILL(err) {
+		t.Fatalf("leader: %v, want death by SIGKILL (stderr: %s)", err, leader.Stderr)
+	}
+	if reg.u32(offBatchOpen).Load() == 0 {
+		t.Fatal("the dead leader left no open batch")
+	}
+	fresh, _ := ticket.New(50)
+	next, _ := fresh.Take(1)
+	old := []ticket.Sale{{Seq: 1, Buyer: "copied", Qty: 1, Left: 49, PID: 1, Time: time.Unix(0, 0)}}
+	if _, err := Open(path, Options{}).Restore(context.Background(), next, old, true); err != nil {
+		t.Fatal(err)
+	}
+	if n := waitAll(cmds, 10*time.Second); n != len(cmds) {
+		t.Fatalf("%d buyers still waiting 10s after the restore", len(cmds)-n)
+	}
+	sales := map[string]int{}
+	for s, err := range Open(path, Options{}).Sales() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		sales[s.Buyer]++
+	}
+	for i, c := range cmds {
+		if c.err != nil {
+			t.Fatalf("buyer%d: %v (stderr: %s)", i, c.err, c.Stderr)
+		}
+		if n := sales[fmt.Sprintf("buyer%d", i)]; n != 1 {
+			t.Errorf("buyer%d has %d sales in the new journal, want 1", i, n)
+		}
+	}
+	if rep := mustBalance(t, path); rep.State.Left != 44 {
+		t.Fatalf("%d left of 50, want 44", rep.State.Left)
 	}
 }

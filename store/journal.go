@@ -188,24 +188,31 @@ func (j *journal) salesFrom(from, to int64) (map[int64]ticket.Sale, error) {
 	}
 	for window := int64(tailWindow); ; window *= 2 {
 		start := max(size-window, 0)
-		tail := make([]byte, size-start)
-		if _, err := j.f.ReadAt(tail, start); err != nil && !errors.Is(err, io.EOF) {
+		buf := make([]byte, size-start)
+		if _, err := j.f.ReadAt(buf, start); err != nil && !errors.Is(err, io.EOF) {
 			return nil, ioError("read", j.path, err)
 		}
-		if nl := bytes.LastIndexByte(tail, '\n'); nl+1 < len(tail) {
-			tail = tail[:nl+1] // an unfinished line is no sale
-		}
-		sales, _, found, err := salesAfter(tail, start, from-1)
-		if err != nil {
-			return nil, &journalError{path: j.path, problem: err.Error()}
-		}
-		if found || start == 0 {
-			m := make(map[int64]ticket.Sale, len(sales))
-			for _, s := range sales {
-				if s.Seq <= to {
-					m[s.Seq] = s
-				}
+		buf = buf[:bytes.LastIndexByte(buf, '\n')+1] // an unfinished line is no sale
+		m := map[int64]ticket.Sale{}
+		done := false
+		for len(buf) > 0 && !done {
+			lineStart := bytes.LastIndexByte(buf[:len(buf)-1], '\n') + 1
+			if lineStart == 0 && start > 0 {
+				break // maybe cut: read more
 			}
+			s, err := ticket.ParseSale(buf[lineStart : len(buf)-1])
+			if err != nil {
+				return nil, &journalError{path: j.path, problem: fmt.Sprintf("the line at byte %d is not a sale: %v", start+int64(lineStart), err)}
+			}
+			if s.Seq >= from && s.Seq <= to {
+				m[s.Seq] = s
+			}
+			// Numbers run up by one: below from, nothing more is in range.
+			// (A journal replaced since, by init --force, may hold none.)
+			done = s.Seq < from
+			buf = buf[:lineStart]
+		}
+		if done || len(buf) == 0 && start == 0 {
 			return m, nil
 		}
 	}
