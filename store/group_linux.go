@@ -227,6 +227,7 @@ func resetStale(lockPath string) {
 	r.i32(offSuccessor).Store(0)
 	r.u32(offBatchOpen).Store(0)
 	r.u32(offLastBatch).Store(0)
+	r.u64(offPidNS).Store(0) // the next process to map it claims it for its namespace
 	r.u64(offBoot).Store(bootID())
 }
 
@@ -264,10 +265,12 @@ var pidNS = sync.OnceValue(func() uint64 {
 // every process that maps the file: not NFS or other network file systems,
 // whose clients on other machines would each see their own copy.
 var localFS = map[int64]bool{
-	unix.EXT4_SUPER_MAGIC:  true, // also ext2 and ext3
-	unix.XFS_SUPER_MAGIC:   true,
-	unix.BTRFS_SUPER_MAGIC: true,
-	unix.TMPFS_MAGIC:       true,
+	unix.EXT4_SUPER_MAGIC:      true, // also ext2 and ext3
+	unix.XFS_SUPER_MAGIC:       true,
+	unix.BTRFS_SUPER_MAGIC:     true,
+	unix.TMPFS_MAGIC:           true,
+	unix.F2FS_SUPER_MAGIC:      true,
+	unix.OVERLAYFS_SUPER_MAGIC: true, // containers' root file systems
 }
 
 // mapRegion maps the lock file's region for this process's group commits,
@@ -282,12 +285,12 @@ func mapRegion(lockPath string) (*region, error) {
 		return nil, err
 	}
 	switch {
-	case !r.u64(offPidNS).CompareAndSwap(0, ns) && r.u64(offPidNS).Load() != ns:
-		err = errors.New("the lock file's region belongs to another PID namespace")
 	case !r.u64(offMagic).CompareAndSwap(0, groupMagic) && r.u64(offMagic).Load() != groupMagic:
 		err = errors.New("the lock file's region has another layout")
 	case !r.u64(offBoot).CompareAndSwap(0, boot) && r.u64(offBoot).Load() != boot:
-		err = errStaleRegion
+		err = errStaleRegion // checked before the namespace: a restarted container has a new one
+	case !r.u64(offPidNS).CompareAndSwap(0, ns) && r.u64(offPidNS).Load() != ns:
+		err = errors.New("the lock file's region belongs to another PID namespace")
 	}
 	if err != nil {
 		_ = unix.Munmap(r.mem)
@@ -592,6 +595,14 @@ func (s *Store) lead(f files, l like, r *region, pre *os.File) (old *os.File, er
 		return nil, nil
 	}
 	r.gather()
+	if s.opts.NoSync && r.durable() {
+		// A --no-sync leader commits durable requests as a durable buyer
+		// would: the journal (and its creation) fsynced, including what it
+		// rolls forward from a crashed leader before answering from it.
+		synced := *s
+		synced.opts.NoSync = false
+		s = &synced
+	}
 	var (
 		batch   []slot // taken by this leader, intents written
 		settled bool   // take ran: a crashed leader's batch is settled
@@ -674,6 +685,20 @@ func (r *region) pending() int {
 		}
 	}
 	return n
+}
+
+// durable reports whether a pending or taken request needs its sale fsynced.
+func (r *region) durable() bool {
+	for i := range groupSlots {
+		s := r.slot(i)
+		if s.owner().Load() == 0 || s.r.u32(s.base+offDurable).Load() == 0 {
+			continue
+		}
+		if st := s.state().Load(); st == slotPending || st == slotTaken {
+			return true
+		}
+	}
+	return false
 }
 
 // busy reports whether a leader has work: a pending request, or one a

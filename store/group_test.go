@@ -340,3 +340,64 @@ func TestGroupLeaderCrashThenRestore(t *testing.T) {
 		t.Fatalf("%d left of 50, want 44", rep.State.Left)
 	}
 }
+
+// TestGroupNoSyncLeaderAfterCrash: a leader dies after writing a batch of
+// durable requests to the journal but before its fsync; the next leader is
+// a --no-sync buyer. Before it answers those requests from the journal, it
+// must fsync what it rolls forward: they were promised durability. (A
+// sleeper may wake and lead first; then the attempt is made again.)
+func TestGroupNoSyncLeaderAfterCrash(t *testing.T) {
+	for attempt := 1; attempt <= 10; attempt++ {
+		if noSyncLeaderAfterCrash(t) {
+			return
+		}
+		t.Logf("attempt %d: a durable buyer led first; again", attempt)
+	}
+	t.Fatal("in 10 attempts the --no-sync buyer never led after the crash")
+}
+
+// noSyncLeaderAfterCrash is one attempt; it reports whether the --no-sync
+// buyer was the one that completed the crashed leader's batch.
+func noSyncLeaderAfterCrash(t *testing.T) bool {
+	path := newSale(t, 100, 1)
+	reg := groupRegion(path + ".lock")
+	if reg == nil {
+		t.Skip("group commit is not available here")
+	}
+	unlock, err := Lock(context.Background(), path+".lock", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader := child(t, "crash", path, crashEnv+"="+stepJournalSync)
+	startChild(t, leader)
+	waitFor(t, 10*time.Second, "successor", func() bool { return reg.i32(offSuccessor).Load() == int32(leader.Process.Pid) })
+	cmds := buyers(t, path, 3, 1, safetyEnv+"=30s") // durable; woken by the next leader
+	waitFor(t, 10*time.Second, "four pending requests", func() bool { return reg.pending() == 4 })
+	unlock()
+	if err := leader.Wait(); !killedBySIGKILL(err) {
+		t.Fatalf("leader: %v, want death by SIGKILL (stderr: %s)", err, leader.Stderr)
+	}
+	var syncs atomic.Int32
+	setFault(t, func(step string) error {
+		if step == stepJournalSync {
+			syncs.Add(1)
+		}
+		return nil
+	})
+	var completed bool
+	warn := func(note string) {
+		completed = completed || strings.Contains(note, "completed what a crashed buyer committed")
+	}
+	if _, err := Open(path, Options{NoSync: true, Warn: warn}).Buy(context.Background(), "nosync", 1); err != nil {
+		t.Fatal(err)
+	}
+	fault = func(string) error { return nil }
+	if completed && syncs.Load() == 0 {
+		t.Fatal("the --no-sync leader answered durable requests from journal lines it never fsynced")
+	}
+	if n := waitAll(cmds, 10*time.Second); n != len(cmds) {
+		t.Fatalf("%d buyers still waiting", len(cmds)-n)
+	}
+	mustBalance(t, path)
+	return completed
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"time"
 
@@ -28,7 +27,8 @@ type Repaired struct {
 // deleting it) and writes, durably, a ticket file with the journal's last
 // state: left as the last sale says, total = left + the tickets sold.
 // Members the damaged file had besides count, total, sold and version
-// cannot be recovered.
+// cannot be recovered, nor tickets a seed file counted as sold before its
+// first sale (Verify does not balance such a sale either).
 //
 // A ticket file that parses is left alone (Repaired.Sales is 0). A journal
 // that is missing, empty or does not balance is refused with an error
@@ -90,7 +90,7 @@ func (s *Store) Repair(ctx context.Context) (Repaired, error) {
 	}
 	state.Version = last.Seq
 	kept := fmt.Sprintf("%s.damaged.%s", f.ticket, time.Now().UTC().Format("20060102T150405.000000000Z"))
-	if err := os.Link(f.ticket, kept); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := os.Link(f.ticket, kept); err != nil {
 		return Repaired{}, ioError("keep the damaged file as", kept, err)
 	}
 	uid, gid := owner(info)
