@@ -31,10 +31,14 @@
 // that a failed buy sells nothing. Readers need no lock: rename(2) replaces
 // the file in one step, so they see one whole version or the next.
 //
-// The guarantees assume a filesystem where a rename either happens or not,
-// even across a power cut (ext4 with its journal, xfs, btrfs). On ext4
-// without a journal (mkfs -O ^has_journal), a power cut may leave the ticket
-// file empty or garbled; the sales journal then still holds every sale made,
+// Buyers that find the lock held are committed together: see group
+// commit in group_linux.go. A batch is committed exactly as one buy is,
+// with one journal append and one fdatasync for all its sales.
+//
+// The ticket file survives a power cut whole on ext4 with its journal (in
+// the default data=ordered mode, a file renamed over another is flushed
+// first) and on btrfs. Elsewhere (ext4 without a journal, xfs), a power cut
+// may leave it empty or garbled; the sales journal then still holds every sale made,
 // and the ticket file can be rebuilt from it (ticket repair). Init and
 // Restore, which have no journal to rebuild from, write the ticket file with
 // fsyncs of the file and the directory.
