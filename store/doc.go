@@ -38,10 +38,10 @@
 // The ticket file survives a power cut whole on ext4 with its journal (in
 // the default data=ordered mode, a file renamed over another is flushed
 // first) and on btrfs. Elsewhere (ext4 without a journal, xfs), a power cut
-// may leave it empty or garbled; the sales journal then still holds every sale made,
-// and the ticket file can be rebuilt from it (ticket repair). Init and
-// Restore, which have no journal to rebuild from, write the ticket file with
-// fsyncs of the file and the directory.
+// may leave it empty or garbled; the sales journal then still holds every
+// sale made, and the ticket file can be rebuilt from it (Store.Repair, the
+// command ticket repair). Init and Restore, which have no journal to rebuild
+// from, write the ticket file with fsyncs of the file and the directory.
 //
 // # Why a separate lock file
 //
