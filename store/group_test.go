@@ -208,7 +208,7 @@ func TestGroupBehindFlock(t *testing.T) {
 		t.Skip("no flock(1): util-linux is not installed")
 	}
 	path := newSale(t, 100, 1)
-	holder := exec.Command("flock", path+".lock", "sleep", "0.5")
+	holder := exec.Command("flock", path+".lock", "sleep", "2")
 	startChild(t, holder)
 	reg := groupRegion(path + ".lock")
 	if reg == nil {
