@@ -14,11 +14,13 @@ import (
 )
 
 func runBuy(c *cli, args []string) error {
-	fs, file := c.flagSet("[--buyer NAME] [--qty K] [--wait D | --nowait] [--peek] [--json] [flags]", `
+	fs, file := c.flagSet("[--buyer NAME] [--qty K] [--wait D | --nowait] [--peek] [--no-sync] [--json] [flags]", `
 Buy K tickets: take the lock (PATH.lock), re-read the ticket file under it,
 and take K tickets only if K are left, all or nothing. The sale is appended
-to the journal and the ticket file replaced atomically and durably before
-"got" is printed and the exit status is 0.
+to the journal and fsynced (that makes it durable), and the ticket file is
+replaced atomically, before "got" is printed and the exit status is 0.
+Buyers that find the lock held are committed together by its next holder,
+one fsync for the whole batch, each with its own answer (group commit).
 
 Without --wait it waits for the lock as long as it takes, like flock(1).
 SIGINT or SIGTERM while waiting exits 130 or 143 with nothing changed; once

@@ -10,8 +10,9 @@ func runRepair(c *cli, args []string) error {
 	fs, file := c.flagSet("[--json] [flags]", `
 Rebuild a damaged ticket file from the sales journal. A buy is made
 durable by its journal line; the ticket file is replaced without fsync, so
-on a file system whose renames are not atomic across a power cut (ext4
-without its journal) the ticket file may come back empty or garbled. Under
+on a file system that does not flush a file renamed over another before
+the rename (ext4 without its journal, xfs) a power cut may leave the ticket
+file empty or garbled. Under
 the lock, repair checks the whole journal, moves the damaged file aside to
 FILE.damaged.TIME (it is never deleted) and writes the journal's last state.
 A ticket file that parses is left alone. Exit 0 when the file is sound or
@@ -45,14 +46,14 @@ Only for a ticket file, not a Redis sale.`)
 		return c.result(struct {
 			File     string `json:"file"`
 			Repaired bool   `json:"repaired"`
-			Sales    int64  `json:"sales"`
+			Sales    int64  `json:"rebuilt_from_sales"`
 			Left     int64  `json:"left"`
 			Total    int64  `json:"total"`
 			Kept     string `json:"kept,omitempty"`
 		}{*file, r.Sales > 0, r.Sales, r.State.Left, r.State.Total, r.Kept})
 	}
 	if r.Sales == 0 {
-		return c.line("%s is sound, nothing to repair (%s); ticket verify checks the books", *file, r.State)
+		return c.line("%s is sound, nothing to repair: %s; ticket verify checks the books", *file, r.State)
 	}
 	fmt.Fprintf(c.stderr, "ticket repair: kept the damaged file as %s\n", r.Kept)
 	return c.line("rebuilt %s from %d %s in the journal: %s", *file, r.Sales, plural(r.Sales, "sale", "sales"), r.State)
