@@ -441,12 +441,13 @@ func (s *Store) groupBuy(ctx context.Context, buyer string, qty int64) (r Receip
 	failures := 0 // commits led by this buyer that failed
 	for tried := false; ; tried = true {
 		w := sl.wake().Load()
-		if sl.owner().Load() != me {
+		st := sl.state().Load()
+		if sl.owner().Load() != me || st == slotFree {
 			// Freed by a leader that took this process for dead: it can
 			// only be in another PID namespace, where nothing is certain.
 			return r, true, fmt.Errorf("%s: this buyer's request was dropped by another process (another PID namespace?); check with ticket verify before buying again: %w", f.lock, ErrUnconfirmed)
 		}
-		switch sl.state().Load() {
+		switch st {
 		case slotSold, slotSoldOut:
 			r, err = sl.receipt(buyer, qty)
 			sl.release()
@@ -454,10 +455,6 @@ func (s *Store) groupBuy(ctx context.Context, buyer string, qty int64) (r Receip
 		case slotRetry:
 			sl.release()
 			return r, false, nil
-		case slotFree:
-			// Nobody frees a live owner's request: only a process that
-			// took this one for dead (another PID namespace?) could have.
-			return r, true, fmt.Errorf("%s: this buyer's request was dropped by another process (another PID namespace?); check with ticket verify before buying again: %w", f.lock, ErrUnconfirmed)
 		}
 		if tried && ctx.Err() != nil && withdraw() {
 			// Given up (a deadline, a signal) before any leader took the
@@ -471,6 +468,7 @@ func (s *Store) groupBuy(ctx context.Context, buyer string, qty int64) (r Receip
 			return r, true, err
 		}
 		var pre *os.File
+		notified := false // the release wakes the owners itself (Lock's does)
 		if !ok && ctx.Err() == nil && reg.i32(offSuccessor).CompareAndSwap(0, me) {
 			// Wait in flock(2) for whoever holds the lock, on behalf of
 			// every sleeper, with the next version's file made while
@@ -483,7 +481,7 @@ func (s *Store) groupBuy(ctx context.Context, buyer string, qty int64) (r Receip
 				wakePending(reg) // one of them takes over as successor
 				continue
 			}
-			ok = true
+			ok, notified = true, true
 		}
 		if ok {
 			old, lerr := s.lead(f, l, reg, pre)
@@ -493,7 +491,9 @@ func (s *Store) groupBuy(ctx context.Context, buyer string, qty int64) (r Receip
 			// unlocks, or the next leader could sell it meanwhile.
 			withdrawn := lerr != nil && withdraw()
 			unlock()
-			wakeAfterUnlock(reg)
+			if !notified {
+				wakeAfterUnlock(reg)
+			}
 			closeAfterUnlock(old)
 			closeAfterUnlock(pre)
 			if lerr == nil {

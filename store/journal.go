@@ -134,40 +134,22 @@ func scanTail(f *os.File, path string, size int64, state ticket.State) (ticket.S
 	if size > 0 && !state.Stored() {
 		return state, nil, 0, &journalError{path: path, problem: "holds sales, but the ticket file was never written by ticket (a seed file beside an old journal?): start a new sale with ticket init --force, which keeps the old journal"}
 	}
-	var (
-		pending []ticket.Sale // whole lines beyond the ticket file's version
-		end     = size        // where the whole lines end
-		anchor  ticket.Sale   // the sale at the ticket file's version
-		found   bool
-		err     error
-	)
-	for window := int64(tailWindow); ; window *= 2 {
-		start := max(size-window, 0)
-		tail := make([]byte, size-start)
-		if _, err := f.ReadAt(tail, start); err != nil && !errors.Is(err, io.EOF) {
-			return state, nil, 0, ioError("read", path, err)
-		}
-		if len(tail) > 0 && tail[len(tail)-1] != '\n' {
-			nl := bytes.LastIndexByte(tail, '\n')
-			if nl < 0 && start > 0 {
-				continue // the unfinished line is longer than the window
-			}
-			end = start + int64(nl+1)
-			tail = tail[:nl+1]
-		}
-		pending, anchor, found, err = salesAfter(tail, start, state.Version)
-		if err != nil {
-			return state, nil, 0, &journalError{path: path, problem: err.Error()}
-		}
-		if found || start == 0 {
-			break
-		}
+	sales, found, end, err := tailSales(f, path, size, func(s ticket.Sale) bool { return s.Seq <= state.Version })
+	if err != nil {
+		return state, nil, 0, err
 	}
-	switch {
-	case !found && state.Version != 0:
+	pending := sales // whole lines beyond the ticket file's version
+	if found {
+		anchor := sales[0] // the sale at the ticket file's version
+		pending = sales[1:]
+		switch {
+		case anchor.Seq != state.Version:
+			return state, nil, 0, &journalError{path: path, problem: fmt.Sprintf("last sale is #%d but the ticket file is at version %d", anchor.Seq, state.Version)}
+		case anchor.Left != state.Left:
+			return state, nil, 0, &journalError{path: path, problem: fmt.Sprintf("sale #%d left %d tickets but the ticket file says %d", anchor.Seq, anchor.Left, state.Left)}
+		}
+	} else if state.Version != 0 {
 		return state, nil, 0, &journalError{path: path, problem: fmt.Sprintf("holds no sale #%d, but the ticket file is at version %d", state.Version, state.Version)}
-	case found && anchor.Left != state.Left:
-		return state, nil, 0, &journalError{path: path, problem: fmt.Sprintf("sale #%d left %d tickets but the ticket file says %d", anchor.Seq, anchor.Left, state.Left)}
 	}
 	for _, s := range pending {
 		next, err := state.Take(s.Qty)
@@ -180,72 +162,67 @@ func scanTail(f *os.File, path string, size int64, state ticket.State) (ticket.S
 }
 
 // salesFrom returns the journal's sales numbered from..to, by number,
-// reading back from the end only as far as it must.
+// reading back from the end only as far as it must. Numbers run up by one,
+// so below from nothing more is in range (a journal replaced since, by
+// init --force or copy --force, may hold none).
 func (j *journal) salesFrom(from, to int64) (map[int64]ticket.Sale, error) {
 	size, err := j.size()
 	if err != nil {
 		return nil, err
 	}
+	sales, _, _, err := tailSales(j.f, j.path, size, func(s ticket.Sale) bool { return s.Seq < from })
+	if err != nil {
+		return nil, err
+	}
+	m := map[int64]ticket.Sale{}
+	for _, s := range sales {
+		if s.Seq >= from && s.Seq <= to {
+			m[s.Seq] = s
+		}
+	}
+	return m, nil
+}
+
+// tailSales parses the whole lines of the journal f (size bytes long, at
+// path) backwards from its end until stop accepts a sale or the journal's
+// start is reached, and returns those sales in journal order (the accepted
+// one first), whether stop accepted one, and where the whole lines end
+// (before an unfinished last line, which is no sale). Lines before the
+// accepted one are not read: a buy stays O(1) in the number of sales.
+func tailSales(f *os.File, path string, size int64, stop func(ticket.Sale) bool) (sales []ticket.Sale, found bool, end int64, err error) {
 	for window := int64(tailWindow); ; window *= 2 {
 		start := max(size-window, 0)
 		buf := make([]byte, size-start)
-		if _, err := j.f.ReadAt(buf, start); err != nil && !errors.Is(err, io.EOF) {
-			return nil, ioError("read", j.path, err)
+		if _, err := f.ReadAt(buf, start); err != nil && !errors.Is(err, io.EOF) {
+			return nil, false, 0, ioError("read", path, err)
 		}
-		buf = buf[:bytes.LastIndexByte(buf, '\n')+1] // an unfinished line is no sale
-		m := map[int64]ticket.Sale{}
-		done := false
-		for len(buf) > 0 && !done {
+		nl := bytes.LastIndexByte(buf, '\n')
+		if nl < 0 && start > 0 {
+			continue // an unfinished line longer than the window
+		}
+		buf = buf[:nl+1]
+		end = start + int64(nl+1)
+		sales = sales[:0]
+		cut := false
+		for len(buf) > 0 && !found {
 			lineStart := bytes.LastIndexByte(buf[:len(buf)-1], '\n') + 1
 			if lineStart == 0 && start > 0 {
-				break // maybe cut: read more
+				cut = true // this line may begin before the window: read more
+				break
 			}
 			s, err := ticket.ParseSale(buf[lineStart : len(buf)-1])
 			if err != nil {
-				return nil, &journalError{path: j.path, problem: fmt.Sprintf("the line at byte %d is not a sale: %v", start+int64(lineStart), err)}
+				return nil, false, 0, &journalError{path: path, problem: fmt.Sprintf("the line at byte %d is not a sale: %v", start+int64(lineStart), err)}
 			}
-			if s.Seq >= from && s.Seq <= to {
-				m[s.Seq] = s
-			}
-			// Numbers run up by one: below from, nothing more is in range.
-			// (A journal replaced since, by init --force, may hold none.)
-			done = s.Seq < from
+			sales = append(sales, s)
+			found = stop(s)
 			buf = buf[:lineStart]
 		}
-		if done || len(buf) == 0 && start == 0 {
-			return m, nil
+		if !cut {
+			slices.Reverse(sales)
+			return sales, found, end, nil
 		}
 	}
-}
-
-// salesAfter parses buf (whole lines) backwards from its end down to the
-// sale at version, and returns the sales after it in order, that sale, and
-// whether it was found. Lines before it are not parsed: a buy stays O(1) in
-// the number of sales. start is buf's offset in the journal; unless it is
-// 0, buf's first line may be cut and is not parsed.
-func salesAfter(buf []byte, start int64, version int64) ([]ticket.Sale, ticket.Sale, bool, error) {
-	var after []ticket.Sale
-	for len(buf) > 0 {
-		lineStart := bytes.LastIndexByte(buf[:len(buf)-1], '\n') + 1
-		if lineStart == 0 && start > 0 {
-			return nil, ticket.Sale{}, false, nil // maybe cut: read more
-		}
-		s, err := ticket.ParseSale(buf[lineStart : len(buf)-1])
-		if err != nil {
-			return nil, ticket.Sale{}, false, fmt.Errorf("the line at byte %d is not a sale: %w", start+int64(lineStart), err)
-		}
-		if s.Seq <= version {
-			if s.Seq != version {
-				return nil, ticket.Sale{}, false, fmt.Errorf("last sale is #%d but the ticket file is at version %d", s.Seq, version)
-			}
-			slices.Reverse(after)
-			return after, s, true, nil
-		}
-		after = append(after, s)
-		buf = buf[:lineStart]
-	}
-	slices.Reverse(after)
-	return after, ticket.Sale{}, false, nil
 }
 
 // append writes one sale as one line and fsyncs it.

@@ -1,0 +1,46 @@
+package store
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/ticketd/ticket/ticket"
+)
+
+// TestRollForwardBeyondTheTailWindow: when the sales the ticket file does
+// not show yet fill more than the first window read from the journal's end
+// (a crashed leader's large batch), reading goes back as far as needed, and
+// the next buy completes all of them.
+func TestRollForwardBeyondTheTailWindow(t *testing.T) {
+	path := newSale(t, 1000, 1)
+	st, err := Open(path, Options{}).Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []byte
+	const n = 200 // about 20 KiB: several windows
+	for range n {
+		next, err := st.Take(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = ticket.Sale{Seq: next.Version, Buyer: "crashed-batch", Qty: 1, Left: next.Left, PID: 1, Time: time.Unix(0, 0)}.AppendLine(lines)
+		st = next
+	}
+	if len(lines) <= 2*tailWindow {
+		t.Fatalf("%d bytes of pending lines do not exceed two windows of %d", len(lines), tailWindow)
+	}
+	appendFile(t, path+".journal", lines)
+	got, err := Open(path, Options{}).Read()
+	if err != nil || got.Version != 1+n || got.Left != 1000-1-n {
+		t.Fatalf("Read: %+v, %v; want version %d, %d left", got, err, 1+n, 1000-1-n)
+	}
+	if _, err := Open(path, Options{}).Buy(context.Background(), "next", 1); err != nil {
+		t.Fatal(err)
+	}
+	if file, _, err := readState(path); err != nil || file.Version != 2+n {
+		t.Fatalf("the ticket file after the next buy: %+v, %v; want version %d", file, err, 2+n)
+	}
+	mustBalance(t, path)
+}
