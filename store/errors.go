@@ -25,3 +25,15 @@ var ErrUnconfirmed = errors.New("sale recorded but not confirmed durable")
 // invalid ticket file, and nothing is changed. Errors wrapping it also wrap
 // ticket.ErrInvalid.
 var ErrJournal = errors.New("journal does not match the ticket file")
+
+// ErrJournalBehind reports a ticket file at a version its journal does not
+// reach: the journal was cut, replaced or deleted since. Nothing is
+// changed; Store.Repair continues the sale from the ticket file, whose
+// count it keeps. Errors wrapping it also wrap ErrJournal.
+var ErrJournalBehind = errors.New("journal is behind the ticket file")
+
+// ErrTicketFileMissing reports a sale whose ticket file is gone while its
+// journal holds records (moved or deleted): the sale exists, and starting
+// it again would sell its tickets twice. Store.Repair rebuilds the ticket
+// file from the journal. Errors wrapping it also wrap ticket.ErrInvalid.
+var ErrTicketFileMissing = errors.New("ticket file is missing but its journal holds records")

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"os"
 	"path/filepath"
 	"slices"
@@ -125,12 +126,24 @@ func TestFaultInjection(t *testing.T) {
 		setup func(t *testing.T, path string)
 	}{
 		{"clean", func(t *testing.T, path string) {}},
-		{"committed-line", func(t *testing.T, path string) {
+		{"uncommitted-line", func(t *testing.T, path string) {
+			// Written this boot by a buyer that died before it replaced
+			// the ticket file: never committed, cut by the next buy.
 			st, err := Open(path, Options{}).Read()
 			if err != nil {
 				t.Fatal(err)
 			}
 			appendFile(t, path+".journal", uncommittedLine(t, st, 1))
+		}},
+		{"line-from-before-a-restart", func(t *testing.T, path string) {
+			// Committed before a power cut took the ticket file's rename:
+			// rolled forward by the next buy.
+			st, err := Open(path, Options{}).Read()
+			if err != nil {
+				t.Fatal(err)
+			}
+			appendFile(t, path+".journal", uncommittedLine(t, st, 1))
+			markOtherBoot(t, path+".journal")
 		}},
 		{"half-line", func(t *testing.T, path string) {
 			st, err := Open(path, Options{}).Read()
@@ -223,22 +236,25 @@ func faultRun(t *testing.T, n int, sticky bool, setup func(*testing.T, string), 
 	if rep.Pending != "" && !bytes.Equal(after.journal, before.journal) && !undoFailed {
 		t.Errorf("n=%d: the buy that failed at %s left a tail: %s", n, step, rep.Pending)
 	}
+	if beforeState.Version == 0 {
+		t.Fatal("the sale must start with a sale made")
+	}
 	committed := state.Version != beforeState.Version
 	switch {
-	case committed && !errors.Is(err, ErrUnconfirmed):
-		t.Fatalf("n=%d: the fault at %s committed the sale but returned %v, which says nothing was sold", n, step, err)
 	case committed:
+		// The ticket file is replaced last: once it shows the sale, no
+		// step of the buy is left to fail.
+		t.Fatalf("n=%d: the fault at %s committed the sale but returned %v", n, step, err)
+	case errors.Is(err, ErrUnconfirmed):
+		// Taking the sale's line back failed too: it stays beyond the
+		// ticket file, not counted in this boot (the next buy cuts it),
+		// and it would be rolled forward after a restart: its outcome is
+		// not confirmed either way, and the receipt says what it was.
 		want, _ := beforeState.Take(3)
-		if state.Left != want.Left || state.Version != want.Version {
-			t.Fatalf("n=%d: committed state %v, want %v", n, state, want)
-		}
-		if r.Sale.Seq != want.Version || rep.Sales != want.Version {
-			t.Fatalf("n=%d: receipt sale #%d, journal %d sales, want #%d", n, r.Sale.Seq, rep.Sales, want.Version)
+		if !undoFailed || r.Sale.Seq != want.Version || !strings.Contains(rep.Pending, "never committed") {
+			t.Fatalf("n=%d: ErrUnconfirmed for a fault at %s: receipt sale #%d (want #%d), undo failed %v, pending %q", n, step, r.Sale.Seq, want.Version, undoFailed, rep.Pending)
 		}
 	default:
-		if errors.Is(err, ErrUnconfirmed) {
-			t.Fatalf("n=%d: ErrUnconfirmed for a fault at %s but nothing was committed", n, step)
-		}
 		if r.Sale.Seq != 0 {
 			t.Fatalf("n=%d: failed buy returned a sale #%d", n, r.Sale.Seq)
 		}
@@ -247,7 +263,8 @@ func faultRun(t *testing.T, n int, sticky bool, setup func(*testing.T, string), 
 		if file, _, _ := readState(path); !bytes.Equal(after.ticket, before.ticket) && (file.Version != beforeState.Version || file.Left != beforeState.Left) {
 			t.Fatalf("n=%d: fault at %s changed the ticket file:\n%s\nto\n%s", n, step, before.ticket, after.ticket)
 		}
-		// The journal may have lost a crashed buyer's unfinished line, nothing else.
+		// The journal may have lost what a crashed buyer never committed,
+		// nothing else.
 		if !bytes.HasPrefix(before.journal, after.journal) || rep.Sales != beforeState.Version {
 			t.Fatalf("n=%d: fault at %s changed the committed journal:\n%s\nto\n%s", n, step, before.journal, after.journal)
 		}
@@ -300,7 +317,7 @@ func TestFaultEveryStepReached(t *testing.T) {
 	if _, err := Open(path, Options{}).Buy(context.Background(), "b", 1); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{stepRead, stepJournalOpen, stepJournalCut, stepJournalSync, stepTempRemove, stepJournalWrite, stepJournalSync, stepTempCreate, stepTempWrite, stepRename}
+	want := []string{stepRead, stepJournalOpen, stepJournalCut, stepTempRemove, stepJournalWrite, stepJournalSync, stepTempCreate, stepTempWrite, stepRename}
 	if strings.Join(seen, " ") != strings.Join(want, " ") {
 		t.Fatalf("steps %q, want %q", seen, want)
 	}
@@ -308,59 +325,77 @@ func TestFaultEveryStepReached(t *testing.T) {
 	if _, _, err := Open(path, Options{}).Init(context.Background(), 5, true); err != nil {
 		t.Fatal(err)
 	}
-	want = []string{stepRead, stepRead, stepJournalOpen, stepDirSync, stepJournalWrite, stepJournalSync, stepTempCreate, stepTempWrite, stepTempSync, stepRename, stepDirSync}
+	// The old journal is opened (and locked) to be archived, then the new one.
+	want = []string{stepRead, stepRead, stepJournalOpen, stepJournalOpen, stepDirSync, stepJournalWrite, stepJournalSync, stepTempCreate, stepTempWrite, stepTempSync, stepRename, stepDirSync}
 	if strings.Join(seen, " ") != strings.Join(want, " ") {
 		t.Fatalf("init: steps %q, want %q", seen, want)
 	}
 }
 
+// markOtherBoot marks the journal at path as written in another boot of
+// the machine, as if it were written before a restart (see sameBoot).
+func markOtherBoot(t *testing.T, path string) {
+	t.Helper()
+	if err := unix.Setxattr(path, bootAttr, []byte("an-earlier-boot"), 0); err != nil {
+		t.Skipf("cannot mark %s with an extended attribute: %v", path, err)
+	}
+}
+
 // TestUndoFailureIsUnconfirmed: when the ticket file cannot be replaced
 // after the sale's journal line was fsynced, and taking the line back
-// fails too, the sale stands: the buy returns ErrUnconfirmed (exit 6 in
-// the command) with the receipt, Read shows it, and the next buy writes
-// it to the ticket file. When taking it back works, nothing was sold.
+// fails too, the buy returns ErrUnconfirmed (exit 6 in the command) with
+// the receipt: the line is beyond the ticket file, so in this boot it was
+// never committed (Read does not count it, Verify says so, and the next
+// buy cuts it), while after a restart it would be rolled forward as a sale
+// (the next buy completes it). When taking it back works, nothing was sold.
 func TestUndoFailureIsUnconfirmed(t *testing.T) {
-	for _, undoFails := range []bool{true, false} {
-		t.Run(fmt.Sprintf("undo-fails=%v", undoFails), func(t *testing.T) {
+	for _, c := range []struct {
+		undoFails, reboot bool
+	}{{false, false}, {true, false}, {true, true}} {
+		t.Run(fmt.Sprintf("undo-fails=%v/restart=%v", c.undoFails, c.reboot), func(t *testing.T) {
 			path := newSale(t, 5, 1)
 			setFault(t, func(step string) error {
-				if step == stepTempCreate || (undoFails && step == stepJournalUndo) {
+				if step == stepTempCreate || (c.undoFails && step == stepJournalUndo) {
 					return errInjected
 				}
 				return nil
 			})
 			r, err := Open(path, Options{}).Buy(context.Background(), "alice", 2)
 			fault = func(string) error { return nil }
-			if !errors.Is(err, errInjected) || errors.Is(err, ErrUnconfirmed) != undoFails {
-				t.Fatalf("got %v, want the injected error, ErrUnconfirmed: %v", err, undoFails)
+			if !errors.Is(err, errInjected) || errors.Is(err, ErrUnconfirmed) != c.undoFails {
+				t.Fatalf("got %v, want the injected error, ErrUnconfirmed: %v", err, c.undoFails)
+			}
+			if c.undoFails && (r.Sale.Seq != 2 || r.Sale.Buyer != "alice" || r.State.Left != 2) {
+				t.Fatalf("receipt %+v, want sale #2 to alice, 2 left", r)
+			}
+			if !c.undoFails && r.Sale.Seq != 0 {
+				t.Fatalf("receipt %+v, want nothing sold", r)
+			}
+			if c.reboot {
+				simulateReboot(t)
 			}
 			st, err := Open(path, Options{}).Read()
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !undoFails {
-				if r.Sale.Seq != 0 || st.Version != 1 || st.Left != 4 {
-					t.Fatalf("receipt %+v, state %+v; want nothing sold", r, st)
-				}
-				mustBalance(t, path)
-				return
+			stands := c.undoFails && c.reboot
+			wantLeft, wantVersion := int64(4), int64(1)
+			if stands {
+				wantLeft, wantVersion = 2, 2
 			}
-			if r.Sale.Seq != 2 || r.Sale.Buyer != "alice" || r.State.Left != 2 {
-				t.Fatalf("receipt %+v, want sale #2 to alice, 2 left", r)
+			if st.Left != wantLeft || st.Version != wantVersion {
+				t.Fatalf("Read: %+v; want %d left at version %d", st, wantLeft, wantVersion)
 			}
-			if st.Left != 2 || st.Version != 2 {
-				t.Fatalf("Read: %+v; want 2 left at version 2", st)
-			}
-			if rep := mustBalance(t, path); rep.Pending == "" {
-				t.Fatalf("verify shows nothing pending")
+			if rep := mustBalance(t, path); (rep.Pending != "") != c.undoFails {
+				t.Fatalf("verify: pending %q", rep.Pending)
 			}
 			if _, err := Open(path, Options{}).Buy(context.Background(), "bob", 1); err != nil {
 				t.Fatal(err)
 			}
-			if file, _, err := readState(path); err != nil || file.Version != 3 || file.Left != 1 {
-				t.Fatalf("the ticket file after the next buy: %+v, %v; want version 3, 1 left", file, err)
+			if file, _, err := readState(path); err != nil || file.Version != wantVersion+1 || file.Left != wantLeft-1 {
+				t.Fatalf("the ticket file after the next buy: %+v, %v; want version %d, %d left", file, err, wantVersion+1, wantLeft-1)
 			}
-			if rep := mustBalance(t, path); rep.Pending != "" || rep.Sales != 3 {
+			if rep := mustBalance(t, path); rep.Pending != "" || rep.Sales != wantVersion+1 {
 				t.Fatalf("after the next buy: %d sales, pending %q", rep.Sales, rep.Pending)
 			}
 		})

@@ -66,6 +66,9 @@ func openState(path string) (st ticket.State, info fs.FileInfo, f *os.File, err 
 	if !info.Mode().IsRegular() {
 		return st, nil, f, invalidFile(path, "not a regular file")
 	}
+	if n := links(info); n > 1 {
+		return st, nil, f, invalidFile(path, fmt.Sprintf("it has %d names (hard links): each name would become a sale of its own, since every buy replaces the file under the name it was given; remove the other names (find -samefile %s) or make a copy", n, path))
+	}
 	if info.Size() > ticket.MaxFileSize {
 		return st, nil, f, invalidFile(path, fmt.Sprintf("%d bytes is more than %d", info.Size(), ticket.MaxFileSize))
 	}
@@ -74,20 +77,28 @@ func openState(path string) (st ticket.State, info fs.FileInfo, f *os.File, err 
 		return st, nil, f, ioError("read", path, err)
 	}
 	if st, err = ticket.Parse(data); err != nil {
-		return st, nil, f, fmt.Errorf("%s: invalid ticket file: %w%s", path, err, repairHint(path))
+		return st, nil, f, &parseError{fmt.Errorf("%s: invalid ticket file: %w%s", path, err, repairHint(path))}
 	}
 	return st, info, f, nil
 }
 
 // repairHint says how to rebuild a ticket file that does not parse when its
-// journal holds sales: after a power cut, that is the likely cause.
+// journal holds records: after a power cut, that is the likely cause.
 func repairHint(path string) string {
 	journal := target(path) + ".journal"
 	if info, err := os.Stat(journal); err != nil || info.Size() == 0 {
 		return ""
 	}
-	return fmt.Sprintf(" (if a power cut damaged it, ticket repair rebuilds it from %s)", journal)
+	return fmt.Sprintf(" (if a power cut damaged it, ticket repair rebuilds it from %s, as of its last record)", journal)
 }
+
+// parseError is a ticket file whose content does not parse: what a power
+// cut may leave, and Repair rebuilds. It wraps ticket.ErrInvalid.
+type parseError struct{ err error }
+
+func (e *parseError) Error() string { return e.err.Error() }
+
+func (e *parseError) Unwrap() error { return e.err }
 
 // invalidFile is the error for a ticket file refused for what it is.
 func invalidFile(path, problem string) error {
@@ -103,7 +114,26 @@ func openError(path string, err error) error {
 	if target, lerr := os.Readlink(path); lerr == nil {
 		return notFound(fmt.Sprintf("%s is a symlink to %s, which does not exist", path, target))
 	}
+	journal := target(path) + ".journal"
+	if n, last, jerr := journalRecords(journal); jerr == nil && (n > 0 || last.Kind == ticket.KindInit) {
+		return &missingError{path: path, journal: journal, last: last}
+	}
 	return notFound(path + " does not exist (create it with: ticket init --count N)")
+}
+
+// missingError is a ticket file that is gone while its journal holds
+// records: ErrTicketFileMissing.
+type missingError struct {
+	path, journal string
+	last          ticket.Sale
+}
+
+func (e *missingError) Error() string {
+	return fmt.Sprintf("%s does not exist, but its journal %s holds the sale (the last record #%d, %d left): the ticket file was moved or deleted; put it back, or rebuild it from the journal with ticket repair", e.path, e.journal, e.last.Seq, e.last.Left)
+}
+
+func (e *missingError) Is(target error) bool {
+	return target == ErrTicketFileMissing || target == ticket.ErrInvalid
 }
 
 // notFound is ErrNotFound with a message of its own.
@@ -251,6 +281,14 @@ func ioError(op, path string, err error) error {
 		return fmt.Errorf("%s %s: the disk is full: %w", op, path, err)
 	}
 	return fmt.Errorf("%s %s: %w", op, path, err)
+}
+
+// links returns the number of names of a file, or 1 where unknown.
+func links(info fs.FileInfo) uint64 {
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Nlink)
+	}
+	return 1
 }
 
 // owner returns the uid and gid of a file, or -1, -1 where unknown.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -21,7 +22,8 @@ import (
 
 // Group commit: buyers that arrive while the lock is held do not each wait
 // for it. Each posts its request in a slot of a small shared memory region
-// (the lock file itself, mapped MAP_SHARED), and whoever holds the lock next
+// (a file in a private directory of the user's, mapped MAP_SHARED: see
+// regionPath), and whoever holds the lock next
 // commits every pending request at once: one journal append, one fdatasync
 // and one ticket file replacement for the whole batch. Each owner sleeps on a
 // futex in its slot until its outcome is written there, and returns without
@@ -65,14 +67,30 @@ import (
 // 0) says ESRCH); a sale it made stands, like that of a buyer killed after
 // its commit.
 //
+// # Where the region lives
+//
+// The lock file stays a plain lock file, which anyone may truncate, delete
+// or share. The region is a file of its own in a directory only this user
+// may write ($XDG_RUNTIME_DIR/ticket-group, else /dev/shm/ticket-group-UID,
+// else one in the temporary directory; see privateDir), named after the
+// sale's journal (its device, inode and birth time), this boot of the
+// machine and this PID namespace. So a copy of the sale, a second sale
+// sharing one lock file, a recreated lock file or a buyer in a container
+// has a region of its own, or none: none can feed requests to another
+// sale's leaders or turn group commit off for them. Each leader checks,
+// under the lock, that the journal it commits to is its region's, and
+// sends its requests back to be bought alone when it is not (the journal
+// was replaced since). Processes that share the sale but not the region
+// (another user, another machine over NFS, a process of an older ticket)
+// take the lock as plain holders: a region only batches the requests of
+// the processes that share it, and exclusion never depends on it.
+//
 // The fast path is off, and Buy takes the lock itself as before, when
-// Options.NoGroup is set, when the region cannot be mapped or allocated,
-// when this process is in another PID namespace than the one that set the
-// region up (pids would not name the same processes), when the buyer's name
-// does not fit in a slot, and when all slots are busy.
+// Options.NoGroup is set, when the region cannot be made or mapped, when
+// the buyer's name does not fit in a slot, and when all slots are busy.
 
 const (
-	groupMagic uint64 = 0x316e7570_6f72676b // "kgroupn1": layout 1
+	groupMagic uint64 = 0x326e7570_6f72676b // "kgroupn2": layout 2
 	groupSlots        = 64
 	slotSize          = 512
 	headerSize        = 512
@@ -84,9 +102,7 @@ const (
 	offBatchOpen = 12 // uint32: 1 while a leader commits a batch
 	offBatchFrom = 16 // int64: the batch's first sale number
 	offBatchTo   = 24 // int64: its last
-	offPidNS     = 32 // uint64: the PID namespace (inode) of the processes using the region
 	offLastBatch = 40 // uint32: how many requests the last batch held
-	offBoot      = 48 // uint64: the boot (a hash of its boot_id) the slots belong to
 
 	// slot
 	offState    = 0  // uint32: slotFree...slotRetry
@@ -107,12 +123,13 @@ const (
 
 // Slot states. A slot with owner 0 is free whatever its state says.
 const (
-	slotFree    uint32 = iota
-	slotPending        // the request waits for a leader
-	slotTaken          // a leader is committing it; the intent is in the slot
-	slotSold           // outcome: sold, result in the slot
-	slotSoldOut        // outcome: not enough tickets left
-	slotRetry          // the leader's commit failed: buy alone to learn why
+	slotFree      uint32 = iota
+	slotPending          // the request waits for a leader
+	slotTaken            // a leader is committing it; the intent is in the slot
+	slotSold             // outcome: sold, result in the slot
+	slotSoldOut          // outcome: not enough tickets left
+	slotRetry            // the leader's commit failed: buy alone to learn why
+	slotAbandoned        // its owner returned without an outcome: the next leader frees it
 )
 
 // groupSafety bounds every futex sleep, so that a sleeper whose holder and
@@ -125,7 +142,12 @@ var groupSafety = time.Second
 var groupWake = true
 
 // region is the shared memory of a sale's group commit.
-type region struct{ mem []byte }
+type region struct {
+	mem  []byte
+	key  regionKey // the journal it serves
+	path string    // its file
+	ino  uint64    // its file's inode
+}
 
 func (r *region) u32(off int) *atomic.Uint32 { return (*atomic.Uint32)(unsafe.Pointer(&r.mem[off])) }
 func (r *region) i32(off int) *atomic.Int32  { return (*atomic.Int32)(unsafe.Pointer(&r.mem[off])) }
@@ -155,101 +177,105 @@ func (s slot) buyer() string {
 	return string(s.r.mem[s.base+offBuyer : s.base+offBuyer+n])
 }
 
-// mapping caches a Store's region: mapped once per process and kept.
-type mapping struct {
-	once  sync.Once
-	r     *region // nil: no fast path
-	stale bool    // the region holds a previous boot's slots (see resetStale)
+// region is also where it came from: the journal it serves.
+type regionKey struct {
+	dev, ino uint64
+	birth    int64 // the journal's birth time in nanoseconds, 0 where unknown
 }
 
 var (
 	mappingsMu sync.Mutex
-	mappings   = map[string]*mapping{}
+	mappings   = map[string]*region{} // by the region file's path
 )
 
-// groupRegion returns the region of the sale whose lock file is lockPath,
-// mapping it on first use, or nil where the fast path is unavailable.
-func groupRegion(lockPath string) *region {
-	mappingsMu.Lock()
-	m := mappings[lockPath]
-	if m == nil {
-		m = &mapping{}
-		mappings[lockPath] = m
+// groupRegion returns the region of the sale whose journal is at
+// journalPath, mapping it on first use (or when its file was removed
+// since, see retire), or nil where the fast path is unavailable.
+func groupRegion(journalPath string) *region {
+	key, err := journalKey(journalPath)
+	if err != nil {
+		return nil
 	}
-	mappingsMu.Unlock()
-	m.once.Do(func() {
-		var err error
-		m.r, err = mapRegion(lockPath)
-		m.stale = errors.Is(err, errStaleRegion)
-	})
-	return m.r
+	path, err := regionPath(key)
+	if err != nil {
+		return nil
+	}
+	mappingsMu.Lock()
+	defer mappingsMu.Unlock()
+	if r := mappings[path]; r != nil && r.current() {
+		return r
+	}
+	r, err := mapRegion(key, path)
+	if err != nil {
+		return nil
+	}
+	// A region replaced here stays mapped: a goroutine may still use it.
+	mappings[path] = r
+	return r
 }
 
-// errStaleRegion is a region left by a previous boot: its pids name
-// nothing now, or the wrong processes.
-var errStaleRegion = errors.New("the group commit slots belong to a previous boot")
+// current reports whether the region's file is still at its path.
+func (r *region) current() bool {
+	var st unix.Stat_t
+	return unix.Stat(r.path, &st) == nil && st.Ino == r.ino
+}
 
-// bootID identifies this boot of the machine (0 if unknown).
-var bootID = sync.OnceValue(func() uint64 {
-	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	if err != nil || len(b) == 0 {
+// retire removes the region's file when no process has a request in it
+// and no batch is open, so that a user's sales leave no file behind once
+// their buyers are done. A process that opened the file just before
+// works on in the removed region and one that comes after makes a new
+// one: each leads its own region's requests, under the same lock.
+func (r *region) retire() {
+	if r.u32(offBatchOpen).Load() != 0 || r.i32(offSuccessor).Load() != 0 {
+		return
+	}
+	for i := range groupSlots {
+		if r.slot(i).owner().Load() != 0 {
+			return
+		}
+	}
+	if r.current() {
+		_ = os.Remove(r.path)
+	}
+}
+
+// journalKey identifies the journal at path: a copy, or a journal made
+// anew at the same path, is another.
+func journalKey(path string) (regionKey, error) {
+	var st unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, path, 0, unix.STATX_INO|unix.STATX_BTIME, &st); err != nil {
+		return regionKey{}, err
+	}
+	k := regionKey{dev: unix.Mkdev(st.Dev_major, st.Dev_minor), ino: st.Ino}
+	if st.Mask&unix.STATX_BTIME != 0 {
+		k.birth = st.Btime.Sec*1e9 + int64(st.Btime.Nsec)
+	}
+	return k, nil
+}
+
+// serves reports whether r is the region of the journal open as f.
+func (r *region) serves(f *os.File) bool {
+	var st unix.Statx_t
+	if err := unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH, unix.STATX_INO|unix.STATX_BTIME, &st); err != nil {
+		return false
+	}
+	k := regionKey{dev: unix.Mkdev(st.Dev_major, st.Dev_minor), ino: st.Ino}
+	if st.Mask&unix.STATX_BTIME != 0 {
+		k.birth = st.Btime.Sec*1e9 + int64(st.Btime.Nsec)
+	}
+	return k == r.key
+}
+
+// bootHash identifies this boot of the machine (0 if unknown).
+var bootHash = sync.OnceValue(func() uint64 {
+	b := currentBoot()
+	if len(b) == 0 {
 		return 0
 	}
 	h := fnv.New64a()
 	h.Write(b)
 	return h.Sum64() | 1
 })
-
-// resetStale clears a previous boot's slots from the lock file's region, so
-// that the next buyers can use group commit again. It must be called with
-// the lock held: no leader runs meanwhile, and no buyer of this boot uses
-// a stale region's slots.
-func resetStale(lockPath string) {
-	mappingsMu.Lock()
-	m := mappings[lockPath]
-	mappingsMu.Unlock()
-	if m == nil || !m.stale {
-		return
-	}
-	r, err := mapRaw(lockPath)
-	if err != nil {
-		return
-	}
-	defer unix.Munmap(r.mem)
-	if r.u64(offBoot).Load() == bootID() {
-		return // another process did it
-	}
-	for i := range groupSlots {
-		s := r.slot(i)
-		s.state().Store(slotFree)
-		s.owner().Store(0)
-	}
-	r.i32(offSuccessor).Store(0)
-	r.u32(offBatchOpen).Store(0)
-	r.u32(offLastBatch).Store(0)
-	r.u64(offPidNS).Store(0) // the next process to map it claims it for its namespace
-	r.u64(offBoot).Store(bootID())
-}
-
-// groupNotify does a leader's wake-up for any holder of the lock that
-// releases it, so that buyers asleep behind a plain lock holder (Verify,
-// Init, a buy with NoGroup) need not wait for the safety net. Where the
-// lock file holds no region, it does nothing.
-func groupNotify(lockPath string) {
-	f, err := os.Open(lockPath)
-	if err != nil {
-		return
-	}
-	var magic [8]byte
-	_, err = f.ReadAt(magic[:], offMagic)
-	f.Close()
-	if err != nil || *(*uint64)(unsafe.Pointer(&magic)) != groupMagic {
-		return // no region here: do not make one
-	}
-	if r := groupRegion(lockPath); r != nil {
-		wakeAfterUnlock(r)
-	}
-}
 
 // pidNS identifies this process's PID namespace: slots name owners by pid,
 // which means nothing across namespaces.
@@ -261,59 +287,36 @@ var pidNS = sync.OnceValue(func() uint64 {
 	return st.Ino
 })
 
-// localFS are the file systems where a shared mapping is one memory for
-// every process that maps the file: not NFS or other network file systems,
-// whose clients on other machines would each see their own copy.
-var localFS = map[int64]bool{
-	unix.EXT4_SUPER_MAGIC:      true, // also ext2 and ext3
-	unix.XFS_SUPER_MAGIC:       true,
-	unix.BTRFS_SUPER_MAGIC:     true,
-	unix.TMPFS_MAGIC:           true,
-	unix.F2FS_SUPER_MAGIC:      true,
-	unix.OVERLAYFS_SUPER_MAGIC: true, // containers' root file systems
+// regionPath returns the file of the region for key in this boot and PID
+// namespace, in the user's private directory.
+func regionPath(key regionKey) (string, error) {
+	boot, ns := bootHash(), pidNS()
+	if boot == 0 || ns == 0 {
+		return "", errors.New("no /proc: cannot tell boots or processes apart")
+	}
+	dir, err := regionDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, fmt.Sprintf("%x-%x-%x-%x-%x.group", boot, ns, key.dev, key.ino, key.birth)), nil
 }
 
-// mapRegion maps the lock file's region for this process's group commits,
-// or says why it cannot.
-func mapRegion(lockPath string) (*region, error) {
-	ns, boot := pidNS(), bootID()
-	if ns == 0 || boot == 0 {
-		return nil, errors.New("no /proc: cannot tell processes apart")
-	}
-	r, err := mapRaw(lockPath)
-	if err != nil {
-		return nil, err
-	}
-	switch {
-	case !r.u64(offMagic).CompareAndSwap(0, groupMagic) && r.u64(offMagic).Load() != groupMagic:
-		err = errors.New("the lock file's region has another layout")
-	case !r.u64(offBoot).CompareAndSwap(0, boot) && r.u64(offBoot).Load() != boot:
-		err = errStaleRegion // checked before the namespace: a restarted container has a new one
-	case !r.u64(offPidNS).CompareAndSwap(0, ns) && r.u64(offPidNS).Load() != ns:
-		err = errors.New("the lock file's region belongs to another PID namespace")
-	}
-	if err != nil {
-		_ = unix.Munmap(r.mem)
-		return nil, err
-	}
-	return r, nil
-}
+// regionDir is the user's private directory of regions, made (and
+// checked) once per process.
+var regionDir = sync.OnceValues(func() (string, error) { return privateDir("ticket-group") })
 
-// mapRaw maps the lock file's region, on a local file system only, with
-// its blocks allocated first: a store into a hole of a mapping on a full
-// disk would be SIGBUS.
-func mapRaw(lockPath string) (*region, error) {
-	f, err := os.OpenFile(lockPath, os.O_RDWR, 0)
+// mapRegion maps the region for key, making its file if it is missing,
+// with its blocks allocated first: a store into a hole of a mapping on a
+// full disk would be SIGBUS.
+func mapRegion(key regionKey, path string) (*region, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	var st unix.Statfs_t
-	if err := unix.Fstatfs(int(f.Fd()), &st); err != nil {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return nil, err
-	}
-	if !localFS[int64(st.Type)] {
-		return nil, fmt.Errorf("file system type %#x: not known to share mappings between processes", st.Type)
 	}
 	if err := unix.Fallocate(int(f.Fd()), 0, 0, regionSize); err != nil {
 		return nil, err
@@ -322,7 +325,12 @@ func mapRaw(lockPath string) (*region, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &region{mem: mem}, nil
+	r := &region{mem: mem, key: key, path: path, ino: st.Ino}
+	if !r.u64(offMagic).CompareAndSwap(0, groupMagic) && r.u64(offMagic).Load() != groupMagic {
+		_ = unix.Munmap(mem)
+		return nil, fmt.Errorf("%s: the region has another layout", path)
+	}
+	return r, nil
 }
 
 // claim takes a free slot for this process, or returns false if all are busy.
@@ -419,7 +427,17 @@ func (s *Store) groupBuy(ctx context.Context, buyer string, qty int64) (r Receip
 	if err != nil {
 		return r, true, err
 	}
-	reg := groupRegion(f.lock)
+	if _, err := os.Stat(f.journal); errors.Is(err, fs.ErrNotExist) {
+		// The region is named after the journal, which a seed file has
+		// not had yet. Nothing is created beside a file that is refused.
+		if _, _, err := loadState(f.ticket); err != nil {
+			return r, true, err
+		}
+		if err := createJournal(f.journal, l); err != nil {
+			return r, true, err
+		}
+	}
+	reg := groupRegion(f.journal)
 	if reg == nil {
 		return r, false, nil
 	}
@@ -427,6 +445,7 @@ func (s *Store) groupBuy(ctx context.Context, buyer string, qty int64) (r Receip
 	if !ok {
 		return r, false, nil
 	}
+	defer reg.retire()
 	me := int32(os.Getpid())
 	sl.post(buyer, qty, !s.opts.NoSync)
 	stop := context.AfterFunc(ctx, func() { wakeSlot(sl) })
@@ -468,7 +487,6 @@ func (s *Store) groupBuy(ctx context.Context, buyer string, qty int64) (r Receip
 			return r, true, err
 		}
 		var pre *os.File
-		notified := false // the release wakes the owners itself (Lock's does)
 		if !ok && ctx.Err() == nil && reg.i32(offSuccessor).CompareAndSwap(0, me) {
 			// Wait in flock(2) for whoever holds the lock, on behalf of
 			// every sleeper, with the next version's file made while
@@ -481,7 +499,7 @@ func (s *Store) groupBuy(ctx context.Context, buyer string, qty int64) (r Receip
 				wakePending(reg) // one of them takes over as successor
 				continue
 			}
-			ok, notified = true, true
+			ok = true
 		}
 		if ok {
 			old, lerr := s.lead(f, l, reg, pre)
@@ -491,30 +509,37 @@ func (s *Store) groupBuy(ctx context.Context, buyer string, qty int64) (r Receip
 			// unlocks, or the next leader could sell it meanwhile.
 			withdrawn := lerr != nil && withdraw()
 			unlock()
-			if !notified {
-				wakeAfterUnlock(reg)
-			}
+			wakeAfterUnlock(reg)
 			closeAfterUnlock(old)
 			closeAfterUnlock(pre)
 			if lerr == nil {
 				continue
 			}
 			switch st := sl.state().Load(); {
+			case errors.Is(lerr, errRegionStale) && st == slotRetry:
+				sl.release()
+				return r, false, nil // buy alone, from the journal there is now
 			case withdrawn:
 				return r, true, lerr
 			case st == slotRetry:
 				sl.release()
 				return r, true, lerr
 			case st == slotTaken && errors.Is(lerr, ErrUnconfirmed):
-				// The intent, which may stand. The slot stays taken, not
-				// released: the next leader settles it from the journal,
-				// and frees it once this process has exited.
+				// The intent, which may stand: its line is beyond the
+				// ticket file. This buyer returns with it; the slot is
+				// abandoned, so that no later leader decides it again.
+				if r, done, err := sl.abandon(buyer, qty); done {
+					return r, true, err
+				}
 				r, _ = sl.receipt(buyer, qty)
 				return r, true, lerr
 			}
 			if failures++; failures >= 3 && sl.state().Load() == slotTaken {
 				// A crashed leader's request that no commit manages to
-				// settle: its sale may stand. The slot stays taken, as above.
+				// settle: its sale may stand.
+				if r, done, err := sl.abandon(buyer, qty); done {
+					return r, true, err
+				}
 				return r, true, fmt.Errorf("%w: %w", ErrUnconfirmed, lerr)
 			}
 			continue
@@ -533,13 +558,30 @@ func (s *Store) groupBuy(ctx context.Context, buyer string, qty int64) (r Receip
 	}
 }
 
+// abandon gives up a taken slot whose outcome its owner cannot wait for:
+// the next leader frees it without deciding it again (whatever a leader
+// already committed for it stands). If a leader published an outcome
+// first, abandon returns that instead (done true), freeing the slot.
+func (s slot) abandon(buyer string, qty int64) (r Receipt, done bool, err error) {
+	if s.state().CompareAndSwap(slotTaken, slotAbandoned) {
+		return r, false, nil
+	}
+	switch s.state().Load() {
+	case slotSold, slotSoldOut:
+		r, err = s.receipt(buyer, qty)
+		s.release()
+		return r, true, err
+	}
+	return r, false, nil
+}
+
 // receipt reads the outcome of the owner's own request.
 func (s slot) receipt(buyer string, qty int64) (Receipt, error) {
 	st := ticket.State{Left: s.i64(offLeft).Load(), Total: s.i64(offTotal).Load(), Sold: s.i64(offSold).Load(), Version: s.i64(offSeq).Load()}
 	if s.state().Load() == slotSoldOut {
 		return Receipt{State: st}, fmt.Errorf("%w: %d left, wanted %d", ticket.ErrSoldOut, st.Left, qty)
 	}
-	sale := ticket.Sale{Seq: st.Version, Buyer: buyer, Qty: qty, Left: st.Left, PID: os.Getpid(), Time: time.Unix(0, s.i64(offTime).Load()).UTC()}
+	sale := ticket.Sale{Seq: st.Version, Buyer: buyer, Qty: qty, Left: st.Left, Total: st.Total, PID: os.Getpid(), Time: time.Unix(0, s.i64(offTime).Load()).UTC()}
 	return Receipt{Sale: sale, State: st}, nil
 }
 
@@ -595,29 +637,26 @@ func (s *Store) lead(f files, l like, r *region, pre *os.File) (old *os.File, er
 		return nil, nil
 	}
 	r.gather()
-	if s.opts.NoSync && r.durable() {
-		// A --no-sync leader commits durable requests as a durable buyer
-		// would: the journal (and its creation) fsynced, including what it
-		// rolls forward from a crashed leader before answering from it.
-		synced := *s
-		synced.opts.NoSync = false
-		s = &synced
-	}
 	var (
 		batch   []slot // taken by this leader, intents written
 		settled bool   // take ran: a crashed leader's batch is settled
+		stale   bool   // the journal is not the region's: send everyone back
 	)
-	old, err = s.locked(f, l, pre, func(state ticket.State, j *journal) (ticket.State, error) {
+	old, err = s.locked(f, l, pre, func(state ticket.State, j *journal) (ticket.State, []byte, error) {
+		if !r.serves(j.f) {
+			stale = true
+			return state, nil, errRegionStale
+		}
 		var err error
 		if batch, err = take(r, j, state); err != nil {
-			return state, err
+			return state, nil, err
 		}
 		settled = true
 		crashPoint(stepGroupTake)
 		next, lines := decide(r, batch, state)
 		r.u32(offLastBatch).Store(uint32(len(batch)))
 		if len(lines) == 0 {
-			return next, nil
+			return next, nil, nil
 		}
 		r.i64(offBatchFrom).Store(state.Version + 1)
 		r.i64(offBatchTo).Store(next.Version)
@@ -629,11 +668,20 @@ func (s *Store) lead(f files, l like, r *region, pre *os.File) (old *os.File, er
 				j.noSync = false
 			}
 		}
-		if err := j.append(lines); err != nil {
-			return state, err
-		}
-		return next, nil
+		return next, lines, nil
 	})
+	if stale {
+		// The journal was replaced (init --force, copy --force) since
+		// these requests were posted: each buys alone, from the new one.
+		for i := range groupSlots {
+			sl := r.slot(i)
+			if !sl.state().CompareAndSwap(slotPending, slotRetry) {
+				sl.state().CompareAndSwap(slotTaken, slotRetry)
+			}
+		}
+		r.u32(offBatchOpen).Store(0)
+		return old, err
+	}
 	switch {
 	case err == nil:
 		crashPoint(stepGroupPublish)
@@ -656,6 +704,10 @@ func (s *Store) lead(f files, l like, r *region, pre *os.File) (old *os.File, er
 	}
 	return old, err
 }
+
+// errRegionStale is a leader's region that no longer serves the sale's
+// journal: its requests are bought alone.
+var errRegionStale = errors.New("the journal was replaced since these requests were posted")
 
 // groupDelay bounds how long a leader waits for the requests of a batch as
 // large as the last one to arrive.
@@ -687,20 +739,6 @@ func (r *region) pending() int {
 	return n
 }
 
-// durable reports whether a pending or taken request needs its sale fsynced.
-func (r *region) durable() bool {
-	for i := range groupSlots {
-		s := r.slot(i)
-		if s.owner().Load() == 0 || s.r.u32(s.base+offDurable).Load() == 0 {
-			continue
-		}
-		if st := s.state().Load(); st == slotPending || st == slotTaken {
-			return true
-		}
-	}
-	return false
-}
-
 // busy reports whether a leader has work: a pending request, or one a
 // crashed leader left taken.
 func (r *region) busy() bool {
@@ -709,7 +747,7 @@ func (r *region) busy() bool {
 	}
 	for i := range groupSlots {
 		if s := r.slot(i); s.owner().Load() != 0 {
-			if st := s.state().Load(); st == slotPending || st == slotTaken {
+			if st := s.state().Load(); st == slotPending || st == slotTaken || st == slotAbandoned {
 				return true
 			}
 		}
@@ -749,6 +787,8 @@ func take(r *region, j *journal, state ticket.State) (batch []slot, err error) {
 			continue
 		}
 		switch s.state().Load() {
+		case slotAbandoned:
+			reclaim(s, owner)
 		case slotPending:
 			if s.state().CompareAndSwap(slotPending, slotTaken) {
 				batch = append(batch, s)
@@ -786,7 +826,7 @@ func decide(r *region, batch []slot, state ticket.State) (ticket.State, []byte) 
 			s.i64(offSold).Store(state.Sold)
 			continue
 		}
-		sale := ticket.Sale{Seq: next.Version, Buyer: s.buyer(), Qty: qty, Left: next.Left, PID: int(s.owner().Load()), Time: now}
+		sale := ticket.Sale{Seq: next.Version, Buyer: s.buyer(), Qty: qty, Left: next.Left, Total: next.Total, PID: int(s.owner().Load()), Time: now}
 		lines = sale.AppendLine(lines)
 		s.i64(offSeq).Store(next.Version)
 		s.i64(offLeft).Store(next.Left)

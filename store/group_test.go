@@ -107,7 +107,7 @@ func TestGroupLeaderCrash(t *testing.T) {
 	for _, step := range steps {
 		t.Run(step, func(t *testing.T) {
 			path := newSale(t, 100, 1) // the first buy sets the region up
-			reg := groupRegion(path + ".lock")
+			reg := groupRegion(path + ".journal")
 			if reg == nil {
 				t.Skip("group commit is not available here")
 			}
@@ -227,7 +227,7 @@ func TestGroupBehindFlock(t *testing.T) {
 	path := newSale(t, 100, 1)
 	holder := exec.Command("flock", path+".lock", "sleep", "2")
 	startChild(t, holder)
-	reg := groupRegion(path + ".lock")
+	reg := groupRegion(path + ".journal")
 	if reg == nil {
 		t.Skip("group commit is not available here")
 	}
@@ -264,7 +264,7 @@ func TestGroupNoSyncLeader(t *testing.T) {
 	for _, durable := range []bool{true, false} {
 		t.Run(fmt.Sprintf("second-durable=%v", durable), func(t *testing.T) {
 			path := newSale(t, 100, 1)
-			reg := groupRegion(path + ".lock")
+			reg := groupRegion(path + ".journal")
 			if reg == nil {
 				t.Skip("group commit is not available here")
 			}
@@ -304,12 +304,15 @@ func TestGroupNoSyncLeader(t *testing.T) {
 
 // TestGroupLeaderCrashThenRestore: a leader dies with its batch open, then
 // the sale is replaced (ticket copy --force: Restore takes the lock alone and
-// archives the journal) by one with a shorter history. The next leader looks
-// for the dead leader's sales in a journal that ends before them: it must
-// decide those requests again on the new sale, not fail every buy.
+// archives the journal) by one with a shorter history. The buyers posted
+// their requests in the old journal's region: the next of them to lead
+// finds that its region no longer serves the sale's journal, and each buys
+// alone, on the new sale, once; none fails or waits for ever. The test
+// lets the leader go only once every buyer sleeps on its slot, so that
+// none can become the successor and lead the old sale first.
 func TestGroupLeaderCrashThenRestore(t *testing.T) {
 	path := newSale(t, 100, 1, 1, 1)
-	reg := groupRegion(path + ".lock")
+	reg := groupRegion(path + ".journal")
 	if reg == nil {
 		t.Skip("group commit is not available here")
 	}
@@ -317,8 +320,16 @@ func TestGroupLeaderCrashThenRestore(t *testing.T) {
 	leader := child(t, "crash", path, crashEnv+"="+stepJournalSync)
 	startChild(t, leader)
 	waitFor(t, 10*time.Second, "successor", func() bool { return reg.i32(offSuccessor).Load() == int32(leader.Process.Pid) })
-	cmds := buyers(t, path, 5, 1, safetyEnv+"=30s") // woken by Restore's release of the lock
+	cmds := buyers(t, path, 5, 1, safetyEnv+"=30s") // asleep until the test wakes them
 	waitFor(t, 10*time.Second, "six pending requests", func() bool { return reg.pending() == 6 })
+	waitFor(t, 10*time.Second, "five buyers asleep", func() bool {
+		for _, c := range cmds {
+			if !asleepOnSlot(t, c.Process.Pid) {
+				return false
+			}
+		}
+		return true
+	})
 	unlock()
 	if err := leader.Wait(); !killedBySIGKILL(err) {
 		t.Fatalf("leader: %v, want death by SIGKILL (stderr: %s)", err, leader.Stderr)
@@ -326,14 +337,17 @@ func TestGroupLeaderCrashThenRestore(t *testing.T) {
 	if reg.u32(offBatchOpen).Load() == 0 {
 		t.Fatal("the dead leader left no open batch")
 	}
+	// The dead leader woke no one: the test wakes them after the
+	// restore, as a new buyer or the safety net would.
 	fresh, _ := ticket.New(50)
 	next, _ := fresh.Take(1)
 	old := []ticket.Sale{{Seq: 1, Buyer: "copied", Qty: 1, Left: 49, PID: 1, Time: time.Unix(0, 0)}}
 	if _, err := Open(path, Options{}).Restore(context.Background(), next, old, true); err != nil {
 		t.Fatal(err)
 	}
+	wakeAfterUnlock(reg)
 	if n := waitAll(cmds, 10*time.Second); n != len(cmds) {
-		t.Fatalf("%d buyers still waiting 10s after the restore", len(cmds)-n)
+		t.Fatalf("%d buyers still waiting 10s after the restore (first: %s; pending %d, batch open %d, slots %v)", len(cmds)-n, cmds[0].Stderr, reg.pending(), reg.u32(offBatchOpen).Load(), dumpSlots(reg))
 	}
 	sales := map[string]int{}
 	for s, err := range Open(path, Options{}).Sales() {
@@ -347,7 +361,7 @@ func TestGroupLeaderCrashThenRestore(t *testing.T) {
 			t.Fatalf("buyer%d: %v (stderr: %s)", i, c.err, c.Stderr)
 		}
 		if n := sales[fmt.Sprintf("buyer%d", i)]; n != 1 {
-			t.Errorf("buyer%d has %d sales in the new journal, want 1", i, n)
+			t.Errorf("buyer%d has %d sales in the new journal, want 1 (it said %q)", i, n, c.Stdout)
 		}
 	}
 	if rep := mustBalance(t, path); rep.State.Left != 44 {
@@ -355,11 +369,35 @@ func TestGroupLeaderCrashThenRestore(t *testing.T) {
 	}
 }
 
+// asleepOnSlot reports whether a thread of process pid sleeps in a
+// shared futex wait (FUTEX_WAIT, op 0: a slot's wake word; the Go
+// runtime's own sleeps are private, op 128), as /proc shows it. It skips
+// the test where /proc does not show system calls.
+func asleepOnSlot(t *testing.T, pid int) bool {
+	t.Helper()
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return false
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/syscall", pid, task.Name()))
+		if err != nil {
+			t.Skipf("cannot see what the buyers wait for: %v", err)
+		}
+		f := strings.Fields(string(b))
+		if len(f) > 2 && f[0] == strconv.Itoa(int(syscall.SYS_FUTEX)) && f[2] == "0x0" {
+			return true
+		}
+	}
+	return false
+}
+
 // TestGroupNoSyncLeaderAfterCrash: a leader dies after writing a batch of
 // durable requests to the journal but before its fsync; the next leader is
-// a --no-sync buyer. Before it answers those requests from the journal, it
-// must fsync what it rolls forward: they were promised durability. (A
-// sleeper may wake and lead first; then the attempt is made again.)
+// a --no-sync buyer. It cuts the dead leader's lines (never committed) and
+// decides the requests again: since they are durable, it must fsync the
+// batch. (A sleeper may wake and lead first; then the attempt is made
+// again.)
 func TestGroupNoSyncLeaderAfterCrash(t *testing.T) {
 	for attempt := 1; attempt <= 10; attempt++ {
 		if noSyncLeaderAfterCrash(t) {
@@ -374,7 +412,7 @@ func TestGroupNoSyncLeaderAfterCrash(t *testing.T) {
 // buyer was the one that completed the crashed leader's batch.
 func noSyncLeaderAfterCrash(t *testing.T) bool {
 	path := newSale(t, 100, 1)
-	reg := groupRegion(path + ".lock")
+	reg := groupRegion(path + ".journal")
 	if reg == nil {
 		t.Skip("group commit is not available here")
 	}
@@ -397,18 +435,29 @@ func noSyncLeaderAfterCrash(t *testing.T) bool {
 	})
 	var completed bool
 	warn := func(note string) {
-		completed = completed || strings.Contains(note, "completed what a crashed buyer committed")
+		completed = completed || strings.Contains(note, "cut what a crashed buyer never committed")
 	}
 	if _, err := Open(path, Options{NoSync: true, Warn: warn}).Buy(context.Background(), "nosync", 1); err != nil {
 		t.Fatal(err)
 	}
 	fault = func(string) error { return nil }
 	if completed && syncs.Load() == 0 {
-		t.Fatal("the --no-sync leader answered durable requests from journal lines it never fsynced")
+		t.Fatal("the --no-sync leader committed durable requests without an fsync")
 	}
 	if n := waitAll(cmds, 10*time.Second); n != len(cmds) {
 		t.Fatalf("%d buyers still waiting", len(cmds)-n)
 	}
 	mustBalance(t, path)
 	return completed
+}
+
+func dumpSlots(r *region) []string {
+	var out []string
+	for i := range groupSlots {
+		s := r.slot(i)
+		if s.owner().Load() != 0 {
+			out = append(out, fmt.Sprintf("%d:owner=%d,state=%d,seq=%d", i, s.owner().Load(), s.state().Load(), s.i64(offSeq).Load()))
+		}
+	}
+	return out
 }

@@ -12,8 +12,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/ticketd/ticket/ticket"
+	"golang.org/x/sys/unix"
 )
 
 // tailWindow is how much of the journal's end recovery reads: several
@@ -23,18 +25,23 @@ import (
 const tailWindow = 4 << 10
 
 // journalError is a journal that does not balance with the ticket file. It
-// matches both ErrJournal and ticket.ErrInvalid.
+// matches both ErrJournal and ticket.ErrInvalid, and behind, when set.
 type journalError struct {
 	path       string
 	problem    string
-	unfinished bool // the last line has no line end: a crashed append
+	unfinished bool  // the last line has no line end: a crashed append
+	behind     error // ErrJournalBehind, or nil
 }
 
 func (e *journalError) Error() string { return e.path + ": " + e.problem }
 
 func (e *journalError) Is(target error) bool {
-	return target == ErrJournal || target == ticket.ErrInvalid
+	return target == ErrJournal || target == ticket.ErrInvalid || (e.behind != nil && target == e.behind)
 }
+
+// lockJournal is whether the journal is locked too (see openJournal). Only
+// the negative control of the tests that delete lock files turns it off.
+var lockJournal = true
 
 // journal is the sales journal opened for appending under the lock.
 type journal struct {
@@ -44,121 +51,279 @@ type journal struct {
 }
 
 // openJournal opens the journal for appending, creating it (see createFile)
-// if it is missing, as it is beside a seed file that has never been sold from.
+// if it is missing, as it is beside a seed file that has never been sold
+// from, and locks it.
+//
+// The journal's own lock (flock(2), exclusive, taken after the lock file's
+// and held as long) keeps two ticket processes apart even when someone
+// deleted the lock file while one of them held it, so that each locks a
+// different file: both still lock the journal, which nobody deletes
+// lightly. Processes that follow the lock protocol without ticket lock only
+// the lock file, and never see this one.
 func openJournal(path string, l like, noSync bool) (*journal, error) {
 	if err := fault(stepJournalOpen); err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
-	if errors.Is(err, fs.ErrNotExist) { // beside a seed file: create it once
-		created, cerr := createFile(path, l)
-		if cerr != nil {
-			return nil, ioError("create journal", path, cerr)
-		}
-		if created && !noSync {
-			// The new journal's name must be on disk before a sale in it
-			// can be committed: a later rename's directory fsync may come
-			// too late.
-			if err := syncDir(filepath.Dir(path)); err != nil {
+	for range maxMoves {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
+		if errors.Is(err, fs.ErrNotExist) { // beside a seed file: create it once
+			if err := createJournal(path, l); err != nil {
 				return nil, err
 			}
+			continue
 		}
-		f, err = os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
+		if err != nil {
+			return nil, ioError("open journal", path, err)
+		}
+		j := &journal{path: path, f: f, noSync: noSync}
+		if !lockJournal {
+			return j, nil
+		}
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+			f.Close()
+			return nil, ioError("lock journal", path, err)
+		}
+		locked, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, ioError("stat", path, err)
+		}
+		if now, err := os.Stat(path); err == nil && os.SameFile(locked, now) {
+			return j, nil
+		}
+		f.Close() // replaced while this process waited for it: lock the new one
 	}
-	if err != nil {
-		return nil, ioError("open journal", path, err)
-	}
-	return &journal{path: path, f: f, noSync: noSync}, nil
+	return nil, ioError("open journal", path, fmt.Errorf("replaced or deleted %d times while this process opened it", maxMoves))
 }
 
 func (j *journal) Close() error { return j.f.Close() }
 
-// recover brings state up to the journal, which is where a sale is
-// committed. A buyer killed after appending its sale but before replacing
-// the ticket file leaves whole lines beyond the file's version: they are
-// committed sales, and recover rolls the state forward over them, checking
-// that each follows from the one before (it fsyncs the journal first, since
-// the killed buyer may not have). A buyer killed in the middle of its
-// append leaves an unfinished last line, which no one was ever told about:
-// recover cuts it. It returns the state with every committed sale applied,
-// how many sales it rolled forward, and a note saying what it repaired ("" if
-// nothing). A journal that does not fit the ticket file is refused with a
-// journalError, and nothing is changed.
-func (j *journal) recover(state ticket.State) (ticket.State, int, string, error) {
-	info, err := j.f.Stat()
+// createJournal creates the journal at path, empty, unless it exists. The
+// new journal's name is fsynced into its directory before a sale in it can
+// be committed: a later rename's directory fsync may come too late.
+func createJournal(path string, l like) error {
+	created, err := createFile(path, l)
 	if err != nil {
-		return state, 0, "", fmt.Errorf("stat %s: %w", j.path, err)
+		return ioError("create journal", path, err)
 	}
-	size := info.Size()
-	rolled, pending, end, err := scanTail(j.f, j.path, size, state)
-	if err != nil {
-		return state, 0, "", err
+	if created {
+		return syncDir(filepath.Dir(path))
 	}
-	if end != size {
-		if err := fault(stepJournalCut); err != nil {
-			return state, 0, "", ioError("cut", j.path, err)
-		}
-		if err := j.f.Truncate(end); err != nil {
-			return state, 0, "", ioError("cut", j.path, err)
-		}
-	}
-	if end != size || len(pending) > 0 {
-		if err := j.sync(); err != nil {
-			return state, 0, "", err
-		}
-	}
-	var notes []string
-	for _, s := range pending {
-		notes = append(notes, fmt.Sprintf("sale #%d (%d to %s)", s.Seq, s.Qty, s.Buyer))
-	}
-	var note string
-	if len(pending) > 0 {
-		note = fmt.Sprintf("%s: completed what a crashed buyer committed: %s", j.path, strings.Join(notes, ", "))
-	}
-	if end != size {
-		if note != "" {
-			note += "; "
-		} else {
-			note = j.path + ": "
-		}
-		note += "cut an unfinished line a crashed buyer left"
-	}
-	return rolled, len(pending), note, nil
+	return nil
 }
 
-// scanTail reads the end of the journal f (size bytes long, at path) back to
-// the sale at state's version and returns state rolled forward over the
-// whole lines after it, those sales, and where the journal's whole lines
-// end (before an unfinished last line). It changes nothing.
-func scanTail(f *os.File, path string, size int64, state ticket.State) (ticket.State, []ticket.Sale, int64, error) {
-	if size > 0 && !state.Stored() {
-		return state, nil, 0, &journalError{path: path, problem: "holds sales, but the ticket file was never written by ticket (a seed file beside an old journal?): start a new sale with ticket init --force, which keeps the old journal"}
+// entry is a whole record of the journal and the byte offset of its line.
+type entry struct {
+	ticket.Sale
+	off int64
+}
+
+// settlement is what the journal says of a ticket file: the state the sale
+// is in, and what has to be written or cut to bring the two files in line.
+// settle works it out; nothing is changed until a writer applies it.
+type settlement struct {
+	state ticket.State  // the sale as it now is: every committed record applied, the count reconciled
+	add   []ticket.Sale // records to append before any new one: an init record, a change made outside ticket
+
+	end    int64         // where the journal's committed records end: it is cut there if longer
+	cut    []ticket.Sale // records beyond the ticket file's version written in this boot by a process that died first: never committed
+	rolled []ticket.Sale // records beyond the ticket file's version from before a reboot: committed, applied
+
+	unfinished  bool // an unfinished last line is cut
+	unversioned bool // the ticket file had no "version" beside a journal: continued from its last record
+	empty       bool // the journal holds no record at all
+}
+
+// changes reports whether the ticket file must be written even if nothing
+// new is recorded: it is behind the journal, or records are to be added.
+func (st settlement) changes() bool {
+	for _, r := range st.add {
+		if r.Kind != ticket.KindInit {
+			return true
+		}
 	}
-	sales, found, end, err := tailSales(f, path, size, func(s ticket.Sale) bool { return s.Seq <= state.Version })
+	return len(st.rolled) > 0
+}
+
+// note says, in one line, what a writer applying the settlement repairs,
+// or "" if nothing.
+func (st settlement) note(path string) string {
+	var parts []string
+	if len(st.rolled) > 0 {
+		parts = append(parts, "completed what was committed before a restart: "+describe(st.rolled))
+	}
+	if len(st.cut) > 0 {
+		parts = append(parts, "cut what a crashed buyer never committed: "+describe(st.cut))
+	}
+	if st.unfinished {
+		parts = append(parts, "cut an unfinished line a crashed buyer left")
+	}
+	for _, r := range st.add {
+		if r.Kind != ticket.KindInit {
+			parts = append(parts, fmt.Sprintf("recorded #%d: %s (the ticket file's count was changed by another process)", r.Seq, r.Describe()))
+		}
+	}
+	if st.unversioned {
+		parts = append(parts, `the ticket file had lost its "version" member: continued from the journal's last record`)
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return path + ": " + strings.Join(parts, "; ")
+}
+
+func describe(records []ticket.Sale) string {
+	var s []string
+	for _, r := range records {
+		s = append(s, fmt.Sprintf("#%d (%s)", r.Seq, r.Describe()))
+	}
+	return strings.Join(s, ", ")
+}
+
+// settle reads the end of the journal back to the record at the ticket
+// file's version and works out the settlement for file, the ticket file's
+// state (see settleTail). It changes nothing.
+func settle(f *os.File, path string, size int64, file ticket.State, now time.Time) (settlement, error) {
+	stop := func(r ticket.Sale) bool { return r.Seq <= file.Version }
+	if !file.Stored() {
+		stop = func(ticket.Sale) bool { return true } // the last record
+	}
+	entries, found, end, err := tailRecords(f, path, size, stop)
 	if err != nil {
-		return state, nil, 0, err
+		return settlement{}, err
 	}
-	pending := sales // whole lines beyond the ticket file's version
-	if found {
-		anchor := sales[0] // the sale at the ticket file's version
-		pending = sales[1:]
+	beyondSameBoot := false
+	if found && len(entries) > 1 || !found && len(entries) > 0 {
+		beyondSameBoot = sameBoot(f) // asked only when there is something beyond
+	}
+	return settleTail(path, file, entries, found, end, size, beyondSameBoot, now)
+}
+
+// settleTail is settle's decision, from the journal's tail: entries, in
+// journal order, start with the record at the ticket file's version when
+// found; end is where the whole lines end in a journal of size bytes.
+//
+// Records beyond the ticket file's version are cut when this boot wrote
+// them (sameBoot): a writer replaces the ticket file before it unlocks, so
+// one that died first had told no one. Otherwise (a power cut took the
+// ticket file's rename but not the fsynced journal) they are committed and
+// rolled forward, and the ticket file's count, which predates them, is
+// stale. With nothing beyond, the ticket file's count is the truth, and a
+// difference from the books is a change made outside ticket, recorded as
+// such (ticket.Reconcile). A ticket file ahead of its journal is refused
+// with ErrJournalBehind: the journal was cut or replaced.
+func settleTail(path string, file ticket.State, entries []entry, found bool, end, size int64, sameBoot bool, now time.Time) (settlement, error) {
+	st := settlement{end: end, unfinished: end != size, empty: len(entries) == 0}
+	var anchor *ticket.Sale
+	beyond := entries
+	switch {
+	case !file.Stored() && len(entries) > 0:
+		anchor, beyond = &entries[0].Sale, nil // the journal's last record
+		st.unversioned = true
+	case found:
+		anchor, beyond = &entries[0].Sale, entries[1:]
 		switch {
-		case anchor.Seq != state.Version:
-			return state, nil, 0, &journalError{path: path, problem: fmt.Sprintf("last sale is #%d but the ticket file is at version %d", anchor.Seq, state.Version)}
-		case anchor.Left != state.Left:
-			return state, nil, 0, &journalError{path: path, problem: fmt.Sprintf("sale #%d left %d tickets but the ticket file says %d", anchor.Seq, anchor.Left, state.Left)}
+		case anchor.Seq != file.Version && len(beyond) == 0:
+			return st, &journalError{path: path, problem: fmt.Sprintf("ends at record #%d, but the ticket file is at version %d: the journal was cut, replaced or deleted", anchor.Seq, file.Version), behind: ErrJournalBehind}
+		case anchor.Seq != file.Version:
+			return st, &journalError{path: path, problem: fmt.Sprintf("holds no record #%d, the ticket file's version: it jumps from #%d to #%d", file.Version, anchor.Seq, beyond[0].Seq)}
 		}
-	} else if state.Version != 0 {
-		return state, nil, 0, &journalError{path: path, problem: fmt.Sprintf("holds no sale #%d, but the ticket file is at version %d", state.Version, state.Version)}
-	}
-	for _, s := range pending {
-		next, err := state.Take(s.Qty)
-		if err != nil || s.Seq != next.Version || s.Left != next.Left {
-			return state, nil, 0, &journalError{path: path, problem: fmt.Sprintf("sale #%d (%d, %d left) does not follow version %d of the ticket file (%d left)", s.Seq, s.Qty, s.Left, state.Version, state.Left)}
+	case file.Version != 0:
+		last := "holds no records"
+		if len(entries) > 0 {
+			last = fmt.Sprintf("starts at record #%d", entries[0].Seq)
 		}
-		state = next
+		return st, &journalError{path: path, problem: fmt.Sprintf("%s, but the ticket file is at version %d: the journal was cut, replaced or deleted", last, file.Version), behind: ErrJournalBehind}
 	}
-	return state, pending, end, nil
+	books, err := booksAt(path, anchor, file)
+	if err != nil {
+		return st, err
+	}
+	if len(beyond) > 0 && sameBoot {
+		st.cut = sales(beyond)
+		st.end = beyond[0].off
+		beyond = nil
+	}
+	if len(beyond) > 0 {
+		state := books
+		for _, r := range beyond {
+			next, err := state.Apply(r.Sale)
+			if err != nil {
+				return st, &journalError{path: path, problem: fmt.Sprintf("%v (beyond the ticket file's version %d)", err, file.Version)}
+			}
+			state = next
+		}
+		st.rolled = sales(beyond)
+		st.state = state.WithMembersOf(file)
+	} else {
+		var r ticket.Sale
+		var changed bool
+		st.state, r, changed = ticket.Reconcile(books, file, now)
+		if changed {
+			st.add = append(st.add, r)
+		}
+	}
+	if st.empty {
+		// A journal without records gets its init record with the first
+		// thing written to it.
+		init := ticket.Sale{Seq: books.Version, Kind: ticket.KindInit, Left: books.Left, Total: books.Total, Time: now.UTC()}
+		st.add = append([]ticket.Sale{init}, st.add...)
+	}
+	return st, nil
+}
+
+func sales(entries []entry) []ticket.Sale {
+	out := make([]ticket.Sale, len(entries))
+	for i, e := range entries {
+		out[i] = e.Sale
+	}
+	return out
+}
+
+// booksAt returns the books at the anchor record: the state the journal
+// says the sale was in at the ticket file's version. With no anchor (an
+// empty journal, or one written before init records whose first sale is
+// still to come), they are the ticket file's own total and sold, which the
+// lock protocol leaves alone. A sale line written before totals were
+// recorded takes its total from the ticket file the same way.
+func booksAt(path string, anchor *ticket.Sale, file ticket.State) (ticket.State, error) {
+	if anchor == nil {
+		if !file.Stored() {
+			return file, nil // a seed file: consistent, checked by Parse
+		}
+		if file.Sold > file.Total {
+			return file, &journalError{path: path, problem: fmt.Sprintf("the ticket file says %d sold of %d, and the journal holds nothing to tell", file.Sold, file.Total)}
+		}
+		return ticket.At(file.Version, file.Total-file.Sold, file.Total), nil
+	}
+	if b, ok := anchor.Books(); ok {
+		return b, nil
+	}
+	total := file.Total
+	if total < anchor.Left {
+		total = file.Sold + anchor.Left
+	}
+	return ticket.At(anchor.Seq, anchor.Left, total), nil
+}
+
+// recoverLocked applies a settlement's cuts to the journal, under the
+// lock: records written this boot beyond the ticket file's version, and an
+// unfinished last line, neither ever committed. The cut is not fsynced:
+// whatever is appended next is, with the journal's new length, and a cut
+// lost in a power cut only brings back records a reboot then rolls forward
+// as if they had been committed, which no one was told they were not.
+func (j *journal) recoverLocked(st settlement) error {
+	size, err := j.size()
+	if err != nil || st.end == size {
+		return err
+	}
+	if err := fault(stepJournalCut); err != nil {
+		return ioError("cut", j.path, err)
+	}
+	if err := j.f.Truncate(st.end); err != nil {
+		return ioError("cut", j.path, err)
+	}
+	return nil
 }
 
 // salesFrom returns the journal's sales numbered from..to, by number,
@@ -170,26 +335,27 @@ func (j *journal) salesFrom(from, to int64) (map[int64]ticket.Sale, error) {
 	if err != nil {
 		return nil, err
 	}
-	sales, _, _, err := tailSales(j.f, j.path, size, func(s ticket.Sale) bool { return s.Seq < from })
+	entries, _, _, err := tailRecords(j.f, j.path, size, func(s ticket.Sale) bool { return s.Seq < from })
 	if err != nil {
 		return nil, err
 	}
 	m := map[int64]ticket.Sale{}
-	for _, s := range sales {
-		if s.Seq >= from && s.Seq <= to {
-			m[s.Seq] = s
+	for _, e := range entries {
+		if e.Seq >= from && e.Seq <= to && e.Kind == ticket.KindSale {
+			m[e.Seq] = e.Sale
 		}
 	}
 	return m, nil
 }
 
-// tailSales parses the whole lines of the journal f (size bytes long, at
-// path) backwards from its end until stop accepts a sale or the journal's
-// start is reached, and returns those sales in journal order (the accepted
-// one first), whether stop accepted one, and where the whole lines end
-// (before an unfinished last line, which is no sale). Lines before the
-// accepted one are not read: a buy stays O(1) in the number of sales.
-func tailSales(f *os.File, path string, size int64, stop func(ticket.Sale) bool) (sales []ticket.Sale, found bool, end int64, err error) {
+// tailRecords parses the whole lines of the journal f (size bytes long, at
+// path) backwards from its end until stop accepts a record or the
+// journal's start is reached, and returns those records in journal order
+// (the accepted one first), whether stop accepted one, and where the whole
+// lines end (before an unfinished last line, which is no record). Lines
+// before the accepted one are not read: a buy stays O(1) in the number of
+// sales.
+func tailRecords(f *os.File, path string, size int64, stop func(ticket.Sale) bool) (entries []entry, found bool, end int64, err error) {
 	for window := int64(tailWindow); ; window *= 2 {
 		start := max(size-window, 0)
 		buf := make([]byte, size-start)
@@ -202,7 +368,7 @@ func tailSales(f *os.File, path string, size int64, stop func(ticket.Sale) bool)
 		}
 		buf = buf[:nl+1]
 		end = start + int64(nl+1)
-		sales = sales[:0]
+		entries = entries[:0]
 		cut := false
 		for len(buf) > 0 && !found {
 			lineStart := bytes.LastIndexByte(buf[:len(buf)-1], '\n') + 1
@@ -212,25 +378,28 @@ func tailSales(f *os.File, path string, size int64, stop func(ticket.Sale) bool)
 			}
 			s, err := ticket.ParseSale(buf[lineStart : len(buf)-1])
 			if err != nil {
-				return nil, false, 0, &journalError{path: path, problem: fmt.Sprintf("the line at byte %d is not a sale: %v", start+int64(lineStart), err)}
+				return nil, false, 0, &journalError{path: path, problem: fmt.Sprintf("the line at byte %d is not a record: %v", start+int64(lineStart), err)}
 			}
-			sales = append(sales, s)
+			entries = append(entries, entry{s, start + int64(lineStart)})
 			found = stop(s)
 			buf = buf[:lineStart]
 		}
 		if !cut {
-			slices.Reverse(sales)
-			return sales, found, end, nil
+			slices.Reverse(entries)
+			return entries, found, end, nil
 		}
 	}
 }
 
-// append writes one sale as one line and fsyncs it.
-func (j *journal) append(line []byte) error {
+// append writes records, each a whole line, in one write and fsyncs them.
+func (j *journal) append(lines []byte) error {
+	if err := markBoot(j.f); err != nil {
+		return ioError("mark", j.path, err)
+	}
 	if err := fault(stepJournalWrite); err != nil {
 		return ioError("append to", j.path, err)
 	}
-	if _, err := j.f.Write(line); err != nil {
+	if _, err := j.f.Write(lines); err != nil {
 		return ioError("append to", j.path, err)
 	}
 	return j.sync()
@@ -245,12 +414,12 @@ func (j *journal) size() (int64, error) {
 	return info.Size(), nil
 }
 
-// undo cuts the journal back to size, taking off the sales of a change
+// undo cuts the journal back to size, taking off the records of a change
 // that failed before the ticket file showed them, so that a failed buy
-// changes nothing. The cut is fsynced, since a whole line in the journal is
-// a committed sale and a cut lost in a crash would bring it back; a failure
-// of that fsync is returned as a note, not an error, because the sale is
-// gone from the journal either way unless the machine crashes too.
+// changes nothing. The cut is fsynced, since a reboot would roll forward
+// records beyond the ticket file's version; a failure of that fsync is
+// returned as a note, not an error, because the sale is gone from the
+// journal either way unless the machine crashes too.
 func (j *journal) undo(size int64) (note string, err error) {
 	now, err := j.size()
 	if err != nil || now == size {
@@ -281,10 +450,11 @@ func (j *journal) sync() error {
 	return nil
 }
 
-// readSales yields the sales of the journal at path in order, with each
-// line's number; a line that is not a sale ends the sequence with an error
-// wrapping ticket.ErrInvalid. A missing journal yields nothing.
-func readSales(path string) iter.Seq2[ticket.Sale, error] {
+// readRecords yields the records of the journal at path in order; a line
+// that is not a record ends the sequence with an error wrapping
+// ticket.ErrInvalid, an unfinished last line with a journalError that says
+// so. A missing journal yields nothing.
+func readRecords(path string) iter.Seq2[ticket.Sale, error] {
 	return func(yield func(ticket.Sale, error) bool) {
 		f, err := os.Open(path)
 		if errors.Is(err, fs.ErrNotExist) {

@@ -10,8 +10,9 @@ import (
 
 // TestRollForwardBeyondTheTailWindow: when the sales the ticket file does
 // not show yet fill more than the first window read from the journal's end
-// (a crashed leader's large batch), reading goes back as far as needed, and
-// the next buy completes all of them.
+// (a large batch committed just before a power cut took the ticket file's
+// rename), reading goes back as far as needed, and the next buy after the
+// restart completes all of them.
 func TestRollForwardBeyondTheTailWindow(t *testing.T) {
 	path := newSale(t, 1000, 1)
 	st, err := Open(path, Options{}).Read()
@@ -32,6 +33,7 @@ func TestRollForwardBeyondTheTailWindow(t *testing.T) {
 		t.Fatalf("%d bytes of pending lines do not exceed two windows of %d", len(lines), tailWindow)
 	}
 	appendFile(t, path+".journal", lines)
+	simulateReboot(t)
 	got, err := Open(path, Options{}).Read()
 	if err != nil || got.Version != 1+n || got.Left != 1000-1-n {
 		t.Fatalf("Read: %+v, %v; want version %d, %d left", got, err, 1+n, 1000-1-n)

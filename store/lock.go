@@ -10,6 +10,11 @@ import (
 	"github.com/gofrs/flock"
 )
 
+// checkIdentity is whether a lock taken on a file is checked to be on the
+// file still at its path (see Lock). Only the negative control of the
+// tests that delete lock files turns it off.
+var checkIdentity = true
+
 // Lock takes the exclusive flock(2) lock on lockPath, creating the file with
 // permissions perm if it does not exist (see createFile).
 // It returns the function that releases the lock.
@@ -22,21 +27,52 @@ import (
 // cancelled. A waiter that gave up leaves one goroutine blocked in flock(2);
 // if that ever gets the lock it releases it at once, without touching
 // anything, so giving up is safe but not free in a long-running program.
+//
+// A lock file that someone deleted (or replaced) while this process waited
+// for it would give this process a lock nobody else can see: a process
+// that comes later creates a new file at lockPath and locks that one. So
+// once it has the lock, Lock checks that the file it locked is still the
+// one at lockPath, and if not, lets it go and starts again on the file that
+// is there now. The lock file's contents are never read or written:
+// truncating it, as a shell's 9>PATH.lock does, changes nothing.
 func Lock(ctx context.Context, lockPath string, perm fs.FileMode) (unlock func(), err error) {
+	for range maxMoves {
+		unlock, err := lockOnce(ctx, lockPath, perm)
+		if !errors.Is(err, errMoved) {
+			return unlock, err
+		}
+		if _, err := os.Stat(lockPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, ioError("lock", lockPath, err)
+		} else if err != nil {
+			if _, lerr := os.Lstat(lockPath); lerr == nil {
+				return nil, ioError("lock", lockPath, fmt.Errorf("a symbolic link to a file that does not exist: %w", err))
+			}
+		}
+	}
+	return nil, ioError("lock", lockPath, fmt.Errorf("replaced or deleted %d times while this process tried to lock it", maxMoves))
+}
+
+// maxMoves bounds how often Lock starts again on a lock file that moved.
+const maxMoves = 1000
+
+// errMoved is a lock taken on a file that is no longer at its path: the
+// caller tries again.
+var errMoved = errors.New("the lock file was replaced or deleted")
+
+// lockOnce is one attempt of Lock: it returns errMoved when the file it
+// locked is no longer at lockPath (or was deleted before it was opened).
+func lockOnce(ctx context.Context, lockPath string, perm fs.FileMode) (unlock func(), err error) {
 	if err := ensureLockFile(lockPath, perm); err != nil {
 		return nil, err
 	}
 	fl := flock.New(lockPath, flock.SetFlag(os.O_RDWR))
-	release := func() {
-		_ = fl.Unlock() // closing the descriptor releases it even if LOCK_UN fails
-		groupNotify(lockPath)
-	}
+	release := func() { _ = fl.Unlock() } // closing the descriptor releases it even if LOCK_UN fails
 	ok, err := fl.TryLock()
 	if err != nil {
-		return nil, ioError("lock", lockPath, err)
+		return nil, lockError(lockPath, err)
 	}
 	if ok {
-		return release, nil
+		return held(fl, lockPath, release)
 	}
 	if ctx.Err() != nil {
 		return nil, lockCtxErr(ctx, lockPath)
@@ -46,9 +82,9 @@ func Lock(ctx context.Context, lockPath string, perm fs.FileMode) (unlock func()
 	select {
 	case err := <-got:
 		if err != nil {
-			return nil, ioError("lock", lockPath, err)
+			return nil, lockError(lockPath, err)
 		}
-		return release, nil
+		return held(fl, lockPath, release)
 	case <-ctx.Done():
 		go func() {
 			if <-got == nil {
@@ -57,6 +93,38 @@ func Lock(ctx context.Context, lockPath string, perm fs.FileMode) (unlock func()
 		}()
 		return nil, lockCtxErr(ctx, lockPath)
 	}
+}
+
+// held returns release once it has checked that fl, just locked, is still
+// the file at path; otherwise it releases it and returns errMoved.
+func held(fl *flock.Flock, path string, release func()) (func(), error) {
+	if !checkIdentity {
+		return release, nil
+	}
+	locked, err := fl.Stat()
+	if err != nil {
+		release()
+		return nil, ioError("stat", path, err)
+	}
+	now, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && !os.SameFile(locked, now)) {
+		release()
+		return nil, errMoved
+	}
+	if err != nil {
+		release()
+		return nil, ioError("stat", path, err)
+	}
+	return release, nil
+}
+
+// lockError is a failure to open or lock lockPath; a file deleted between
+// its creation and its opening is errMoved, to be tried again.
+func lockError(lockPath string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return errMoved
+	}
+	return ioError("lock", lockPath, err)
 }
 
 // lockCtxErr is the error of a lock not had before ctx was done: ErrLocked
@@ -71,17 +139,13 @@ func lockCtxErr(ctx context.Context, lockPath string) error {
 // tryLock takes the lock on lockPath if it is free, without waiting, and
 // reports whether it did.
 func tryLock(lockPath string, perm fs.FileMode) (unlock func(), ok bool, err error) {
-	if err := ensureLockFile(lockPath, perm); err != nil {
-		return nil, false, err
+	done, cancel := context.WithCancel(context.Background())
+	cancel() // a done context: Lock does not wait
+	unlock, err = Lock(done, lockPath, perm)
+	if errors.Is(err, context.Canceled) {
+		return nil, false, nil
 	}
-	fl := flock.New(lockPath, flock.SetFlag(os.O_RDWR))
-	if ok, err = fl.TryLock(); err != nil || !ok {
-		if err != nil {
-			err = ioError("lock", lockPath, err)
-		}
-		return nil, false, err
-	}
-	return func() { _ = fl.Unlock() }, true, nil
+	return unlock, err == nil, err
 }
 
 // ensureLockFile creates the lock file if it is missing (see createFile).

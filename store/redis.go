@@ -573,7 +573,18 @@ func (r *Redis) Verify(ctx context.Context) (Report, error) {
 // Restore replaces the sale with state and sales in one MULTI/EXEC
 // transaction, refusing with ErrExists when the sale exists and not force.
 // With force, a journal that holds sales is renamed and archive names it.
-func (r *Redis) Restore(ctx context.Context, state ticket.State, sales []ticket.Sale, force bool) (string, error) {
+func (r *Redis) Restore(ctx context.Context, state ticket.State, records []ticket.Sale, force bool) (string, error) {
+	var sales []ticket.Sale
+	for _, s := range records {
+		switch s.Kind {
+		case ticket.KindInit:
+			// The state's total says it: a Redis journal holds sales only.
+		case ticket.KindSale:
+			sales = append(sales, s)
+		default:
+			return "", fmt.Errorf("%s: record #%d is of kind %q (a change made outside ticket), which a Redis journal cannot hold yet: nothing was copied", r.where(), s.Seq, s.Kind)
+		}
+	}
 	if state.Total > MaxRedisCount {
 		return "", fmt.Errorf("%s: %d tickets: a Redis sale holds at most %d: %w", r.where(), state.Total, int64(MaxRedisCount), ticket.ErrInvalid)
 	}

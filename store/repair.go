@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"time"
 
@@ -12,53 +13,152 @@ import (
 
 // Repaired is what Repair did.
 type Repaired struct {
-	State ticket.State // the ticket file as it now is
-	Sales int64        // the sales it was rebuilt from; 0 if nothing was rebuilt
-	Kept  string       // where the damaged ticket file was moved; "" if it was not
+	State   ticket.State // the ticket file as it now is
+	Sales   int64        // the records the ticket file was rebuilt from; 0 if it was not rebuilt
+	Kept    string       // where the damaged ticket file was moved; "" if it was not
+	Archive string       // where a journal behind the ticket file was moved; "" if none was
+	Note    string       // what was settled besides, in one line; "" if nothing
 }
 
-// Repair rebuilds a damaged ticket file from the sales journal, the only
-// record a buy makes durable: a power cut on a file system whose renames
-// are not atomic across a crash (ext4 without its journal) may leave the
-// ticket file empty or garbled while the journal holds every sale. Under
-// the lock, if the ticket file cannot be parsed, Repair checks the whole
-// journal (numbers 1..n, each sale's "left" following from the one
-// before), moves the damaged file aside to PATH.damaged.TIME (never
-// deleting it) and writes, durably, a ticket file with the journal's last
-// state: left as the last sale says, total = left + the tickets sold.
-// Members the damaged file had besides count, total, sold and version
-// cannot be recovered, nor tickets a seed file counted as sold before its
-// first sale (Verify does not balance such a sale either).
+// Repair brings a sale back to where buying can go on, without ever
+// selling a ticket twice: it never raises the count of a ticket file it
+// can parse, and rebuilds only what cannot be read. Under the lock:
 //
-// A ticket file that parses is left alone (Repaired.Sales is 0). A journal
-// that is missing, empty or does not balance is refused with an error
-// wrapping ErrJournal, and nothing is changed.
+//   - A ticket file that does not parse (what a power cut may leave on a
+//     file system whose renames are not atomic across a crash, such as ext4
+//     without its journal or xfs), or that is missing while its journal
+//     holds records (moved or deleted), is rebuilt from the journal: its
+//     records are checked from the first (numbers running up by one, each
+//     one's left and total following from the one before) and the ticket
+//     file is written, durably, as the last one leaves the sale. A damaged
+//     file is moved aside to PATH.damaged.TIME, never deleted. Members it
+//     had besides count, total, sold and version cannot be recovered, nor a
+//     change another process made after the journal's last record.
+//   - A ticket file that parses is settled with its journal as the next
+//     buy would settle it (see Read): records a restart left beyond it are
+//     written into it, records a crashed buyer never committed are cut, a
+//     count another process changed is recorded as such.
+//   - A ticket file ahead of its journal (the journal was cut, replaced or
+//     restored from an older copy; ErrJournalBehind) is kept as it is: the
+//     journal is moved aside to PATH.journal.TIME and a new one starts with
+//     an init record at the ticket file's version and count.
+//
+// A journal that does not balance, or holds nothing to rebuild from, is
+// refused with an error wrapping ErrJournal, and nothing is changed.
 func (s *Store) Repair(ctx context.Context) (Repaired, error) {
 	f := s.files()
 	info, err := os.Stat(f.ticket)
-	if err != nil {
+	missing := errors.Is(err, fs.ErrNotExist)
+	switch {
+	case missing:
+		if _, err := os.Lstat(f.ticket); err == nil {
+			return Repaired{}, openError(s.path, fs.ErrNotExist) // a dangling link
+		}
+		if info, err = os.Stat(f.journal); err != nil {
+			return Repaired{}, openError(s.path, fs.ErrNotExist)
+		}
+	case err != nil:
 		return Repaired{}, openError(s.path, err)
-	}
-	if !info.Mode().IsRegular() {
-		return Repaired{}, invalidFile(s.path, "not a regular file: move it away, then run ticket repair again")
+	case !info.Mode().IsRegular():
+		return Repaired{}, invalidFile(s.path, "not a regular file: move it away, then repair it again")
 	}
 	unlock, err := Lock(ctx, f.lock, info.Mode().Perm())
 	if err != nil {
 		return Repaired{}, err
 	}
 	defer unlock()
-	if st, _, err := readState(f.ticket); err == nil {
-		return Repaired{State: st}, nil
-	} else if !errors.Is(err, ticket.ErrInvalid) {
-		return Repaired{}, err // missing, unreadable: not damage Repair can mend
+	file, _, err := readState(f.ticket)
+	var pe *parseError
+	switch {
+	case err == nil:
+		return s.settleRepair(f, file)
+	case errors.As(err, &pe), errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrNotFound):
+		j, err := openExistingJournal(f.journal)
+		if err != nil {
+			return Repaired{}, err
+		}
+		if j != nil {
+			defer j.Close()
+		}
+		return s.rebuild(f, info, !missing)
 	}
-	var (
-		r     Report
-		l     = newLedger(&r)
-		total int64
-		last  ticket.Sale
-	)
-	for sale, err := range readSales(f.journal) {
+	return Repaired{}, err // unreadable, or refused for what it is: not damage Repair can mend
+}
+
+// settleRepair is Repair of a ticket file that parses.
+func (s *Store) settleRepair(f files, file ticket.State) (Repaired, error) {
+	st, err := s.settleForVerify(f.journal, file)
+	switch {
+	case errors.Is(err, ErrJournalBehind):
+		return s.restartJournal(f, file)
+	case err != nil:
+		return Repaired{}, err
+	}
+	note := st.note(f.ticket)
+	if !st.changes() && len(st.cut) == 0 && !st.unfinished {
+		return Repaired{State: st.state}, nil
+	}
+	var r Repaired
+	// The locks are held: run the transaction as a buy of nothing would.
+	l := like{uid: -1}
+	if info, err := os.Stat(f.ticket); err == nil {
+		l = likeFile(info)
+	}
+	old, err := s.locked(f, l, nil, func(state ticket.State, _ *journal) (ticket.State, []byte, error) {
+		r.State = state
+		return state, nil, nil
+	})
+	closeAfterUnlock(old)
+	if err != nil {
+		return Repaired{}, err
+	}
+	r.Note = note
+	return r, nil
+}
+
+// restartJournal is Repair of a ticket file ahead of its journal: the
+// ticket file's count stands, and a new journal starts from it.
+func (s *Store) restartJournal(f files, file ticket.State) (Repaired, error) {
+	total := file.Total
+	if total < file.Left {
+		total = file.Left + file.Sold
+	}
+	state := ticket.At(file.Version, file.Left, total).WithMembersOf(file)
+	if old, err := openExistingJournal(f.journal); err != nil { // held while it is archived
+		return Repaired{}, err
+	} else if old != nil {
+		defer old.Close()
+	}
+	archive, err := archiveJournal(f.journal)
+	if err != nil {
+		return Repaired{}, err
+	}
+	info, err := os.Stat(f.ticket)
+	if err != nil {
+		return Repaired{}, ioError("stat", f.ticket, err)
+	}
+	j, err := openJournal(f.journal, likeFile(info), s.opts.NoSync)
+	if err != nil {
+		return Repaired{}, err
+	}
+	defer j.Close()
+	init := ticket.Sale{Seq: state.Version, Kind: ticket.KindInit, Left: state.Left, Total: state.Total, Time: time.Now().UTC()}
+	if err := j.append(init.AppendLine(nil)); err != nil {
+		return Repaired{}, err
+	}
+	uid, gid := owner(info)
+	if err := (writer{noSync: s.opts.NoSync}).replace(f.ticket, f.tmp, state.Encode(), info.Mode().Perm(), uid, gid); err != nil {
+		return Repaired{}, err
+	}
+	return Repaired{State: state, Archive: archive, Note: fmt.Sprintf("%s: the journal ended before the ticket file's version %d: kept it as %s and started a new one from the ticket file's count", f.ticket, file.Version, archive)}, nil
+}
+
+// rebuild is Repair of a ticket file that does not parse (damaged: kept
+// aside) or is missing, from the journal.
+func (s *Store) rebuild(f files, info fs.FileInfo, damaged bool) (Repaired, error) {
+	var r Report
+	l := newLedger(&r)
+	for rec, err := range readRecords(f.journal) {
 		if err != nil {
 			var je *journalError
 			if errors.As(err, &je) && je.unfinished {
@@ -66,36 +166,32 @@ func (s *Store) Repair(ctx context.Context) (Repaired, error) {
 			}
 			return Repaired{}, err
 		}
-		if r.Sales == 0 {
-			// The first sale fixes the total: what it left plus what it took.
-			total = sale.Left + sale.Qty
-			r.State.Total = total
-			l = newLedger(&r)
-		}
-		l.add(sale)
-		last = sale
+		l.add(rec)
 	}
 	if len(r.Problems) > 0 {
 		return Repaired{}, &journalError{path: f.journal, problem: "cannot rebuild the ticket file from it: " + r.Problems[0]}
 	}
-	if r.Sales == 0 {
-		return Repaired{}, &journalError{path: f.journal, problem: "holds no sales to rebuild the ticket file from: if the sale had none, start it again with ticket init --count N --force after moving the damaged file away"}
+	if l.n == 0 {
+		return Repaired{}, &journalError{path: f.journal, problem: "holds no records to rebuild the ticket file from: if the sale had none, start it again with ticket init --count N --force after moving the damaged file away"}
 	}
-	state, err := ticket.New(total)
-	if err != nil {
-		return Repaired{}, fmt.Errorf("%s: %w", f.journal, err)
+	total := l.total
+	if !l.known {
+		total = l.left0 + l.restock // a journal from before totals were recorded
 	}
-	if state, err = state.Take(total - last.Left); err != nil {
-		return Repaired{}, fmt.Errorf("%s: %w", f.journal, err)
+	if l.left < 0 || l.left > total {
+		return Repaired{}, &journalError{path: f.journal, problem: fmt.Sprintf("cannot rebuild the ticket file from it: %d left of %d", l.left, total)}
 	}
-	state.Version = last.Seq
-	kept := fmt.Sprintf("%s.damaged.%s", f.ticket, time.Now().UTC().Format("20060102T150405.000000000Z"))
-	if err := os.Link(f.ticket, kept); err != nil {
-		return Repaired{}, ioError("keep the damaged file as", kept, err)
+	state := ticket.At(l.last.Seq, l.left, total)
+	kept := ""
+	if damaged {
+		kept = fmt.Sprintf("%s.damaged.%s", f.ticket, time.Now().UTC().Format("20060102T150405.000000000Z"))
+		if err := os.Link(f.ticket, kept); err != nil {
+			return Repaired{}, ioError("keep the damaged file as", kept, err)
+		}
 	}
 	uid, gid := owner(info)
 	if err := (writer{noSync: s.opts.NoSync}).replace(f.ticket, f.tmp, state.Encode(), info.Mode().Perm(), uid, gid); err != nil {
 		return Repaired{}, err
 	}
-	return Repaired{State: state, Sales: r.Sales, Kept: kept}, nil
+	return Repaired{State: state, Sales: int64(l.n), Kept: kept}, nil
 }

@@ -119,32 +119,10 @@ func OpenSemaphore(dir, name string, slots int) (*Semaphore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("semaphore directory: %w", err)
 	}
-	if err := privateDir(dir); err != nil {
+	if err := checkPrivate(dir, "semaphore directory"); err != nil {
 		return nil, err
 	}
 	return &Semaphore{dir: dir, name: name, slots: slots}, nil
-}
-
-// privateDir creates dir (0700) unless it exists and checks that it is a
-// directory of the current user that no one else may write.
-func privateDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("semaphore directory: %w", err)
-	}
-	fi, err := os.Lstat(dir)
-	if err != nil {
-		return fmt.Errorf("semaphore directory: %w", err)
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("semaphore directory %s: not a directory (%s): refusing to use it", dir, fi.Mode().Type())
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
-		return fmt.Errorf("semaphore directory %s: owned by uid %d, not by you (uid %d): refusing to use it", dir, st.Uid, os.Geteuid())
-	}
-	if fi.Mode().Perm()&0o022 != 0 {
-		return fmt.Errorf("semaphore directory %s: writable by others (mode %v): refusing to use it", dir, fi.Mode().Perm())
-	}
-	return nil
 }
 
 // Dir returns the directory of the semaphore's files.

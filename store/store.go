@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"iter"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -97,37 +98,51 @@ func (s *Store) JournalPath() string { return s.files().journal }
 
 // Read returns the current state without taking the lock: the ticket file
 // (every write replaces it by rename, so a reader sees one whole version)
-// with any sales the journal committed beyond it applied, as after a crash
-// between a buyer's commit and its update of the ticket file.
+// as the journal explains it (see settleTail): a count changed by another
+// process is shown as it is, with total and sold to match, and records a
+// reboot left beyond the ticket file's version are applied.
 func (s *Store) Read() (ticket.State, error) {
-	st, _, err := readState(s.path)
+	st, file, err := s.read()
+	if err != nil {
+		return file, err
+	}
+	return st.state, nil
+}
+
+// read is Read's settlement, with the ticket file's own state. A journal
+// that does not fit is for Verify to report and for a buy to refuse: a
+// reader then sees the ticket file as it is.
+func (s *Store) read() (settlement, ticket.State, error) {
+	file, _, err := readState(s.path)
 	if err != nil || s.opts.Unlocked {
-		return st, err
+		return settlement{state: file}, file, err
 	}
 	path := s.files().journal
 	j, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return st, nil
+		st, err := settleTail(path, file, nil, false, 0, 0, false, time.Now())
+		if err != nil {
+			return settlement{state: file}, file, nil
+		}
+		return st, file, nil
 	}
 	if err != nil {
-		return st, ioError("open journal", path, err)
+		return settlement{state: file}, file, ioError("open journal", path, err)
 	}
 	defer j.Close()
 	info, err := j.Stat()
 	if err != nil {
-		return st, fmt.Errorf("stat %s: %w", path, err)
+		return settlement{state: file}, file, fmt.Errorf("stat %s: %w", path, err)
 	}
-	rolled, _, _, err := scanTail(j, path, info.Size(), st)
+	st, err := settle(j, path, info.Size(), file, time.Now())
 	if err != nil {
-		// A journal that does not fit is for Verify to report and for a
-		// buy to refuse; a reader still sees the ticket file.
 		var je *journalError
 		if errors.As(err, &je) {
-			return st, nil
+			return settlement{state: file}, file, nil
 		}
-		return st, err
+		return settlement{state: file}, file, err
 	}
-	return rolled, nil
+	return st, file, nil
 }
 
 // Receipt is the outcome of a buy.
@@ -142,7 +157,7 @@ type Receipt struct {
 
 // Buy sells qty tickets to buyer if at least qty are left, all or nothing.
 // It waits for the lock as Lock does with ctx, re-reads the ticket file
-// under the lock and commits as the package documentation describes.
+// under it and commits as the package documentation describes.
 //
 // It returns ticket.ErrSoldOut (with the Receipt's State filled in) when
 // fewer than qty are left, ErrLocked when the lock was not had in time,
@@ -163,20 +178,15 @@ func (s *Store) Buy(ctx context.Context, buyer string, qty int64) (Receipt, erro
 		r      Receipt
 		before ticket.State // the state the buy was decided on
 	)
-	err := s.update(ctx, func(state ticket.State, j *journal) (ticket.State, error) {
+	err := s.update(ctx, func(state ticket.State, _ *journal) (ticket.State, []byte, error) {
 		r.State, before = state, state
 		next, err := state.Take(qty)
 		if err != nil {
-			return state, err
+			return state, nil, err
 		}
-		sale := ticket.Sale{Seq: next.Version, Buyer: buyer, Qty: qty, Left: next.Left, PID: os.Getpid(), Time: time.Now().UTC()}
+		sale := ticket.Sale{Seq: next.Version, Buyer: buyer, Qty: qty, Left: next.Left, Total: next.Total, PID: os.Getpid(), Time: time.Now().UTC()}
 		r.Sale, r.State = sale, next // kept if the sale may stand (ErrUnconfirmed)
-		if j != nil {
-			if err := j.append(sale.AppendLine(nil)); err != nil {
-				return state, err
-			}
-		}
-		return next, nil
+		return next, sale.AppendLine(nil), nil
 	})
 	if err != nil && !errors.Is(err, ErrUnconfirmed) && r.Sale.Seq != 0 {
 		r.Sale, r.State = ticket.Sale{}, before
@@ -184,19 +194,23 @@ func (s *Store) Buy(ctx context.Context, buyer string, qty int64) (Receipt, erro
 	return r, err
 }
 
+// change is what a transaction decides (see update): the state it leads
+// to and the journal lines that record it, or an error, which changes
+// nothing of its own. It may set the journal's noSync off (and only off).
+type change func(state ticket.State, j *journal) (next ticket.State, lines []byte, err error)
+
 // update is the one read-decide-write transaction every change goes
-// through. Under the lock it reads the ticket file, rolls it forward over
-// the sales the journal committed beyond it (see journal.recover), calls fn
-// with that state and the journal, and, if fn returns a new state (one whose
-// Version differs), replaces the ticket file with it. fn commits by
-// appending its sales to the journal with journal.append, which fsyncs;
-// update then replaces the ticket file without fsync, since the journal can
-// rebuild it. fn's error aborts without writing. If the ticket file cannot be
-// replaced, whatever fn appended is cut off again (and that cut fsynced), so
-// that a buy reported as failed leaves no sale; when even that fails, the
-// error wraps ErrUnconfirmed: the sale stands, and the next lock holder
-// completes it.
-func (s *Store) update(ctx context.Context, fn func(ticket.State, *journal) (ticket.State, error)) error {
+// through. Under the lock it reads the ticket file and settles it with the
+// journal (see settleTail): records a crashed writer left uncommitted are
+// cut, a change made outside ticket is recorded. It calls fn with that
+// state, appends what it records after those, fsyncs the journal (the
+// commit point) and replaces the ticket file, without fsync, since the
+// journal can rebuild it. fn's error is returned, and the settlement is
+// still written. If the ticket file cannot be replaced, what was appended
+// is cut off again (and that cut fsynced), so that a buy reported as
+// failed leaves no sale; when even that fails, the error wraps
+// ErrUnconfirmed.
+func (s *Store) update(ctx context.Context, fn change) error {
 	f, l, err := s.prepare()
 	if err != nil {
 		return err
@@ -206,7 +220,6 @@ func (s *Store) update(ctx context.Context, fn func(ticket.State, *journal) (tic
 		if unlock, err = Lock(ctx, f.lock, l.perm); err != nil {
 			return err
 		}
-		resetStale(f.lock)
 	}
 	old, err := s.locked(f, l, nil, fn)
 	unlock()
@@ -252,68 +265,84 @@ func (s *Store) prepare() (files, like, error) {
 // when Options.Unlocked). It returns the ticket file it read still open,
 // for closeAfterUnlock. pre, if not nil, is the unnamed temporary file
 // the new version is written to (see writer).
-func (s *Store) locked(f files, l like, pre *os.File, fn func(ticket.State, *journal) (ticket.State, error)) (old *os.File, err error) {
+func (s *Store) locked(f files, l like, pre *os.File, fn change) (old *os.File, err error) {
 	stored, info, old, err := readOpenState(f.ticket)
 	if err != nil {
 		return nil, err
 	}
-	state := stored
-	var j *journal
-	if !s.opts.Unlocked {
-		if j, err = openJournal(f.journal, l, s.opts.NoSync); err != nil {
+	uid, gid := owner(info)
+	if s.opts.Unlocked {
+		// Without the lock there is no journal: the file is all there is,
+		// and it is written durably. Unlocked writers must not share one
+		// temporary file: that would tear the file instead of merely
+		// losing updates.
+		next, _, err := fn(stored, nil)
+		if err != nil || next.Version == stored.Version {
 			return old, err
 		}
-		defer j.Close()
-		var note string
-		if state, _, note, err = j.recover(stored); err != nil {
-			return old, err
-		}
-		s.warn(note)
-		s.warn(removeStale(f.tmp))
+		tmp := fmt.Sprintf("%s.%d", f.tmp, os.Getpid())
+		return old, writer{noSync: s.opts.NoSync}.replace(f.ticket, tmp, next.Encode(), info.Mode().Perm(), uid, gid)
 	}
-	var size int64
-	if j != nil {
-		if size, err = j.size(); err != nil {
-			return old, err
-		}
-	}
-	next, err := fn(state, j)
+	j, err := openJournal(f.journal, l, s.opts.NoSync)
 	if err != nil {
-		// Take back whatever fn appended before it failed (a write or an
-		// fsync that failed): a buy reported as failed must leave no sale.
-		if uerr := s.undo(j, size, err); uerr != nil {
+		return old, err
+	}
+	defer j.Close()
+	size, err := j.size()
+	if err != nil {
+		return old, err
+	}
+	st, err := settle(j.f, j.path, size, stored, time.Now())
+	if err != nil {
+		return old, err
+	}
+	if len(st.rolled) > 0 {
+		// Records a restart left beyond the ticket file are committed:
+		// they go into the ticket file first, before this boot's first
+		// append marks the journal as written in this boot, which would
+		// make them look like a crashed buyer's.
+		if err := (writer{noSync: true}).replace(f.ticket, f.tmp, st.state.Encode(), info.Mode().Perm(), uid, gid); err != nil {
+			return old, err
+		}
+		s.warn(st.note(f.ticket))
+		if st, err = settle(j.f, j.path, size, st.state, time.Now()); err != nil {
+			return old, err
+		}
+	}
+	if err := j.recoverLocked(st); err != nil {
+		return old, err
+	}
+	s.warn(removeStale(f.tmp))
+	next, lines, ferr := fn(st.state, j)
+	if ferr != nil {
+		next, lines = st.state, nil
+	}
+	if len(lines) == 0 && !st.changes() {
+		s.warn(st.note(f.ticket)) // cut only
+		return old, ferr
+	}
+	var records []byte
+	for _, r := range st.add {
+		records = r.AppendLine(records)
+	}
+	records = append(records, lines...)
+	if err := j.append(records); err != nil {
+		// A buy reported as failed must leave no sale: take back what
+		// may have been written.
+		if uerr := s.undo(j, st.end, err, len(lines) > 0); uerr != nil {
 			return old, uerr
 		}
-		next = state // nothing new, but a rolled-forward state is still written
-	}
-	if next.Version == stored.Version {
 		return old, err
 	}
-	tmp := f.tmp
-	if s.opts.Unlocked {
-		// Unlocked writers must not share one temporary file: that would
-		// tear the file instead of merely losing updates.
-		tmp = fmt.Sprintf("%s.%d", f.tmp, os.Getpid())
+	s.warn(st.note(f.ticket))
+	w := writer{noSync: true, pre: pre} // the journal made it durable
+	rerr := w.replace(f.ticket, f.tmp, next.Encode(), info.Mode().Perm(), uid, gid)
+	if rerr == nil {
+		return old, ferr
 	}
-	uid, gid := owner(info)
-	// The journal made the sales durable; without it (unlocked), the file
-	// is all there is, and it is written durably.
-	w := writer{noSync: s.opts.NoSync || j != nil, pre: pre}
-	rerr := w.replace(f.ticket, tmp, next.Encode(), info.Mode().Perm(), uid, gid)
-	switch {
-	case rerr == nil:
-		return old, err
-	case j == nil:
-		return old, rerr
-	case err != nil || next.Version == state.Version:
-		// Only rolled forward: the journal holds those sales already, and
-		// the next lock holder writes the ticket file again.
-		s.warn(rerr.Error())
-		return old, err
-	}
-	// fn's sales are in the journal but the ticket file does not show them:
-	// take them back, so that a failed buy sold nothing.
-	if uerr := s.undo(j, size, rerr); uerr != nil {
+	// The records are in the journal but the ticket file does not show
+	// them: take them back, so that a failed buy sold nothing.
+	if uerr := s.undo(j, st.end, rerr, len(lines) > 0); uerr != nil {
 		return old, uerr
 	}
 	return old, rerr
@@ -322,16 +351,18 @@ func (s *Store) locked(f files, l like, pre *os.File, fn func(ticket.State, *jou
 // undo cuts the journal back to size after cause made a change fail. If
 // it cannot, the sales appended stand (the next lock holder completes
 // them) and it returns an error wrapping ErrUnconfirmed that says so.
-func (s *Store) undo(j *journal, size int64, cause error) error {
-	if j == nil {
-		return nil
-	}
+func (s *Store) undo(j *journal, size int64, cause error, sold bool) error {
 	note, err := j.undo(size)
 	s.warn(note)
-	if err != nil {
-		return fmt.Errorf("%w: the sale may be in the journal %s: %w, and taking it back failed too: %v; the next buy completes it", ErrUnconfirmed, j.path, cause, err)
+	switch {
+	case err == nil:
+		return nil
+	case !sold:
+		// Only the settlement's records: the next writer settles again.
+		s.warn(fmt.Sprintf("%v (after %v)", err, cause))
+		return nil
 	}
-	return nil
+	return fmt.Errorf("%w: the sale is in the journal %s beyond the ticket file: %w, and taking it back failed too: %v; the next buy takes it back, unless the machine restarts first", ErrUnconfirmed, j.path, cause, err)
 }
 
 // warn passes a non-empty note to Options.Warn.
@@ -358,11 +389,12 @@ func removeStale(tmp string) string {
 	return fmt.Sprintf("%s: removed what a crashed writer left", tmp)
 }
 
-// Init creates the ticket file with n tickets and an empty journal. It
-// refuses with ErrExists if the ticket file exists, unless force, which
-// resets it under the lock. A journal that holds sales is never deleted:
-// it is renamed to PATH.journal.YYYYMMDDTHHMMSS.NNNNNNNNNZ first, and the
-// returned archive names it ("" when there was none).
+// Init creates the ticket file with n tickets and a journal that starts
+// with them. It refuses with ErrExists if the sale exists (its ticket
+// file, or a journal holding records beside a missing one), unless force,
+// which resets it under the lock. A journal that holds sales is never
+// deleted: it is renamed to PATH.journal.YYYYMMDDTHHMMSS.NNNNNNNNNZ first,
+// and the returned archive names it ("" when there was none).
 func (s *Store) Init(ctx context.Context, n int64, force bool) (state ticket.State, archive string, err error) {
 	state, err = ticket.New(n)
 	if err != nil {
@@ -377,15 +409,19 @@ func existsError(path string) error {
 	return sentinelError{path + " already exists (use --force to reset it)", ErrExists}
 }
 
-// archiveJournal renames a journal that holds anything to a name with the
-// current time, and returns that name ("" if there was nothing to keep).
+// archiveJournal renames a journal that holds more than an init record to
+// a name with the current time, and returns that name ("" if there was
+// nothing to keep, in which case it removes the journal).
 func archiveJournal(path string) (string, error) {
-	info, err := os.Stat(path)
-	if errors.Is(err, fs.ErrNotExist) || (err == nil && info.Size() == 0) {
-		return "", nil
-	}
+	n, _, err := journalRecords(path)
 	if err != nil {
-		return "", fmt.Errorf("stat journal: %w", err)
+		return "", err
+	}
+	if n == 0 {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return "", ioError("remove", path, err)
+		}
+		return "", nil
 	}
 	archive := path + "." + time.Now().UTC().Format("20060102T150405.000000000Z")
 	if err := os.Rename(path, archive); err != nil {
@@ -394,50 +430,90 @@ func archiveJournal(path string) (string, error) {
 	return archive, nil
 }
 
-// Sales yields the committed sales in order, without the lock: those up
-// to the version the ticket file has reached. Lines beyond it are not
-// sales (one being appended right now, or one a crashed buyer left) and
-// are not yielded. An error (the ticket file or a committed line is
-// invalid, a file cannot be read) ends the sequence.
+// journalRecords reports how many records beyond an init record the end
+// of the journal at path shows (0 or more; it stops reading at 2), and the
+// last whole record. A missing or empty journal has none.
+func journalRecords(path string) (int, ticket.Sale, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, ticket.Sale{}, nil
+	}
+	if err != nil {
+		return 0, ticket.Sale{}, ioError("open journal", path, err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return 0, ticket.Sale{}, ioError("stat", path, err)
+	}
+	n := 0
+	entries, _, _, err := tailRecords(f, path, info.Size(), func(r ticket.Sale) bool {
+		if r.Kind != ticket.KindInit {
+			n++
+		}
+		return n >= 2 || r.Kind == ticket.KindInit
+	})
+	if err != nil || len(entries) == 0 {
+		return n, ticket.Sale{}, err
+	}
+	return n, entries[len(entries)-1].Sale, nil
+}
+
+// Sales yields the journal's committed records in order, without the
+// lock: every kind (see ticket.Kind), up to the version the ticket file
+// has reached, and those a reboot left beyond it. Lines beyond it written
+// this boot are not yielded (one being appended right now, or one a
+// crashed buyer left), nor a change made outside ticket that no writer has
+// recorded yet. An error (the ticket file or a committed line is invalid,
+// a file cannot be read) ends the sequence.
 func (s *Store) Sales() iter.Seq2[ticket.Sale, error] {
 	return func(yield func(ticket.Sale, error) bool) {
-		state, err := s.Read()
+		st, file, err := s.read()
 		if err != nil {
 			yield(ticket.Sale{}, err)
 			return
 		}
-		var last int64
-		for sale, err := range readSales(s.files().journal) {
+		limit := file.Version + int64(len(st.rolled))
+		if !file.Stored() {
+			limit = math.MaxInt64 // the journal's last record is the anchor
+		}
+		for r, err := range readRecords(s.files().journal) {
 			var je *journalError
 			switch {
-			case err != nil && errors.As(err, &je) && je.unfinished && last >= state.Version:
+			case err != nil && errors.As(err, &je) && je.unfinished:
 				return // a line being appended, or left by a crash
 			case err != nil:
 				yield(ticket.Sale{}, err)
 				return
-			case sale.Seq > state.Version:
+			case r.Seq > limit:
 				return
 			}
-			last = sale.Seq
-			if !yield(sale, nil) {
+			if !yield(r, nil) {
 				return
 			}
 		}
 	}
 }
 
-// Restore replaces the sale with state and a journal holding sales, as
-// ticket copy does: under the lock it writes the journal, fsyncs it, then
-// replaces the ticket file, which is the commit point. It refuses with
-// ErrExists if the ticket file exists, unless force; then, as with Init,
-// an old journal that holds sales is renamed (archive names it), never
-// deleted, and a ticket file it cannot parse is never overwritten.
-func (s *Store) Restore(ctx context.Context, state ticket.State, sales []ticket.Sale, force bool) (archive string, err error) {
+// Restore replaces the sale with state and a journal of its records, as
+// ticket copy does: under the lock it writes the journal (starting with an
+// init record, made from state and the records when they have none),
+// fsyncs it, then replaces the ticket file, durably, which is the commit
+// point. It refuses with ErrExists if the sale exists (see Init), unless
+// force; then an old journal that holds sales is renamed (archive names
+// it), never deleted, and a ticket file it cannot parse is never
+// overwritten.
+func (s *Store) Restore(ctx context.Context, state ticket.State, records []ticket.Sale, force bool) (archive string, err error) {
 	f := s.files()
 	l := like{uid: -1} // a new sale: the umask decides
 	exists := func() error {
 		info, err := os.Stat(f.ticket)
 		if errors.Is(err, fs.ErrNotExist) {
+			if n, last, err := journalRecords(f.journal); err != nil {
+				return err
+			} else if n > 0 && !force {
+				return sentinelError{fmt.Sprintf("%s does not exist, but its journal %s holds records (the last #%d, %d left): the sale exists (use --force to start a new one, keeping the old journal)", s.path, f.journal, last.Seq, last.Left), ErrExists}
+			}
 			return nil
 		}
 		if err != nil {
@@ -460,6 +536,7 @@ func (s *Store) Restore(ctx context.Context, state ticket.State, sales []ticket.
 	if err := exists(); err != nil {
 		return "", err
 	}
+	lines := journalOf(state, records)
 	unlock, err := Lock(ctx, f.lock, l.perm)
 	if err != nil {
 		return "", err
@@ -468,8 +545,13 @@ func (s *Store) Restore(ctx context.Context, state ticket.State, sales []ticket.
 	if err := exists(); err != nil { // again, under the lock
 		return "", err
 	}
+	old, err := openJournal(f.journal, l, true) // held while it is archived
+	if err != nil {
+		return "", err
+	}
+	defer old.Close()
 	// The old journal goes first: a fresh ticket file beside an old
-	// journal would make its sales look uncommitted.
+	// journal would make its records look uncommitted.
 	if archive, err = archiveJournal(f.journal); err != nil {
 		return "", err
 	}
@@ -478,13 +560,52 @@ func (s *Store) Restore(ctx context.Context, state ticket.State, sales []ticket.
 		return archive, err
 	}
 	defer j.Close()
-	var buf []byte
-	for _, sale := range sales {
-		buf = sale.AppendLine(buf)
-	}
-	if err := j.append(buf); err != nil {
+	if err := j.append(lines); err != nil {
 		return archive, err
 	}
 	w := writer{noSync: s.opts.NoSync}
 	return archive, w.replace(f.ticket, f.tmp, state.Encode(), l.perm, l.uid, l.gid)
+}
+
+// journalOf returns the journal lines of a sale restored at state from
+// records: an init record first (the records' own, or one made from the
+// first record and state), then every record as given, with its total
+// filled in where the source did not record it and the records follow one
+// another so far. Records that do not follow are written as they are, for
+// Verify to report, as Restore promises.
+func journalOf(state ticket.State, records []ticket.Sale) []byte {
+	var books ticket.State
+	rest := records
+	switch {
+	case len(records) > 0 && records[0].Kind == ticket.KindInit:
+		books, _ = records[0].Books()
+		rest = records[1:]
+	case len(records) > 0:
+		first := records[0]
+		total := state.Total
+		for _, r := range records {
+			if r.Kind == ticket.KindRestock {
+				total -= r.Qty
+			}
+		}
+		books = ticket.At(first.Seq-1, first.Left+first.Taken(), total)
+	default:
+		books = ticket.At(state.Version, state.Left, state.Total)
+	}
+	init := ticket.Sale{Seq: books.Version, Kind: ticket.KindInit, Left: books.Left, Total: books.Total, Time: time.Now().UTC()}
+	if len(records) > 0 && records[0].Kind == ticket.KindInit {
+		init = records[0]
+	}
+	lines := init.AppendLine(nil)
+	following := true
+	for _, r := range rest {
+		if following {
+			next, err := books.Apply(r)
+			if following = err == nil; following {
+				r.Total, books = next.Total, next
+			}
+		}
+		lines = r.AppendLine(lines)
+	}
+	return lines
 }

@@ -107,7 +107,7 @@ func parseObject(data []byte, known []string) ([]member, error) {
 // only in case is a mistake, refused.
 var (
 	stateNames = []string{"count", "total", "sold", "version"}
-	saleNames  = []string{"seq", "buyer", "qty", "left", "pid", "time"}
+	saleNames  = []string{"seq", "kind", "buyer", "qty", "left", "total", "pid", "time"}
 )
 
 func syntaxProblem(err error) error {

@@ -39,6 +39,19 @@ func New(n int64) (State, error) {
 	return State{Left: n, Total: n, stored: true}, nil
 }
 
+// At returns the state of a sale at version with left of total tickets
+// left, sold the difference: the books as a journal record leaves them.
+func At(version, left, total int64) State {
+	return State{Left: left, Total: total, Sold: total - left, Version: version, stored: true}
+}
+
+// WithMembersOf returns s with the members of file that this package does
+// not know, which every new version of the ticket file keeps.
+func (s State) WithMembersOf(file State) State {
+	s.extra = file.extra
+	return s
+}
+
 // Take is the buy rule: it returns the state after selling qty tickets, as
 // one sale with the next version number. It is all or nothing: when fewer
 // than qty are left it returns ErrSoldOut and s is unchanged; a qty below 1
@@ -61,6 +74,11 @@ func (s State) Take(qty int64) (State, error) {
 	next.Version++
 	return next, nil
 }
+
+// Consistent reports whether Total == Left + Sold: true for every state
+// the store writes, false for a ticket file whose "count" another process
+// changed since (see Reconcile).
+func (s State) Consistent() bool { return s.Total-s.Sold == s.Left }
 
 // String describes the state for people: "4 left of 5 (1 sold)".
 func (s State) String() string {
@@ -105,7 +123,14 @@ func (s State) AppendEncode(b []byte) []byte {
 //   - the same member twice, or two members whose names differ only in case
 //     ({"count": 5, "COUNT": 100}), or "Count" instead of "count";
 //   - "total", "sold" or "version" that are present but not whole numbers
-//     from 0 up, or a total that is not count + sold.
+//     from 0 up;
+//   - in a file without "version" (a seed file, which the store never
+//     wrote), a total that is not count + sold.
+//
+// In a file with "version", "count" may differ from total minus sold:
+// another process changed it under the lock, as the protocol allows. The
+// state then holds the file's members as they are (Consistent is false);
+// Reconcile turns the difference into a journal record.
 func Parse(data []byte) (State, error) {
 	if len(data) > MaxFileSize {
 		return State{}, invalidf("file is larger than %d bytes", MaxFileSize)
@@ -139,6 +164,14 @@ func Parse(data []byte) (State, error) {
 	}
 	if !haveCount {
 		return State{}, invalidf(`no "count" member`)
+	}
+	if s.stored && haveTotal && haveSold {
+		// Written by the store: "total" and "sold" are its books as of
+		// "version", and "count" is what another process may have changed
+		// since, under the lock (a sale made outside ticket, or stock added
+		// by hand). The store reconciles the two against the journal (see
+		// Reconcile); here they only need to be whole numbers.
+		return s, nil
 	}
 	switch {
 	case haveTotal && haveSold:

@@ -65,11 +65,18 @@ func TestVerifyBothBackends(t *testing.T) {
 		{"sale-missing-from-journal", state(7, 10, 2), []ticket.Sale{sale(1, 2, 8)}, "version 2"},
 		{"gap", state(7, 10, 3), []ticket.Sale{sale(1, 2, 8), sale(3, 1, 7)}, "without gaps"},
 		{"repeat", state(7, 10, 1), []ticket.Sale{sale(1, 2, 8), sale(1, 1, 7)}, "without gaps"},
-		{"left-does-not-follow", state(5, 10, 2), []ticket.Sale{sale(1, 2, 8), sale(2, 1, 5)}, "minus the sales"},
+		{"left-does-not-follow", state(5, 10, 2), []ticket.Sale{sale(1, 2, 8), sale(2, 1, 5)}, "the records before it leave"},
+		// A count below what the last sale left: on Redis nothing else
+		// writes the state, so the books do not balance; in a file it is a
+		// sale made outside ticket, under the lock (see the cooperation
+		// tests), which the next buy records.
 		{"total-does-not-balance", state(7, 10, 1), []ticket.Sale{sale(1, 2, 8)}, "is not the"},
 	}
 	for _, be := range backends {
 		for _, c := range cases {
+			if be.name == "file" && c.name == "total-does-not-balance" {
+				c.want = ""
+			}
 			t.Run(be.name+"/"+c.name, func(t *testing.T) {
 				spec := be.spec(t)
 				if _, err := openSpec(t, spec).Restore(context.Background(), c.state, c.sales, false); err != nil {

@@ -90,7 +90,7 @@ func TestBadFiles(t *testing.T) {
 			if err := os.Remove(path); err != nil {
 				t.Fatal(err)
 			}
-		}, exitError, "does not exist (create it with: ticket init", 0},
+		}, exitInvalid, "but its journal", 0}, // the sale exists: never "create it with ticket init"
 		{"ticket-file-invalid", func(t *testing.T, path string) {
 			if err := os.WriteFile(path, []byte(`{"count": 5, "count": 6}`), 0o644); err != nil {
 				t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,8 +32,8 @@ are sizing) and removes it afterwards; with -f it refuses an existing file
 unless --force.`)
 	fs.Lookup("file").Usage = "the ticket file to create (default: one in a new directory under the current one, removed afterwards; TICKET_FILE is not used)"
 	fs.Lookup("file").DefValue = ""
-	procs := fs.Int("procs", 4, "buyer processes")
-	tickets := fs.Int64("tickets", 5000, "tickets to sell")
+	procs := wholeFlag(fs, "procs", 4, 0, 10000, "buyer processes")
+	tickets := wholeFlag(fs, "tickets", 5000, 0, math.MaxInt64, "tickets to sell")
 	noSync := fs.Bool("no-sync", false, "skip fsync (not durable): to see what durability costs")
 	force := fs.Bool("force", false, "with -f: replace an existing ticket file")
 	fs.BoolVar(&c.json, "json", false, "print the result as one JSON object")
@@ -62,7 +63,7 @@ unless --force.`)
 		return err
 	}
 	c.durability(s, false)
-	res, err := benchRun(ctx, path, *procs, *noSync)
+	res, err := benchRun(ctx, path, int(*procs), *noSync)
 	if err != nil {
 		return err
 	}
@@ -71,7 +72,7 @@ unless --force.`)
 		return err
 	}
 	res.Balanced = report.Balanced() && report.Tickets == *tickets && report.State.Left == 0
-	res.Procs, res.Tickets, res.Durable = *procs, *tickets, !*noSync
+	res.Procs, res.Tickets, res.Durable = int(*procs), *tickets, !*noSync
 	if c.json {
 		err = c.result(res)
 	} else {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"syscall"
@@ -44,7 +45,7 @@ id (--request-id, else a random one): a buy retried with the same id within
 24 hours gets the original outcome and buys nothing more. Exit 7 means the
 outcome is unknown: retry with the request id the message names.`)
 	buyer := fs.String("buyer", "", "who is buying, as recorded in the journal (default pid<PID>, unique per process)")
-	qty := fs.Int64("qty", 1, "number of tickets to buy, all or nothing")
+	qty := wholeFlag(fs, "qty", 1, 0, math.MaxInt64, "number of tickets to buy, all or nothing")
 	var wait waitFlags
 	wait.add(fs, "lock")
 	noSync := fs.Bool("no-sync", false, "skip fsync: faster, not durable across a machine crash")
@@ -55,7 +56,7 @@ outcome is unknown: retry with the request id the message names.`)
 	peek := fs.Bool("peek", false, "first report the tickets left as seen without the lock (stderr; \"seen\" with --json)")
 	gate := fs.Bool("gate", false, "wait until stdin reaches end of file before starting (ticket rush releases its buyers at once this way)")
 	_ = fs.MarkHidden("gate")
-	readyFD := fs.Int("ready-fd", 0, "with --gate: write one byte to this file descriptor and close it once at the gate")
+	readyFD := wholeFlag(fs, "ready-fd", 0, 0, math.MaxInt32, "with --gate: write one byte to this file descriptor and close it once at the gate")
 	_ = fs.MarkHidden("ready-fd")
 	if err := c.parse(fs, args); err != nil {
 		return err

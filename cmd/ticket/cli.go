@@ -55,8 +55,8 @@ func (c *cli) exit(err error) int {
 	if errors.As(err, &s) {
 		return code
 	}
-	msg := err.Error()
-	if code == exitSIGINT || code == exitSIGTERM {
+	msg := err.Error() + hint(err)
+	if code == exitSIGINT || code == exitSIGTERM || code == exitSIGHUP {
 		msg = "interrupted while waiting for the lock; nothing was changed"
 		if c.interrupted != "" {
 			msg = c.interrupted
@@ -144,8 +144,9 @@ func (c *cli) parse(fs *pflag.FlagSet, args []string) error {
 	return nil
 }
 
-// interruptible returns a context that SIGINT or SIGTERM cancels, noting
-// the exit status the signal asks for. Only what waits on ctx (the lock)
+// interruptible returns a context that SIGINT, SIGTERM or SIGHUP (a
+// closed terminal, a dropped ssh session) cancels, noting the exit status
+// the signal asks for (130, 143, 129). Only what waits on ctx (the lock)
 // is interrupted: work done under the lock completes. stop ends the
 // watch but keeps the signals caught: the command is about to exit, and
 // restoring the default action would let a late signal kill a process
@@ -154,14 +155,17 @@ func (c *cli) parse(fs *pflag.FlagSet, args []string) error {
 func (c *cli) interruptible() (ctx context.Context, stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	done := make(chan struct{})
 	go func() {
 		select {
 		case s := <-sigs:
-			if s == syscall.SIGINT {
+			switch s {
+			case syscall.SIGINT:
 				c.signal.Store(exitSIGINT)
-			} else {
+			case syscall.SIGHUP:
+				c.signal.Store(exitSIGHUP)
+			default:
 				c.signal.Store(exitSIGTERM)
 			}
 			cancel()
@@ -246,3 +250,51 @@ func (s *seconds) Set(v string) error {
 }
 
 func (s *seconds) Type() string { return "duration" }
+
+// whole is a flag holding a whole number written in decimal digits only,
+// from min to max: 010 is ten, and 0x10, 1_0, +5, 1e3 and 5.0 are refused,
+// never read as another number than the one a person sees.
+type whole struct {
+	v        *int64
+	min, max int64
+}
+
+// wholeFlag adds a whole-number flag to fs.
+func wholeFlag(fs *pflag.FlagSet, name string, value, min, max int64, usage string) *int64 {
+	v := new(int64)
+	*v = value
+	fs.Var(&whole{v, min, max}, name, usage)
+	return v
+}
+
+func (w *whole) String() string {
+	if w.v == nil {
+		return "0"
+	}
+	return strconv.FormatInt(*w.v, 10)
+}
+
+func (w *whole) Set(s string) error {
+	n, err := parseWhole(s, w.min, w.max)
+	if err != nil {
+		return err
+	}
+	*w.v = n
+	return nil
+}
+
+func (w *whole) Type() string { return "N" }
+
+// parseWhole reads a whole number from min to max written in decimal
+// digits only (see whole).
+func parseWhole(s string, min, max int64) (int64, error) {
+	bad := s == ""
+	for _, c := range s {
+		bad = bad || c < '0' || c > '9'
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if bad || err != nil || n < min || n > max {
+		return 0, fmt.Errorf("%q: want a whole number from %d to %d, in decimal digits", s, min, max)
+	}
+	return n, nil
+}

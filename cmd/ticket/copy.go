@@ -60,19 +60,26 @@ or another error.`)
 	if !before.Balanced() {
 		return fmt.Errorf("copy from %s: the books do not balance (%v); run ticket verify: %w", srcSpec, before.Problems, ticket.ErrInvalid)
 	}
-	var sales []ticket.Sale
+	if before.Pending != "" {
+		return fmt.Errorf("copy from %s: %s: settle it first with ticket repair --store %s", srcSpec, before.Pending, srcSpec)
+	}
+	var records []ticket.Sale
+	var sales int64
 	for s, err := range src.Sales() {
 		if err != nil {
 			return fmt.Errorf("copy from %s: %w", srcSpec, err)
 		}
 		if s.Seq <= before.State.Version { // not one sold since verify looked
-			sales = append(sales, s)
+			records = append(records, s)
+			if s.Kind == ticket.KindSale {
+				sales++
+			}
 		}
 	}
-	if int64(len(sales)) != before.Sales {
-		return fmt.Errorf("copy from %s: read %d sales, verify counted %d: a buyer is selling from it; stop the buyers and copy again", srcSpec, len(sales), before.Sales)
+	if sales != before.Sales {
+		return fmt.Errorf("copy from %s: read %d sales, verify counted %d: a buyer is selling from it; stop the buyers and copy again", srcSpec, sales, before.Sales)
 	}
-	archive, err := dst.Restore(ctx, before.State, sales, *force)
+	archive, err := dst.Restore(ctx, before.State, records, *force)
 	if err != nil {
 		return fmt.Errorf("copy to %s: %w", dstSpec, err)
 	}

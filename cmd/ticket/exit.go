@@ -21,6 +21,7 @@ const (
 	exitUnreachable = 7   // the backend (Redis) could not be reached, timed out or refused the credentials
 	exitCannotRun   = 126 // ticket sem: COMMAND was found but could not be run
 	exitNotFound    = 127 // ticket sem: COMMAND was not found
+	exitSIGHUP      = 129 // hung up (SIGHUP: the terminal closed) before anything changed
 	exitSIGINT      = 130 // interrupted by SIGINT before anything changed
 	exitSIGTERM     = 143 // terminated by SIGTERM before anything changed
 )
@@ -55,6 +56,16 @@ type startError struct {
 func (e *startError) Error() string { return e.err.Error() }
 
 func (e *startError) Unwrap() error { return e.err }
+
+// hint says what to do about an error of the library, whose messages name
+// no commands: "" when the message says enough.
+func hint(err error) string {
+	switch {
+	case errors.Is(err, store.ErrJournalBehind):
+		return " (ticket repair keeps the ticket file's count and starts a new journal from it)"
+	}
+	return ""
+}
 
 // exitCode maps an error to the exit status scripts branch on. It is the
 // only place that knows the mapping.

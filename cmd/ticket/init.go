@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"math"
-	"strconv"
 
 	"github.com/ticketd/ticket/store"
 )
@@ -15,7 +14,7 @@ and the lock file (PATH.lock). It refuses to replace an existing ticket file
 unless --force, which resets the sale under the lock; the old journal is
 kept, renamed with a timestamp, never deleted. --force never overwrites a
 file it cannot parse.`)
-	count := fs.String("count", "", "number of tickets (required; 0 to 9223372036854775807)")
+	count := wholeFlag(fs, "count", 0, 0, math.MaxInt64, "number of tickets (required; 0 to 9223372036854775807)")
 	force := fs.Bool("force", false, "reset an existing sale")
 	var wait waitFlags
 	wait.add(fs, "lock")
@@ -27,10 +26,7 @@ file it cannot parse.`)
 	if !fs.Changed("count") {
 		return &usageError{"--count N is required (see ticket init -h)"}
 	}
-	n, err := parseCount("--count", *count)
-	if err != nil {
-		return err
-	}
+	n := *count
 	ctx, done, err := c.waitContext(fs, &wait)
 	if err != nil {
 		return err
@@ -58,14 +54,4 @@ file it cannot parse.`)
 		fmt.Fprintf(c.stderr, "ticket init: kept the old journal as %s\n", archive)
 	}
 	return c.line("%s: %d %s", *file, state.Total, plural(state.Total, "ticket", "tickets"))
-}
-
-// parseCount parses a whole number of tickets from 0 up, for a usage error
-// naming the flag.
-func parseCount(flag, v string) (int64, error) {
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 {
-		return 0, &usageError{fmt.Sprintf("%s %q: want a whole number from 0 to %d", flag, v, int64(math.MaxInt64))}
-	}
-	return n, nil
 }

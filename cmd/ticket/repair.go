@@ -8,16 +8,29 @@ import (
 
 func runRepair(c *cli, args []string) error {
 	fs, file := c.flagSet("[--json] [flags]", `
-Rebuild a damaged ticket file from the sales journal. A buy is made
-durable by its journal line; the ticket file is replaced without fsync, so
-on a file system that does not flush a file renamed over another before
-the rename (ext4 without its journal, xfs) a power cut may leave the ticket
-file empty or garbled. Under
-the lock, repair checks the whole journal, moves the damaged file aside to
-FILE.damaged.TIME (it is never deleted) and writes the journal's last state.
-A ticket file that parses is left alone. Exit 0 when the file is sound or
-was rebuilt, 5 when the journal cannot rebuild it (nothing is changed).
-Only for a ticket file, not a Redis sale.`)
+Bring a sale back to where buying can go on, without ever selling a ticket
+twice: repair never raises the count of a ticket file it can read, and
+rebuilds only what cannot be read. Under the lock:
+
+  - A ticket file that does not parse, or is missing while its journal
+    holds the sale, is rebuilt from the journal. A buy is made durable by
+    its journal record and the ticket file is replaced without fsync, so a
+    power cut on ext4 without its journal or on xfs may leave it empty or
+    garbled. Repair checks the whole journal, moves a damaged file aside to
+    FILE.damaged.TIME (it is never deleted) and writes the state the
+    journal's last record leaves. A change another process made to the
+    count after that record cannot be recovered.
+  - A ticket file that parses is settled with its journal as the next buy
+    would: records committed before a restart are written into it, records
+    a crashed buyer never committed are cut, a count changed by another
+    process is recorded. After a power cut, run it before programs that
+    read only the ticket file (a flock + jq script) buy again.
+  - A ticket file ahead of its journal (the journal was cut, replaced or
+    restored from an older copy) is kept: the journal is moved aside to
+    FILE.journal.TIME and a new one starts from the ticket file's count.
+
+Exit 0 when the sale is sound or was repaired, 5 when the journal cannot
+rebuild it (nothing is changed). Only for a ticket file, not a Redis sale.`)
 	fs.BoolVar(&c.json, "json", false, "print the result as one JSON object")
 	var wait waitFlags
 	wait.add(fs, "lock")
@@ -42,19 +55,28 @@ Only for a ticket file, not a Redis sale.`)
 	if err != nil {
 		return err
 	}
+	repaired := r.Sales > 0 || r.Note != "" || r.Archive != ""
 	if c.json {
 		return c.result(struct {
 			File     string `json:"file"`
 			Repaired bool   `json:"repaired"`
-			Sales    int64  `json:"rebuilt_from_sales"`
+			Records  int64  `json:"rebuilt_from_records"`
 			Left     int64  `json:"left"`
 			Total    int64  `json:"total"`
 			Kept     string `json:"kept,omitempty"`
-		}{*file, r.Sales > 0, r.Sales, r.State.Left, r.State.Total, r.Kept})
+			Archive  string `json:"archived_journal,omitempty"`
+			Note     string `json:"note,omitempty"`
+		}{*file, repaired, r.Sales, r.State.Left, r.State.Total, r.Kept, r.Archive, r.Note})
 	}
-	if r.Sales == 0 {
-		return c.line("%s is sound, nothing to repair: %s; ticket verify checks the books", *file, r.State)
+	switch {
+	case r.Sales > 0:
+		if r.Kept != "" {
+			fmt.Fprintf(c.stderr, "ticket repair: kept the damaged file as %s\n", r.Kept)
+		}
+		return c.line("rebuilt %s from %d %s in the journal: %s", *file, r.Sales, plural(r.Sales, "record", "records"), r.State)
+	case repaired:
+		fmt.Fprintf(c.stderr, "ticket repair: %s\n", r.Note)
+		return c.line("settled %s with its journal: %s", *file, r.State)
 	}
-	fmt.Fprintf(c.stderr, "ticket repair: kept the damaged file as %s\n", r.Kept)
-	return c.line("rebuilt %s from %d %s in the journal: %s", *file, r.Sales, plural(r.Sales, "sale", "sales"), r.State)
+	return c.line("%s is sound, nothing to repair: %s; ticket verify checks the books", *file, r.State)
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"strconv"
@@ -62,10 +63,10 @@ failed (its error is shown; a lock not had within --wait counts); 2 usage;
 7 a Redis sale's server could not be reached to check the books;
 130/143 interrupted (running buyers get SIGTERM: those waiting for the lock
 stop with nothing changed, the others finish).`)
-	buyers := fs.Int("buyers", 0, fmt.Sprintf("number of buyer processes to start (required, 1 to %d)", maxBuyers))
-	count := fs.String("count", "", "first create the ticket file with C tickets")
+	buyers := wholeFlag(fs, "buyers", 0, 0, math.MaxInt32, fmt.Sprintf("number of buyer processes to start (required, 1 to %d)", maxBuyers))
+	count := wholeFlag(fs, "count", 0, 0, math.MaxInt64, "first create the ticket file with C tickets")
 	force := fs.Bool("force", false, "with --count: reset an existing sale (its journal is kept, renamed)")
-	qty := fs.Int64("qty", 1, "tickets each buyer asks for, all or nothing")
+	qty := wholeFlag(fs, "qty", 1, 0, math.MaxInt64, "tickets each buyer asks for, all or nothing")
 	var wait seconds
 	fs.Var(&wait, "wait", "each buyer gives up after waiting this long for the lock (an error); default: as long as it takes")
 	every := seconds(500 * time.Millisecond)
@@ -112,11 +113,7 @@ stop with nothing changed, the others finish).`)
 	defer s.Close()
 	c.durability(s, false)
 	if fs.Changed("count") {
-		n, err := parseCount("--count", *count)
-		if err != nil {
-			return err
-		}
-		if _, archive, err := s.Init(ctx, n, *force); err != nil {
+		if _, archive, err := s.Init(ctx, *count, *force); err != nil {
 			return err
 		} else if archive != "" {
 			fmt.Fprintf(c.stderr, "ticket rush: kept the old journal as %s\n", archive)
@@ -128,10 +125,10 @@ stop with nothing changed, the others finish).`)
 	}
 
 	r := &rush{
-		c: c, file: *file, self: self, n: *buyers, qty: *qty, unlocked: *unlocked,
+		c: c, file: *file, self: self, n: int(*buyers), qty: *qty, unlocked: *unlocked,
 		progress: isTerminal(c.stderr),
 	}
-	r.sum = rushSummary{File: *file, Unlocked: *unlocked, Buyers: *buyers, Qty: *qty, Tickets: start.Left, Left: start.Left, Results: []buyerResult{}}
+	r.sum = rushSummary{File: *file, Unlocked: *unlocked, Buyers: int(*buyers), Qty: *qty, Tickets: start.Left, Left: start.Left, Results: []buyerResult{}}
 	fmt.Fprintf(c.stderr, "ticket rush: %d buyers, %d tickets left in %s\n", *buyers, start.Left, *file)
 
 	hb, err := startHeartbeat(self, *file, time.Duration(every), g, c.stderr)

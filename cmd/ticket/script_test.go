@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	"golang.org/x/sys/unix"
 )
 
 // TestScripts runs the CLI scripts in testdata/script, one topic each.
@@ -38,6 +40,7 @@ func TestScripts(t *testing.T) {
 			"status":   cmdStatus,
 			"waitfile": cmdWaitFile,
 			"bigfile":  cmdBigFile,
+			"thisboot": cmdThisBoot,
 		},
 	})
 }
@@ -139,5 +142,23 @@ func TestBadInputScriptCoversEveryFile(t *testing.T) {
 		if !strings.Contains(string(script), "cmp bad/"+name+" orig/"+name+"\n") {
 			t.Errorf("bad_input.txtar does not check that bad/%s is unchanged", name)
 		}
+	}
+}
+
+// cmdThisBoot marks a journal as written in this boot of the machine, as
+// a ticket process marks it before it appends (without the mark, records
+// beyond the ticket file are taken for ones written before a restart):
+//
+//	thisboot ticket.json.journal
+func cmdThisBoot(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: thisboot JOURNAL")
+	}
+	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		ts.Fatalf("thisboot: %v", err)
+	}
+	if err := unix.Setxattr(ts.MkAbs(args[0]), "user.ticket.boot", bytes.TrimSpace(boot), 0); err != nil {
+		ts.Fatalf("thisboot: %v", err)
 	}
 }

@@ -58,9 +58,11 @@ time; 127 COMMAND not found, 126 not runnable; 2 usage; 1 other error;
 	n := 1
 	switch {
 	case fs.Changed("slots"):
-		if n, err = strconv.Atoi(*slots); err != nil || n < 1 || n > store.MaxSlots {
-			return &usageError{fmt.Sprintf("--slots %q: want a whole number from 1 to %d", *slots, store.MaxSlots)}
+		v, err := parseWhole(*slots, 1, store.MaxSlots)
+		if err != nil {
+			return &usageError{"--slots " + err.Error()}
 		}
+		n = int(v)
 	case !*status:
 		return &usageError{"--slots N is required (see ticket sem -h)"}
 	}

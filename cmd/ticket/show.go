@@ -6,14 +6,18 @@ import (
 	"fmt"
 
 	"github.com/ticketd/ticket/store"
+	"github.com/ticketd/ticket/ticket"
 )
 
 func runShow(c *cli, args []string) error {
 	fs, file := c.flagSet("[--sales] [--json] [flags]", `
 Print the tickets left, the total and the number sold. It takes no lock:
 every write replaces the file by rename, so it always reads a whole version.
-With --sales it lists every sale in the journal instead, oldest first.`)
-	sales := fs.Bool("sales", false, "list the sales in the journal, one per line")
+With --sales it lists every record of the journal instead, oldest first:
+how the sale started, each sale ("alice bought 2"), and each change another
+process made to the count under the lock, which ticket records as tickets
+taken or added outside ticket.`)
+	sales := fs.Bool("sales", false, "list the journal's records (sales and other changes), one per line")
 	fs.BoolVar(&c.json, "json", false, "print JSON: one object, or with --sales one object per sale")
 	if err := c.parse(fs, args); err != nil {
 		return err
@@ -61,7 +65,15 @@ func showSales(c *cli, s store.Backend) error {
 			b, _ := json.Marshal(sale) // a Sale always marshals
 			out.Write(append(b, '\n'))
 		} else {
-			fmt.Fprintf(&out, "#%d %s %s bought %d (%d left) pid %d\n", sale.Seq, sale.Time.Format("2006-01-02T15:04:05.000Z07:00"), sale.Buyer, sale.Qty, sale.Left, sale.PID)
+			fmt.Fprintf(&out, "#%d %s %s", sale.Seq, sale.Time.Format("2006-01-02T15:04:05.000Z07:00"), sale.Describe())
+			switch sale.Kind {
+			case ticket.KindSale:
+				fmt.Fprintf(&out, " (%d left) pid %d\n", sale.Left, sale.PID)
+			case ticket.KindInit:
+				out.WriteString("\n")
+			default:
+				fmt.Fprintf(&out, " (%d left of %d)\n", sale.Left, sale.Total)
+			}
 		}
 	}
 	c.wrote = true

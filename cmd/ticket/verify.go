@@ -10,11 +10,14 @@ import (
 func runVerify(c *cli, args []string) error {
 	fs, file := c.flagSet("[--json] [flags]", `
 Check, without changing anything, that the books balance: the ticket file
-is valid, the journal's sales are numbered 1..n without gaps or repeats,
-the total is the tickets left plus those sold, and the journal's last sale
-is the ticket file's version. It holds the lock while it reads. Exit 0 with
-a one-line summary when everything balances, 5 with each discrepancy
-named on stderr otherwise.`)
+is valid, the journal's records are numbered without gaps or repeats, each
+one's tickets left following from the one before, the total is the tickets
+left plus those sold, and the journal's last record is the ticket file's
+version. A count another process changed under the lock is a sale made (or
+stock added) outside ticket: counted, and noted as pending until the next
+buy records it. It holds the lock while it reads. Exit 0 with a one-line
+summary when everything balances, 5 with each discrepancy named on stderr
+otherwise.`)
 	fs.BoolVar(&c.json, "json", false, "print the result as one JSON object")
 	var wait waitFlags
 	wait.add(fs, "lock")
@@ -47,17 +50,26 @@ named on stderr otherwise.`)
 			Total    int64    `json:"total"`
 			Sold     int64    `json:"sold"`
 			Sales    int64    `json:"sales"`
+			Outside  int64    `json:"outside,omitempty"`
+			Added    int64    `json:"added,omitempty"`
 			Pending  string   `json:"pending,omitempty"`
 			Problems []string `json:"problems"`
 
 			Durability string `json:"durability,omitempty"`
-		}{*file, r.Balanced(), r.State.Left, r.State.Total, r.Tickets, r.Sales, r.Pending, append([]string{}, r.Problems...), dur})
+		}{*file, r.Balanced(), r.State.Left, r.State.Total, r.Tickets, r.Sales, r.Outside, r.Added, r.Pending, append([]string{}, r.Problems...), dur})
 	} else if r.Balanced() {
+		var outside string
+		if r.Outside > 0 {
+			outside += fmt.Sprintf(", %d taken outside ticket", r.Outside)
+		}
+		if r.Added > 0 {
+			outside += fmt.Sprintf(", %d added outside ticket", r.Added)
+		}
 		switch {
-		case r.Sales == 0:
+		case r.Sales == 0 && outside == "":
 			err = c.line("ok: no sales recorded; %d left of %d", r.State.Left, r.State.Total)
 		default:
-			err = c.line("ok: %d %s, %d %s sold, %d left of %d: the books balance", r.Sales, plural(r.Sales, "sale", "sales"), r.Tickets, plural(r.Tickets, "ticket", "tickets"), r.State.Left, r.State.Total)
+			err = c.line("ok: %d %s, %d %s sold%s, %d left of %d: the books balance", r.Sales, plural(r.Sales, "sale", "sales"), r.Tickets, plural(r.Tickets, "ticket", "tickets"), outside, r.State.Left, r.State.Total)
 		}
 		if r.Pending != "" {
 			fmt.Fprintf(c.stderr, "ticket verify: note: %s\n", r.Pending)

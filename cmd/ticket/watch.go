@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"time"
 
@@ -23,7 +24,7 @@ SIGKILL) it dies with it.`)
 	fs.Var(&every, "every", "time between heartbeats (250ms, 2s, 1.5)")
 	fs.BoolVar(&c.json, "json", false, "print each heartbeat as one JSON object per line")
 	parentPipe := fs.Bool("parent-pipe", false, "stop when stdin reaches end of file (the parent closed it or died)")
-	parent := fs.Int("parent", 0, "stop at once if the parent process is not this pid")
+	parent := wholeFlag(fs, "parent", 0, 0, math.MaxInt32, "stop at once if the parent process is not this pid")
 	_ = fs.MarkHidden("parent-pipe")
 	_ = fs.MarkHidden("parent")
 	if err := c.parse(fs, args); err != nil {
@@ -34,7 +35,7 @@ SIGKILL) it dies with it.`)
 	}
 	// The parent may have died before the parent-death signal was armed:
 	// then this process already belongs to init, or a subreaper.
-	if *parent != 0 && os.Getppid() != *parent {
+	if *parent != 0 && int64(os.Getppid()) != *parent {
 		fmt.Fprintf(c.stderr, "ticket watch: parent %d is gone; stopping\n", *parent)
 		return nil
 	}
