@@ -132,15 +132,3 @@ func (l *ledger) finish(lastSale, holder string) {
 		l.problem("the journal's last sale left %d but %s says %d", l.last.Left, holder, st.Left)
 	}
 }
-
-// balance checks a state against its whole journal, as Verify does for a
-// ticket file, for backends whose journal has no uncommitted tail.
-func balance(state ticket.State, sales []ticket.Sale) Report {
-	r := Report{State: state}
-	l := newLedger(&r)
-	for _, sale := range sales {
-		l.add(sale)
-	}
-	l.finish("the journal's last sale", "the state")
-	return r
-}

@@ -17,7 +17,10 @@ the lock, repair checks the whole journal, moves the damaged file aside to
 FILE.damaged.TIME (it is never deleted) and writes the journal's last state.
 A ticket file that parses is left alone. Exit 0 when the file is sound or
 was rebuilt, 5 when the journal cannot rebuild it (nothing is changed).
-Only for a ticket file, not a Redis sale.`)
+For a Redis sale (--store redis://...) it rebuilds the state hash from the
+journal when the state is missing (deleted, evicted) or damaged, moving a
+damaged one aside to ticket:{SALE}:damaged:TIME; the sale's request ids
+stay valid.`)
 	fs.BoolVar(&c.json, "json", false, "print the result as one JSON object")
 	var wait waitFlags
 	wait.add(fs, "lock")
@@ -34,11 +37,15 @@ Only for a ticket file, not a Redis sale.`)
 		return err
 	}
 	defer b.Close()
-	s, ok := b.(*store.Store)
-	if !ok {
-		return &usageError{"repair works on a ticket file; a Redis sale has no file to rebuild"}
+	var r store.Repaired
+	switch s := b.(type) {
+	case *store.Store:
+		r, err = s.Repair(ctx)
+	case redisSale:
+		r, err = s.Repair(ctx)
+	default:
+		return &usageError{"repair works on a ticket file or a Redis sale"}
 	}
-	r, err := s.Repair(ctx)
 	if err != nil {
 		return err
 	}
@@ -55,6 +62,12 @@ Only for a ticket file, not a Redis sale.`)
 	if r.Sales == 0 {
 		return c.line("%s is sound, nothing to repair: %s; ticket verify checks the books", *file, r.State)
 	}
-	fmt.Fprintf(c.stderr, "ticket repair: kept the damaged file as %s\n", r.Kept)
+	if r.Kept != "" {
+		what := "file"
+		if store.IsRedis(*file) {
+			what = "state hash"
+		}
+		fmt.Fprintf(c.stderr, "ticket repair: kept the damaged %s as %s\n", what, r.Kept)
+	}
 	return c.line("rebuilt %s from %d %s in the journal: %s", *file, r.Sales, plural(r.Sales, "sale", "sales"), r.State)
 }
