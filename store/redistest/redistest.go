@@ -7,6 +7,7 @@ package redistest
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"os/exec"
 	"strconv"
@@ -164,4 +165,60 @@ func serverPID(addr string) (int, error) {
 			return strconv.Atoi(v)
 		}
 	}
+}
+
+// Pause stops the server with SIGSTOP: it keeps its connections but
+// answers nothing, as a server on a stalled machine does.
+func (s *Server) Pause() { _ = s.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume() { _ = s.cmd.Process.Signal(syscall.SIGCONT) }
+
+// StartReplica starts a redis-server that replicates primary, with the
+// extra arguments, and waits until its link to the primary is up.
+func StartReplica(t testing.TB, primary *Server, extra ...string) *Server {
+	t.Helper()
+	r := Start(t, append([]string{"--replicaof", "127.0.0.1", strconv.Itoa(primary.Port)}, extra...)...)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		info, err := command(r.Addr(), "INFO replication")
+		if err == nil && strings.Contains(info, "master_link_status:up") {
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica on port %d did not connect to its primary within 20s: %v %s", r.Port, err, info)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// command sends one inline command to the server at addr and returns its
+// reply as text (a bulk string's contents, or the status line).
+func command(addr, cmd string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte(cmd + "\r\n")); err != nil {
+		return "", err
+	}
+	r := bufio.NewReader(c)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	if !strings.HasPrefix(line, "$") {
+		return strings.TrimSpace(line), nil
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(line[1:]))
+	if err != nil || n < 0 {
+		return "", fmt.Errorf("%s answered %q", cmd, line)
+	}
+	buf := make([]byte, n+2)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
 }
