@@ -183,6 +183,9 @@ func OpenRedis(spec string, opts Options) (*Redis, error) {
 	// A buy sent once has an unknown outcome if its reply is lost: the
 	// caller retries with the same request id, not the client blindly.
 	o.MaxRetries = -1
+	// One dial per connection: dial_timeout bounds it, as the URL says
+	// (go-redis would try five times).
+	o.DialerRetries = 1
 	o.DisableIdentity = true
 	o.PoolSize = 4
 	// A failure to dial (TCP or the TLS handshake) is known to have sent

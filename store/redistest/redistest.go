@@ -178,6 +178,10 @@ func (s *Server) Resume() { _ = s.cmd.Process.Signal(syscall.SIGCONT) }
 // extra arguments, and waits until its link to the primary is up.
 func StartReplica(t testing.TB, primary *Server, extra ...string) *Server {
 	t.Helper()
+	// The primary sends its first copy at once, not after 5 s.
+	if _, err := command(primary.Addr(), "CONFIG SET repl-diskless-sync-delay 0"); err != nil {
+		t.Fatal(err)
+	}
 	r := Start(t, append([]string{"--replicaof", "127.0.0.1", strconv.Itoa(primary.Port)}, extra...)...)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
