@@ -24,6 +24,8 @@ const (
 	// nothing and answers nothing: the client never gets past its
 	// handshake (HELLO).
 	Blackhole
+	// Relay relays everything until Freeze.
+	Relay
 )
 
 // Proxy is a TCP relay on a free loopback port in front of a server,
@@ -36,10 +38,34 @@ type Proxy struct {
 	mu       sync.Mutex
 	dropped  bool
 	conns    []net.Conn
-	scripted chan struct{} // closed once a script call was relayed
+	frozen   bool
+	held     chan struct{} // closed once the reply to a script was held back
 	received chan struct{} // closed once anything arrived
-	sOnce    sync.Once
+	hOnce    sync.Once
 	rOnce    sync.Once
+}
+
+// Freeze stops relaying, in both directions, without closing anything:
+// what arrives from then on is dropped, as on a link that stalled.
+func (p *Proxy) Freeze() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.frozen = true
+}
+
+func (p *Proxy) isFrozen() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.frozen
+}
+
+// Cut closes every connection through the proxy.
+func (p *Proxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
 }
 
 // StartProxy starts a proxy in front of backend (host:port).
@@ -49,7 +75,7 @@ func StartProxy(t testing.TB, backend string, mode Mode) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{ln: ln, backend: backend, mode: mode, scripted: make(chan struct{}), received: make(chan struct{})}
+	p := &Proxy{ln: ln, backend: backend, mode: mode, held: make(chan struct{}), received: make(chan struct{})}
 	t.Cleanup(func() {
 		ln.Close()
 		p.mu.Lock()
@@ -77,8 +103,9 @@ func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 // URL returns spec (a URL of the backend) with the proxy's address instead.
 func (p *Proxy) URL(spec string) string { return strings.Replace(spec, p.backend, p.Addr(), 1) }
 
-// Scripted is closed once a script call has been relayed to the server.
-func (p *Proxy) Scripted() <-chan struct{} { return p.scripted }
+// Held is closed once HoldScriptReply has held back the server's reply to
+// a script: the server has run it.
+func (p *Proxy) Held() <-chan struct{} { return p.held }
 
 // Received is closed once anything has arrived from a client.
 func (p *Proxy) Received() <-chan struct{} { return p.received }
@@ -124,11 +151,11 @@ func (p *Proxy) relay(client net.Conn) {
 					default:
 					}
 				}
+				if p.isFrozen() {
+					continue
+				}
 				if _, werr := server.Write(buf[:n]); werr != nil {
 					return
-				}
-				if script {
-					p.sOnce.Do(func() { close(p.scripted) })
 				}
 			}
 			if err != nil {
@@ -147,6 +174,7 @@ func (p *Proxy) relay(client net.Conn) {
 			switch {
 			case reply && p.mode == HoldScriptReply:
 				held = true
+				p.hOnce.Do(func() { close(p.held) })
 			case reply && p.mode == DropScriptReply:
 				p.mu.Lock()
 				drop := !p.dropped
@@ -158,7 +186,7 @@ func (p *Proxy) relay(client net.Conn) {
 			}
 		default:
 		}
-		if n > 0 && !held {
+		if n > 0 && !held && !p.isFrozen() {
 			if _, werr := client.Write(buf[:n]); werr != nil {
 				return
 			}

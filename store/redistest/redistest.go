@@ -175,19 +175,32 @@ func (s *Server) Pause() { _ = s.cmd.Process.Signal(syscall.SIGSTOP) }
 func (s *Server) Resume() { _ = s.cmd.Process.Signal(syscall.SIGCONT) }
 
 // StartReplica starts a redis-server that replicates primary, with the
-// extra arguments, and waits until its link to the primary is up.
+// extra arguments, and waits until the primary streams its writes to it.
 func StartReplica(t testing.TB, primary *Server, extra ...string) *Server {
+	t.Helper()
+	return StartReplicaOf(t, primary, primary.Addr(), extra...)
+}
+
+// StartReplicaOf is StartReplica with the replica reaching its primary at
+// addr (a Proxy in front of it, say).
+func StartReplicaOf(t testing.TB, primary *Server, addr string, extra ...string) *Server {
 	t.Helper()
 	// The primary sends its first copy at once, not after 5 s.
 	if _, err := command(primary.Addr(), "CONFIG SET repl-diskless-sync-delay 0"); err != nil {
 		t.Fatal(err)
 	}
-	r := Start(t, append([]string{"--replicaof", "127.0.0.1", strconv.Itoa(primary.Port)}, extra...)...)
+	host, port, _ := net.SplitHostPort(addr)
+	r := Start(t, append([]string{"--replicaof", host, port}, extra...)...)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
+		// Up on the replica's side, and online on the primary's: the
+		// primary streams its writes only once the replica has
+		// acknowledged the first copy, up to a second later.
 		info, err := command(r.Addr(), "INFO replication")
 		if err == nil && strings.Contains(info, "master_link_status:up") {
-			return r
+			if p, err := command(primary.Addr(), "INFO replication"); err == nil && strings.Contains(p, "state=online") {
+				return r
+			}
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("replica on port %d did not connect to its primary within 20s: %v %s", r.Port, err, info)
