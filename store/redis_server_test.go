@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -316,3 +317,89 @@ func waitOnline(t *testing.T, primary *redistest.Server) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// commandCalls returns how many times the server has run cmd (INFO
+// commandstats).
+func commandCalls(t *testing.T, c *redis.Client, cmd string) int64 {
+	t.Helper()
+	var n int64
+	for _, line := range strings.Split(c.Info(context.Background(), "commandstats").Val(), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+cmd+":calls="); ok {
+			fmt.Sscan(strings.SplitN(v, ",", 2)[0], &n)
+		}
+	}
+	return n
+}
+
+// TestRedisJournalPages: Restore, Verify, Sales and Repair move the
+// journal in pages (here of 100 entries), never in one command, report
+// their progress up to the whole journal, and a copy into a server runs
+// no transaction bigger than its final few commands. With
+// TICKET_TEST_LONG=1 the same runs on 1,000,000 sales in pages of 1000
+// with a read_timeout of 1s, and the server's slow log must show no
+// command that held it 100 ms or more.
+func TestRedisJournalPages(t *testing.T) {
+	ctx := context.Background()
+	n, page, timeout := 2500, 100, ""
+	if !longTests() {
+		testPage = page
+		defer func() { testPage = 0 }()
+	} else {
+		n, page, timeout = 1000000, 1000, "&read_timeout=1s"
+	}
+	srv := redistest.Start(t, "--slowlog-log-slower-than", "100000")
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer c.Close()
+	sales := make([]ticket.Sale, n)
+	now := time.Now()
+	for i := range sales {
+		sales[i] = ticket.Sale{Seq: int64(i + 1), Buyer: "p", Qty: 1, Left: int64(n - i - 1), PID: 1, Time: now}
+	}
+	state := ticket.State{Total: int64(n), Left: 0, Sold: int64(n), Version: int64(n)}
+	r := openRedis(t, srv.URL("pages")+timeout, Options{})
+	last := map[string]int64{}
+	r.OnProgress(func(what string, done, total int64) {
+		if total != int64(n) || done <= 0 || done > total {
+			t.Errorf("progress %s %d of %d", what, done, total)
+		}
+		last[what] = done
+	})
+	if _, err := r.Restore(ctx, state, sales, false); err != nil {
+		t.Fatal(err)
+	}
+	if last["write"] != int64(n) {
+		t.Fatalf("restore's progress ended at %d of %d", last["write"], n)
+	}
+	if x := commandCalls(t, c, "xadd"); x != int64(n) {
+		t.Fatalf("%d XADDs for %d sales", x, n)
+	}
+	rep, err := r.Verify(ctx)
+	if err != nil || !rep.Balanced() || rep.Sales != int64(n) {
+		t.Fatalf("verify: %+v, %v", rep.Problems, err)
+	}
+	if last["read"] != int64(n) {
+		t.Fatalf("verify's progress ended at %d of %d", last["read"], n)
+	}
+	var got int
+	for _, err := range r.Sales() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got++
+	}
+	c.Del(ctx, r.stateKey())
+	if rp, err := r.Repair(ctx); err != nil || rp.Sales != int64(n) {
+		t.Fatalf("repair: %+v, %v", rp, err)
+	}
+	xr := commandCalls(t, c, "xrange")
+	t.Logf("%d sales: %d XRANGE calls for verify, sales and repair (pages of %d)", n, xr, page)
+	if got != n || xr < int64(3*n/page) {
+		t.Fatalf("read %d sales with %d XRANGEs; want %d in pages of %d", got, xr, n, page)
+	}
+	if slow := c.SlowLogGet(ctx, 10).Val(); len(slow) > 0 {
+		t.Fatalf("commands that held the server 100 ms or more: %v", slow)
+	}
+}
+
+// longTests reports whether soaks and long loops run (TICKET_TEST_LONG=1).
+func longTests() bool { return os.Getenv("TICKET_TEST_LONG") == "1" }
