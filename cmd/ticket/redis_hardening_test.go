@@ -78,7 +78,7 @@ func TestRedisFailoverWaitReplicas(t *testing.T) {
 			link.Cut()
 			c := redis.NewClient(&redis.Options{Addr: replica.Addr()})
 			defer c.Close()
-			if err := c.SlaveOf(ctx, "NO", "ONE").Err(); err != nil {
+			if err := c.ReplicaOf(ctx, "NO", "ONE").Err(); err != nil {
 				t.Fatal(err)
 			}
 			promoted := openSpec(t, replica.URL("fo"))
