@@ -167,13 +167,6 @@ func serverPID(addr string) (int, error) {
 	}
 }
 
-// Pause stops the server with SIGSTOP: it keeps its connections but
-// answers nothing, as a server on a stalled machine does.
-func (s *Server) Pause() { _ = s.cmd.Process.Signal(syscall.SIGSTOP) }
-
-// Resume continues a paused server (SIGCONT).
-func (s *Server) Resume() { _ = s.cmd.Process.Signal(syscall.SIGCONT) }
-
 // StartReplica starts a redis-server that replicates primary, with the
 // extra arguments, and waits until the primary streams its writes to it.
 func StartReplica(t testing.TB, primary *Server, extra ...string) *Server {
