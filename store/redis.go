@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"iter"
 	"net"
 	"net/url"
 	"os"
@@ -19,19 +18,22 @@ import (
 	"github.com/ticketd/ticket/ticket"
 )
 
-// ErrUnreachable reports a Redis server that could not be reached or
-// answered in time, or refused the credentials. Nothing can be said about
-// the sale: a buy that fails this way may or may not have been made (its
-// request id, retried, tells which); it never means "sold out".
+// ErrUnreachable reports a Redis server that could not be reached,
+// answered too late, refused the credentials or cannot take the sale's
+// writes now (a replica, out of memory, loading). A buy that fails this
+// way either bought nothing (the message says so) or has an unknown
+// outcome (an *OutcomeUnknownError: its request id, retried, tells which);
+// it never means "sold out".
 var ErrUnreachable = errors.New("backend unreachable")
 
 // MaxRedisCount is the most tickets a Redis sale holds: the server's Lua
 // scripts count in double-precision numbers, exact up to 2^53-1.
 const MaxRedisCount = 1<<53 - 1
 
-// RequestTTL is how long a Redis sale remembers a request id and its
-// outcome: a buy retried with the same id within this time gets the
-// original outcome instead of buying again.
+// RequestTTL is how long a Redis sale remembers at least a request id and
+// its sale: a buy retried with the same id within this time gets the
+// original outcome instead of buying again. Later buys forget the ids of
+// older sales a few at a time.
 const RequestTTL = 24 * time.Hour
 
 // PasswordEnv names the environment variable that gives the Redis password
@@ -39,34 +41,79 @@ const RequestTTL = 24 * time.Hour
 // prints.
 const PasswordEnv = "TICKET_REDIS_PASSWORD"
 
+// Test switches: each turns one protection off, for the negative control
+// of the test that shows it. Only the package's tests set them.
+var (
+	testRequestTTL     time.Duration // the request TTL, when set (RequestTTL otherwise)
+	testRequestsExpire bool          // give the requests hash a TTL, as request keys once had
+	testSkipACLCheck   bool          // let the buy script write without checking the ACL first
+	testSkipRoleCheck  bool          // let the scripts write on a replica
+	testPage           int           // the journal's page size, when set
+)
+
+// pageSize is how many journal entries one command reads or writes: small
+// enough that no command holds the server (and every buyer) for long.
+func pageSize() int {
+	if testPage > 0 {
+		return testPage
+	}
+	return 1000
+}
+
 // Redis is one ticket sale kept in a Redis server, for buyers on many
 // machines. For a sale NAME its keys are (the braces keep them in one
 // cluster slot):
 //
-//	ticket:{NAME}            hash: total, left, version
+//	ticket:{NAME}            hash: total, left, version, gen
 //	ticket:{NAME}:journal    stream: one entry per committed sale
-//	ticket:{NAME}:req:ID     the outcome of the buy with request id ID, for RequestTTL
+//	ticket:{NAME}:requests   hash: request id -> the buy it answered (no TTL)
 //	ticket:{NAME}:journal:YYYYMMDDTHHMMSS.NNNNNNNNNZ  a journal kept by init --force
 //
-// A buy is one Lua script run by the server (EVALSHA, EVAL when the server
-// does not have it cached): it checks the request id, checks and decrements
-// the stock and appends the sale to the stream in one atomic step.
+// None has a TTL. A buy is one Lua script run by the server (EVALSHA, EVAL
+// when the server does not have it cached): it checks the server (a
+// primary, an eviction policy that cannot drop the sale's keys), the
+// request id, and the stock, and appends the sale to the stream, in one
+// atomic step.
 type Redis struct {
 	spec   string
 	name   string
 	addr   string
 	client *redis.Client
 	opts   Options
+
+	waitReplicas  int           // acknowledge a sale only once this many replicas have it
+	waitTimeout   time.Duration // how long to wait for them
+	allowEviction bool          // accept an allkeys-* maxmemory-policy
+
+	progress func(what string, done, total int64)
 }
+
+// Redis URL parameters of ticket's own (the others are go-redis's).
+const (
+	// ParamWaitReplicas: acknowledge a sale only once this many replicas
+	// have it (WAIT); a buy is refused, nothing bought, while fewer are
+	// online.
+	ParamWaitReplicas = "wait_replicas"
+	// ParamWaitTimeout: how long a buy waits for the replicas (default 2s);
+	// a sale they did not confirm in time is reported unconfirmed.
+	ParamWaitTimeout = "wait_timeout"
+	// ParamAllowEviction=yes accepts a server whose maxmemory-policy may
+	// evict any key (allkeys-*), which is otherwise refused: it can drop
+	// the sale's request ids (a retry then buys twice), its state or its
+	// journal.
+	ParamAllowEviction = "allow_eviction"
+)
 
 // OpenRedis returns the sale named by a URL of the form
 //
-//	redis://[[USER]:PASSWORD@]HOST:PORT/DB?name=SALE[&dial_timeout=5s&read_timeout=3s...]
+//	redis://[[USER]:PASSWORD@]HOST:PORT/DB?name=SALE[&wait_replicas=N&wait_timeout=2s&allow_eviction=yes][&dial_timeout=5s&read_timeout=5s...]
 //
-// (rediss:// for TLS). name defaults to "ticket"; the other query
-// parameters are go-redis's. The password may also come from the
-// environment variable TICKET_REDIS_PASSWORD. It does not connect: the
-// first method that needs the server does.
+// (rediss:// for TLS). name defaults to "ticket": 1 to 100 letters,
+// digits, '.', '_', ':' or '-'. wait_replicas, wait_timeout and
+// allow_eviction are ticket's own (see ParamWaitReplicas and the others);
+// the other query parameters are go-redis's. The password may also come
+// from the environment variable TICKET_REDIS_PASSWORD. It does not
+// connect: the first method that needs the server does.
 func OpenRedis(spec string, opts Options) (*Redis, error) {
 	quietOnce.Do(func() { redis.SetLogger(quiet{}) })
 	u, err := url.Parse(spec)
@@ -76,6 +123,9 @@ func OpenRedis(spec string, opts Options) (*Redis, error) {
 			err = ue.Err // the whole URL, password and all, is in ue.URL
 		}
 		return nil, fmt.Errorf("redis url: %w", err)
+	}
+	if u.Fragment != "" || strings.HasSuffix(spec, "#") {
+		return nil, fmt.Errorf("redis url %s: '#' begins a URL fragment, which would be dropped from the sale's name: write it as %%23 (names allow letters, digits, '.', '_', ':' and '-')", redact(u))
 	}
 	q := u.Query()
 	name := q.Get("name")
@@ -87,10 +137,41 @@ func OpenRedis(spec string, opts Options) (*Redis, error) {
 	case name == "":
 		name = "ticket"
 	}
-	if strings.ContainsAny(name, "{} \t\r\n") {
-		return nil, fmt.Errorf("redis url %s: name %q: braces, spaces and control characters are not allowed", redact(u), name)
+	if err := checkSaleName(name); err != nil {
+		return nil, fmt.Errorf("redis url %s: %w", redact(u), err)
 	}
-	q.Del("name")
+	r := &Redis{spec: spec, name: name, opts: opts, waitTimeout: 2 * time.Second}
+	for _, p := range []string{ParamWaitReplicas, ParamWaitTimeout, ParamAllowEviction} {
+		if len(q[p]) > 1 {
+			return nil, fmt.Errorf("redis url %s: %s is given %d times", redact(u), p, len(q[p]))
+		}
+	}
+	if v := q.Get(ParamWaitReplicas); q.Has(ParamWaitReplicas) {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 100 {
+			return nil, fmt.Errorf("redis url %s: %s=%q: want a number of replicas from 0 to 100", redact(u), ParamWaitReplicas, v)
+		}
+		r.waitReplicas = n
+	}
+	if v := q.Get(ParamWaitTimeout); q.Has(ParamWaitTimeout) {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Millisecond {
+			return nil, fmt.Errorf("redis url %s: %s=%q: want a duration of at least 1ms, such as 500ms or 2s", redact(u), ParamWaitTimeout, v)
+		}
+		r.waitTimeout = d
+	}
+	if v := q.Get(ParamAllowEviction); q.Has(ParamAllowEviction) {
+		switch v {
+		case "yes", "true", "1":
+			r.allowEviction = true
+		case "no", "false", "0":
+		default:
+			return nil, fmt.Errorf("redis url %s: %s=%q: want yes or no", redact(u), ParamAllowEviction, v)
+		}
+	}
+	for _, p := range []string{"name", ParamWaitReplicas, ParamWaitTimeout, ParamAllowEviction} {
+		q.Del(p)
+	}
 	u.RawQuery = q.Encode()
 	o, err := redis.ParseURL(u.String())
 	if err != nil {
@@ -102,10 +183,45 @@ func OpenRedis(spec string, opts Options) (*Redis, error) {
 	// A buy sent once has an unknown outcome if its reply is lost: the
 	// caller retries with the same request id, not the client blindly.
 	o.MaxRetries = -1
+	// One dial per connection: dial_timeout bounds it, as the URL says
+	// (go-redis would try five times).
+	o.DialerRetries = 1
 	o.DisableIdentity = true
 	o.PoolSize = 4
-	return &Redis{spec: spec, name: name, addr: o.Addr, client: redis.NewClient(o), opts: opts}, nil
+	// A failure to dial (TCP or the TLS handshake) is known to have sent
+	// nothing: mark it, so that a buy can say nothing was bought.
+	dial := redis.NewDialer(o)
+	o.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, &dialError{err}
+		}
+		return c, nil
+	}
+	r.addr = o.Addr
+	r.client = redis.NewClient(o)
+	return r, nil
 }
+
+// checkSaleName refuses a sale name that is not 1 to 100 letters, digits,
+// '.', '_', ':' or '-': no braces (they pick the cluster slot), no spaces,
+// control characters or invisible ones that would make two names look alike.
+func checkSaleName(name string) error {
+	ok := len(name) >= 1 && len(name) <= 100
+	for _, c := range []byte(name) {
+		ok = ok && (c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("._:-", c) >= 0)
+	}
+	if !ok {
+		return fmt.Errorf("name %q: want 1 to 100 letters, digits, '.', '_', ':' or '-'", name)
+	}
+	return nil
+}
+
+// dialError is a connection that could not be made: nothing was sent.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
 
 // quiet discards go-redis's log lines: every failure comes back to the
 // caller as an error, and stderr is for one-line messages.
@@ -119,9 +235,19 @@ func redact(u *url.URL) string {
 	return u.Redacted()
 }
 
-// isAuth reports whether a server error is an authentication failure. A
-// server that wants a password answers a long command from a client that
-// has not logged in with a protocol error, not NOAUTH.
+// Redacted returns the sale's URL without its password, to print.
+func (r *Redis) Redacted() string {
+	u, err := url.Parse(r.spec)
+	if err != nil {
+		return "redis://" + r.addr
+	}
+	return u.Redacted()
+}
+
+// isAuth reports whether a server error is an authentication or
+// permission failure. A server that wants a password answers a long
+// command from a client that has not logged in with a protocol error, not
+// NOAUTH.
 func isAuth(msg string) bool {
 	for _, p := range []string{"NOAUTH", "WRONGPASS", "NOPERM"} {
 		if strings.HasPrefix(msg, p) {
@@ -131,14 +257,11 @@ func isAuth(msg string) bool {
 	return strings.Contains(msg, "Protocol error: unauthenticated")
 }
 
-// isAuthOrBusy reports whether a server error means it could not serve
-// the command at all: not logged in, or not ready (loading, busy with a
-// script, a replica without its master...).
-func isAuthOrBusy(msg string) bool {
-	if isAuth(msg) {
-		return true
-	}
-	for _, p := range []string{"LOADING", "MASTERDOWN", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "READONLY"} {
+// notReady reports whether a server error means it could not serve the
+// command now: loading, busy with a script, a replica without its master,
+// a read-only replica, out of memory.
+func notReady(msg string) bool {
+	for _, p := range []string{"LOADING", "MASTERDOWN", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "READONLY", "OOM", "NOREPLICAS", "MISCONF"} {
 		if strings.HasPrefix(msg, p) {
 			return true
 		}
@@ -146,16 +269,63 @@ func isAuthOrBusy(msg string) bool {
 	return false
 }
 
+// serverWhy says in words why a server refused a command, for the errors
+// a user can do something about.
+func serverWhy(msg string) string {
+	switch {
+	case strings.HasPrefix(msg, "NOPERM"):
+		return "permission denied by the server's ACL: " + msg
+	case isAuth(msg):
+		return "authentication failed: " + msg
+	case strings.HasPrefix(msg, "OOM"):
+		return "the server is out of memory (used memory above maxmemory, and its maxmemory-policy cannot free any): free memory or raise maxmemory"
+	case strings.HasPrefix(msg, "READONLY"):
+		return "the server is a read-only replica: use the primary's address"
+	case strings.HasPrefix(msg, "MISCONF"):
+		return "the server cannot persist (MISCONF: " + msg + ")"
+	}
+	return "server not ready: " + msg
+}
+
 // RequestMismatchError is a request id already used for another buy (a
 // different buyer or quantity) in the same sale: the retry is refused,
-// since the id cannot answer for two buys.
+// since the id answers only for the buy it was made for.
 type RequestMismatchError struct {
 	ID, Qty, Buyer string // the id, and the buy it was first used for
 }
 
 func (e *RequestMismatchError) Error() string {
-	return fmt.Sprintf("request id %s was used for %s x%s; retry with the same buyer and quantity, or use a new id", e.ID, e.Buyer, e.Qty)
+	return fmt.Sprintf("request id %s was used for buyer %q, %s %s: it answers only for that buy (the same buyer and quantity)", e.ID, e.Buyer, e.Qty, plural(e.Qty))
 }
+
+func plural(qty string) string {
+	if qty == "1" {
+		return "ticket"
+	}
+	return "tickets"
+}
+
+// OutcomeUnknownError is a buy that was sent to the server but whose
+// answer never came back (the connection dropped, the read timed out, or
+// the caller was interrupted while waiting): the server may or may not
+// have made the sale. The same buy (buyer, quantity) with the same request
+// id, sent again, answers which, and never buys twice. It wraps
+// ErrUnreachable and the cause.
+type OutcomeUnknownError struct {
+	Server, Sale string // the server's address and the sale's name
+	RequestID    string
+	Buyer        string
+	Qty          int64
+	Err          error // why the answer was lost
+}
+
+func (e *OutcomeUnknownError) Error() string {
+	return fmt.Sprintf("redis %s sale %q: buy sent (request id %s, buyer %q, %d %s), outcome unknown: %v",
+		e.Server, e.Sale, e.RequestID, e.Buyer, e.Qty, plural(strconv.FormatInt(e.Qty, 10)), e.Err)
+}
+
+// Unwrap returns ErrUnreachable and the cause.
+func (e *OutcomeUnknownError) Unwrap() []error { return []error{ErrUnreachable, e.Err} }
 
 // errSaleExists is ErrExists in words that fit a Redis sale.
 type errSaleExists struct{}
@@ -163,26 +333,57 @@ type errSaleExists struct{}
 func (errSaleExists) Error() string        { return "sale exists" }
 func (errSaleExists) Is(target error) bool { return target == ErrExists }
 
+// StateMissingError is a sale whose journal holds sales but whose state
+// hash is gone (deleted, evicted, or not restored): the sale must not be
+// started again as if it were new, which would sell its tickets twice.
+// Repair rebuilds the state from the journal. It wraps ticket.ErrInvalid.
+type StateMissingError struct {
+	Where string // the server and sale, in words
+	Sales int64  // entries in the journal
+}
+
+func (e *StateMissingError) Error() string {
+	return fmt.Sprintf("%s: state missing; the journal holds %d %s (rebuild the state from it; starting the sale again would sell its tickets twice)",
+		e.Where, e.Sales, map[bool]string{true: "sale", false: "sales"}[e.Sales == 1])
+}
+
+// Unwrap returns ticket.ErrInvalid.
+func (e *StateMissingError) Unwrap() error { return ticket.ErrInvalid }
+
 // Name returns the sale's name in the server.
 func (r *Redis) Name() string { return r.name }
 
 // Addr returns the server's address, host:port.
 func (r *Redis) Addr() string { return r.addr }
 
+// WaitReplicas returns the number of replicas a sale is acknowledged
+// after (the URL's wait_replicas), 0 if none.
+func (r *Redis) WaitReplicas() int { return r.waitReplicas }
+
 // Close closes the connections to the server.
 func (r *Redis) Close() error { return r.client.Close() }
 
-func (r *Redis) stateKey() string   { return "ticket:{" + r.name + "}" }
-func (r *Redis) journalKey() string { return "ticket:{" + r.name + "}:journal" }
-func (r *Redis) requestKey(id string) string {
-	return "ticket:{" + r.name + "}:req:" + id
+// OnProgress sets a function that long reads and writes of the journal
+// (Verify, Sales, Restore, Repair) call after each page with what they
+// are doing ("read", "write"), the entries done and the entries in all.
+func (r *Redis) OnProgress(f func(what string, done, total int64)) { r.progress = f }
+
+func (r *Redis) report(what string, done, total int64) {
+	if r.progress != nil {
+		r.progress(what, done, total)
+	}
 }
+
+func (r *Redis) stateKey() string    { return "ticket:{" + r.name + "}" }
+func (r *Redis) journalKey() string  { return "ticket:{" + r.name + "}:journal" }
+func (r *Redis) requestsKey() string { return "ticket:{" + r.name + "}:requests" }
 
 // where names the sale in messages.
 func (r *Redis) where() string { return fmt.Sprintf("redis %s sale %q", r.addr, r.name) }
 
 // fail turns a client error into one line naming the server, wrapping
-// ErrUnreachable for connection, timeout and authentication failures.
+// ErrUnreachable for connection, timeout, authentication and readiness
+// failures, and ticket.ErrInvalid for a key of the wrong type.
 func (r *Redis) fail(op string, err error) error {
 	if err == nil {
 		return nil
@@ -190,37 +391,74 @@ func (r *Redis) fail(op string, err error) error {
 	var rerr redis.Error
 	if errors.As(err, &rerr) {
 		msg := rerr.Error()
-		if isAuth(msg) {
-			return fmt.Errorf("%s: %s: authentication failed: %s: %w", r.where(), op, msg, ErrUnreachable)
-		}
-		if isAuthOrBusy(msg) {
-			return fmt.Errorf("%s: %s: server not ready: %s: %w", r.where(), op, msg, ErrUnreachable)
+		switch {
+		case strings.HasPrefix(msg, "WRONGTYPE"):
+			return fmt.Errorf("%s: %s: %w", r.where(), op, &ticket.FormatError{Problem: "one of the sale's keys (" + r.stateKey() + ", " + r.journalKey() + ") holds the wrong type of value: left as it is"})
+		case isAuth(msg) || notReady(msg):
+			return fmt.Errorf("%s: %s: %s: %w", r.where(), op, serverWhy(msg), ErrUnreachable)
 		}
 		return fmt.Errorf("%s: %s: %s", r.where(), op, msg)
+	}
+	var ie *interruptedError
+	if errors.As(err, &ie) {
+		return fmt.Errorf("%s: %s: interrupted: %w", r.where(), op, ie.err)
+	}
+	var de *dialError
+	if errors.As(err, &de) {
+		return fmt.Errorf("%s: %s: cannot connect: %v: %w", r.where(), op, de.err, ErrUnreachable)
 	}
 	return fmt.Errorf("%s: %s: %v: %w", r.where(), op, err, ErrUnreachable)
 }
 
-// bg detaches ctx from cancellation: a Redis call has no lock to wait for,
-// and a call interrupted after it was sent would leave its outcome unknown.
-// The client's dial, read and write timeouts bound it instead.
+// bg detaches ctx from cancellation and deadlines: the client's dial, read
+// and write timeouts bound each call (there is no lock to wait for), and
+// call abandons a call that a cancellation interrupts.
 func bg(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+
+// interruptedError is a call abandoned because its context was cancelled
+// (a signal): whatever it sent may still be run by the server.
+type interruptedError struct{ err error }
+
+func (e *interruptedError) Error() string { return "interrupted: " + e.err.Error() }
+func (e *interruptedError) Unwrap() error { return e.err }
+
+// call runs fn with a context that nothing cancels, and returns early,
+// with an *interruptedError, if ctx is cancelled (not merely past its
+// deadline: a Redis call has no lock to wait for, and the client's
+// timeouts bound it). A signal thus always ends a command, even against a
+// server that never answers and a read_timeout of -1; the abandoned call
+// ends when the client is closed.
+func (r *Redis) call(ctx context.Context, fn func(ctx context.Context) error) error {
+	if ctx.Done() == nil {
+		return fn(bg(ctx))
+	}
+	if err := ctx.Err(); errors.Is(err, context.Canceled) {
+		return &interruptedError{err}
+	}
+	done := make(chan error, 1)
+	go func() { done <- fn(bg(ctx)) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		if err := ctx.Err(); errors.Is(err, context.Canceled) {
+			return &interruptedError{err}
+		}
+	}
+	return <-done // past a deadline: the call goes on, bounded by the client's timeouts
+}
 
 // Read returns the sale's current state.
 func (r *Redis) Read() (ticket.State, error) {
-	vals, err := r.client.HMGet(context.Background(), r.stateKey(), "total", "left", "version").Result()
-	if err != nil {
-		return ticket.State{}, r.fail("read", err)
-	}
-	return r.parseState(vals)
+	snap, err := r.snapshot(context.Background())
+	return snap.state, err
 }
 
+// parseState reads the state hash's total, left and version; all nil is
+// a missing state, reported by the caller.
 func (r *Redis) parseState(vals []any) (ticket.State, error) {
-	if len(vals) != 3 || (vals[0] == nil && vals[1] == nil && vals[2] == nil) {
-		return ticket.State{}, notFound(r.where() + " does not exist (create it with: ticket init --count N)")
-	}
 	var n [3]int64
-	for i, v := range vals {
+	for i, v := range vals[:3] {
 		s, ok := v.(string)
 		x, err := strconv.ParseInt(s, 10, 64)
 		if !ok || err != nil {
@@ -235,67 +473,14 @@ func (r *Redis) parseState(vals []any) (ticket.State, error) {
 	return st, nil
 }
 
-// buyScript checks the request id, then the stock, and commits a sale, in
-// one atomic step. It answers a string "KIND SEQ LEFT TOTAL VERSION TIME"
-// (KIND ok or soldout), prefixed with "replay " for a request id it has
-// already answered, or "nosale" / "invalid".
-//
-// Scripts are made on first use: a file sale's buy must not pay for them
-// when the process starts.
-var buyScript = sync.OnceValue(func() *redis.Script { return redis.NewScript(buySource) })
-
-// buySource is the buy, run by the server in one atomic step. It checks
-// everything before it writes anything, because Redis does not undo the
-// writes of a script that fails halfway: the keys' types, the state's
-// numbers (whole, at most 2^53-1, left <= total), and a request id already
-// answered. Then it appends the sale to the journal before it takes the
-// tickets from the stock, and remembers the outcome under the request id
-// with the buyer, the quantity and the sale's generation (a random id that
-// init and restore give the sale), so that a retry gets the same answer,
-// a reused id with another buyer or quantity is refused, and an id from a
-// sale since reset does not answer for the new one.
-//
-// KEYS: state hash, journal stream, request key.
-// ARGV: qty, buyer, pid, time, request id, ttl in seconds.
-const buySource = `
-local function whole(v)
-  if type(v) ~= 'string' or #v > 16 or not string.match(v, '^%d+$') then return nil end
-  local n = tonumber(v)
-  if n > 9007199254740991 then return nil end
-  return n
-end
-local s = redis.call('HMGET', KEYS[1], 'total', 'left', 'version', 'gen')
-if not s[1] and not s[2] and not s[3] then return 'nosale' end
-local total, left, version = whole(s[1]), whole(s[2]), whole(s[3])
-if not total or not left or not version or left > total then return 'invalid' end
-local gen = s[4] or ''
-local jt = redis.call('TYPE', KEYS[2]).ok
-local rt = redis.call('TYPE', KEYS[3]).ok
-if (jt ~= 'stream' and jt ~= 'none') or (rt ~= 'string' and rt ~= 'none') then return 'invalid' end
-local qty = whole(ARGV[1])
-if not qty or qty < 1 then return 'invalid' end
-local done = redis.call('GET', KEYS[3])
-if done then
-  local g, q, b, out = string.match(done, '^([^\n]*)\n([^\n]*)\n([^\n]*)\n(.*)$')
-  if g == gen then
-    if q ~= ARGV[1] or b ~= ARGV[2] then return 'mismatch ' .. q .. ' ' .. b end
-    return 'replay ' .. out
-  end
-end
-local out
-if left < qty then
-  out = string.format('soldout 0 %d %d %d -', left, total, version)
-else
-  left = left - qty
-  version = version + 1
-  local l, v = string.format('%d', left), string.format('%d', version)
-  redis.call('XADD', KEYS[2], '*', 'seq', v, 'buyer', ARGV[2], 'qty', ARGV[1], 'left', l, 'pid', ARGV[3], 'time', ARGV[4], 'request', ARGV[5])
-  redis.call('HSET', KEYS[1], 'left', l, 'version', v)
-  out = string.format('ok %d %d %d %d %s', version, left, total, version, ARGV[4])
-end
-redis.call('SET', KEYS[3], gen .. '\n' .. ARGV[1] .. '\n' .. ARGV[2] .. '\n' .. out, 'EX', ARGV[6])
-return out
-`
+// missing is the error for a sale without a state hash: StateMissingError
+// when its journal holds sales, ErrNotFound otherwise.
+func (r *Redis) missing(journalLen int64) error {
+	if journalLen > 0 {
+		return &StateMissingError{Where: r.where(), Sales: journalLen}
+	}
+	return notFound(r.where() + " does not exist (no state, no journal)")
+}
 
 // CheckRequestID reports whether id may be used as a request id: 1 to 128
 // letters, digits, '.', '_', ':' or '-'.
@@ -317,6 +502,27 @@ func NewRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// flags are the scripts' flags (see serverCheck and buySource).
+func (r *Redis) flags() string {
+	f := ""
+	if r.allowEviction {
+		f += "e"
+	}
+	if testSkipRoleCheck {
+		f += "R"
+	}
+	if testRequestsExpire {
+		f += "T"
+	}
+	if testSkipACLCheck {
+		f += "A"
+	}
+	if f == "" {
+		f = "-"
+	}
+	return f
+}
+
 // Buy sells qty tickets to buyer with a fresh request id (or
 // Options.RequestID when set): see BuyRequest.
 func (r *Redis) Buy(ctx context.Context, buyer string, qty int64) (Receipt, error) {
@@ -328,12 +534,25 @@ func (r *Redis) Buy(ctx context.Context, buyer string, qty int64) (Receipt, erro
 }
 
 // BuyRequest sells qty tickets to buyer if at least qty are left, all or
-// nothing, as request id. If the sale has already answered id (within
-// RequestTTL), it returns that original outcome, with Replayed set, and
-// changes nothing. It returns ticket.ErrSoldOut when fewer than qty are
-// left, and an error wrapping ErrUnreachable when the server could not be
-// reached or its answer was lost: then the buy may have been made, and
-// calling BuyRequest again with the same id tells.
+// nothing, as request id. If the sale has already answered id with a sale
+// (within RequestTTL at least), it returns that original sale, with
+// Replayed set, and changes nothing. It returns ticket.ErrSoldOut when
+// fewer than qty are left (a sold-out answer is not stored: asked again,
+// the buy is decided again).
+//
+// Errors wrapping ErrUnreachable say whether anything may have been
+// bought: an *OutcomeUnknownError when the buy was sent and its answer
+// lost (the same buy with the same id, sent again, tells), any other when
+// the buy was never run (could not connect, log in, or the server could
+// not take it: a replica, out of memory, too few replicas online).
+//
+// With wait_replicas=N in the URL, a sale is acknowledged only once N
+// replicas have it (WAIT): a sale they did not confirm within wait_timeout
+// is returned with an error wrapping ErrUnconfirmed.
+//
+// ctx's cancellation interrupts the buy (before it is sent: nothing is
+// bought; after: an *OutcomeUnknownError); its deadline does not, since
+// there is no lock to wait for: the URL's timeouts bound each call.
 func (r *Redis) BuyRequest(ctx context.Context, id, buyer string, qty int64) (Receipt, error) {
 	if qty < 1 {
 		return Receipt{}, ticket.ErrQuantity
@@ -345,33 +564,98 @@ func (r *Redis) BuyRequest(ctx context.Context, id, buyer string, qty int64) (Re
 		return Receipt{}, err
 	}
 	if err := ctx.Err(); err != nil && errors.Is(err, context.Canceled) {
-		return Receipt{}, err // interrupted before anything was sent
+		return Receipt{}, fmt.Errorf("%s: interrupted before the buy was sent, nothing was bought: %w", r.where(), err)
 	}
 	if r.opts.Unlocked {
 		return r.unsafeBuy(ctx, qty)
 	}
+	// Connect (dial, TLS, HELLO, AUTH, SELECT) before the buy is sent, so
+	// that a failure there is known to have bought nothing.
+	if r.client.PoolStats().IdleConns == 0 {
+		err := r.call(ctx, func(ctx context.Context) error { return r.client.Ping(ctx).Err() })
+		if err != nil {
+			return Receipt{}, r.notSent(err)
+		}
+	}
 	now := time.Now().UTC().Format(time.RFC3339Nano)
-	keys := []string{r.stateKey(), r.journalKey(), r.requestKey(id)}
-	out, err := buyScript().Run(bg(ctx), r.client, keys, qty, buyer, os.Getpid(), now, id, int64(RequestTTL/time.Second)).Text()
-	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
-		return Receipt{}, r.fail("buy: cannot connect, nothing was bought", err)
+	ttl := RequestTTL
+	if testRequestTTL > 0 {
+		ttl = testRequestTTL
+	}
+	keys := []string{r.stateKey(), r.journalKey(), r.requestsKey()}
+	var out string
+	err := r.call(ctx, func(ctx context.Context) error {
+		var err error
+		out, err = buyScript().Run(ctx, r.client, keys, r.flags(), r.waitReplicas,
+			qty, buyer, os.Getpid(), now, id, ttl.Milliseconds()).Text()
+		return err
+	})
+	if err != nil {
+		var rerr redis.Error
+		var de *dialError
+		if errors.As(err, &rerr) || errors.As(err, &de) {
+			// Not connected, or the server answered with an error: the
+			// script checks everything before it writes, and its first
+			// write is the only one a server can refuse, so it took nothing.
+			return Receipt{}, r.notSent(err)
+		}
+		return Receipt{}, &OutcomeUnknownError{Server: r.addr, Sale: r.name, RequestID: id, Buyer: buyer, Qty: qty, Err: err}
+	}
+	rc, err := r.parseOutcome(out, id, buyer, qty)
+	if err != nil || r.waitReplicas == 0 {
+		return rc, err
+	}
+	return rc, r.waitFor(ctx, rc)
+}
+
+// notSent is the error for a buy that bought nothing because it could not
+// be run: it says so, and wraps ErrUnreachable (or the interruption).
+func (r *Redis) notSent(err error) error {
+	var ie *interruptedError
+	if errors.As(err, &ie) {
+		return fmt.Errorf("%s: interrupted before the buy was sent, nothing was bought: %w", r.where(), ie.err)
 	}
 	var rerr redis.Error
-	if err != nil && errors.As(err, &rerr) && !isAuthOrBusy(rerr.Error()) {
-		// The server answered with an error: the script checks before it
-		// writes, so it stopped before taking anything.
-		return Receipt{}, r.fail("buy: the server refused it, nothing was bought", err)
+	if errors.As(err, &rerr) {
+		msg := rerr.Error()
+		if isAuth(msg) || notReady(msg) {
+			return fmt.Errorf("%s: %s; nothing was bought: %w", r.where(), serverWhy(msg), ErrUnreachable)
+		}
+		return fmt.Errorf("%s: the server refused the buy, nothing was bought: %s", r.where(), msg)
 	}
-	if err != nil {
-		return Receipt{}, r.fail(fmt.Sprintf("buy (request id %s; outcome unknown, retry with --request-id %s)", id, id), err)
+	var de *dialError
+	if errors.As(err, &de) {
+		return fmt.Errorf("%s: cannot connect (%v); nothing was bought: %w", r.where(), de.err, ErrUnreachable)
 	}
-	rc, err := r.parseOutcome(out, buyer, qty)
-	var mm *RequestMismatchError
-	if errors.As(err, &mm) {
-		mm.ID = id
+	return fmt.Errorf("%s: the server did not answer before the buy was sent (%v); nothing was bought: %w", r.where(), err, ErrUnreachable)
+}
+
+// waitFor waits until the replicas the sale asks for have rc's sale
+// (WAIT): the sale stands on the primary either way, and is returned with
+// an error wrapping ErrUnconfirmed if they did not confirm it in time.
+func (r *Redis) waitFor(ctx context.Context, rc Receipt) error {
+	var n int64
+	err := r.call(ctx, func(ctx context.Context) error {
+		var err error
+		n, err = r.client.Wait(ctx, r.waitReplicas, r.waitTimeout).Result()
+		return err
+	})
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: %s: sale #%d is on the primary, but whether %d %s have it is unknown (%v): a failover now could lose it",
+			ErrUnconfirmed, r.where(), rc.Sale.Seq, r.waitReplicas, replicas(r.waitReplicas), err)
+	case n < int64(r.waitReplicas):
+		return fmt.Errorf("%w: %s: sale #%d is on the primary, but only %d of %d %s confirmed it within %v: a failover now could lose it",
+			ErrUnconfirmed, r.where(), rc.Sale.Seq, n, r.waitReplicas, replicas(r.waitReplicas), r.waitTimeout)
 	}
-	return rc, err
+	return nil
+}
+
+func replicas(n int) string {
+	if n == 1 {
+		return "replica"
+	}
+	return "replicas"
 }
 
 // unsafeBuy is Options.Unlocked for Redis: the buyer reads the stock,
@@ -380,7 +664,14 @@ func (r *Redis) BuyRequest(ctx context.Context, id, buyer string, qty int64) (Re
 // only to show what the script prevents. It writes no journal.
 func (r *Redis) unsafeBuy(ctx context.Context, qty int64) (Receipt, error) {
 	ctx = bg(ctx)
-	state, err := r.Read()
+	vals, err := r.client.HMGet(ctx, r.stateKey(), "total", "left", "version").Result()
+	if err != nil {
+		return Receipt{}, r.fail("buy", err)
+	}
+	if vals[0] == nil && vals[1] == nil && vals[2] == nil {
+		return Receipt{}, r.missing(0)
+	}
+	state, err := r.parseState(vals)
 	if err != nil {
 		return Receipt{State: state}, err
 	}
@@ -394,22 +685,48 @@ func (r *Redis) unsafeBuy(ctx context.Context, qty int64) (Receipt, error) {
 	return Receipt{Sale: ticket.Sale{Seq: next.Version, Qty: qty, Left: next.Left}, State: next}, nil
 }
 
-func (r *Redis) parseOutcome(out, buyer string, qty int64) (Receipt, error) {
+// refused turns the answers of serverCheck, and the answers the scripts
+// share, into errors; ok is false for any other answer.
+func (r *Redis) refused(out, doing string) (err error, ok bool) {
+	kind, rest, _ := strings.Cut(out, " ")
+	switch kind {
+	case "replica":
+		return fmt.Errorf("%s: the server is a replica of %s: %s goes to the primary, never a replica (its writes never reach the primary); nothing was changed: %w", r.where(), rest, doing, ErrUnreachable), true
+	case "noreplicas":
+		return fmt.Errorf("%s: only %s of the %d %s the sale waits for (%s=%d) %s online; nothing was changed: %w", r.where(), rest, r.waitReplicas, replicas(r.waitReplicas), ParamWaitReplicas, r.waitReplicas, map[bool]string{true: "is", false: "are"}[rest == "1"], ErrUnreachable), true
+	case "evicting":
+		return fmt.Errorf("%s: the server's maxmemory-policy %s may evict the sale's keys (its request ids: a retry would buy twice; its state; its journal); nothing was changed: set maxmemory-policy noeviction (or a volatile-* policy), or accept the risk with %s=yes in the URL", r.where(), rest, ParamAllowEviction), true
+	case "noperm":
+		return fmt.Errorf("%s: the server's ACL denies this user %s; nothing was changed: %w", r.where(), rest, ErrUnreachable), true
+	case "wrongtype":
+		key, typ, _ := strings.Cut(rest, " ")
+		return fmt.Errorf("%s: %w", r.where(), &ticket.FormatError{Problem: fmt.Sprintf("the key %s is a %s, not the sale's: left as it is, nothing was changed", key, typ)}), true
+	case "nostate":
+		n, _ := strconv.ParseInt(rest, 10, 64)
+		return r.missing(n), true
+	case "nosale":
+		return r.missing(0), true
+	case "invalid":
+		return fmt.Errorf("%s: %w", r.where(), &ticket.FormatError{Problem: "the sale's state hash must hold whole numbers with total >= left: nothing was changed"}), true
+	}
+	return nil, false
+}
+
+func (r *Redis) parseOutcome(out, id, buyer string, qty int64) (Receipt, error) {
 	var rc Receipt
+	if err, ok := r.refused(out, "a buy"); ok {
+		return rc, err
+	}
+	if rest, ok := strings.CutPrefix(out, "mismatch "); ok {
+		q, b, _ := strings.Cut(rest, " ")
+		return rc, &RequestMismatchError{ID: id, Qty: q, Buyer: b}
+	}
 	f := strings.Fields(out)
 	if len(f) > 0 && f[0] == "replay" {
 		rc.Replayed = true
 		f = f[1:]
 	}
-	switch {
-	case len(f) == 1 && f[0] == "nosale":
-		_, err := r.parseState([]any{nil, nil, nil})
-		return rc, err
-	case len(f) >= 3 && f[0] == "mismatch":
-		return rc, &RequestMismatchError{ID: r.opts.RequestID, Qty: f[1], Buyer: strings.Join(f[2:], " ")}
-	case len(f) == 1 && f[0] == "invalid":
-		return rc, fmt.Errorf("%s: %w", r.where(), &ticket.FormatError{Problem: "the sale's keys are damaged (the state hash must hold whole numbers total >= left, the journal must be a stream): nothing was bought"})
-	case len(f) != 6:
+	if len(f) != 6 {
 		return rc, fmt.Errorf("%s: unexpected answer from the buy script: %q", r.where(), out)
 	}
 	var n [4]int64
@@ -429,25 +746,29 @@ func (r *Redis) parseOutcome(out, buyer string, qty int64) (Receipt, error) {
 	return rc, nil
 }
 
-// initScript creates or (force) resets the sale, keeping a journal that
-// holds sales under KEYS[3].
-var initScript = sync.OnceValue(func() *redis.Script { return redis.NewScript(initSource) })
-
-const initSource = `
-if redis.call('EXISTS', KEYS[1]) == 1 and ARGV[2] ~= '1' then return 'exists' end
-local kept = ''
-if redis.call('XLEN', KEYS[2]) > 0 then
-  redis.call('RENAME', KEYS[2], KEYS[3])
-  kept = KEYS[3]
-end
-redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[1], 'total', ARGV[1], 'left', ARGV[1], 'version', '0', 'gen', ARGV[3])
-return 'ok ' .. kept
-`
+// checkServer runs serverCheck alone: it refuses a server that must not
+// take the sale's writes (a replica, an evicting policy, too few replicas).
+func (r *Redis) checkServer(ctx context.Context, doing string) error {
+	var out string
+	err := r.call(ctx, func(ctx context.Context) error {
+		var err error
+		out, err = checkScript().Run(ctx, r.client, []string{r.stateKey()}, r.flags(), r.waitReplicas).Text()
+		return err
+	})
+	if err != nil {
+		return r.fail(doing, err)
+	}
+	if err, ok := r.refused(out, doing); ok {
+		return err
+	}
+	return nil
+}
 
 // Init creates the sale with n tickets and an empty journal. It refuses
 // with ErrExists if the sale exists, unless force, which resets it; a
-// journal that holds sales is renamed, never deleted, and archive names it.
+// journal that holds sales is renamed, never deleted, and archive names
+// it. A journal that holds sales without a state is refused with a
+// *StateMissingError unless force: Repair rebuilds its state.
 func (r *Redis) Init(ctx context.Context, n int64, force bool) (ticket.State, string, error) {
 	state, err := ticket.New(n)
 	if err != nil {
@@ -461,237 +782,25 @@ func (r *Redis) Init(ctx context.Context, n int64, force bool) (ticket.State, st
 		f = "1"
 	}
 	archive := r.journalKey() + ":" + time.Now().UTC().Format("20060102T150405.000000000Z")
-	out, err := initScript().Run(bg(ctx), r.client, []string{r.stateKey(), r.journalKey(), archive}, strconv.FormatInt(n, 10), f, NewRequestID()).Text()
+	var out string
+	err = r.call(ctx, func(ctx context.Context) error {
+		var err error
+		out, err = initScript().Run(ctx, r.client, []string{r.stateKey(), r.journalKey(), archive, r.requestsKey()},
+			r.flags(), r.waitReplicas, strconv.FormatInt(n, 10), f, NewRequestID()).Text()
+		return err
+	})
 	if err != nil {
 		return state, "", r.fail("init", err)
+	}
+	if err, ok := r.refused(out, "init"); ok {
+		return state, "", err
 	}
 	if out == "exists" {
 		return state, "", fmt.Errorf("%s already exists (use --force to reset it): %w", r.where(), errSaleExists{})
 	}
-	return state, strings.TrimSpace(strings.TrimPrefix(out, "ok")), nil
-}
-
-// saleFromEntry reads one stream entry as a sale.
-func (r *Redis) saleFromEntry(m redis.XMessage) (ticket.Sale, error) {
-	bad := func(what string) (ticket.Sale, error) {
-		return ticket.Sale{}, fmt.Errorf("%s: journal entry %s: %s: %w", r.where(), m.ID, what, ErrJournal)
-	}
-	num := func(k string) (int64, bool) {
-		s, ok := m.Values[k].(string)
-		if !ok {
-			return 0, false
-		}
-		x, err := strconv.ParseInt(s, 10, 64)
-		return x, err == nil
-	}
-	var s ticket.Sale
-	var ok bool
-	if s.Seq, ok = num("seq"); !ok {
-		return bad("no whole-number seq")
-	}
-	if s.Qty, ok = num("qty"); !ok || s.Qty < 1 {
-		return bad("no qty of at least 1")
-	}
-	if s.Left, ok = num("left"); !ok || s.Left < 0 {
-		return bad("no left of at least 0")
-	}
-	pid, ok := num("pid")
+	kept, ok := strings.CutPrefix(out, "ok")
 	if !ok {
-		return bad("no pid")
+		return state, "", fmt.Errorf("%s: unexpected answer from the init script: %q", r.where(), out)
 	}
-	s.PID = int(pid)
-	if s.Buyer, ok = m.Values["buyer"].(string); !ok || ticket.CheckBuyer(s.Buyer) != nil {
-		return bad("no valid buyer")
-	}
-	ts, _ := m.Values["time"].(string)
-	t, err := time.Parse(time.RFC3339Nano, ts)
-	if err != nil {
-		return bad("no valid time")
-	}
-	s.Time = t.UTC()
-	return s, nil
-}
-
-// Sales yields the journal's sales in order, reading the stream in pages.
-func (r *Redis) Sales() iter.Seq2[ticket.Sale, error] {
-	return func(yield func(ticket.Sale, error) bool) {
-		start := "-"
-		for {
-			msgs, err := r.client.XRangeN(context.Background(), r.journalKey(), start, "+", 1000).Result()
-			if err != nil {
-				yield(ticket.Sale{}, r.fail("read journal", err))
-				return
-			}
-			for _, m := range msgs {
-				s, err := r.saleFromEntry(m)
-				if !yield(s, err) || err != nil {
-					return
-				}
-			}
-			if len(msgs) < 1000 {
-				return
-			}
-			start = "(" + msgs[len(msgs)-1].ID
-		}
-	}
-}
-
-// Verify checks, without changing anything, that the state and the
-// journal balance, as Store.Verify does. It reads both in one MULTI/EXEC
-// transaction, so that it sees a state and a journal that belong together.
-func (r *Redis) Verify(ctx context.Context) (Report, error) {
-	var rep Report
-	var hm *redis.SliceCmd
-	var xr *redis.XMessageSliceCmd
-	_, err := r.client.TxPipelined(bg(ctx), func(p redis.Pipeliner) error {
-		hm = p.HMGet(bg(ctx), r.stateKey(), "total", "left", "version")
-		xr = p.XRange(bg(ctx), r.journalKey(), "-", "+")
-		return nil
-	})
-	if err != nil {
-		return rep, r.fail("verify", err)
-	}
-	state, err := r.parseState(hm.Val())
-	if err != nil {
-		return rep, err
-	}
-	sales := make([]ticket.Sale, 0, len(xr.Val()))
-	var problems []string
-	for _, m := range xr.Val() {
-		s, err := r.saleFromEntry(m)
-		if err != nil {
-			problems = append(problems, err.Error())
-			break
-		}
-		sales = append(sales, s)
-	}
-	rep = balance(state, sales)
-	rep.Problems = append(problems, rep.Problems...)
-	return rep, nil
-}
-
-// Restore replaces the sale with state and sales in one MULTI/EXEC
-// transaction, refusing with ErrExists when the sale exists and not force.
-// With force, a journal that holds sales is renamed and archive names it.
-func (r *Redis) Restore(ctx context.Context, state ticket.State, records []ticket.Sale, force bool) (string, error) {
-	var sales []ticket.Sale
-	for _, s := range records {
-		switch s.Kind {
-		case ticket.KindInit:
-			// The state's total says it: a Redis journal holds sales only.
-		case ticket.KindSale:
-			sales = append(sales, s)
-		default:
-			return "", fmt.Errorf("%s: record #%d is of kind %q (a change made outside ticket), which a Redis journal cannot hold yet: nothing was copied", r.where(), s.Seq, s.Kind)
-		}
-	}
-	if state.Total > MaxRedisCount {
-		return "", fmt.Errorf("%s: %d tickets: a Redis sale holds at most %d: %w", r.where(), state.Total, int64(MaxRedisCount), ticket.ErrInvalid)
-	}
-	ctx = bg(ctx)
-	var archive string
-	err := r.client.Watch(ctx, func(tx *redis.Tx) error {
-		n, err := tx.Exists(ctx, r.stateKey()).Result()
-		if err != nil {
-			return err
-		}
-		if n > 0 && !force {
-			return fmt.Errorf("%s already exists (use --force to replace it): %w", r.where(), errSaleExists{})
-		}
-		jl, err := tx.XLen(ctx, r.journalKey()).Result()
-		if err != nil {
-			return err
-		}
-		if jl > 0 {
-			archive = r.journalKey() + ":" + time.Now().UTC().Format("20060102T150405.000000000Z")
-		}
-		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			if archive != "" {
-				p.Rename(ctx, r.journalKey(), archive)
-			}
-			p.Del(ctx, r.journalKey())
-			for _, s := range sales {
-				p.XAdd(ctx, &redis.XAddArgs{Stream: r.journalKey(), Values: []any{
-					"seq", s.Seq, "buyer", s.Buyer, "qty", s.Qty, "left", s.Left, "pid", s.PID,
-					"time", s.Time.UTC().Format(time.RFC3339Nano), "request", "copy"}})
-			}
-			p.HSet(ctx, r.stateKey(), "total", state.Total, "left", state.Left, "version", state.Version, "gen", NewRequestID())
-			return nil
-		})
-		return err
-	}, r.stateKey(), r.journalKey())
-	if errors.Is(err, ErrExists) {
-		return "", err
-	}
-	if errors.Is(err, redis.TxFailedErr) {
-		return "", fmt.Errorf("%s changed during the copy; nothing was written, try again", r.where())
-	}
-	return archive, r.fail("restore", err)
-}
-
-// Durability is what a Redis server promises about acknowledged writes,
-// as its configuration says.
-type Durability struct {
-	AppendOnly  string // "yes", "no" or "" if unknown
-	AppendFsync string // "always", "everysec", "no" or "" if unknown
-	Save        string // the RDB snapshot schedule, "" for none or unknown
-	Known       bool   // CONFIG GET answered
-	Note        string // why the setting is unknown, if it is
-}
-
-// CanLose reports whether the server may lose writes it has acknowledged
-// when it or its machine crashes: unless appendonly yes with appendfsync
-// always, it may.
-func (d Durability) CanLose() bool { return !(d.AppendOnly == "yes" && d.AppendFsync == "always") }
-
-// String says in one line what the setting promises.
-func (d Durability) String() string {
-	switch {
-	case d.AppendOnly == "yes" && d.AppendFsync == "always":
-		return "appendonly yes, appendfsync always: every acknowledged sale is on disk (fsync) before the reply; it survives a crash of the server or its machine"
-	case d.AppendOnly == "yes" && d.AppendFsync == "everysec":
-		return "appendonly yes, appendfsync everysec: an acknowledged sale survives a crash of the server process, but a crash of its machine can lose the last second or two of sales"
-	case d.AppendOnly == "yes" && d.AppendFsync == "no":
-		return "appendonly yes, appendfsync no: the kernel decides when sales reach the disk; a crash of the machine can lose tens of seconds of acknowledged sales"
-	case d.AppendOnly == "yes":
-		return "appendonly yes, appendfsync unknown (" + d.Note + "): a crash of the machine may lose acknowledged sales"
-	case d.AppendOnly == "no" && !d.Known:
-		return "appendonly no (" + d.Note + "): a restart loses every sale since the last snapshot, if snapshots are on at all"
-	case d.AppendOnly == "no" && d.Save != "":
-		return "appendonly no, snapshots (save " + d.Save + "): a restart loses every sale since the last snapshot"
-	case d.AppendOnly == "no":
-		return "no persistence (appendonly no, no snapshots): a restart of the server loses the whole sale"
-	}
-	return "persistence unknown (" + d.Note + "): assume a restart can lose acknowledged sales"
-}
-
-// Durability asks the server for its persistence setting with CONFIG GET,
-// falling back to INFO persistence where CONFIG is disabled or renamed.
-func (r *Redis) Durability(ctx context.Context) (Durability, error) {
-	ctx = bg(ctx)
-	var d Durability
-	m, err := r.client.ConfigGet(ctx, "append*").Result()
-	if err == nil {
-		d.AppendOnly, d.AppendFsync, d.Known = m["appendonly"], m["appendfsync"], true
-		if sm, err := r.client.ConfigGet(ctx, "save").Result(); err == nil {
-			d.Save = sm["save"]
-		}
-		return d, nil
-	}
-	var rerr redis.Error
-	if !errors.As(err, &rerr) {
-		return d, r.fail("config get", err)
-	}
-	d.Note = "CONFIG GET refused: " + rerr.Error()
-	info, err := r.client.Info(ctx, "persistence").Result()
-	if err != nil {
-		return d, nil // nothing more to learn; d says unknown
-	}
-	for _, line := range strings.Split(info, "\n") {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if ok && k == "aof_enabled" {
-			d.AppendOnly = map[string]string{"1": "yes", "0": "no"}[v]
-		}
-	}
-	return d, nil
+	return state, strings.TrimSpace(kept), nil
 }

@@ -28,7 +28,7 @@ func TestRedisDamagedKeysChangeNothing(t *testing.T) {
 		{"left a fraction", func(c *redis.Client, r *Redis) error { return c.HSet(ctx, r.stateKey(), "left", "2.5").Err() }},
 		{"left infinite", func(c *redis.Client, r *Redis) error { return c.HSet(ctx, r.stateKey(), "left", "inf").Err() }},
 		{"left negative", func(c *redis.Client, r *Redis) error { return c.HSet(ctx, r.stateKey(), "left", "-3").Err() }},
-		{"request key is a list", func(c *redis.Client, r *Redis) error { return c.RPush(ctx, r.requestKey("R1"), "x").Err() }},
+		{"requests key is a list", func(c *redis.Client, r *Redis) error { return c.RPush(ctx, r.requestsKey(), "x").Err() }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			name := strings.NewReplacer(" ", "-").Replace(tc.name)
@@ -60,7 +60,7 @@ func dump(t *testing.T, c *redis.Client, r *Redis) string {
 	t.Helper()
 	ctx := context.Background()
 	var b strings.Builder
-	for _, k := range []string{r.stateKey(), r.journalKey(), r.requestKey("R1")} {
+	for _, k := range []string{r.stateKey(), r.journalKey(), r.requestsKey()} {
 		typ := c.Type(ctx, k).Val()
 		b.WriteString(k + " " + typ + ": ")
 		switch typ {

@@ -233,15 +233,3 @@ func (l *ledger) finish(lastRecord, holder string) {
 		l.problem("total %d is not the %d left plus the %d sold in the journal", st.Total, st.Left, sold)
 	}
 }
-
-// balance checks a state against its whole journal, as Verify does for a
-// ticket file, for backends whose journal has no uncommitted tail.
-func balance(state ticket.State, sales []ticket.Sale) Report {
-	r := Report{State: state}
-	l := newLedger(&r)
-	for _, sale := range sales {
-		l.add(sale)
-	}
-	l.finish("the journal's last sale", "the state")
-	return r
-}

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -41,10 +42,16 @@ With --store redis://... there is no lock: one script on the server checks
 and takes the tickets and appends the sale to the journal (a stream) in one
 atomic step, and --wait/--nowait have nothing to wait for (the URL's
 dial_timeout and read_timeout bound the call). Each buy carries a request
-id (--request-id, else a random one): a buy retried with the same id within
-24 hours gets the original outcome and buys nothing more. Exit 7 means the
-outcome is unknown: retry with the request id the message names.`)
-	buyer := fs.String("buyer", "", "who is buying, as recorded in the journal (default pid<PID>, unique per process)")
+id (--request-id, else a random one): a buy retried with the same id, buyer
+and quantity within 24 hours gets the original outcome and buys nothing
+more; --buyer defaults to the request id, so that a retry repeats it. Exit 7
+says whether anything may have been bought: "nothing was bought" (the buy
+never ran), or "outcome unknown" with the whole command that retries it
+(with --json: "outcome", "request_id", "buyer", "qty" and "retry"). SIGINT
+or SIGTERM always ends a buy: before it was sent, exit 130/143; after,
+exit 7, outcome unknown. With wait_replicas=N in the URL a sale is
+acknowledged once N replicas have it; exit 6 if they did not confirm it.`)
+	buyer := fs.String("buyer", "", "who is buying, as recorded in the journal (default pid<PID>, unique per process; Redis: the request id)")
 	qty := wholeFlag(fs, "qty", 1, 0, math.MaxInt64, "number of tickets to buy, all or nothing")
 	var wait waitFlags
 	wait.add(fs, "lock")
@@ -61,15 +68,6 @@ outcome is unknown: retry with the request id the message names.`)
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
-	if !fs.Changed("buyer") {
-		*buyer = fmt.Sprintf("pid%d", os.Getpid())
-	}
-	if *qty < 1 {
-		return &usageError{fmt.Sprintf("--qty %d: buy at least 1 ticket", *qty)}
-	}
-	if err := ticket.CheckBuyer(*buyer); err != nil {
-		return &usageError{"--buyer: " + err.Error()}
-	}
 	if fs.Changed("request-id") {
 		if !store.IsRedis(*file) {
 			return &usageError{"--request-id goes with a Redis sale (--store redis://...): a file's buys need none"}
@@ -79,6 +77,19 @@ outcome is unknown: retry with the request id the message names.`)
 		}
 	} else if store.IsRedis(*file) {
 		*requestID = store.NewRequestID()
+	}
+	if !fs.Changed("buyer") {
+		*buyer = fmt.Sprintf("pid%d", os.Getpid())
+		if store.IsRedis(*file) {
+			// A retry with the same --request-id names the same buyer.
+			*buyer = *requestID
+		}
+	}
+	if *qty < 1 {
+		return &usageError{fmt.Sprintf("--qty %d: buy at least 1 ticket", *qty)}
+	}
+	if err := ticket.CheckBuyer(*buyer); err != nil {
+		return &usageError{"--buyer: " + err.Error()}
 	}
 	c.extra.RequestID = *requestID
 	// A reader that went away must not kill us with SIGPIPE after the sale:
@@ -98,6 +109,12 @@ outcome is unknown: retry with the request id the message names.`)
 	ctx, done, err := c.waitContext(fs, &wait)
 	if err != nil {
 		return err
+	}
+	if store.IsRedis(*file) {
+		// No lock to wait for: only a signal interrupts a Redis buy.
+		done()
+		ctx, done = c.interruptible()
+		c.interrupted = "interrupted before the buy was sent: nothing was bought"
 	}
 	defer done()
 	s, err := c.open(*file, store.Options{
@@ -119,6 +136,9 @@ outcome is unknown: retry with the request id the message names.`)
 		fmt.Fprintf(c.stderr, "%s sees %d left\n", *buyer, st.Left)
 	}
 	r, err := s.Buy(ctx, *buyer, *qty)
+	if err != nil && r.Sale.Seq == 0 && store.IsRedis(*file) && !errors.Is(err, ticket.ErrSoldOut) {
+		return c.redisBuyFailed(err, *file, *buyer, *qty, *requestID)
+	}
 	if r.Replayed {
 		c.extra.Replayed = true
 		fmt.Fprintf(c.stderr, "ticket buy: request id %s was already answered: this is its original outcome\n", *requestID)
@@ -140,6 +160,39 @@ outcome is unknown: retry with the request id the message names.`)
 		return err
 	}
 	return nil
+}
+
+// redisBuyFailed reports a Redis buy that made no sale, or whose outcome
+// is unknown: with --json, as an error object that also says whether
+// anything may have been bought and, if so, the command that retries it.
+func (c *cli) redisBuyFailed(err error, spec, buyer string, qty int64, id string) error {
+	if !c.json {
+		return err
+	}
+	code := exitCode(err, int(c.signal.Load()))
+	msg := err.Error()
+	if code == exitSIGINT || code == exitSIGTERM {
+		msg = c.interrupted
+	}
+	out := struct {
+		Error     string `json:"error"`
+		ExitCode  int    `json:"exit_code"`
+		Outcome   string `json:"outcome"` // "unknown": the buy may have been made; "not_bought"
+		RequestID string `json:"request_id"`
+		Buyer     string `json:"buyer"`
+		Qty       int64  `json:"qty"`
+		Retry     string `json:"retry,omitempty"` // the command that learns the outcome
+	}{Error: msg, ExitCode: code, Outcome: "not_bought", RequestID: id, Buyer: buyer, Qty: qty}
+	var unknown *store.OutcomeUnknownError
+	if errors.As(err, &unknown) {
+		out.Outcome = "unknown"
+		if r, rerr := store.OpenRedis(spec, store.Options{}); rerr == nil {
+			out.Retry = redisSale{r}.retryCommand(buyer, strconv.FormatInt(qty, 10), id)
+			r.Close()
+		}
+	}
+	_ = c.result(out)
+	return err
 }
 
 // reportBuy prints the outcome of a buy on stdout.

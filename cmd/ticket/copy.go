@@ -23,9 +23,16 @@ when DST already holds a sale, unless --force, which keeps DST's old
 journal under an archive name, never deleting it. SRC is left as it was:
 sell from one side only.
 
+A Redis side is read and written in pages of 1000 journal entries, so that
+no command holds the server for long (a Redis DST gets its journal in a
+temporary stream that one transaction puts in place with the state), and
+the progress is printed on stderr for 100 000 entries or more.
+
 Exit status: 0 copied and both sides balance, 3 never, 5 SRC or DST does
-not balance, 7 a Redis server unreachable, 1 DST exists (without --force)
-or another error.`)
+not balance (or a Redis DST has a journal without its state: repair it or
+use --force), 7 a Redis server unreachable or unable to take the writes
+(a replica, out of memory), 1 DST exists (without --force) or another
+error.`)
 	_ = fs.MarkHidden("file") // SRC and DST are arguments
 	_ = fs.MarkHidden("store")
 	force := fs.Bool("force", false, "replace a sale DST already holds (its journal is kept, renamed)")
@@ -52,6 +59,8 @@ or another error.`)
 		return err
 	}
 	defer dst.Close()
+	c.showProgress(src)
+	c.showProgress(dst)
 
 	before, err := src.Verify(ctx)
 	if err != nil {

@@ -30,7 +30,12 @@ rebuilds only what cannot be read. Under the lock:
     FILE.journal.TIME and a new one starts from the ticket file's count.
 
 Exit 0 when the sale is sound or was repaired, 5 when the journal cannot
-rebuild it (nothing is changed). Only for a ticket file, not a Redis sale.`)
+rebuild it (nothing is changed).
+
+For a Redis sale (--store redis://...) it rebuilds the state hash from the
+journal when the state is missing (deleted, evicted) or damaged, moving a
+damaged one aside to ticket:{SALE}:damaged:TIME; the sale's request ids
+stay valid.`)
 	fs.BoolVar(&c.json, "json", false, "print the result as one JSON object")
 	var wait waitFlags
 	wait.add(fs, "lock")
@@ -47,11 +52,15 @@ rebuild it (nothing is changed). Only for a ticket file, not a Redis sale.`)
 		return err
 	}
 	defer b.Close()
-	s, ok := b.(*store.Store)
-	if !ok {
-		return &usageError{"repair works on a ticket file; a Redis sale has no file to rebuild"}
+	var r store.Repaired
+	switch s := b.(type) {
+	case *store.Store:
+		r, err = s.Repair(ctx)
+	case redisSale:
+		r, err = s.Repair(ctx)
+	default:
+		return &usageError{"repair works on a ticket file or a Redis sale"}
 	}
-	r, err := s.Repair(ctx)
 	if err != nil {
 		return err
 	}
@@ -71,7 +80,11 @@ rebuild it (nothing is changed). Only for a ticket file, not a Redis sale.`)
 	switch {
 	case r.Sales > 0:
 		if r.Kept != "" {
-			fmt.Fprintf(c.stderr, "ticket repair: kept the damaged file as %s\n", r.Kept)
+			what := "file"
+			if store.IsRedis(*file) {
+				what = "state hash"
+			}
+			fmt.Fprintf(c.stderr, "ticket repair: kept the damaged %s as %s\n", what, r.Kept)
 		}
 		return c.line("rebuilt %s from %d %s in the journal: %s", *file, r.Sales, plural(r.Sales, "record", "records"), r.State)
 	case repaired:

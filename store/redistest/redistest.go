@@ -7,6 +7,7 @@ package redistest
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"os/exec"
 	"strconv"
@@ -164,4 +165,70 @@ func serverPID(addr string) (int, error) {
 			return strconv.Atoi(v)
 		}
 	}
+}
+
+// StartReplica starts a redis-server that replicates primary, with the
+// extra arguments, and waits until the primary streams its writes to it.
+func StartReplica(t testing.TB, primary *Server, extra ...string) *Server {
+	t.Helper()
+	return StartReplicaOf(t, primary, primary.Addr(), extra...)
+}
+
+// StartReplicaOf is StartReplica with the replica reaching its primary at
+// addr (a Proxy in front of it, say).
+func StartReplicaOf(t testing.TB, primary *Server, addr string, extra ...string) *Server {
+	t.Helper()
+	// The primary sends its first copy at once, not after 5 s.
+	if _, err := command(primary.Addr(), "CONFIG SET repl-diskless-sync-delay 0"); err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	r := Start(t, append([]string{"--replicaof", host, port}, extra...)...)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		// Up on the replica's side, and online on the primary's: the
+		// primary streams its writes only once the replica has
+		// acknowledged the first copy, up to a second later.
+		info, err := command(r.Addr(), "INFO replication")
+		if err == nil && strings.Contains(info, "master_link_status:up") {
+			if p, err := command(primary.Addr(), "INFO replication"); err == nil && strings.Contains(p, "state=online") {
+				return r
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica on port %d did not connect to its primary within 20s: %v %s", r.Port, err, info)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// command sends one inline command to the server at addr and returns its
+// reply as text (a bulk string's contents, or the status line).
+func command(addr, cmd string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte(cmd + "\r\n")); err != nil {
+		return "", err
+	}
+	r := bufio.NewReader(c)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	if !strings.HasPrefix(line, "$") {
+		return strings.TrimSpace(line), nil
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(line[1:]))
+	if err != nil || n < 0 {
+		return "", fmt.Errorf("%s answered %q", cmd, line)
+	}
+	buf := make([]byte, n+2)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
 }
