@@ -33,6 +33,7 @@ const (
 	noWakeEnv = "STORE_TEST_NOWAKE" // set: leaders owe no wake-up (the lost-wakeup control)
 
 	readFaultEnv = "STORE_TEST_READ_FAULT" // set: the first read of the ticket file fails
+	splitEnv     = "STORE_TEST_SPLIT"      // set: no lock identity check, no journal lock (the deleted-lock control)
 )
 
 func init() {
@@ -48,6 +49,9 @@ func init() {
 	}
 	if os.Getenv(noWakeEnv) != "" {
 		groupWake = false
+	}
+	if os.Getenv(splitEnv) != "" {
+		checkIdentity, lockJournal = false, false
 	}
 	if os.Getenv(readFaultEnv) != "" {
 		var once sync.Once
@@ -65,6 +69,10 @@ func init() {
 		os.Exit(holdChild(os.Getenv(fileEnv)))
 	case "buy":
 		os.Exit(buyChild(os.Getenv(fileEnv)))
+	case "pause":
+		os.Exit(pauseChild(os.Getenv(fileEnv), os.Getenv(crashEnv)))
+	case "foreign":
+		os.Exit(foreignChild(os.Getenv(fileEnv)))
 	}
 	fmt.Fprintf(os.Stderr, "unknown %s %q\n", roleEnv, os.Getenv(roleEnv))
 	os.Exit(2)

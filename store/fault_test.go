@@ -317,7 +317,7 @@ func TestFaultEveryStepReached(t *testing.T) {
 	if _, err := Open(path, Options{}).Buy(context.Background(), "b", 1); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{stepRead, stepJournalOpen, stepJournalCut, stepTempRemove, stepJournalWrite, stepJournalSync, stepTempCreate, stepTempWrite, stepRename}
+	want := []string{stepJournalOpen, stepRead, stepJournalCut, stepTempRemove, stepJournalWrite, stepJournalSync, stepTempCreate, stepTempWrite, stepRename}
 	if strings.Join(seen, " ") != strings.Join(want, " ") {
 		t.Fatalf("steps %q, want %q", seen, want)
 	}

@@ -642,7 +642,46 @@ func (s *Store) lead(f files, l like, r *region, pre *os.File) (old *os.File, er
 		settled bool   // take ran: a crashed leader's batch is settled
 		stale   bool   // the journal is not the region's: send everyone back
 	)
-	old, err = s.locked(f, l, pre, func(state ticket.State, j *journal) (ticket.State, []byte, error) {
+	// The outcomes are published, or the requests sent back, while the
+	// journal is still locked: a process that locked another lock file
+	// (someone deleted PATH.lock) and waits for the journal must not find
+	// this batch half done and take it for a crashed leader's.
+	publish := func(err error) {
+		if stale {
+			// The journal was replaced (init --force, copy --force) since
+			// these requests were posted: each buys alone, from the new one.
+			for i := range groupSlots {
+				sl := r.slot(i)
+				if !sl.state().CompareAndSwap(slotPending, slotRetry) {
+					sl.state().CompareAndSwap(slotTaken, slotRetry)
+				}
+			}
+			r.u32(offBatchOpen).Store(0)
+			return
+		}
+		switch {
+		case err == nil:
+			crashPoint(stepGroupPublish)
+			for _, sl := range batch {
+				sl.state().CompareAndSwap(slotTaken, sl.outcome())
+			}
+			r.u32(offBatchOpen).Store(0)
+		case errors.Is(err, ErrUnconfirmed):
+			// The sales may stand: leave them taken, with the batch open,
+			// for the next leader to find in the journal or decide again.
+		default:
+			for _, sl := range batch {
+				sl.state().CompareAndSwap(slotTaken, slotRetry)
+			}
+			if settled {
+				// This batch's lines were taken back. A crashed leader's
+				// batch that take did not reach stays open for the next
+				// leader.
+				r.u32(offBatchOpen).Store(0)
+			}
+		}
+	}
+	return s.locked(f, l, pre, func(state ticket.State, j *journal) (ticket.State, []byte, error) {
 		if !r.serves(j.f) {
 			stale = true
 			return state, nil, errRegionStale
@@ -669,40 +708,7 @@ func (s *Store) lead(f files, l like, r *region, pre *os.File) (old *os.File, er
 			}
 		}
 		return next, lines, nil
-	})
-	if stale {
-		// The journal was replaced (init --force, copy --force) since
-		// these requests were posted: each buys alone, from the new one.
-		for i := range groupSlots {
-			sl := r.slot(i)
-			if !sl.state().CompareAndSwap(slotPending, slotRetry) {
-				sl.state().CompareAndSwap(slotTaken, slotRetry)
-			}
-		}
-		r.u32(offBatchOpen).Store(0)
-		return old, err
-	}
-	switch {
-	case err == nil:
-		crashPoint(stepGroupPublish)
-		for _, sl := range batch {
-			sl.state().CompareAndSwap(slotTaken, sl.outcome())
-		}
-		r.u32(offBatchOpen).Store(0)
-	case errors.Is(err, ErrUnconfirmed):
-		// The sales may stand: leave them taken, with the batch open, for
-		// the next leader to find in the journal or decide again.
-	default:
-		for _, sl := range batch {
-			sl.state().CompareAndSwap(slotTaken, slotRetry)
-		}
-		if settled {
-			// This batch's lines were taken back. A crashed leader's batch
-			// that take did not reach stays open for the next leader.
-			r.u32(offBatchOpen).Store(0)
-		}
-	}
-	return old, err
+	}, publish)
 }
 
 // errRegionStale is a leader's region that no longer serves the sale's

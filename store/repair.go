@@ -107,7 +107,7 @@ func (s *Store) settleRepair(f files, file ticket.State) (Repaired, error) {
 	old, err := s.locked(f, l, nil, func(state ticket.State, _ *journal) (ticket.State, []byte, error) {
 		r.State = state
 		return state, nil, nil
-	})
+	}, nil)
 	closeAfterUnlock(old)
 	if err != nil {
 		return Repaired{}, err

@@ -284,13 +284,28 @@ func subscribe(path string, k int, to chan<- slotResult) error {
 		}
 		w = &slotWaiter{}
 		slotWaiters.m[path] = w
-		fl := flock.New(path, flock.SetFlag(os.O_RDWR))
 		go func() {
-			err := fl.Lock()
-			if err != nil {
-				err = fmt.Errorf("lock %s: %w", path, err)
+			// As Lock does: a slot file deleted or replaced while this
+			// waiter waited for it is let go, and the one at path locked.
+			var unlock func()
+			var err error
+			for range maxMoves {
+				if err = ensureLockFile(path, 0o600); err != nil {
+					break
+				}
+				fl := flock.New(path, flock.SetFlag(os.O_RDWR))
+				if err = fl.Lock(); err != nil {
+					err = lockError(path, err)
+				} else {
+					unlock, err = held(fl, path, func() { _ = fl.Unlock() })
+				}
+				if !errors.Is(err, errMoved) {
+					break
+				}
 			}
-			unlock := func() { _ = fl.Unlock() }
+			if errors.Is(err, errMoved) {
+				err = fmt.Errorf("lock %s: replaced or deleted %d times while this process waited for it", path, maxMoves)
+			}
 			slotWaiters.Lock()
 			defer slotWaiters.Unlock()
 			delete(slotWaiters.m, path)

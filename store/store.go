@@ -221,7 +221,7 @@ func (s *Store) update(ctx context.Context, fn change) error {
 			return err
 		}
 	}
-	old, err := s.locked(f, l, nil, fn)
+	old, err := s.locked(f, l, nil, fn, nil)
 	unlock()
 	closeAfterUnlock(old)
 	return err
@@ -264,8 +264,24 @@ func (s *Store) prepare() (files, like, error) {
 // locked is update's transaction, run with the lock held (or without it,
 // when Options.Unlocked). It returns the ticket file it read still open,
 // for closeAfterUnlock. pre, if not nil, is the unnamed temporary file
-// the new version is written to (see writer).
-func (s *Store) locked(f files, l like, pre *os.File, fn change) (old *os.File, err error) {
+// the new version is written to (see writer). done, if not nil, is called
+// with the outcome while the journal is still locked, once fn has run (or
+// failed to): group commit publishes its outcomes there, so that no other
+// leader sees its requests half done.
+func (s *Store) locked(f files, l like, pre *os.File, fn change, done func(error)) (old *os.File, err error) {
+	var j *journal
+	if !s.opts.Unlocked {
+		// The journal is locked before the ticket file is read: a process
+		// that locked another lock file (someone deleted PATH.lock) must
+		// not decide on a version another one is replacing.
+		if j, err = openJournal(f.journal, l, s.opts.NoSync); err != nil {
+			return nil, err
+		}
+		defer j.Close()
+		if done != nil {
+			defer func() { done(err) }()
+		}
+	}
 	stored, info, old, err := readOpenState(f.ticket)
 	if err != nil {
 		return nil, err
@@ -283,11 +299,6 @@ func (s *Store) locked(f files, l like, pre *os.File, fn change) (old *os.File, 
 		tmp := fmt.Sprintf("%s.%d", f.tmp, os.Getpid())
 		return old, writer{noSync: s.opts.NoSync}.replace(f.ticket, tmp, next.Encode(), info.Mode().Perm(), uid, gid)
 	}
-	j, err := openJournal(f.journal, l, s.opts.NoSync)
-	if err != nil {
-		return old, err
-	}
-	defer j.Close()
 	size, err := j.size()
 	if err != nil {
 		return old, err
