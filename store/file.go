@@ -269,13 +269,17 @@ func syncDir(dir string) error {
 // (os errors name the operation and the file again), saying plainly when
 // the disk is full. It keeps err's chain for errors.Is.
 func ioError(op, path string, err error) error {
-	var pe *fs.PathError
-	var le *os.LinkError
-	switch {
-	case errors.As(err, &pe) && pe.Path == path:
-		err = pe.Err
-	case errors.As(err, &le) && le.Old == path:
-		err = le.Err
+	// Only an error that is itself about path: one wrapped with words of
+	// its own keeps them.
+	switch e := err.(type) {
+	case *fs.PathError:
+		if e.Path == path {
+			err = e.Err
+		}
+	case *os.LinkError:
+		if e.Old == path {
+			err = e.Err
+		}
 	}
 	if errors.Is(err, syscall.ENOSPC) {
 		return fmt.Errorf("%s %s: the disk is full: %w", op, path, err)

@@ -41,10 +41,11 @@ func Lock(ctx context.Context, lockPath string, perm fs.FileMode) (unlock func()
 		if !errors.Is(err, errMoved) {
 			return unlock, err
 		}
-		if _, err := os.Stat(lockPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, ioError("lock", lockPath, err)
-		} else if err != nil {
-			if _, lerr := os.Lstat(lockPath); lerr == nil {
+		// A dangling symbolic link would send this loop round for ever:
+		// the lock file is created through it (O_EXCL does not follow it),
+		// and opening it then fails.
+		if fi, err := os.Lstat(lockPath); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			if _, err := os.Stat(lockPath); errors.Is(err, fs.ErrNotExist) {
 				return nil, ioError("lock", lockPath, fmt.Errorf("a symbolic link to a file that does not exist: %w", err))
 			}
 		}

@@ -72,7 +72,7 @@ func (s *Store) Repair(ctx context.Context) (Repaired, error) {
 	switch {
 	case err == nil:
 		return s.settleRepair(f, file)
-	case errors.As(err, &pe), errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrNotFound):
+	case errors.As(err, &pe), errors.Is(err, fs.ErrNotExist), errors.Is(err, ErrNotFound), errors.Is(err, ErrTicketFileMissing):
 		j, err := openExistingJournal(f.journal)
 		if err != nil {
 			return Repaired{}, err

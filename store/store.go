@@ -523,7 +523,7 @@ func (s *Store) Restore(ctx context.Context, state ticket.State, records []ticke
 			if n, last, err := journalRecords(f.journal); err != nil {
 				return err
 			} else if n > 0 && !force {
-				return sentinelError{fmt.Sprintf("%s does not exist, but its journal %s holds records (the last #%d, %d left): the sale exists (use --force to start a new one, keeping the old journal)", s.path, f.journal, last.Seq, last.Left), ErrExists}
+				return sentinelError{fmt.Sprintf("%s does not exist, but its journal %s holds records (the last #%d, %d left): the sale exists: rebuild its ticket file with ticket repair (init --force would start a new sale and sell its tickets again; the old journal would be kept)", s.path, f.journal, last.Seq, last.Left), ErrExists}
 			}
 			return nil
 		}

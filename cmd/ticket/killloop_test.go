@@ -238,7 +238,7 @@ func checkRound(t *testing.T, path string, round int, outs []outcome, st *loopSt
 		fail("round %d: the buy after the round exits %d: %s", round, o.code, o.stderr)
 		return
 	}
-	if strings.Contains(o.stderr, "completed what a crashed buyer committed") || strings.Contains(o.stderr, "cut an unfinished line") {
+	if strings.Contains(o.stderr, "cut what a crashed buyer never committed") || strings.Contains(o.stderr, "cut an unfinished line") {
 		st.tails++
 	}
 	if _, err := os.Stat(path + ".tmp"); err == nil {

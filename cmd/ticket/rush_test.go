@@ -480,9 +480,15 @@ func TestShellScripts(t *testing.T) {
 		{"rush", "rush.sh", []string{"12", "5"}, 0, []string{"bought: 5  sold out: 7  errors: 0", "0 left of 5 (5 sold)", "ok: 5 sales"}},
 		{"rush fewer buyers", "rush.sh", []string{"3", "5"}, 0, []string{"bought: 3  sold out: 0  errors: 0", "2 left of 5 (3 sold)"}},
 		{"race help", "race.sh", []string{"-h"}, 0, []string{"Usage: scripts/race.sh [-h] [ROUNDS]"}},
-		{"race", "race.sh", []string{"6"}, 0, []string{"round 6: buyers:", "rounds run: 6, processes started:", "no violation"}},
+		{"race", "race.sh", []string{"6"}, 0, []string{"round 5 (rush.sh): buyers:", "round 6 (", "rounds run: 6, processes started:", "no violation"}},
+		{"coop help", "coop.sh", []string{"-h"}, 0, []string{"Usage: scripts/coop.sh [-h] N COUNT"}},
+		{"coop usage", "coop.sh", []string{"x", "1"}, 2, []string{"Usage:"}},
+		{"coop", "coop.sh", []string{"24", "8"}, 0, []string{"buyers: 24  tickets: 8", "errors: 0", "left: 0"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "coop" {
+				needTools(t, "python3", "jq", "flock")
+			}
 			code, out := script(t, nil, tc.script, tc.args...)
 			if code != tc.code {
 				t.Errorf("exit %d, want %d\n%s", code, tc.code, out)

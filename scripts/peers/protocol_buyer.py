@@ -21,12 +21,14 @@ Usage: protocol_buyer.py [options] PATH
   --keep-sold      also add K to "sold", as a client that keeps the books would
   --count-only     write {"count": N} only, dropping the other members
   --no-lock        UNSAFE: skip the lock (the tests' negative control)
+  --slow MS        wait MS milliseconds between reading and writing
 Exit status: 0 done, 3 fewer than K left, 2 usage, 1 other error.
 """
 import fcntl
 import json
 import os
 import sys
+import time
 
 
 def lock(path):
@@ -45,6 +47,7 @@ def lock(path):
 def main(argv):
     args, qty, add = [], 1, 0
     keep_sold = count_only = no_lock = False
+    slow = 0
     it = iter(argv)
     for a in it:
         if a == "--qty":
@@ -57,6 +60,8 @@ def main(argv):
             count_only = True
         elif a == "--no-lock":
             no_lock = True
+        elif a == "--slow":
+            slow = int(next(it, "x"), 10)
         elif a.startswith("-"):
             print(__doc__, file=sys.stderr)
             return 2
@@ -70,6 +75,7 @@ def main(argv):
     try:
         with open(path) as f:
             state = json.load(f)
+        time.sleep(slow / 1000)
         if add:
             state["count"] += add
             if keep_sold and "total" in state:
