@@ -190,7 +190,7 @@ func (w *waitFlags) add(fs *pflag.FlagSet, what string) {
 }
 
 // waitContext returns the context of a command that waits for the lock:
-// cancelled by SIGINT or SIGTERM (see interruptible) and bounded by
+// cancelled by SIGINT, SIGTERM or SIGHUP (see interruptible) and bounded by
 // --wait or --nowait. done releases it.
 func (c *cli) waitContext(fs *pflag.FlagSet, w *waitFlags) (ctx context.Context, done func(), err error) {
 	ctx, stop := c.interruptible()

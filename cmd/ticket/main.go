@@ -89,9 +89,9 @@ wait (COMMAND itself must not be a ticket command that takes the lock).
 
 Exit status: 0 done, 1 error, 2 usage, 3 sold out, 4 lock not acquired in
 time, 5 invalid ticket file or journal (left untouched), 6 sale recorded but
-not confirmed or not reported, 7 backend (Redis) unreachable, 130/143
-interrupted by SIGINT/SIGTERM; sem exits with COMMAND's status (126/127:
-could not run it / not found; 129: SIGHUP while waiting).
+not confirmed or not reported, 7 backend (Redis) unreachable, 130/143/129
+interrupted by SIGINT/SIGTERM/SIGHUP; sem exits with COMMAND's status
+(126/127: could not run it / not found).
 `)
 	io.WriteString(w, b.String())
 }

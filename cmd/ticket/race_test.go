@@ -210,13 +210,13 @@ func raceUnlocked(t *testing.T, spec func(*testing.T) string) {
 	t.Fatalf("no lost update in %d unlocked races: the race test cannot tell a lock from none", attempts)
 }
 
-// TestSignalWhileWaiting: a buyer waiting for the lock that gets SIGINT or
-// SIGTERM exits 130 or 143 and changes nothing.
+// TestSignalWhileWaiting: a buyer waiting for the lock that gets SIGINT,
+// SIGTERM or SIGHUP exits 130, 143 or 129 and changes nothing.
 func TestSignalWhileWaiting(t *testing.T) {
 	for _, tc := range []struct {
 		sig  syscall.Signal
 		want int
-	}{{syscall.SIGINT, exitSIGINT}, {syscall.SIGTERM, exitSIGTERM}} {
+	}{{syscall.SIGINT, exitSIGINT}, {syscall.SIGTERM, exitSIGTERM}, {syscall.SIGHUP, exitSIGHUP}} {
 		t.Run(tc.sig.String(), func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "ticket.json")
 			s := store.Open(path, store.Options{})

@@ -61,7 +61,7 @@ tickets sold out; 5 the books do not balance (oversold, lost updates, or
 ticket verify found discrepancies); 1 the books balance but some buyer
 failed (its error is shown; a lock not had within --wait counts); 2 usage;
 7 a Redis sale's server could not be reached to check the books;
-130/143 interrupted (running buyers get SIGTERM: those waiting for the lock
+130/143/129 interrupted (running buyers get SIGTERM: those waiting for the lock
 stop with nothing changed, the others finish).`)
 	buyers := wholeFlag(fs, "buyers", 0, 0, math.MaxInt32, fmt.Sprintf("number of buyer processes to start (required, 1 to %d)", maxBuyers))
 	count := wholeFlag(fs, "count", 0, 0, math.MaxInt64, "first create the ticket file with C tickets")
@@ -204,7 +204,7 @@ type rushSummary struct {
 	Left          int64         `json:"left"`
 	WallSeconds   float64       `json:"wall_seconds"`    // buyers released to the last one done
 	BuysPerSecond float64       `json:"buys_per_second"` // successful buys per second of wall time
-	Interrupted   bool          `json:"interrupted"`     // SIGINT or SIGTERM stopped the rush
+	Interrupted   bool          `json:"interrupted"`     // SIGINT, SIGTERM or SIGHUP stopped the rush
 	StartSeconds  float64       `json:"start_seconds"`   // starting every buyer process
 	ReadySeconds  float64       `json:"ready_seconds"`   // until every buyer was at the gate
 	ReleaseSpread float64       `json:"release_spread_seconds"`
@@ -334,7 +334,7 @@ func buyerOutcome(name string, cmd *exec.Cmd, werr error, stdout, stderr []byte)
 }
 
 // collect gathers the buyers' results as they finish, printing each one,
-// the heartbeats and the progress line. On SIGINT or SIGTERM it passes
+// the heartbeats and the progress line. On SIGINT, SIGTERM or SIGHUP it passes
 // SIGTERM on to the buyers still running and keeps collecting.
 func (r *rush) collect(ctx context.Context, hb *heartbeatChild) {
 	done := ctx.Done()

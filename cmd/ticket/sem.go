@@ -35,7 +35,7 @@ With --status, print each slot: free, or held by a pid.
 
 Exit status: COMMAND's (128+N if signal N killed it); 4 no slot free in
 time; 127 COMMAND not found, 126 not runnable; 2 usage; 1 other error;
-130/143 interrupted while waiting (nothing was run).`)
+130/143/129 interrupted while waiting (nothing was run).`)
 	_ = fs.MarkHidden("file")
 	name := fs.String("name", "", "the semaphore's name (required): letters, digits, . _ - + @")
 	slots := fs.String("slots", "", "the number of slots N (required, except with --status)")

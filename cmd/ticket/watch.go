@@ -14,7 +14,7 @@ import (
 func runWatch(c *cli, args []string) error {
 	fs, file := c.flagSet("[--every D] [--json] [flags]", `
 Print a heartbeat with the tickets left, at once and then every D, until the
-tickets are sold out (exit 0) or it is interrupted (130/143). It takes no
+tickets are sold out (exit 0) or it is interrupted (130/143/129). It takes no
 lock: it reads whole versions of the ticket file, as ticket show does.
 
 ticket rush runs it as its heartbeat child, which never outlives the rush:
