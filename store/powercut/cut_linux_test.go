@@ -1,0 +1,257 @@
+//go:build linux
+
+package powercut
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// read returns the content of name on m, or "(missing)".
+func read(t *testing.T, m *Mount, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(m.Path(name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "(missing)"
+	}
+	if err != nil {
+		t.Fatalf("read %s: %v", name, err)
+	}
+	return string(b)
+}
+
+// expect fails the test if name's content on m is not want, with the
+// report of the cut.
+func expect(t *testing.T, m *Mount, r Report, name, want string) {
+	t.Helper()
+	if got := read(t, m, name); got != want {
+		t.Errorf("after the cut, %s holds %q, want %q\n%s", name, got, want, r)
+	}
+}
+
+func TestSyncedDataSurvives(t *testing.T) {
+	m := New(t, Options{Variant: LoseAll})
+	run(t, m, "append:a:hello\n", "fsync:a", "fsyncdir:.")
+	r := m.Remount()
+	expect(t, m, r, "a", "hello\n")
+	if len(r.Lost) != 0 {
+		t.Errorf("nothing unsynced, yet the cut lost: %q", r.Lost)
+	}
+}
+
+func TestUnsyncedDataLost(t *testing.T) {
+	m := New(t, Options{Variant: LoseAll})
+	run(t, m, "append:a:one\n", "fdatasync:a", "fsyncdir:.", "append:a:two\n")
+	if got := read(t, m, "a"); got != "one\ntwo\n" {
+		t.Fatalf("before the cut, a holds %q", got)
+	}
+	r := m.Remount()
+	expect(t, m, r, "a", "one\n")
+	if !strings.Contains(strings.Join(r.Lost, "\n"), "a: 1 unsynced changes (write [4,+4))") {
+		t.Errorf("the report does not say the write was lost:\n%s", r)
+	}
+}
+
+// setup writes files on m (name, content pairs) and makes them durable.
+func setup(t *testing.T, m *Mount, files ...string) {
+	t.Helper()
+	for i := 0; i+1 < len(files); i += 2 {
+		if err := os.WriteFile(m.Path(files[i]), []byte(files[i+1]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.SyncAll()
+}
+
+func TestSyncedRenameSurvives(t *testing.T) {
+	m := New(t, Options{Variant: LoseAll})
+	setup(t, m, "a", "old\n", "a.tmp", "new\n")
+	run(t, m, "rename:a.tmp:a", "fsyncdir:.")
+	r := m.Remount()
+	expect(t, m, r, "a", "new\n")
+	expect(t, m, r, "a.tmp", "(missing)")
+}
+
+// TestUnsyncedRename renames a file over another without an fsync of the
+// directory: the cut loses it under LoseAll, keeps it under MetaKept, and
+// under MetaEach and MetaPrefix keeps it or not as the report says, both
+// outcomes appearing over a few seeds.
+func TestUnsyncedRename(t *testing.T) {
+	for _, v := range []Variant{LoseAll, {DataLost, MetaKept}, {DataLost, MetaEach}, {DataLost, MetaPrefix}} {
+		t.Run(v.Meta.String(), func(t *testing.T) {
+			outcomes := map[bool]int{}
+			for seed := uint64(1); seed <= 8; seed++ {
+				m := New(t, Options{Variant: v, Seed: seed})
+				setup(t, m, "a", "old\n", "a.tmp", "new\n")
+				run(t, m, "rename:a.tmp:a")
+				r := m.Remount()
+				kept := len(r.Kept) == 1 && r.Kept[0] == "rename a.tmp -> a"
+				if !kept && (len(r.Lost) != 1 || r.Lost[0] != "rename a.tmp -> a") {
+					t.Fatalf("the report does not say what became of the rename:\n%s", r)
+				}
+				outcomes[kept]++
+				if kept {
+					expect(t, m, r, "a", "new\n")
+					expect(t, m, r, "a.tmp", "(missing)")
+				} else {
+					expect(t, m, r, "a", "old\n")
+					expect(t, m, r, "a.tmp", "new\n")
+				}
+			}
+			t.Logf("over 8 seeds: rename kept %d times, lost %d", outcomes[true], outcomes[false])
+			switch v.Meta {
+			case MetaLost:
+				if outcomes[true] > 0 {
+					t.Errorf("MetaLost kept an unsynced rename")
+				}
+			case MetaKept:
+				if outcomes[false] > 0 {
+					t.Errorf("MetaKept lost an unsynced rename")
+				}
+			default:
+				if outcomes[true] == 0 || outcomes[false] == 0 {
+					t.Errorf("%v never drew one of the outcomes over 8 seeds: %v", v.Meta, outcomes)
+				}
+			}
+		})
+	}
+}
+
+// TestMetaPrefixKeepsAPrefix creates six files without syncing the
+// directory: MetaPrefix keeps the first k of them, MetaEach any subset
+// (and, over the seeds, some that are no prefix).
+func TestMetaPrefixKeepsAPrefix(t *testing.T) {
+	for _, v := range []Variant{{DataKept, MetaPrefix}, {DataKept, MetaEach}} {
+		t.Run(v.Meta.String(), func(t *testing.T) {
+			sizes, nonPrefix := map[int]bool{}, 0
+			for seed := uint64(1); seed <= 10; seed++ {
+				m := New(t, Options{Variant: v, Seed: seed})
+				run(t, m, "append:f1:1", "append:f2:2", "append:f3:3", "append:f4:4", "append:f5:5", "append:f6:6")
+				r := m.Remount()
+				var have []bool
+				n := 0
+				for i := 1; i <= 6; i++ {
+					got := read(t, m, fmt.Sprintf("f%d", i))
+					have = append(have, got != "(missing)")
+					if got != "(missing)" {
+						n++
+						if got != strconv.Itoa(i) {
+							t.Errorf("f%d holds %q\n%s", i, got, r)
+						}
+					}
+				}
+				prefix := !slices.Contains(have[:n], false)
+				if !prefix {
+					nonPrefix++
+				}
+				if v.Meta == MetaPrefix && !prefix {
+					t.Errorf("seed %d: files kept %v are not a prefix of the creations\n%s", seed, have, r)
+				}
+				sizes[n] = true
+			}
+			t.Logf("over 10 seeds: %d different numbers of files kept, %d times not a prefix", len(sizes), nonPrefix)
+			if len(sizes) < 3 {
+				t.Errorf("the number of files kept took fewer than 3 values over 10 seeds: %v", sizes)
+			}
+			if v.Meta == MetaEach && nonPrefix == 0 {
+				t.Errorf("MetaEach kept only prefixes over 10 seeds")
+			}
+		})
+	}
+}
+
+// TestDataPrefixKeepsAPrefix appends eight lines without a sync after a
+// synced first one: DataPrefix keeps the first k of the eight.
+func TestDataPrefixKeepsAPrefix(t *testing.T) {
+	full := "0\n1\n2\n3\n4\n5\n6\n7\n8\n"
+	lengths := map[int]bool{}
+	for seed := uint64(1); seed <= 10; seed++ {
+		m := New(t, Options{Variant: Variant{DataPrefix, MetaLost}, Seed: seed})
+		setup(t, m, "j", "0\n")
+		var steps []string
+		for i := 1; i <= 8; i++ {
+			steps = append(steps, fmt.Sprintf("append:j:%d\n", i))
+		}
+		run(t, m, steps...)
+		r := m.Remount()
+		got := read(t, m, "j")
+		if !strings.HasPrefix(full, got) || !strings.HasPrefix(got, "0\n") || len(got)%2 != 0 {
+			t.Errorf("seed %d: j holds %q, not the synced line and a prefix of the appended ones\n%s", seed, got, r)
+		}
+		lengths[len(got)/2-1] = true
+	}
+	t.Logf("appended lines kept over 10 seeds: %v", slices.Sorted(maps.Keys(lengths)))
+	if len(lengths) < 3 {
+		t.Errorf("the prefix kept took fewer than 3 lengths over 10 seeds: %v", lengths)
+	}
+}
+
+// TestDataBlocks overwrites a synced file of three 4 KiB blocks with four:
+// each block comes back old or new (the fourth new or zeros), the size old
+// or new, and over the seeds some come back mixed.
+func TestDataBlocks(t *testing.T) {
+	mixed := 0
+	for seed := uint64(1); seed <= 8; seed++ {
+		m := New(t, Options{Variant: Variant{DataBlocks, MetaLost}, Seed: seed})
+		setup(t, m, "b", strings.Repeat("a", 3*4096))
+		run(t, m, "pwrite:b:0:"+strings.Repeat("b", 4*4096))
+		r := m.Remount()
+		got := read(t, m, "b")
+		if len(got) != 3*4096 && len(got) != 4*4096 {
+			t.Fatalf("seed %d: size %d, neither the old nor the new\n%s", seed, len(got), r)
+		}
+		var blocks []byte
+		for off := 0; off < len(got); off += 4096 {
+			blk := got[off : off+4096]
+			switch {
+			case blk == strings.Repeat("b", 4096):
+				blocks = append(blocks, 'b')
+			case blk == strings.Repeat("a", 4096) && off < 3*4096:
+				blocks = append(blocks, 'a')
+			case blk == strings.Repeat("\x00", 4096) && off == 3*4096:
+				blocks = append(blocks, '0')
+			default:
+				t.Fatalf("seed %d: block %d is neither old nor new\n%s", seed, off/4096, r)
+			}
+		}
+		if bytes.ContainsAny(blocks, "a0") && bytes.Contains(blocks, []byte("b")) {
+			mixed++
+		}
+		t.Logf("seed %d: blocks %s", seed, blocks)
+	}
+	if mixed == 0 {
+		t.Errorf("no seed of 8 mixed old and new blocks")
+	}
+}
+
+// TestFlockExcludes takes a flock in one process and tries it in another:
+// the kernel's local locks must exclude between processes on the mount.
+// The control: once the holder is gone, the same try takes the lock.
+func TestFlockExcludes(t *testing.T) {
+	m := New(t, Options{Variant: LoseAll})
+	say := func(c *child, want ...string) {
+		t.Helper()
+		for _, w := range want {
+			if l := c.line(); l != w {
+				t.Fatalf("a helper said %q, want %q", l, w)
+			}
+		}
+	}
+	holder := startChild(t, m, "flock:f.lock")
+	say(holder, "locked f.lock", "ready")
+	other := startChild(t, m, "tryflock:f.lock")
+	say(other, "busy f.lock", "ready")
+	other.finish(t)
+	holder.finish(t)
+	again := startChild(t, m, "tryflock:f.lock")
+	say(again, "locked f.lock", "ready")
+	again.finish(t)
+}
