@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -254,4 +255,107 @@ func TestFlockExcludes(t *testing.T) {
 	again := startChild(t, m, "tryflock:f.lock")
 	say(again, "locked f.lock", "ready")
 	again.finish(t)
+}
+
+// finished waits until the child has said "ready" (it did all its steps)
+// or has died, and reports which.
+func (c *child) finished() bool {
+	if c.line() == "ready" {
+		return true
+	}
+	<-c.Done()
+	return false
+}
+
+// TestCutAtEveryOperation loops the cut over every counted operation of a
+// child that creates a file, syncs it, renames it and syncs the rename,
+// until the child completes: each cut kills the child at the operation
+// named, and leaves exactly what was synced before it.
+func TestCutAtEveryOperation(t *testing.T) {
+	steps := []string{"append:f:x", "fdatasync:f", "fsyncdir:.", "rename:f:g", "fsyncdir:."}
+	names := []string{"create", "write", "fdatasync", "fsyncdir", "rename", "fsyncdir"}
+	// What f and g hold after a cut at operation n (n-1 done).
+	want := func(n int) (string, string) {
+		switch {
+		case n <= 4:
+			return "(missing)", "(missing)" // the name is not durable before the first fsyncdir
+		case n <= 6:
+			return "x", "(missing)" // the rename is not durable before the second
+		}
+		return "(missing)", "x"
+	}
+	cuts := 0
+	for n := 1; ; n++ {
+		m := New(t, Options{Variant: LoseAll})
+		m.CutAt(n)
+		c := startChild(t, m, steps...)
+		done := c.finished()
+		log := m.Log()
+		if done {
+			if m.IsCut() || len(log) != len(names) {
+				t.Fatalf("n=%d: the child completed, yet cut %v after %d operations\n%s", n, m.IsCut(), len(log), m.LogTail(20))
+			}
+			r := m.Remount()
+			f, g := want(n)
+			expect(t, m, r, "f", f)
+			expect(t, m, r, "g", g)
+			break
+		}
+		cuts++
+		if code := c.ExitCode(); code != -1 {
+			t.Fatalf("n=%d: the child exited %d: it saw the cut, not killed before\n%s", n, code, m.LogTail(20))
+		}
+		if len(log) != n || !log[n-1].Cut || log[n-1].Name != names[n-1] || log[n-1].Err != syscall.EIO {
+			t.Fatalf("n=%d: want the cut at operation %d (%s):\n%s", n, n, names[n-1], m.LogTail(20))
+		}
+		r := m.Remount()
+		f, g := want(n)
+		expect(t, m, r, "f", f)
+		expect(t, m, r, "g", g)
+	}
+	t.Logf("%d operations, %d cuts, one at each", len(names), cuts)
+	if cuts != len(names) {
+		t.Errorf("%d cuts for %d operations", cuts, len(names))
+	}
+}
+
+// TestTriggers cuts at a named operation on a named file, before it takes
+// effect or just after (its caller still never hears back).
+func TestTriggers(t *testing.T) {
+	steps := []string{"append:a.txt:1", "fdatasync:a.txt", "append:x.journal:2", "fdatasync:x.journal", "append:x.journal:3", "fdatasync:x.journal"}
+	for _, c := range []struct {
+		trigger Trigger
+		at      int    // the operation cut at
+		journal string // x.journal after the cut
+	}{
+		{Trigger{Op: "fdatasync", Path: "*.journal"}, 4, ""},
+		{Trigger{Op: "fdatasync", Path: "*.journal", After: true}, 4, "2"},
+		{Trigger{Op: "fdatasync", Path: "*.journal", Nth: 2}, 6, "2"},
+		{Trigger{Op: "fdatasync", Path: "*.journal", Nth: 2, After: true}, 6, "23"},
+		{Trigger{Op: "write", Path: "x.journal", Nth: 2}, 5, "2"},
+		{Trigger{Path: "*.txt", Nth: 2}, 2, ""},
+	} {
+		t.Run(fmt.Sprintf("%+v", c.trigger), func(t *testing.T) {
+			m := New(t, Options{Variant: LoseAll})
+			setup(t, m, "a.txt", "", "x.journal", "")
+			base := m.Ops() // the set-up's two creations
+			m.CutOn(c.trigger)
+			ch := startChild(t, m, steps...)
+			if ch.finished() {
+				t.Fatalf("the child completed: no cut\n%s", m.LogTail(20))
+			}
+			if code := ch.ExitCode(); code != -1 {
+				t.Errorf("the child exited %d, not killed", code)
+			}
+			log := m.Log()
+			if len(log) != base+c.at || !log[base+c.at-1].Cut {
+				t.Fatalf("want the cut at operation %d after the set-up's %d:\n%s", c.at, base, m.LogTail(20))
+			}
+			r := m.Remount()
+			expect(t, m, r, "x.journal", c.journal)
+			if c.at > 2 {
+				expect(t, m, r, "a.txt", "1")
+			}
+		})
+	}
 }
