@@ -88,10 +88,13 @@ func TestSyncedRenameSurvives(t *testing.T) {
 func TestUnsyncedRename(t *testing.T) {
 	for _, v := range []Variant{LoseAll, {DataLost, MetaKept}, {DataLost, MetaEach}, {DataLost, MetaPrefix}} {
 		t.Run(v.Meta.String(), func(t *testing.T) {
+			t.Parallel()
 			outcomes := map[bool]int{}
-			for seed := uint64(1); seed <= 8; seed++ {
-				m := New(t, Options{Variant: v, Seed: seed})
-				setup(t, m, "a", "old\n", "a.tmp", "new\n")
+			m := New(t, Options{Variant: v, Seed: 1})
+			setup(t, m, "a", "old\n", "a.tmp", "new\n")
+			m.Checkpoint()
+			for range 8 {
+				m.Rewind()
 				run(t, m, "rename:a.tmp:a")
 				r := m.Remount()
 				kept := len(r.Kept) == 1 && r.Kept[0] == "rename a.tmp -> a"
@@ -107,7 +110,7 @@ func TestUnsyncedRename(t *testing.T) {
 					expect(t, m, r, "a.tmp", "new\n")
 				}
 			}
-			t.Logf("over 8 seeds: rename kept %d times, lost %d", outcomes[true], outcomes[false])
+			t.Logf("over 8 cuts: rename kept %d times, lost %d", outcomes[true], outcomes[false])
 			switch v.Meta {
 			case MetaLost:
 				if outcomes[true] > 0 {
@@ -119,7 +122,7 @@ func TestUnsyncedRename(t *testing.T) {
 				}
 			default:
 				if outcomes[true] == 0 || outcomes[false] == 0 {
-					t.Errorf("%v never drew one of the outcomes over 8 seeds: %v", v.Meta, outcomes)
+					t.Errorf("%v never drew one of the outcomes over 8 cuts: %v", v.Meta, outcomes)
 				}
 			}
 		})
@@ -132,9 +135,12 @@ func TestUnsyncedRename(t *testing.T) {
 func TestMetaPrefixKeepsAPrefix(t *testing.T) {
 	for _, v := range []Variant{{DataKept, MetaPrefix}, {DataKept, MetaEach}} {
 		t.Run(v.Meta.String(), func(t *testing.T) {
+			t.Parallel()
 			sizes, nonPrefix := map[int]bool{}, 0
-			for seed := uint64(1); seed <= 10; seed++ {
-				m := New(t, Options{Variant: v, Seed: seed})
+			m := New(t, Options{Variant: v, Seed: 1})
+			m.Checkpoint()
+			for cut := range 10 {
+				m.Rewind()
 				run(t, m, "append:f1:1", "append:f2:2", "append:f3:3", "append:f4:4", "append:f5:5", "append:f6:6")
 				r := m.Remount()
 				var have []bool
@@ -154,16 +160,16 @@ func TestMetaPrefixKeepsAPrefix(t *testing.T) {
 					nonPrefix++
 				}
 				if v.Meta == MetaPrefix && !prefix {
-					t.Errorf("seed %d: files kept %v are not a prefix of the creations\n%s", seed, have, r)
+					t.Errorf("cut %d: files kept %v are not a prefix of the creations\n%s", cut, have, r)
 				}
 				sizes[n] = true
 			}
-			t.Logf("over 10 seeds: %d different numbers of files kept, %d times not a prefix", len(sizes), nonPrefix)
+			t.Logf("over 10 cuts: %d different numbers of files kept, %d times not a prefix", len(sizes), nonPrefix)
 			if len(sizes) < 3 {
-				t.Errorf("the number of files kept took fewer than 3 values over 10 seeds: %v", sizes)
+				t.Errorf("the number of files kept took fewer than 3 values over 10 cuts: %v", sizes)
 			}
 			if v.Meta == MetaEach && nonPrefix == 0 {
-				t.Errorf("MetaEach kept only prefixes over 10 seeds")
+				t.Errorf("MetaEach kept only prefixes over 10 cuts")
 			}
 		})
 	}
@@ -174,9 +180,11 @@ func TestMetaPrefixKeepsAPrefix(t *testing.T) {
 func TestDataPrefixKeepsAPrefix(t *testing.T) {
 	full := "0\n1\n2\n3\n4\n5\n6\n7\n8\n"
 	lengths := map[int]bool{}
-	for seed := uint64(1); seed <= 10; seed++ {
-		m := New(t, Options{Variant: Variant{DataPrefix, MetaLost}, Seed: seed})
-		setup(t, m, "j", "0\n")
+	m := New(t, Options{Variant: Variant{DataPrefix, MetaLost}, Seed: 1})
+	setup(t, m, "j", "0\n")
+	m.Checkpoint()
+	for cut := range 10 {
+		m.Rewind()
 		var steps []string
 		for i := 1; i <= 8; i++ {
 			steps = append(steps, fmt.Sprintf("append:j:%d\n", i))
@@ -185,13 +193,13 @@ func TestDataPrefixKeepsAPrefix(t *testing.T) {
 		r := m.Remount()
 		got := read(t, m, "j")
 		if !strings.HasPrefix(full, got) || !strings.HasPrefix(got, "0\n") || len(got)%2 != 0 {
-			t.Errorf("seed %d: j holds %q, not the synced line and a prefix of the appended ones\n%s", seed, got, r)
+			t.Errorf("cut %d: j holds %q, not the synced line and a prefix of the appended ones\n%s", cut, got, r)
 		}
 		lengths[len(got)/2-1] = true
 	}
-	t.Logf("appended lines kept over 10 seeds: %v", slices.Sorted(maps.Keys(lengths)))
+	t.Logf("appended lines kept over 10 cuts: %v", slices.Sorted(maps.Keys(lengths)))
 	if len(lengths) < 3 {
-		t.Errorf("the prefix kept took fewer than 3 lengths over 10 seeds: %v", lengths)
+		t.Errorf("the prefix kept took fewer than 3 lengths over 10 cuts: %v", lengths)
 	}
 }
 
@@ -200,14 +208,16 @@ func TestDataPrefixKeepsAPrefix(t *testing.T) {
 // or new, and over the seeds some come back mixed.
 func TestDataBlocks(t *testing.T) {
 	mixed := 0
-	for seed := uint64(1); seed <= 8; seed++ {
-		m := New(t, Options{Variant: Variant{DataBlocks, MetaLost}, Seed: seed})
-		setup(t, m, "b", strings.Repeat("a", 3*4096))
+	m := New(t, Options{Variant: Variant{DataBlocks, MetaLost}, Seed: 1})
+	setup(t, m, "b", strings.Repeat("a", 3*4096))
+	m.Checkpoint()
+	for cut := range 8 {
+		m.Rewind()
 		run(t, m, "pwrite:b:0:"+strings.Repeat("b", 4*4096))
 		r := m.Remount()
 		got := read(t, m, "b")
 		if len(got) != 3*4096 && len(got) != 4*4096 {
-			t.Fatalf("seed %d: size %d, neither the old nor the new\n%s", seed, len(got), r)
+			t.Fatalf("cut %d: size %d, neither the old nor the new\n%s", cut, len(got), r)
 		}
 		var blocks []byte
 		for off := 0; off < len(got); off += 4096 {
@@ -220,16 +230,16 @@ func TestDataBlocks(t *testing.T) {
 			case blk == strings.Repeat("\x00", 4096) && off == 3*4096:
 				blocks = append(blocks, '0')
 			default:
-				t.Fatalf("seed %d: block %d is neither old nor new\n%s", seed, off/4096, r)
+				t.Fatalf("cut %d: block %d is neither old nor new\n%s", cut, off/4096, r)
 			}
 		}
 		if bytes.ContainsAny(blocks, "a0") && bytes.Contains(blocks, []byte("b")) {
 			mixed++
 		}
-		t.Logf("seed %d: blocks %s", seed, blocks)
+		t.Logf("cut %d: blocks %s", cut, blocks)
 	}
 	if mixed == 0 {
-		t.Errorf("no seed of 8 mixed old and new blocks")
+		t.Errorf("no cut of 8 mixed old and new blocks")
 	}
 }
 
@@ -285,8 +295,10 @@ func TestCutAtEveryOperation(t *testing.T) {
 		return "(missing)", "x"
 	}
 	cuts := 0
+	m := New(t, Options{Variant: LoseAll})
+	m.Checkpoint()
 	for n := 1; ; n++ {
-		m := New(t, Options{Variant: LoseAll})
+		m.Rewind()
 		m.CutAt(n)
 		c := startChild(t, m, steps...)
 		done := c.finished()

@@ -6,14 +6,26 @@
 // # Use
 //
 //	m := powercut.New(t, powercut.Options{Variant: powercut.LoseAll})
-//	// ... set up files in m.Dir(), then make the set-up durable:
-//	m.SyncAll()
-//	m.CutOn(powercut.Trigger{Op: "fdatasync", Path: "*.journal", Nth: 2})
-//	p, _ := m.Start(exec.Command(bin, "buy", "-f", m.Path("t.json")))
-//	code := p.ExitCode()    // -1 if the power cut killed it
-//	r := m.Remount()        // cut (if not yet), unmount, mount what survived
-//	t.Log(r)                // what the cut lost and kept
-//	// ... check files in m.Dir(); on failure print r and m.LogTail(n)
+//	// Set the scene in m.Dir() (ticket init ...), then make it durable
+//	// and remember it:
+//	m.Checkpoint()
+//	for n := 1; ; n++ {
+//		m.Rewind()   // back to the checkpoint: a fresh mount, 0 operations
+//		m.CutAt(n)   // the power fails at the nth operation from now
+//		p, _ := m.Start(exec.Command(bin, "buy", "-f", m.Path("t.json")))
+//		code := p.ExitCode() // -1: the power cut killed it
+//		cut := m.IsCut()
+//		r := m.Remount()     // cut (if not yet), unmount, mount what survived
+//		// Check m.Dir(): if code == 0, the sale must be there; on a
+//		// failure, print r (what the cut lost and kept) and
+//		// r.LogTail(20) (the operations before it).
+//		if !cut {
+//			break // the work completed before the nth operation
+//		}
+//	}
+//
+// Or cut at a named operation: m.CutOn(powercut.Trigger{Op: "fdatasync",
+// Path: "*.journal", Nth: 2}), or now: m.Cut().
 //
 // New mounts an empty file system on a new temporary directory and
 // unmounts it when the test ends, whatever the outcome; where FUSE cannot
@@ -25,18 +37,19 @@
 // otherwise wait for a server that a garbage collection in the same
 // process can stop: a deadlock) and use files on it freely, and a test
 // process that dies leaves no mount behind: the server unmounts when its
-// control socket closes. A test loops over the power cut's moment with CutAt(n) for n =
-// 1, 2, ... on fresh mounts until the work completes with no cut (Ops
-// tells how many operations it took). The FUSE parts are Linux only:
-// elsewhere the package has only its model, and tests that mount must be
-// built for Linux.
+// control socket closes. Test binaries built with -race sleep a second
+// as they exit unless GORACE says otherwise; the server is started with
+// NoRaceExitDelay, and tests that start many short processes of their
+// own test binary should add it to their environment too. The FUSE parts
+// are Linux only: elsewhere the package has only its model, and tests
+// that mount must be built for Linux.
 //
 // # The model
 //
 // The file system lives in memory (github.com/hanwen/go-fuse/v2, raw
 // API); it needs no backing directory and is deterministic: the same
-// operations in the same order give the same state and, with the same
-// seed, the same power cut. Each file and directory has two layers:
+// operations in the same order give the same state (times aside) and,
+// with the same seed, the same power cuts. Each file and directory has two layers:
 //
 //   - the current state, which processes see and every operation changes;
 //   - the durable state: a file's content (data and size) as of its last
@@ -125,6 +138,10 @@
 //     a file can end in zeros or stale blocks), and an overwrite in place
 //     on any of them (writeback writes pages in no promised order).
 //   - DataKept: all kept (only the processes died).
+//
+// The nth cut of a Mount (Remount, counting from 0, Rewind included)
+// draws from its own stream of the seed, so a loop of cuts on one Mount
+// needs one seed.
 //
 // Metadata operations not made durable by an fsync of their directory
 // (MetaLoss): create, mkdir, symlink, link, unlink, rmdir, rename (one

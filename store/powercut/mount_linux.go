@@ -33,7 +33,7 @@ type Options struct {
 	// Variant is what a power cut keeps of what was not durable.
 	Variant Variant
 	// Seed seeds the variant's random choices. 0: $TICKET_POWERCUT_SEED,
-	// else a random seed, which New logs.
+	// else a random seed, which New logs if the variant draws at random.
 	Seed uint64
 	// Capacity is the bytes of file data the file system holds (writes
 	// beyond fail with ENOSPC); 0: 256 MiB.
@@ -74,11 +74,12 @@ type Report struct {
 	Why     string // where the power was cut
 	Lost    []string
 	Kept    []string // unsynced changes that the variant kept
+	Log     []Op     // the operations counted on the mount the cut ended
 }
 
 func (r Report) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "power cut %d (%s, seed %d) %s, after %d operations", r.Cut, r.Variant, r.Seed, r.Why, r.Ops)
+	fmt.Fprintf(&b, "power cut %d (%s, seed %d) %s, %d operations counted on the mount", r.Cut, r.Variant, r.Seed, r.Why, r.Ops)
 	for _, s := range r.Lost {
 		fmt.Fprintf(&b, "\n  lost: %s", s)
 	}
@@ -271,15 +272,10 @@ func (m *Mount) Done() <-chan struct{} {
 	return m.cutChan(gen)
 }
 
-// IsCut reports whether the power of the current mount is cut.
-func (m *Mount) IsCut() bool {
-	select {
-	case <-m.Done():
-		return true
-	default:
-		return false
-	}
-}
+// IsCut reports whether the power of the current mount is cut. (Done
+// may close a moment later: the server tells of the cut after killing
+// the processes, and a test may see them end first.)
+func (m *Mount) IsCut() bool { return m.must(request{Op: "ops"}).Cut }
 
 // Ops returns the number of operations counted on the current mount.
 func (m *Mount) Ops() int { return m.must(request{Op: "ops"}).Ops }
@@ -289,8 +285,13 @@ func (m *Mount) Log() []Op { return m.must(request{Op: "log"}).Log }
 
 // LogTail returns the last n operations of the current mount, one a
 // line, for a failure message.
-func (m *Mount) LogTail(n int) string {
-	ops := m.Log()
+func (m *Mount) LogTail(n int) string { return logTail(m.Log(), n) }
+
+// LogTail returns the last n operations of the mount the cut ended, one a
+// line, for a failure message.
+func (r Report) LogTail(n int) string { return logTail(r.Log, n) }
+
+func logTail(ops []Op, n int) string {
 	var b strings.Builder
 	if len(ops) > n {
 		fmt.Fprintf(&b, "(%d operations before)\n", len(ops)-n)
@@ -322,6 +323,25 @@ func (m *Mount) Remount() Report {
 	m.gen = resp.Gen
 	m.evMu.Unlock()
 	return resp.Report
+}
+
+// Checkpoint makes everything on the mount durable (as SyncAll) and
+// remembers that state for Rewind.
+func (m *Mount) Checkpoint() { m.must(request{Op: "checkpoint"}) }
+
+// Rewind cuts the power (if it is not cut yet), ends the mount, and mounts
+// on the same directory the state of the last Checkpoint, counting
+// operations from 0, with no trigger set: a loop over the moment of the
+// cut sets its scene once and starts each round from it.
+func (m *Mount) Rewind() {
+	m.t.Helper()
+	resp, err := m.call(request{Op: "rewind"})
+	if err != nil {
+		m.t.Fatalf("powercut: %v", err)
+	}
+	m.evMu.Lock()
+	m.gen = resp.Gen
+	m.evMu.Unlock()
 }
 
 // Start starts cmd and has the server track it, so that the power cut

@@ -120,7 +120,8 @@ type candidate struct {
 
 // recover computes, with the choices of variant v drawn from rng, what a
 // power cut leaves of f: every node's durable state, plus what v keeps of
-// the rest. The result is fully durable (nothing pending).
+// the rest. The result is fully durable (nothing pending) and shares no
+// memory with f. Variants that draw nothing (LoseAll, KeepAll) need no rng.
 func (f *fsys) recover(v Variant, rng *rand.Rand) recovery {
 	var r recovery
 	dkids := map[uint64]map[string]uint64{}

@@ -10,6 +10,7 @@ import (
 	"log"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,7 +55,8 @@ type response struct {
 	Ops    int
 	Log    []Op
 	Report Report
-	Gen    int // the mount's generation: 0, then one more at each remount
+	Gen    int  // the mount's generation: 0, then one more at each remount
+	Cut    bool // its power is cut
 }
 
 // event tells the test process that the power of generation Gen was cut.
@@ -71,6 +73,8 @@ type daemon struct {
 	fsrv   *fuse.Server
 	served chan struct{} // closed when fsrv's loop has ended
 	gen    int
+	// checkpoint is the state Rewind mounts again.
+	checkpoint *fsys
 
 	evMu   sync.Mutex
 	events *json.Encoder
@@ -128,11 +132,11 @@ func (d *daemon) handle(req request) (resp response) {
 		s.mu.Unlock()
 	case "cut":
 		s.mu.Lock()
-		s.cutNow(fmt.Sprintf("on demand after %d operations", s.count))
+		s.cutNow("on demand")
 		s.mu.Unlock()
 	case "ops":
 		s.mu.Lock()
-		resp.Ops = s.count
+		resp.Ops, resp.Cut = s.count, s.cut
 		s.mu.Unlock()
 	case "log":
 		resp.Log = s.snapshotLog()
@@ -144,8 +148,13 @@ func (d *daemon) handle(req request) (resp response) {
 		if err := d.track(req.Pid); err != nil {
 			return fail(err)
 		}
-	case "remount":
-		r, err := d.remount()
+	case "checkpoint":
+		s.mu.Lock()
+		s.fs.syncAll()
+		d.checkpoint = s.fs.recover(KeepAll, nil).fs
+		s.mu.Unlock()
+	case "remount", "rewind":
+		r, err := d.remount(req.Op == "rewind")
 		if err != nil {
 			return fail(err)
 		}
@@ -293,20 +302,28 @@ func (d *daemon) track(pid int) error {
 }
 
 // remount cuts the power (if not yet), unmounts, and mounts what the cut
-// left.
-func (d *daemon) remount() (Report, error) {
+// left, or (rewind) a copy of the checkpoint.
+func (d *daemon) remount(rewind bool) (Report, error) {
+	if rewind && d.checkpoint == nil {
+		return Report{}, errors.New("no checkpoint to rewind to")
+	}
 	d.mu.Lock()
 	s, n := d.srv, d.gen
 	d.mu.Unlock()
 	s.mu.Lock()
-	s.cutNow(fmt.Sprintf("on demand after %d operations", s.count))
-	r := Report{Variant: d.opts.Variant, Seed: d.opts.Seed, Cut: n, Ops: s.count, Why: s.cutWhy}
+	s.cutNow("on demand")
+	r := Report{Variant: d.opts.Variant, Seed: d.opts.Seed, Cut: n, Ops: s.count, Why: s.cutWhy, Log: slices.Clone(s.log)}
 	s.mu.Unlock()
 	if err := d.unmount(); err != nil {
 		return r, err
 	}
-	rec := s.fs.recover(d.opts.Variant, rand.New(rand.NewPCG(d.opts.Seed, uint64(n))))
-	r.Lost, r.Kept = rec.lost, rec.kept
+	var next *fsys
+	if rewind {
+		next = d.checkpoint.recover(KeepAll, nil).fs
+	} else {
+		rec := s.fs.recover(d.opts.Variant, rand.New(rand.NewPCG(d.opts.Seed, uint64(n))))
+		r.Lost, r.Kept, next = rec.lost, rec.kept, rec.fs
+	}
 	d.procMu.Lock()
 	for _, fd := range d.pidfds {
 		unix.Close(fd)
@@ -316,7 +333,7 @@ func (d *daemon) remount() (Report, error) {
 	d.mu.Lock()
 	d.gen++
 	d.mu.Unlock()
-	if err := d.mount(rec.fs); err != nil {
+	if err := d.mount(next); err != nil {
 		return r, fmt.Errorf("mount again: %w", err)
 	}
 	return r, nil
