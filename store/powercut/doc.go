@@ -90,7 +90,9 @@
 // each mount, and logged (Op): write, truncate, fallocate, chmod, chown,
 // utimes, create, mkdir, symlink, link, unlink, rmdir, rename, fsync,
 // fdatasync, fsyncdir, whether they succeed or not. Reads, lookups,
-// opens, closes and stat are not counted. The power is cut
+// opens, closes and stat are not counted. Op.Pid is the calling
+// thread's id (the process's for a single-threaded one), as FUSE passes
+// it. The power is cut
 //
 //   - on demand (Mount.Cut, or Mount.Remount),
 //   - at the nth counted operation from now (Mount.CutAt), or
@@ -106,11 +108,12 @@
 // anything. So no process of the test but the test's own sees an
 // operation fail: the operation at which the power is cut, and every
 // later one, fails with EIO, as if the disk were gone, and only the test
-// process lives to see it. Remount then ends the mount (a forced lazy unmount, which aborts
-// the FUSE connection: processes still holding files on it get ENOTCONN)
-// and mounts on the same directory a new file system made of what was
-// durable plus what the variant keeps of the rest. It returns a Report:
-// what was lost and what was kept, for the test's messages.
+// process lives to see it. Remount then ends the mount (a forced lazy
+// unmount, which aborts the FUSE connection: processes still holding
+// files on it get ENOTCONN) and mounts on the same directory a new file
+// system made of what was durable plus what the variant keeps of the
+// rest. It returns a Report: what was lost and what was kept, and the
+// operations before the cut, for the test's messages.
 //
 // # Variants
 //
@@ -169,27 +172,29 @@
 // The model forgets more than some file systems would and less than
 // others might, where the difference is not a promise either way:
 //
-//   - ext4 and xfs commit their whole journal at any fsync, so an fsync
-//     of one file also makes earlier renames and creations durable, even
-//     in other directories; ext4 and btrfs make a new file's name durable
-//     with the file's fsync. The model asks for the directory's fsync
-//     (MetaPrefix includes those outcomes, MetaLost does not).
-//   - ext4 data=ordered with auto_da_alloc flushes a file's data when it
-//     is renamed over an existing one; the model does not (a program
-//     must not count on it).
+//   - ext4 and xfs commit their journal up to the file's last change at
+//     an fsync, so an fsync of one file also makes earlier renames and
+//     creations durable, even in other directories; ext4, xfs and btrfs
+//     make a new file's name durable with the file's fsync. The model
+//     asks for the directory's fsync (MetaPrefix includes those outcomes,
+//     MetaLost does not).
+//   - ext4 data=ordered with auto_da_alloc starts writing a file's data
+//     when it is renamed over an existing one, so that the new name
+//     rarely shows an empty file; the model does not (a program must not
+//     count on it).
 //   - Durability is per directory: a rename between two directories made
 //     durable in one directory only is half durable (removed from both or
 //     present in both); a directory left with two names after a cut keeps
 //     the first found (fsck would keep one). Journaled file systems make
 //     such a rename atomic.
 //   - Data is lost in whole write calls (DataPrefix) or whole 4 KiB blocks
-//     (DataBlocks): no torn sectors, no write cut inside a page under
-//     DataPrefix, no stale content of other files (zeros instead), no
-//     corrupted metadata, no fsck or lost+found; DataPrefix and MetaPrefix
-//     draw their prefixes independently, where btrfs would keep one point
-//     in time for both.
+//     (DataBlocks). Writeback goes by pages: a real append can keep the
+//     first pages of one write and lose the rest (a line torn at a 4 KiB
+//     boundary), which DataPrefix never does and DataBlocks does. No
+//     torn sectors, no stale content of other files (zeros instead), no
+//     corrupted metadata, no fsck or lost+found. DataPrefix and
+//     MetaPrefix draw their prefixes independently, where btrfs would
+//     keep one point in time for both.
 //   - A failed fsync (EIO from the disk, then clean pages) is not
 //     modelled: syncs fail only by the power cut.
-//   - Op.Pid is the calling thread's id (the process's id for a
-//     single-threaded process), as FUSE passes it.
 package powercut
