@@ -173,7 +173,7 @@ func summary(rounds []round) string {
 		lost += len(r.lost)
 	}
 	last := rounds[len(rounds)-1]
-	return fmt.Sprintf("%d cuts (at operations 1 to %d; the buyers' work takes %d), %d acknowledged sales checked, %d lost",
+	return fmt.Sprintf("%d cuts, at operations 1 to %d in turn (the round that completed took %d operations), %d acknowledged sales checked, %d lost",
 		cuts, cuts, last.ops, acked, lost)
 }
 
