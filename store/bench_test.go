@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ticketd/ticket/store/internal/files"
 	"github.com/ticketd/ticket/ticket"
 )
 
@@ -34,12 +35,12 @@ func BenchmarkBuyAfterHistory(b *testing.B) {
 func BenchmarkJournalAppend(b *testing.B) {
 	for _, noSync := range []bool{true, false} {
 		b.Run(fmt.Sprintf("nosync=%v", noSync), func(b *testing.B) {
-			j, err := openJournal(filepath.Join(b.TempDir(), "t.json.journal"), like{uid: -1}, noSync)
+			j, err := openJournal(filepath.Join(b.TempDir(), "t.json.journal"), files.Like{UID: -1}, noSync)
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer j.Close()
-			s := ticket.Sale{Seq: 1, Buyer: "bench", Qty: 1, Left: 1, PID: 1, Time: time.Now()}
+			s := ticket.Record{Seq: 1, Buyer: "bench", Qty: 1, Left: 1, PID: 1, Time: time.Now()}
 			line := s.AppendLine(nil)
 			for b.Loop() {
 				if err := j.append(line); err != nil {
@@ -59,7 +60,7 @@ func withHistory(b *testing.B, sold, total int64) string {
 	var journal []byte
 	t := time.Now()
 	for i := int64(1); i <= sold; i++ {
-		journal = ticket.Sale{Seq: i, Buyer: "history", Qty: 1, Left: total - i, PID: 1, Time: t}.AppendLine(journal)
+		journal = ticket.Record{Seq: i, Buyer: "history", Qty: 1, Left: total - i, PID: 1, Time: t}.AppendLine(journal)
 	}
 	state := fmt.Sprintf(`{"count": %d, "total": %d, "sold": %d, "version": %d}`, total-sold, total, sold, sold)
 	if err := os.WriteFile(path+".journal", journal, 0o644); err != nil {

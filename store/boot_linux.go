@@ -6,8 +6,8 @@ import (
 	"bytes"
 	"errors"
 	"os"
-	"sync"
 
+	"github.com/ticketd/ticket/store/internal/files"
 	"golang.org/x/sys/unix"
 )
 
@@ -15,16 +15,9 @@ import (
 // of the machine in which the journal was last written (see sameBoot).
 const bootAttr = "user.ticket.boot"
 
-// currentBoot returns this boot of the machine's id (the kernel's
-// boot_id), or nil where it is unknown. Tests replace it to simulate a
-// reboot.
-var currentBoot = sync.OnceValue(func() []byte {
-	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	if err != nil {
-		return nil
-	}
-	return bytes.TrimSpace(b)
-})
+// currentBoot returns this boot of the machine's id, or nil where it is
+// unknown. Tests replace it to simulate a reboot.
+var currentBoot = files.BootID
 
 // sameBoot reports whether the journal f was last written in this boot of
 // the machine. A writer marks the journal (markBoot) before it appends, so

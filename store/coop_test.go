@@ -1,11 +1,10 @@
 //go:build linux
 
-package store
+package store_test
 
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -15,96 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ticketd/ticket/store"
+	"github.com/ticketd/ticket/store/internal/seam"
+	"github.com/ticketd/ticket/store/internal/storetest"
 	"github.com/ticketd/ticket/ticket"
 )
-
-// pauseChild buys one ticket and, when the buy reaches step (under the
-// lock), says "at STEP" on stdout and waits there until it is killed: the
-// test decides who is next in line before it kills it.
-func pauseChild(path, step string) int {
-	at := func(s string) {
-		if s == step {
-			fmt.Printf("at %s\n", s)
-			time.Sleep(time.Hour)
-		}
-	}
-	fault = func(s string) error { at(s); return nil }
-	crashPoint = at
-	_, err := Open(path, Options{}).Buy(context.Background(), "victim", 1)
-	fmt.Fprintf(os.Stderr, "step %s never reached: %v\n", step, err)
-	return 3
-}
-
-// foreignChild buys one ticket as a program written without ticket would,
-// following the lock protocol: it opens PATH.lock truncating it (as a
-// shell's 9>PATH.lock does), takes the flock, checks the file locked is
-// still the one at the path, reads the ticket file as plain JSON, lowers
-// "count", writes a temporary file and renames it over the ticket file.
-// It prints "got" or "sold out".
-func foreignChild(path string) int {
-	var lock *os.File
-	for {
-		f, err := os.OpenFile(path+".lock", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		a, _ := f.Stat()
-		if b, err := os.Stat(path + ".lock"); err == nil && os.SameFile(a, b) {
-			lock = f
-			break
-		}
-		f.Close()
-	}
-	defer lock.Close()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	var state map[string]any
-	d := json.NewDecoder(strings.NewReader(string(data)))
-	d.UseNumber()
-	if err := d.Decode(&state); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	n, _ := state["count"].(json.Number).Int64()
-	if n < 1 {
-		fmt.Println("sold out")
-		return 3
-	}
-	state["count"] = n - 1
-	out, _ := json.Marshal(state)
-	tmp := fmt.Sprintf("%s.%d.new", path, os.Getpid())
-	if err := os.WriteFile(tmp, out, 0o644); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	fmt.Println("got")
-	return 0
-}
-
-// blockedOnLock waits until the kernel shows pid blocked on an flock, as
-// /proc/locks does, skipping the test where it cannot be seen.
-func blockedOnLock(t *testing.T, pid int) {
-	t.Helper()
-	waitFor(t, 10*time.Second, fmt.Sprintf("process %d blocked on the lock", pid), func() bool {
-		locks, err := os.ReadFile("/proc/locks")
-		if err != nil {
-			t.Skipf("cannot see blocked waiters: %v", err)
-		}
-		return strings.Contains(string(locks), fmt.Sprintf("-> FLOCK  ADVISORY  WRITE %d ", pid))
-	})
-}
 
 // TestCrashWindowForeignBuyer kills a ticket buyer that holds the lock at
 // each step of its commit while a buyer written without ticket (see
@@ -121,7 +35,7 @@ func blockedOnLock(t *testing.T, pid int) {
 // foreign buyer's decision was made on a stale count, and for at least
 // one step two buyers were told they got the last ticket.
 func TestCrashWindowForeignBuyer(t *testing.T) {
-	steps := []string{stepRead, stepJournalOpen, stepJournalWrite, stepJournalSync, stepTempCreate, stepTempWrite, stepRename, stepGroupPublish, stepGroupWake}
+	steps := []string{seam.Read, seam.JournalOpen, seam.JournalWrite, seam.JournalSync, seam.TempCreate, seam.TempWrite, seam.Rename, seam.GroupPublish, seam.GroupWake}
 	controlOversold := 0
 	for _, step := range steps {
 		for _, control := range []bool{false, true} {
@@ -130,28 +44,28 @@ func TestCrashWindowForeignBuyer(t *testing.T) {
 				name = "control-as-after-a-restart/" + step
 			}
 			t.Run(name, func(t *testing.T) {
-				path := newSale(t, 3, 2) // 1 left
-				victim := child(t, "pause", path, crashEnv+"="+step)
+				path := storetest.NewSale(t, 3, 2) // 1 left
+				victim := storetest.Child(t, "pause", path, storetest.Crash+"="+step)
 				out, err := victim.StdoutPipe()
 				if err != nil {
 					t.Fatal(err)
 				}
-				startChild(t, victim)
+				storetest.StartChild(t, victim)
 				if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "at "+step+"\n" {
 					t.Fatalf("the ticket buyer said %q, %v (stderr: %s)", line, err, victim.Stderr)
 				}
-				foreign := child(t, "foreign", path)
+				foreign := storetest.Child(t, "foreign", path)
 				var fout strings.Builder
 				foreign.Stdout = &fout
-				startChild(t, foreign)
-				heldLock := step != stepGroupWake // it has unlocked by then
+				storetest.StartChild(t, foreign)
+				heldLock := step != seam.GroupWake // it has unlocked by then
 				if heldLock {
-					blockedOnLock(t, foreign.Process.Pid)
+					storetest.BlockedOnLock(t, foreign.Process.Pid)
 				}
 				if err := victim.Process.Signal(syscall.SIGKILL); err != nil {
 					t.Fatal(err)
 				}
-				if err := victim.Wait(); !killedBySIGKILL(err) {
+				if err := victim.Wait(); !storetest.KilledBySIGKILL(err) {
 					t.Fatalf("ticket buyer: %v, want death by SIGKILL", err)
 				}
 				ferr := foreign.Wait()
@@ -160,13 +74,13 @@ func TestCrashWindowForeignBuyer(t *testing.T) {
 					t.Fatalf("foreign buyer: %v, said %q (stderr: %s)", ferr, fout.String(), foreign.Stderr)
 				}
 				if control {
-					simulateReboot(t)
+					store.SimulateReboot(t)
 				}
-				s := Open(path, Options{})
+				s := store.Open(path, store.Options{})
 				if _, err := s.Buy(context.Background(), "after", 1); !errors.Is(err, ticket.ErrSoldOut) {
 					t.Fatalf("a buy after both: %v, want sold out", err)
 				}
-				rep := mustBalance(t, path)
+				rep := storetest.MustBalance(t, path)
 				victimSold := false
 				for r, err := range s.Sales() {
 					if err != nil {
@@ -188,8 +102,8 @@ func TestCrashWindowForeignBuyer(t *testing.T) {
 					}
 					return
 				}
-				if sold != 1 || rep.State.Left != 0 {
-					t.Fatalf("the last ticket went to %d buyers (ticket buyer's sale stands: %v, foreign buyer got one: %v), %d left", sold, victimSold, got, rep.State.Left)
+				if sold != 1 || rep.State.Left() != 0 {
+					t.Fatalf("the last ticket went to %d buyers (ticket buyer's sale stands: %v, foreign buyer got one: %v), %d left", sold, victimSold, got, rep.State.Left())
 				}
 				if got != (rep.Outside == 1) {
 					t.Fatalf("the foreign buyer got one: %v, but the books record %d taken outside ticket", got, rep.Outside)
@@ -214,10 +128,10 @@ func TestCrashWindowForeignBuyer(t *testing.T) {
 func TestDeletedLockFileNeverSplits(t *testing.T) {
 	const tickets, procs, each = 60, 30, 3 // 90 buys for 60 tickets
 	run := func(t *testing.T, control bool) (problem string) {
-		path := newSale(t, tickets)
-		env := []string{safetyEnv + "=20ms"}
+		path := storetest.NewSale(t, tickets)
+		env := []string{storetest.Safety + "=20ms"}
 		if control {
-			env = append(env, splitEnv+"=1")
+			env = append(env, storetest.Split+"=1")
 		}
 		stop := make(chan struct{})
 		deleted := make(chan int)
@@ -236,16 +150,16 @@ func TestDeletedLockFileNeverSplits(t *testing.T) {
 				time.Sleep(200 * time.Microsecond)
 			}
 		}()
-		cmds := make([]*proc, 0, procs)
+		cmds := make([]*storetest.Proc, 0, procs)
 		for i := range procs {
-			cmds = append(cmds, buyers(t, path, 1, each, append(env, buyerEnv+"="+fmt.Sprintf("b%d", i))...)...)
+			cmds = append(cmds, storetest.Buyers(t, path, 1, each, append(env, storetest.Buyer+"="+fmt.Sprintf("b%d", i))...)...)
 		}
-		waitAll(cmds, 60*time.Second)
+		storetest.WaitAll(cmds, 60*time.Second)
 		close(stop)
 		n := <-deleted
 		reported := map[int64]int{}
 		for _, c := range cmds {
-			for _, f := range strings.Fields(c.Stdout.(*strings.Builder).String()) {
+			for _, f := range strings.Fields(c.Stdout()) {
 				seq, _ := strconv.ParseInt(f, 10, 64)
 				reported[seq]++
 			}
@@ -259,8 +173,8 @@ func TestDeletedLockFileNeverSplits(t *testing.T) {
 		}
 		t.Logf("lock file deleted %d times; %d buys reported", n, seqs)
 		for _, c := range cmds {
-			if e := c.Stderr.(*strings.Builder).String(); c.err != nil && !strings.Contains(e, "sold out") {
-				t.Logf("a buyer: %v: %s", c.err, e)
+			if e := c.Stderr(); c.Err != nil && !strings.Contains(e, "sold out") {
+				t.Logf("a buyer: %v: %s", c.Err, e)
 			}
 		}
 		if seqs > tickets {
@@ -269,26 +183,26 @@ func TestDeletedLockFileNeverSplits(t *testing.T) {
 		if problem != "" {
 			return problem
 		}
-		rep, err := Open(path, Options{}).Verify(context.Background())
+		rep, err := store.Open(path, store.Options{}).Verify(context.Background())
 		switch {
 		case err != nil:
 			return err.Error()
 		case !rep.Balanced():
 			return strings.Join(rep.Problems, "; ")
-		case rep.Sales != tickets || seqs != tickets || rep.State.Left != 0:
+		case rep.Sales != tickets || seqs != tickets || rep.State.Left() != 0:
 			per := map[string]int{}
-			for r, _ := range Open(path, Options{}).Sales() {
+			for r, _ := range store.Open(path, store.Options{}).Sales() {
 				if r.Kind == ticket.KindSale {
 					per[r.Buyer]++
 				}
 			}
 			for i, c := range cmds {
-				n := len(strings.Fields(c.Stdout.(*strings.Builder).String()))
+				n := len(strings.Fields(c.Stdout()))
 				if per[fmt.Sprintf("b%d", i)] != n {
-					t.Logf("b%d: %d sales in the journal, %d reported; stdout %q stderr %q", i, per[fmt.Sprintf("b%d", i)], n, c.Stdout, c.Stderr)
+					t.Logf("b%d: %d sales in the journal, %d reported; stdout %q stderr %q", i, per[fmt.Sprintf("b%d", i)], n, c.Stdout(), c.Stderr())
 				}
 			}
-			return fmt.Sprintf("%d sales recorded, %d reported, %d left; want %d, %d, 0", rep.Sales, seqs, rep.State.Left, tickets, tickets)
+			return fmt.Sprintf("%d sales recorded, %d reported, %d left; want %d, %d, 0", rep.Sales, seqs, rep.State.Left(), tickets, tickets)
 		}
 		return ""
 	}

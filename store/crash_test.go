@@ -1,185 +1,22 @@
-package store
+package store_test
 
 import (
 	"bufio"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ticketd/ticket/store"
+	"github.com/ticketd/ticket/store/internal/seam"
+	"github.com/ticketd/ticket/store/internal/storetest"
 	"github.com/ticketd/ticket/ticket"
 )
-
-// The child roles of this package's multi-process tests: the test binary
-// re-runs itself with STORE_TEST_ROLE set, and the role runs in init,
-// before the tests.
-const (
-	roleEnv  = "STORE_TEST_ROLE"  // crash, hold or buy
-	fileEnv  = "STORE_TEST_FILE"  // the ticket file
-	crashEnv = "STORE_TEST_CRASH" // crash: the step at which to die; "done" after the buy returned
-
-	buyerEnv  = "STORE_TEST_BUYER"  // buy: the buyer's name (default "waiter")
-	buysEnv   = "STORE_TEST_BUYS"   // buy: how many buys to make, one after another (default 1)
-	safetyEnv = "STORE_TEST_SAFETY" // groupSafety, as a duration ("0s": sleep until woken)
-	noWakeEnv = "STORE_TEST_NOWAKE" // set: leaders owe no wake-up (the lost-wakeup control)
-
-	readFaultEnv = "STORE_TEST_READ_FAULT" // set: the first read of the ticket file fails
-	splitEnv     = "STORE_TEST_SPLIT"      // set: no lock identity check, no journal lock (the deleted-lock control)
-)
-
-func init() {
-	if os.Getenv(roleEnv) == "" {
-		return
-	}
-	// Group commit knobs for the children of group_test.go.
-	if d := os.Getenv(safetyEnv); d != "" {
-		var err error
-		if groupSafety, err = time.ParseDuration(d); err != nil {
-			panic(err)
-		}
-	}
-	if os.Getenv(noWakeEnv) != "" {
-		groupWake = false
-	}
-	if os.Getenv(splitEnv) != "" {
-		checkIdentity, lockJournal = false, false
-	}
-	if os.Getenv(readFaultEnv) != "" {
-		var once sync.Once
-		fault = func(step string) (err error) {
-			if step == stepRead {
-				once.Do(func() { err = errInjected })
-			}
-			return err
-		}
-	}
-	switch os.Getenv(roleEnv) {
-	case "crash":
-		os.Exit(crashChild(os.Getenv(fileEnv), os.Getenv(crashEnv)))
-	case "hold":
-		os.Exit(holdChild(os.Getenv(fileEnv)))
-	case "buy":
-		os.Exit(buyChild(os.Getenv(fileEnv)))
-	case "pause":
-		os.Exit(pauseChild(os.Getenv(fileEnv), os.Getenv(crashEnv)))
-	case "foreign":
-		os.Exit(foreignChild(os.Getenv(fileEnv)))
-	}
-	fmt.Fprintf(os.Stderr, "unknown %s %q\n", roleEnv, os.Getenv(roleEnv))
-	os.Exit(2)
-}
-
-// crashChild buys one ticket and SIGKILLs itself from inside the fault
-// seam when the buy reaches step: nothing after that point runs, as in a
-// crash. It returns only if the buy never reached step.
-func crashChild(path, step string) int {
-	die := func() {
-		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		time.Sleep(time.Hour) // SIGKILL is on its way; nothing else may run
-	}
-	fault = func(s string) error {
-		if s == step {
-			die()
-		}
-		return nil
-	}
-	crashPoint = func(s string) {
-		if s == step {
-			die()
-		}
-	}
-	_, err := Open(path, Options{}).Buy(context.Background(), "victim", 1)
-	if step == "done" {
-		die()
-	}
-	fmt.Fprintf(os.Stderr, "step %s never reached: %v\n", step, err)
-	return 3
-}
-
-// holdChild takes the lock, says "locked" on stdout and holds it until
-// it is killed.
-func holdChild(path string) int {
-	s := Open(path, Options{})
-	unlock, err := Lock(context.Background(), s.LockPath(), 0o644)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer unlock()
-	fmt.Println("locked")
-	time.Sleep(time.Hour) // not select{}: the runtime would call that a deadlock and exit
-	return 1
-}
-
-// buyChild buys one ticket (or STORE_TEST_BUYS, one after another),
-// waiting for the lock as long as it takes, and prints each sale's number.
-func buyChild(path string) int {
-	buyer := cmp.Or(os.Getenv(buyerEnv), "waiter")
-	n, _ := strconv.Atoi(cmp.Or(os.Getenv(buysEnv), "1"))
-	s := Open(path, Options{})
-	for range n {
-		r, err := s.Buy(context.Background(), buyer, 1)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		fmt.Println(r.Sale.Seq)
-	}
-	return 0
-}
-
-// child returns the test binary as a child in role with the ticket file
-// path; startChild starts it and kills it by pid when the test ends,
-// whatever the outcome.
-func child(t *testing.T, role, path string, env ...string) *exec.Cmd {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	// GORACE: under -race a child would sleep a second at exit.
-	cmd.Env = append(os.Environ(), append([]string{roleEnv + "=" + role, fileEnv + "=" + path, "GORACE=atexit_sleep_ms=0 " + os.Getenv("GORACE")}, env...)...)
-	cmd.Stderr = &strings.Builder{}
-	return cmd
-}
-
-func startChild(t *testing.T, cmd *exec.Cmd) {
-	t.Helper()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-}
-
-// killedBySIGKILL reports whether a finished command died of SIGKILL.
-func killedBySIGKILL(err error) bool {
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) {
-		return false
-	}
-	ws, ok := ee.Sys().(syscall.WaitStatus)
-	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
-}
-
-// simulateReboot makes this process see another boot of the machine
-// until the test ends: a journal marked by the processes before is then
-// one written before a restart (see sameBoot).
-func simulateReboot(t *testing.T) {
-	t.Helper()
-	old := currentBoot
-	boot := []byte(fmt.Sprintf("boot-after-%d", time.Now().UnixNano()))
-	currentBoot = func() []byte { return boot }
-	t.Cleanup(func() { currentBoot = old })
-}
 
 // TestCrashPoints kills a buyer with SIGKILL at each step of the commit
 // (from inside the fault seam, so at exactly that point) and then checks,
@@ -191,7 +28,7 @@ func simulateReboot(t *testing.T) {
 // without ticket) never decides on a stale count. Read agrees with the
 // ticket file, Verify balances (what the crash left is only Pending), and
 // the next buyer cuts what was never committed, says so, leaves no
-// PATH.tmp, and Verify balances with nothing pending.
+// PATH.Tmp, and Verify balances with nothing pending.
 //
 // After a restart (simulated: the process sees another boot id), a whole
 // line beyond the ticket file may be a sale confirmed just before a power
@@ -205,14 +42,14 @@ func TestCrashPoints(t *testing.T) {
 		before bool   // start from an unfinished journal line (to reach journal.cut)
 		note   string // what the next buyer says it repaired, in the same boot
 	}{
-		{stepRead, false, false, false, ""},
-		{stepJournalOpen, false, false, false, ""},
-		{stepJournalCut, false, false, true, "cut an unfinished line"},
-		{stepJournalWrite, false, false, false, ""},
-		{stepJournalSync, true, false, false, "cut what a crashed buyer never committed"}, // written, not yet fsynced
-		{stepTempCreate, true, false, false, "cut what a crashed buyer never committed"},  // after the journal fsync
-		{stepTempWrite, true, false, false, "cut what a crashed buyer never committed"},
-		{stepRename, true, false, false, "cut what a crashed buyer never committed"}, // PATH.tmp written
+		{seam.Read, false, false, false, ""},
+		{seam.JournalOpen, false, false, false, ""},
+		{seam.JournalCut, false, false, true, "cut an unfinished line"},
+		{seam.JournalWrite, false, false, false, ""},
+		{seam.JournalSync, true, false, false, "cut what a crashed buyer never committed"}, // written, not yet fsynced
+		{seam.TempCreate, true, false, false, "cut what a crashed buyer never committed"},  // after the journal fsync
+		{seam.TempWrite, true, false, false, "cut what a crashed buyer never committed"},
+		{seam.Rename, true, false, false, "cut what a crashed buyer never committed"}, // PATH.Tmp written
 		{"done", true, true, false, ""},
 	}
 	for _, reboot := range []bool{false, true} {
@@ -222,28 +59,28 @@ func TestCrashPoints(t *testing.T) {
 				name = "after-restart/" + c.step
 			}
 			t.Run(name, func(t *testing.T) {
-				path := newSale(t, 10, 2)
+				path := storetest.NewSale(t, 10, 2)
 				if c.before {
-					st, err := Open(path, Options{}).Read()
+					st, err := store.Open(path, store.Options{}).Read()
 					if err != nil {
 						t.Fatal(err)
 					}
-					line := uncommittedLine(t, st, 1)
-					appendFile(t, path+".journal", line[:len(line)-5])
+					line := storetest.UncommittedLine(t, st, 1)
+					storetest.AppendFile(t, path+".journal", line[:len(line)-5])
 				}
-				cmd := child(t, "crash", path, crashEnv+"="+c.step)
-				startChild(t, cmd)
-				if err := cmd.Wait(); !killedBySIGKILL(err) {
+				cmd := storetest.Child(t, "crash", path, storetest.Crash+"="+c.step)
+				storetest.StartChild(t, cmd)
+				if err := cmd.Wait(); !storetest.KilledBySIGKILL(err) {
 					t.Fatalf("crash child: got %v, want death by SIGKILL (stderr: %s)", err, cmd.Stderr)
 				}
 				if reboot {
-					simulateReboot(t)
+					store.SimulateReboot(t)
 				}
-				file, _, err := readState(path)
+				file, err := storetest.TicketFile(path)
 				if err != nil {
 					t.Fatalf("after a crash at %s the ticket file does not parse: %v", c.step, err)
 				}
-				st, err := Open(path, Options{}).Read()
+				st, err := store.Open(path, store.Options{}).Read()
 				if err != nil {
 					t.Fatalf("after a crash at %s: read: %v", c.step, err)
 				}
@@ -252,19 +89,19 @@ func TestCrashPoints(t *testing.T) {
 				if committed {
 					want = 2
 				}
-				if st.Version != want || (file.Version == 2) != c.inFile {
-					t.Fatalf("after a crash at %s: Read says version %d (want %d), the ticket file %d (want it to show the sale: %v)", c.step, st.Version, want, file.Version, c.inFile)
+				if st.Version() != want || (file.Version() == 2) != c.inFile {
+					t.Fatalf("after a crash at %s: Read says version %d (want %d), the ticket file %d (want it to show the sale: %v)", c.step, st.Version(), want, file.Version(), c.inFile)
 				}
 				note := c.note
 				if reboot && c.whole && !c.inFile {
 					note = "completed what was committed before a restart"
 				}
-				rep := mustBalance(t, path)
-				if (rep.Pending != "") != (note != "") || rep.State.Version != want {
-					t.Fatalf("after a crash at %s: verify says version %d, pending %q", c.step, rep.State.Version, rep.Pending)
+				rep := storetest.MustBalance(t, path)
+				if (rep.Pending != "") != (note != "") || rep.State.Version() != want {
+					t.Fatalf("after a crash at %s: verify says version %d, pending %q", c.step, rep.State.Version(), rep.Pending)
 				}
 				var notes []string
-				r, err := Open(path, Options{Warn: func(n string) { notes = append(notes, n) }}).Buy(context.Background(), "next", 1)
+				r, err := store.Open(path, store.Options{Warn: func(n string) { notes = append(notes, n) }}).Buy(context.Background(), "next", 1)
 				if err != nil {
 					t.Fatalf("the buy after a crash at %s: %v", c.step, err)
 				}
@@ -274,15 +111,15 @@ func TestCrashPoints(t *testing.T) {
 				if note != "" && !strings.Contains(strings.Join(notes, "\n"), note) {
 					t.Fatalf("the next buyer noted %q, want %q", notes, note)
 				}
-				rep = mustBalance(t, path)
+				rep = storetest.MustBalance(t, path)
 				if rep.Pending != "" || rep.Sales != want+1 {
 					t.Fatalf("after recovery: %d sales, pending %q; want %d, none", rep.Sales, rep.Pending, want+1)
 				}
-				if file, _, err := readState(path); err != nil || file.Version != want+1 {
-					t.Fatalf("after recovery the ticket file is at version %d (%v), want %d", file.Version, err, want+1)
+				if file, err := storetest.TicketFile(path); err != nil || file.Version() != want+1 {
+					t.Fatalf("after recovery the ticket file is at version %d (%v), want %d", file.Version(), err, want+1)
 				}
 				if _, err := os.Stat(path + ".tmp"); err == nil {
-					t.Fatalf("%s.tmp left after the next buy", path)
+					t.Fatalf("%s.Tmp left after the next buy", path)
 				}
 			})
 		}
@@ -295,7 +132,7 @@ func TestCrashPoints(t *testing.T) {
 // buy refuses such a journal without changing anything.
 func TestVerifyFindsDiscrepancies(t *testing.T) {
 	sale := func(seq, qty, left int64) []byte {
-		return ticket.Sale{Seq: seq, Buyer: "x", Qty: qty, Left: left, PID: 1, Time: time.Unix(0, 0)}.AppendLine(nil)
+		return ticket.Record{Seq: seq, Buyer: "x", Qty: qty, Left: left, PID: 1, Time: time.Unix(0, 0)}.AppendLine(nil)
 	}
 	cases := []struct {
 		name    string
@@ -330,7 +167,7 @@ func TestVerifyFindsDiscrepancies(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			r, err := Open(path, Options{}).Verify(context.Background())
+			r, err := store.Open(path, store.Options{}).Verify(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -340,14 +177,14 @@ func TestVerifyFindsDiscrepancies(t *testing.T) {
 			if !c.refused {
 				return // the middle of the journal is Verify's job: a buy stays O(1)
 			}
-			before := takeSnapshot(t, path)
-			if _, err := Open(path, Options{}).Buy(context.Background(), "b", 1); err == nil {
+			before := storetest.TakeSnapshot(t, path)
+			if _, err := store.Open(path, store.Options{}).Buy(context.Background(), "b", 1); err == nil {
 				t.Fatalf("a buy on unbalanced books succeeded")
-			} else if c.journal != nil && !errors.Is(err, ErrJournal) && !errors.Is(err, ticket.ErrInvalid) {
-				t.Fatalf("buy: %v, want ErrJournal", err)
+			} else if c.journal != nil && !errors.Is(err, store.ErrJournal) && !errors.Is(err, ticket.ErrInvalid) {
+				t.Fatalf("buy: %v, want store.ErrJournal", err)
 			}
-			after := takeSnapshot(t, path)
-			if string(after.ticket) != string(before.ticket) || (c.journal != nil && string(after.journal) != string(before.journal)) {
+			after := storetest.TakeSnapshot(t, path)
+			if string(after.Ticket) != string(before.Ticket) || (c.journal != nil && string(after.Journal) != string(before.Journal)) {
 				t.Fatalf("a refused buy changed the files")
 			}
 		})
@@ -360,20 +197,20 @@ func TestVerifyFindsDiscrepancies(t *testing.T) {
 // shown blocked on the lock in /proc/locks and has not finished: that is
 // the control that the release, not chance, let it through.
 func TestLockHolderDies(t *testing.T) {
-	path := newSale(t, 5)
-	holder := child(t, "hold", path)
+	path := storetest.NewSale(t, 5)
+	holder := storetest.Child(t, "hold", path)
 	out, err := holder.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	startChild(t, holder)
+	storetest.StartChild(t, holder)
 	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "locked\n" {
 		t.Fatalf("holder said %q, %v (stderr: %s)", line, err, holder.Stderr)
 	}
-	waiter := child(t, "buy", path)
+	waiter := storetest.Child(t, "buy", path)
 	var wout strings.Builder
 	waiter.Stdout = &wout
-	startChild(t, waiter)
+	storetest.StartChild(t, waiter)
 	done := make(chan error, 1)
 	go func() { done <- waiter.Wait() }()
 
@@ -406,37 +243,37 @@ func TestLockHolderDies(t *testing.T) {
 	if strings.TrimSpace(wout.String()) != "1" {
 		t.Fatalf("waiter bought sale %q, want 1", wout.String())
 	}
-	mustBalance(t, path)
+	storetest.MustBalance(t, path)
 }
 
 // TestCrashThenSoldOut: a buyer that took the last ticket and died after
 // its journal line was fsynced but before it replaced the ticket file sold
 // nothing (in the same boot): the next buyer gets that ticket, cleans up
-// the crashed buyer's PATH.tmp, and the one after is told it is sold out.
+// the crashed buyer's PATH.Tmp, and the one after is told it is sold out.
 // No temporary file or uncommitted line outlives the next buy.
 func TestCrashThenSoldOut(t *testing.T) {
-	path := newSale(t, 3, 2) // 1 left
-	cmd := child(t, "crash", path, crashEnv+"="+stepRename)
-	startChild(t, cmd)
-	if err := cmd.Wait(); !killedBySIGKILL(err) {
+	path := storetest.NewSale(t, 3, 2) // 1 left
+	cmd := storetest.Child(t, "crash", path, storetest.Crash+"="+seam.Rename)
+	storetest.StartChild(t, cmd)
+	if err := cmd.Wait(); !storetest.KilledBySIGKILL(err) {
 		t.Fatalf("crash child: got %v, want death by SIGKILL (stderr: %s)", err, cmd.Stderr)
 	}
 	if _, err := os.Stat(path + ".tmp"); err != nil {
-		t.Fatalf("the crash left no %s.tmp to clean up: %v", path, err)
+		t.Fatalf("the crash left no %s.Tmp to clean up: %v", path, err)
 	}
 	var notes []string
-	s := Open(path, Options{Warn: func(n string) { notes = append(notes, n) }})
+	s := store.Open(path, store.Options{Warn: func(n string) { notes = append(notes, n) }})
 	r, err := s.Buy(context.Background(), "next", 1)
-	if err != nil || r.Sale.Seq != 2 || r.State.Left != 0 {
+	if err != nil || r.Sale.Seq != 2 || r.State.Left() != 0 {
 		t.Fatalf("buy 1 after the crashed buyer: %+v, %v; want sale #2, 0 left", r, err)
 	}
 	if _, err := os.Stat(path + ".tmp"); err == nil {
-		t.Fatalf("%s.tmp is left after the next buy; notes: %q", path, notes)
+		t.Fatalf("%s.Tmp is left after the next buy; notes: %q", path, notes)
 	}
-	if r, err := s.Buy(context.Background(), "greedy", 1); !errors.Is(err, ticket.ErrSoldOut) || r.State.Left != 0 {
-		t.Fatalf("the buy after that: %v, %d left; want ErrSoldOut, 0 left", err, r.State.Left)
+	if r, err := s.Buy(context.Background(), "greedy", 1); !errors.Is(err, ticket.ErrSoldOut) || r.State.Left() != 0 {
+		t.Fatalf("the buy after that: %v, %d left; want store.ErrSoldOut, 0 left", err, r.State.Left())
 	}
-	if rep := mustBalance(t, path); rep.Pending != "" || rep.Sales != 2 {
+	if rep := storetest.MustBalance(t, path); rep.Pending != "" || rep.Sales != 2 {
 		t.Fatalf("after the next buys: %d sales, pending %q; want 2, none", rep.Sales, rep.Pending)
 	}
 }

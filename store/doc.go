@@ -1,5 +1,8 @@
-// Package store keeps a ticket sale on disk and is the only package that
-// touches its files. For a sale at PATH they are:
+// Package store keeps a ticket sale on disk: the transaction that reads,
+// decides and commits a buy, the journal, recovery after a crash, Verify
+// and Repair. It also holds what every backend shares: the Backend
+// interface, its result types and its sentinel errors. For a sale at PATH
+// the files are:
 //
 //	PATH          the ticket file, JSON, replaced atomically on every change
 //	PATH.lock     the lock file: an flock(2) exclusive lock on it guards the
@@ -12,7 +15,8 @@
 //
 // # How a buy is committed
 //
-// Buy takes the lock, re-reads the ticket file under it, applies the buy rule
+// Buy takes the lock (package store/lock), re-reads the ticket file under
+// it, applies the buy rule
 // (ticket.State.Take), appends the sale to the journal and fdatasyncs it: that
 // append is the commit point, and a whole line in the journal is a committed
 // sale. Then it writes the new version to PATH.tmp and renames it over PATH,
@@ -25,23 +29,35 @@
 // The next lock holder writes the first into the ticket file (rolling it
 // forward: each such sale must follow from the one before), cuts the second
 // and removes PATH.tmp, saying so through Options.Warn, whether or not it then
-// sells anything. Read does the same roll-forward in memory, without the lock,
+// sells anything. (Whether a line beyond the ticket file was written in this
+// boot of the machine, by a writer that died before it told anyone, or
+// before a restart, when it may have been confirmed, the journal's
+// user.ticket.boot extended attribute says.) Read does the same
+// roll-forward in memory, without the lock,
 // so readers never see a committed sale missing. A buy that fails after its
 // append (the ticket file cannot be replaced) takes its line back, fsynced, so
 // that a failed buy sells nothing. Readers need no lock: rename(2) replaces
 // the file in one step, so they see one whole version or the next.
 //
-// Buyers that find the lock held are committed together: see group
-// commit in group_linux.go. A batch is committed exactly as one buy is,
-// with one journal append and one fdatasync for all its sales.
+// Buyers that find the lock held are committed together: see package
+// store/group, which the transaction plugs in. A batch is committed exactly
+// as one buy is, with one journal append and one fdatasync for all its
+// sales.
+//
+// The ticket file's "count" is the truth: any process that takes the lock,
+// re-reads the file and replaces it atomically is a buyer. A count that
+// differs from what the journal says is recorded as tickets taken (or
+// added) outside ticket by the next writer (ticket.Reconcile).
 //
 // The ticket file survives a power cut whole on ext4 with its journal (in
 // the default data=ordered mode, a file renamed over another is flushed
 // first) and on btrfs. Elsewhere (ext4 without a journal, xfs), a power cut
 // may leave it empty or garbled; the sales journal then still holds every
-// sale made, and the ticket file can be rebuilt from it (Store.Repair, the
-// command ticket repair). Init and Restore, which have no journal to rebuild
+// sale made, and the ticket file can be rebuilt from it (Store.Repair).
+// Init and Restore, which have no journal to rebuild
 // from, write the ticket file with fsyncs of the file and the directory.
+// The library's errors say what is wrong and wrap the sentinels of
+// errors.go; they name no command: what to type next is the caller's.
 //
 // # Why a separate lock file
 //
@@ -53,14 +69,11 @@
 //
 //	flock PATH.lock sh -c '...'
 //
-// # Redis
+// # Other backends
 //
-// The same sale can be kept in a Redis server instead (OpenRedis, or
-// OpenSpec with a redis:// URL), for buyers on many machines. Both backends
-// satisfy Backend. A Redis buy takes no lock: one Lua script checks the
-// request id, takes the tickets and appends the sale to a stream in one
-// atomic step; see Redis for its keys and Durability for what the server
-// promises. Errors reaching the server wrap ErrUnreachable.
+// The same sale can be kept in a Redis server instead, for buyers on many
+// machines: package store/redis implements Backend there. A program that
+// imports only this package does not link a Redis client.
 //
 // # Limits
 //

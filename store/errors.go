@@ -1,24 +1,37 @@
 package store
 
-import "errors"
+import (
+	"errors"
 
-// ErrNotFound reports a ticket file that does not exist: the sale has not
-// been created with Init (the command: ticket init).
+	"github.com/ticketd/ticket/store/lock"
+)
+
+// ErrNotFound reports a sale that does not exist: a ticket file that has
+// not been created with Init, a Redis sale without a state or a journal.
 var ErrNotFound = errors.New("no ticket file")
 
-// ErrExists reports an Init over an existing ticket file without force.
+// ErrExists reports an Init or a Restore, without Replace, of a sale that
+// exists.
 var ErrExists = errors.New("ticket file exists")
 
 // ErrLocked reports that the lock was not acquired before the context's
-// deadline: another process holds it. It is not an I/O error.
-var ErrLocked = errors.New("lock is held by another process")
+// deadline, or at once with Options.NoWait: another process holds it. It
+// is not an I/O error. It is lock.ErrLocked.
+var ErrLocked = lock.ErrLocked
 
 // ErrUnconfirmed reports a sale that may stand although its buy failed:
 // its line is in the journal, the ticket file could not be replaced, and
 // taking the line back failed too (the next lock holder completes it), or
-// a Restore whose final directory fsync failed. It must not be retried as
-// if nothing had been bought.
+// a Restore whose final directory fsync failed, or a Redis sale its
+// replicas did not confirm. It must not be retried as if nothing had been
+// bought.
 var ErrUnconfirmed = errors.New("sale recorded but not confirmed durable")
+
+// ErrUnreachable reports a backend's server that could not be reached,
+// answered too late, refused the credentials or cannot take the sale's
+// writes now. It never means "sold out"; the backend says whether anything
+// may have been bought.
+var ErrUnreachable = errors.New("backend unreachable")
 
 // ErrJournal reports a sales journal that does not match the ticket file or
 // cannot be read as one: the books do not balance. It is refused like an
@@ -32,8 +45,33 @@ var ErrJournal = errors.New("journal does not match the ticket file")
 // count it keeps. Errors wrapping it also wrap ErrJournal.
 var ErrJournalBehind = errors.New("journal is behind the ticket file")
 
+// ErrDamaged reports a ticket file whose content does not parse, which a
+// power cut may leave on a file system that does not keep renames atomic
+// across a crash: Store.Repair rebuilds it from the journal. Errors
+// wrapping it also wrap ticket.ErrInvalid.
+var ErrDamaged = errors.New("ticket file does not parse")
+
 // ErrTicketFileMissing reports a sale whose ticket file is gone while its
 // journal holds records (moved or deleted): the sale exists, and starting
 // it again would sell its tickets twice. Store.Repair rebuilds the ticket
-// file from the journal. Errors wrapping it also wrap ticket.ErrInvalid.
+// file from the journal. The errors of reads and buys that wrap it also
+// wrap ticket.ErrInvalid; those of Init and Restore wrap ErrExists.
 var ErrTicketFileMissing = errors.New("ticket file is missing but its journal holds records")
+
+// sentinelError is a sentinel error with a message that says it better:
+// errors.Is matches the sentinels, and the message does not repeat them.
+type sentinelError struct {
+	msg       string
+	sentinels []error
+}
+
+func (e *sentinelError) Error() string { return e.msg }
+
+func (e *sentinelError) Is(target error) bool {
+	for _, s := range e.sentinels {
+		if target == s {
+			return true
+		}
+	}
+	return false
+}

@@ -17,7 +17,7 @@ func Example() {
 	defer os.RemoveAll(dir)
 	s := store.Open(filepath.Join(dir, "ticket.json"), store.Options{})
 	ctx := context.Background()
-	if _, _, err := s.Init(ctx, 2, false); err != nil {
+	if _, _, err := s.Init(ctx, 2, store.Create); err != nil {
 		fmt.Println(err)
 		return
 	}
@@ -29,7 +29,7 @@ func Example() {
 		case err != nil:
 			fmt.Println(err)
 		default:
-			fmt.Printf("%s got sale #%d (%d left)\n", who, r.Sale.Seq, r.State.Left)
+			fmt.Printf("%s got sale #%d (%d left)\n", who, r.Sale.Seq, r.State.Left())
 		}
 	}
 	report, _ := s.Verify(ctx)

@@ -9,22 +9,24 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/ticketd/ticket/store/internal/files"
+	"github.com/ticketd/ticket/store/internal/seam"
 	"github.com/ticketd/ticket/ticket"
 )
 
 // readState reads and strictly parses the ticket file at path. It returns
 // the state and the file's permission bits, which every replacement keeps.
 func readState(path string) (ticket.State, fs.FileInfo, error) {
-	if err := fault(stepRead); err != nil {
-		return ticket.State{}, nil, ioError("read", path, err)
+	if err := seam.Fault(seam.Read); err != nil {
+		return ticket.State{}, nil, files.Error("read", path, err)
 	}
 	return loadState(path)
 }
 
 // readOpenState is readState keeping the file open, as openState does.
 func readOpenState(path string) (ticket.State, fs.FileInfo, *os.File, error) {
-	if err := fault(stepRead); err != nil {
-		return ticket.State{}, nil, nil, ioError("read", path, err)
+	if err := seam.Fault(seam.Read); err != nil {
+		return ticket.State{}, nil, nil, files.Error("read", path, err)
 	}
 	return openState(path)
 }
@@ -58,7 +60,7 @@ func openState(path string) (st ticket.State, info fs.FileInfo, f *os.File, err 
 		}
 	}()
 	if info, err = f.Stat(); err != nil {
-		return st, nil, f, ioError("read", path, err)
+		return st, nil, f, files.Error("read", path, err)
 	}
 	if info.IsDir() {
 		return st, nil, f, invalidFile(path, "is a directory")
@@ -66,7 +68,7 @@ func openState(path string) (st ticket.State, info fs.FileInfo, f *os.File, err 
 	if !info.Mode().IsRegular() {
 		return st, nil, f, invalidFile(path, "not a regular file")
 	}
-	if n := links(info); n > 1 {
+	if n := files.Links(info); n > 1 {
 		return st, nil, f, invalidFile(path, fmt.Sprintf("it has %d names (hard links): each name would become a sale of its own, since every buy replaces the file under the name it was given; remove the other names (find -samefile %s) or make a copy", n, path))
 	}
 	if info.Size() > ticket.MaxFileSize {
@@ -74,31 +76,22 @@ func openState(path string) (st ticket.State, info fs.FileInfo, f *os.File, err 
 	}
 	data, err := io.ReadAll(io.LimitReader(f, ticket.MaxFileSize+1))
 	if err != nil {
-		return st, nil, f, ioError("read", path, err)
+		return st, nil, f, files.Error("read", path, err)
 	}
 	if st, err = ticket.Parse(data); err != nil {
-		return st, nil, f, &parseError{fmt.Errorf("%s: invalid ticket file: %w%s", path, err, repairHint(path))}
+		return st, nil, f, &parseError{fmt.Errorf("%s: invalid ticket file: %w", path, err)}
 	}
 	return st, info, f, nil
 }
 
-// repairHint says how to rebuild a ticket file that does not parse when its
-// journal holds records: after a power cut, that is the likely cause.
-func repairHint(path string) string {
-	journal := target(path) + ".journal"
-	if info, err := os.Stat(journal); err != nil || info.Size() == 0 {
-		return ""
-	}
-	return fmt.Sprintf(" (if a power cut damaged it, ticket repair rebuilds it from %s, as of its last record)", journal)
-}
-
 // parseError is a ticket file whose content does not parse: what a power
-// cut may leave, and Repair rebuilds. It wraps ticket.ErrInvalid.
+// cut may leave, and Repair rebuilds. It wraps ErrDamaged and
+// ticket.ErrInvalid.
 type parseError struct{ err error }
 
 func (e *parseError) Error() string { return e.err.Error() }
 
-func (e *parseError) Unwrap() error { return e.err }
+func (e *parseError) Unwrap() []error { return []error{e.err, ErrDamaged} }
 
 // invalidFile is the error for a ticket file refused for what it is.
 func invalidFile(path, problem string) error {
@@ -106,49 +99,21 @@ func invalidFile(path, problem string) error {
 }
 
 // openError explains a failure to open the ticket file, telling a missing
-// file (run ticket init) from a dangling symlink and from other errors.
+// file (ErrNotFound) from a dangling symlink and from a ticket file whose
+// journal holds the sale (ErrTicketFileMissing).
 func openError(path string, err error) error {
 	if !errors.Is(err, fs.ErrNotExist) {
-		return ioError("read", path, err)
+		return files.Error("read", path, err)
 	}
 	if target, lerr := os.Readlink(path); lerr == nil {
-		return notFound(fmt.Sprintf("%s is a symlink to %s, which does not exist", path, target))
+		return &sentinelError{fmt.Sprintf("%s is a symlink to %s, which does not exist", path, target), []error{ErrNotFound}}
 	}
 	journal := target(path) + ".journal"
 	if n, last, jerr := journalRecords(journal); jerr == nil && (n > 0 || last.Kind == ticket.KindInit) {
-		return &missingError{path: path, journal: journal, last: last}
+		return &sentinelError{fmt.Sprintf("%s does not exist, but its journal %s holds the sale (the last record #%d, %d left): the ticket file was moved or deleted", path, journal, last.Seq, last.Left), []error{ErrTicketFileMissing, ticket.ErrInvalid}}
 	}
-	return notFound(path + " does not exist (create it with: ticket init --count N)")
+	return &sentinelError{path + " does not exist", []error{ErrNotFound}}
 }
-
-// missingError is a ticket file that is gone while its journal holds
-// records: ErrTicketFileMissing.
-type missingError struct {
-	path, journal string
-	last          ticket.Sale
-}
-
-func (e *missingError) Error() string {
-	return fmt.Sprintf("%s does not exist, but its journal %s holds the sale (the last record #%d, %d left): the ticket file was moved or deleted; put it back, or rebuild it from the journal with ticket repair", e.path, e.journal, e.last.Seq, e.last.Left)
-}
-
-func (e *missingError) Is(target error) bool {
-	return target == ErrTicketFileMissing || target == ticket.ErrInvalid
-}
-
-// notFound is ErrNotFound with a message of its own.
-func notFound(msg string) error { return sentinelError{msg, ErrNotFound} }
-
-// sentinelError is a sentinel error with a message that says it better:
-// errors.Is matches the sentinel, and the message does not repeat it.
-type sentinelError struct {
-	msg      string
-	sentinel error
-}
-
-func (e sentinelError) Error() string { return e.msg }
-
-func (e sentinelError) Is(target error) bool { return target == e.sentinel }
 
 // writer replaces files atomically and, unless noSync, durably.
 type writer struct {
@@ -163,19 +128,19 @@ type writer struct {
 
 // replace makes data the new content of path in one step: it writes
 // tmpPath (replacing a leftover from a killed writer), fsyncs it, renames it
-// over path and fsyncs the directory. It gives the new file permissions perm
-// (0: 0666 narrowed by the umask)
-// and, when running as root, the owner uid:gid (a negative uid keeps the
-// creator's). On failure before the rename, path is untouched and tmpPath is
-// removed. A failure of the final directory fsync happens after the commit:
-// it is returned wrapping ErrUnconfirmed.
-func (w writer) replace(path, tmpPath string, data []byte, perm fs.FileMode, uid, gid int) (err error) {
-	if err := fault(stepTempCreate); err != nil {
-		return ioError("create", tmpPath, err)
+// over path and fsyncs the directory. The new file gets l's permissions
+// and, when running as root, its owner (see files.Like). On failure before
+// the rename, path is untouched and tmpPath is removed. A failure of the
+// final directory fsync happens after the commit: it is returned wrapping
+// ErrUnconfirmed.
+func (w writer) replace(path, tmpPath string, data []byte, l files.Like) (err error) {
+	if err := seam.Fault(seam.TempCreate); err != nil {
+		return files.Error("create", tmpPath, err)
 	}
 	if err := os.Remove(tmpPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return ioError("remove leftover", tmpPath, err)
+		return files.Error("remove leftover", tmpPath, err)
 	}
+	perm, uid, gid := l.Perm, l.UID, l.GID
 	mode := perm
 	if mode == 0 {
 		mode = 0o666 // a new file: the umask decides
@@ -184,7 +149,7 @@ func (w writer) replace(path, tmpPath string, data []byte, perm fs.FileMode, uid
 	if f == nil {
 		var err error
 		if f, err = os.OpenFile(tmpPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode); err != nil {
-			return ioError("create", tmpPath, err)
+			return files.Error("create", tmpPath, err)
 		}
 		named = true
 	}
@@ -201,41 +166,41 @@ func (w writer) replace(path, tmpPath string, data []byte, perm fs.FileMode, uid
 	}()
 	if perm != 0 {
 		if err := f.Chmod(perm); err != nil { // exactly the replaced file's, past the umask
-			return ioError("chmod", tmpPath, err)
+			return files.Error("chmod", tmpPath, err)
 		}
 	}
 	if uid >= 0 && os.Geteuid() == 0 && (uid != 0 || gid != os.Getegid()) {
 		if err := f.Chown(uid, gid); err != nil {
-			return ioError("chown", tmpPath, err)
+			return files.Error("chown", tmpPath, err)
 		}
 	}
-	if err := fault(stepTempWrite); err != nil {
-		return ioError("write", tmpPath, err)
+	if err := seam.Fault(seam.TempWrite); err != nil {
+		return files.Error("write", tmpPath, err)
 	}
 	if _, err := f.Write(data); err != nil {
-		return ioError("write", tmpPath, err)
+		return files.Error("write", tmpPath, err)
 	}
 	if !w.noSync {
-		if err := fault(stepTempSync); err != nil {
-			return ioError("fsync", tmpPath, err)
+		if err := seam.Fault(seam.TempSync); err != nil {
+			return files.Error("fsync", tmpPath, err)
 		}
 		if err := fdatasync(f); err != nil {
-			return ioError("fsync", tmpPath, err)
+			return files.Error("fsync", tmpPath, err)
 		}
 	}
 	if w.pre != nil {
 		if err := linkTemp(f, tmpPath); err != nil {
-			return ioError("create", tmpPath, err)
+			return files.Error("create", tmpPath, err)
 		}
 		named = true
 	} else if err := f.Close(); err != nil {
-		return ioError("close", tmpPath, err)
+		return files.Error("close", tmpPath, err)
 	}
-	if err := fault(stepRename); err != nil {
-		return ioError("rename", tmpPath, err)
+	if err := seam.Fault(seam.Rename); err != nil {
+		return files.Error("rename", tmpPath, err)
 	}
 	if err := os.Rename(tmpPath, path); err != nil {
-		return ioError("rename", tmpPath, err)
+		return files.Error("rename", tmpPath, err)
 	}
 	committed = true
 	if w.noSync {
@@ -250,7 +215,7 @@ func (w writer) replace(path, tmpPath string, data []byte, perm fs.FileMode, uid
 // syncDir fsyncs a directory, so that a rename or a new file in it survives
 // a crash of the machine.
 func syncDir(dir string) error {
-	if err := fault(stepDirSync); err != nil {
+	if err := seam.Fault(seam.DirSync); err != nil {
 		return fmt.Errorf("fsync directory %s: %w", dir, err)
 	}
 	d, err := os.Open(dir)
@@ -262,43 +227,4 @@ func syncDir(dir string) error {
 		return fmt.Errorf("fsync directory %s: %w", dir, err)
 	}
 	return nil
-}
-
-// ioError describes a failed operation on a file in one line: what was
-// done to which file, then the system's reason without repeating them
-// (os errors name the operation and the file again), saying plainly when
-// the disk is full. It keeps err's chain for errors.Is.
-func ioError(op, path string, err error) error {
-	// Only an error that is itself about path: one wrapped with words of
-	// its own keeps them.
-	switch e := err.(type) {
-	case *fs.PathError:
-		if e.Path == path {
-			err = e.Err
-		}
-	case *os.LinkError:
-		if e.Old == path {
-			err = e.Err
-		}
-	}
-	if errors.Is(err, syscall.ENOSPC) {
-		return fmt.Errorf("%s %s: the disk is full: %w", op, path, err)
-	}
-	return fmt.Errorf("%s %s: %w", op, path, err)
-}
-
-// links returns the number of names of a file, or 1 where unknown.
-func links(info fs.FileInfo) uint64 {
-	if st, ok := info.Sys().(*syscall.Stat_t); ok {
-		return uint64(st.Nlink)
-	}
-	return 1
-}
-
-// owner returns the uid and gid of a file, or -1, -1 where unknown.
-func owner(info fs.FileInfo) (int, int) {
-	if st, ok := info.Sys().(*syscall.Stat_t); ok {
-		return int(st.Uid), int(st.Gid)
-	}
-	return -1, -1
 }

@@ -14,8 +14,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ticketd/ticket/store/internal/files"
+	"github.com/ticketd/ticket/store/internal/seam"
+	"github.com/ticketd/ticket/store/lock"
 	"github.com/ticketd/ticket/ticket"
-	"golang.org/x/sys/unix"
 )
 
 // tailWindow is how much of the journal's end recovery reads: several
@@ -39,10 +41,6 @@ func (e *journalError) Is(target error) bool {
 	return target == ErrJournal || target == ticket.ErrInvalid || (e.behind != nil && target == e.behind)
 }
 
-// lockJournal is whether the journal is locked too (see openJournal). Only
-// the negative control of the tests that delete lock files turns it off.
-var lockJournal = true
-
 // journal is the sales journal opened for appending under the lock.
 type journal struct {
 	path   string
@@ -50,7 +48,7 @@ type journal struct {
 	noSync bool
 }
 
-// openJournal opens the journal for appending, creating it (see createFile)
+// openJournal opens the journal for appending, creating it (see files.Create)
 // if it is missing, as it is beside a seed file that has never been sold
 // from, and locks it.
 //
@@ -60,12 +58,18 @@ type journal struct {
 // different file: both still lock the journal, which nobody deletes
 // lightly. Processes that follow the lock protocol without ticket lock only
 // the lock file, and never see this one.
-func openJournal(path string, l like, noSync bool) (*journal, error) {
-	if err := fault(stepJournalOpen); err != nil {
+func openJournal(path string, l files.Like, noSync bool) (*journal, error) {
+	if err := seam.Fault(seam.JournalOpen); err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	for range maxMoves {
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
+	for range 3 {
+		var f *os.File
+		var err error
+		if seam.NoJournalLock {
+			f, err = os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
+		} else {
+			f, err = lock.OpenLocked(path, os.O_RDWR|os.O_APPEND)
+		}
 		if errors.Is(err, fs.ErrNotExist) { // beside a seed file: create it once
 			if err := createJournal(path, l); err != nil {
 				return nil, err
@@ -73,27 +77,11 @@ func openJournal(path string, l like, noSync bool) (*journal, error) {
 			continue
 		}
 		if err != nil {
-			return nil, ioError("open journal", path, err)
+			return nil, files.Error("open journal", path, err)
 		}
-		j := &journal{path: path, f: f, noSync: noSync}
-		if !lockJournal {
-			return j, nil
-		}
-		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-			f.Close()
-			return nil, ioError("lock journal", path, err)
-		}
-		locked, err := f.Stat()
-		if err != nil {
-			f.Close()
-			return nil, ioError("stat", path, err)
-		}
-		if now, err := os.Stat(path); err == nil && os.SameFile(locked, now) {
-			return j, nil
-		}
-		f.Close() // replaced while this process waited for it: lock the new one
+		return &journal{path: path, f: f, noSync: noSync}, nil
 	}
-	return nil, ioError("open journal", path, fmt.Errorf("replaced or deleted %d times while this process opened it", maxMoves))
+	return nil, files.Error("open journal", path, errors.New("deleted again and again while this process created it"))
 }
 
 func (j *journal) Close() error { return j.f.Close() }
@@ -101,10 +89,10 @@ func (j *journal) Close() error { return j.f.Close() }
 // createJournal creates the journal at path, empty, unless it exists. The
 // new journal's name is fsynced into its directory before a sale in it can
 // be committed: a later rename's directory fsync may come too late.
-func createJournal(path string, l like) error {
-	created, err := createFile(path, l)
+func createJournal(path string, l files.Like) error {
+	created, err := files.Create(path, l)
 	if err != nil {
-		return ioError("create journal", path, err)
+		return files.Error("create journal", path, err)
 	}
 	if created {
 		return syncDir(filepath.Dir(path))
@@ -114,7 +102,7 @@ func createJournal(path string, l like) error {
 
 // entry is a whole record of the journal and the byte offset of its line.
 type entry struct {
-	ticket.Sale
+	ticket.Record
 	off int64
 }
 
@@ -122,12 +110,12 @@ type entry struct {
 // is in, and what has to be written or cut to bring the two files in line.
 // settle works it out; nothing is changed until a writer applies it.
 type settlement struct {
-	state ticket.State  // the sale as it now is: every committed record applied, the count reconciled
-	add   []ticket.Sale // records to append before any new one: an init record, a change made outside ticket
+	state ticket.State    // the sale as it now is: every committed record applied, the count reconciled
+	add   []ticket.Record // records to append before any new one: an init record, a change made outside ticket
 
-	end    int64         // where the journal's committed records end: it is cut there if longer
-	cut    []ticket.Sale // records beyond the ticket file's version written in this boot by a process that died first: never committed
-	rolled []ticket.Sale // records beyond the ticket file's version from before a reboot: committed, applied
+	end    int64           // where the journal's committed records end: it is cut there if longer
+	cut    []ticket.Record // records beyond the ticket file's version written in this boot by a process that died first: never committed
+	rolled []ticket.Record // records beyond the ticket file's version from before a reboot: committed, applied
 
 	unfinished  bool // an unfinished last line is cut
 	unversioned bool // the ticket file had no "version" beside a journal: continued from its last record
@@ -172,7 +160,7 @@ func (st settlement) note(path string) string {
 	return path + ": " + strings.Join(parts, "; ")
 }
 
-func describe(records []ticket.Sale) string {
+func describe(records []ticket.Record) string {
 	var s []string
 	for _, r := range records {
 		s = append(s, fmt.Sprintf("#%d (%s)", r.Seq, r.Describe()))
@@ -184,9 +172,9 @@ func describe(records []ticket.Sale) string {
 // file's version and works out the settlement for file, the ticket file's
 // state (see settleTail). It changes nothing.
 func settle(f *os.File, path string, size int64, file ticket.State, now time.Time) (settlement, error) {
-	stop := func(r ticket.Sale) bool { return r.Seq <= file.Version }
+	stop := func(r ticket.Record) bool { return r.Seq <= file.Version() }
 	if !file.Stored() {
-		stop = func(ticket.Sale) bool { return true } // the last record
+		stop = func(ticket.Record) bool { return true } // the last record
 	}
 	entries, found, end, err := tailRecords(f, path, size, stop)
 	if err != nil {
@@ -214,26 +202,26 @@ func settle(f *os.File, path string, size int64, file ticket.State, now time.Tim
 // with ErrJournalBehind: the journal was cut or replaced.
 func settleTail(path string, file ticket.State, entries []entry, found bool, end, size int64, sameBoot bool, now time.Time) (settlement, error) {
 	st := settlement{end: end, unfinished: end != size, empty: len(entries) == 0}
-	var anchor *ticket.Sale
+	var anchor *ticket.Record
 	beyond := entries
 	switch {
 	case !file.Stored() && len(entries) > 0:
-		anchor, beyond = &entries[0].Sale, nil // the journal's last record
+		anchor, beyond = &entries[0].Record, nil // the journal's last record
 		st.unversioned = true
 	case found:
-		anchor, beyond = &entries[0].Sale, entries[1:]
+		anchor, beyond = &entries[0].Record, entries[1:]
 		switch {
-		case anchor.Seq != file.Version && len(beyond) == 0:
-			return st, &journalError{path: path, problem: fmt.Sprintf("ends at record #%d, but the ticket file is at version %d: the journal was cut, replaced or deleted", anchor.Seq, file.Version), behind: ErrJournalBehind}
-		case anchor.Seq != file.Version:
-			return st, &journalError{path: path, problem: fmt.Sprintf("holds no record #%d, the ticket file's version: it jumps from #%d to #%d", file.Version, anchor.Seq, beyond[0].Seq)}
+		case anchor.Seq != file.Version() && len(beyond) == 0:
+			return st, &journalError{path: path, problem: fmt.Sprintf("ends at record #%d, but the ticket file is at version %d: the journal was cut, replaced or deleted", anchor.Seq, file.Version()), behind: ErrJournalBehind}
+		case anchor.Seq != file.Version():
+			return st, &journalError{path: path, problem: fmt.Sprintf("holds no record #%d, the ticket file's version: it jumps from #%d to #%d", file.Version(), anchor.Seq, beyond[0].Seq)}
 		}
-	case file.Version != 0:
+	case file.Version() != 0:
 		last := "holds no records"
 		if len(entries) > 0 {
 			last = fmt.Sprintf("starts at record #%d", entries[0].Seq)
 		}
-		return st, &journalError{path: path, problem: fmt.Sprintf("%s, but the ticket file is at version %d: the journal was cut, replaced or deleted", last, file.Version), behind: ErrJournalBehind}
+		return st, &journalError{path: path, problem: fmt.Sprintf("%s, but the ticket file is at version %d: the journal was cut, replaced or deleted", last, file.Version()), behind: ErrJournalBehind}
 	}
 	books, err := booksAt(path, anchor, file)
 	if err != nil {
@@ -247,16 +235,16 @@ func settleTail(path string, file ticket.State, entries []entry, found bool, end
 	if len(beyond) > 0 {
 		state := books
 		for _, r := range beyond {
-			next, err := state.Apply(r.Sale)
+			next, err := state.Apply(r.Record)
 			if err != nil {
-				return st, &journalError{path: path, problem: fmt.Sprintf("%v (beyond the ticket file's version %d)", err, file.Version)}
+				return st, &journalError{path: path, problem: fmt.Sprintf("%v (beyond the ticket file's version %d)", err, file.Version())}
 			}
 			state = next
 		}
 		st.rolled = sales(beyond)
 		st.state = state.WithMembersOf(file)
 	} else {
-		var r ticket.Sale
+		var r ticket.Record
 		var changed bool
 		st.state, r, changed = ticket.Reconcile(books, file, now)
 		if changed {
@@ -266,16 +254,16 @@ func settleTail(path string, file ticket.State, entries []entry, found bool, end
 	if st.empty {
 		// A journal without records gets its init record with the first
 		// thing written to it.
-		init := ticket.Sale{Seq: books.Version, Kind: ticket.KindInit, Left: books.Left, Total: books.Total, Time: now.UTC()}
-		st.add = append([]ticket.Sale{init}, st.add...)
+		init := ticket.Record{Seq: books.Version(), Kind: ticket.KindInit, Left: books.Left(), Total: books.Total(), Time: now.UTC()}
+		st.add = append([]ticket.Record{init}, st.add...)
 	}
 	return st, nil
 }
 
-func sales(entries []entry) []ticket.Sale {
-	out := make([]ticket.Sale, len(entries))
+func sales(entries []entry) []ticket.Record {
+	out := make([]ticket.Record, len(entries))
 	for i, e := range entries {
-		out[i] = e.Sale
+		out[i] = e.Record
 	}
 	return out
 }
@@ -286,24 +274,51 @@ func sales(entries []entry) []ticket.Sale {
 // still to come), they are the ticket file's own total and sold, which the
 // lock protocol leaves alone. A sale line written before totals were
 // recorded takes its total from the ticket file the same way.
-func booksAt(path string, anchor *ticket.Sale, file ticket.State) (ticket.State, error) {
+func booksAt(path string, anchor *ticket.Record, file ticket.State) (ticket.State, error) {
 	if anchor == nil {
 		if !file.Stored() {
 			return file, nil // a seed file: consistent, checked by Parse
 		}
-		if file.Sold > file.Total {
-			return file, &journalError{path: path, problem: fmt.Sprintf("the ticket file says %d sold of %d, and the journal holds nothing to tell", file.Sold, file.Total)}
+		if file.Sold() > file.Total() {
+			return file, &journalError{path: path, problem: fmt.Sprintf("the ticket file says %d sold of %d, and the journal holds nothing to tell", file.Sold(), file.Total())}
 		}
-		return ticket.At(file.Version, file.Total-file.Sold, file.Total), nil
+		return books(path, file.Version(), file.Total()-file.Sold(), file.Total())
 	}
 	if b, ok := anchor.Books(); ok {
 		return b, nil
 	}
-	total := file.Total
+	total := file.Total()
 	if total < anchor.Left {
-		total = file.Sold + anchor.Left
+		total = file.Sold() + anchor.Left
 	}
-	return ticket.At(anchor.Seq, anchor.Left, total), nil
+	return books(path, anchor.Seq, anchor.Left, total)
+}
+
+// books is ticket.At for the books of the journal at path.
+func books(path string, version, left, total int64) (ticket.State, error) {
+	st, err := ticket.At(version, left, total)
+	if err != nil {
+		return st, &journalError{path: path, problem: "the books make no sale: " + err.Error()}
+	}
+	return st, nil
+}
+
+// settleFile settles file with the journal at path, read without its lock
+// (see settle): a missing journal settles as an empty one.
+func settleFile(path string, file ticket.State) (settlement, error) {
+	j, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return settleTail(path, file, nil, false, 0, 0, false, time.Now())
+	}
+	if err != nil {
+		return settlement{}, files.Error("open journal", path, err)
+	}
+	defer j.Close()
+	info, err := j.Stat()
+	if err != nil {
+		return settlement{}, files.Error("stat", path, err)
+	}
+	return settle(j, path, info.Size(), file, time.Now())
 }
 
 // recoverLocked applies a settlement's cuts to the journal, under the
@@ -317,32 +332,36 @@ func (j *journal) recoverLocked(st settlement) error {
 	if err != nil || st.end == size {
 		return err
 	}
-	if err := fault(stepJournalCut); err != nil {
-		return ioError("cut", j.path, err)
+	if err := seam.Fault(seam.JournalCut); err != nil {
+		return files.Error("cut", j.path, err)
 	}
 	if err := j.f.Truncate(st.end); err != nil {
-		return ioError("cut", j.path, err)
+		return files.Error("cut", j.path, err)
 	}
 	return nil
 }
 
-// salesFrom returns the journal's sales numbered from..to, by number,
+// File returns the open journal, for group commit to check it is its
+// region's.
+func (j *journal) File() *os.File { return j.f }
+
+// Sales returns the journal's sales numbered from..to, by number,
 // reading back from the end only as far as it must. Numbers run up by one,
 // so below from nothing more is in range (a journal replaced since, by
 // init --force or copy --force, may hold none).
-func (j *journal) salesFrom(from, to int64) (map[int64]ticket.Sale, error) {
+func (j *journal) Sales(from, to int64) (map[int64]ticket.Record, error) {
 	size, err := j.size()
 	if err != nil {
 		return nil, err
 	}
-	entries, _, _, err := tailRecords(j.f, j.path, size, func(s ticket.Sale) bool { return s.Seq < from })
+	entries, _, _, err := tailRecords(j.f, j.path, size, func(s ticket.Record) bool { return s.Seq < from })
 	if err != nil {
 		return nil, err
 	}
-	m := map[int64]ticket.Sale{}
+	m := map[int64]ticket.Record{}
 	for _, e := range entries {
 		if e.Seq >= from && e.Seq <= to && e.Kind == ticket.KindSale {
-			m[e.Seq] = e.Sale
+			m[e.Seq] = e.Record
 		}
 	}
 	return m, nil
@@ -355,12 +374,12 @@ func (j *journal) salesFrom(from, to int64) (map[int64]ticket.Sale, error) {
 // lines end (before an unfinished last line, which is no record). Lines
 // before the accepted one are not read: a buy stays O(1) in the number of
 // sales.
-func tailRecords(f *os.File, path string, size int64, stop func(ticket.Sale) bool) (entries []entry, found bool, end int64, err error) {
+func tailRecords(f *os.File, path string, size int64, stop func(ticket.Record) bool) (entries []entry, found bool, end int64, err error) {
 	for window := int64(tailWindow); ; window *= 2 {
 		start := max(size-window, 0)
 		buf := make([]byte, size-start)
 		if _, err := f.ReadAt(buf, start); err != nil && !errors.Is(err, io.EOF) {
-			return nil, false, 0, ioError("read", path, err)
+			return nil, false, 0, files.Error("read", path, err)
 		}
 		nl := bytes.LastIndexByte(buf, '\n')
 		if nl < 0 && start > 0 {
@@ -376,7 +395,7 @@ func tailRecords(f *os.File, path string, size int64, stop func(ticket.Sale) boo
 				cut = true // this line may begin before the window: read more
 				break
 			}
-			s, err := ticket.ParseSale(buf[lineStart : len(buf)-1])
+			s, err := ticket.ParseRecord(buf[lineStart : len(buf)-1])
 			if err != nil {
 				return nil, false, 0, &journalError{path: path, problem: fmt.Sprintf("the line at byte %d is not a record: %v", start+int64(lineStart), err)}
 			}
@@ -394,13 +413,13 @@ func tailRecords(f *os.File, path string, size int64, stop func(ticket.Sale) boo
 // append writes records, each a whole line, in one write and fsyncs them.
 func (j *journal) append(lines []byte) error {
 	if err := markBoot(j.f); err != nil {
-		return ioError("mark", j.path, err)
+		return files.Error("mark", j.path, err)
 	}
-	if err := fault(stepJournalWrite); err != nil {
-		return ioError("append to", j.path, err)
+	if err := seam.Fault(seam.JournalWrite); err != nil {
+		return files.Error("append to", j.path, err)
 	}
 	if _, err := j.f.Write(lines); err != nil {
-		return ioError("append to", j.path, err)
+		return files.Error("append to", j.path, err)
 	}
 	return j.sync()
 }
@@ -425,11 +444,11 @@ func (j *journal) undo(size int64) (note string, err error) {
 	if err != nil || now == size {
 		return "", err
 	}
-	if err := fault(stepJournalUndo); err != nil {
-		return "", ioError("cut", j.path, err)
+	if err := seam.Fault(seam.JournalUndo); err != nil {
+		return "", files.Error("cut", j.path, err)
 	}
 	if err := j.f.Truncate(size); err != nil {
-		return "", ioError("cut", j.path, err)
+		return "", files.Error("cut", j.path, err)
 	}
 	if err := j.sync(); err != nil {
 		return fmt.Sprintf("%v (after taking back a failed sale)", err), nil
@@ -441,11 +460,11 @@ func (j *journal) sync() error {
 	if j.noSync {
 		return nil
 	}
-	if err := fault(stepJournalSync); err != nil {
-		return ioError("fsync", j.path, err)
+	if err := seam.Fault(seam.JournalSync); err != nil {
+		return files.Error("fsync", j.path, err)
 	}
 	if err := fdatasync(j.f); err != nil {
-		return ioError("fsync", j.path, err)
+		return files.Error("fsync", j.path, err)
 	}
 	return nil
 }
@@ -454,14 +473,14 @@ func (j *journal) sync() error {
 // that is not a record ends the sequence with an error wrapping
 // ticket.ErrInvalid, an unfinished last line with a journalError that says
 // so. A missing journal yields nothing.
-func readRecords(path string) iter.Seq2[ticket.Sale, error] {
-	return func(yield func(ticket.Sale, error) bool) {
+func readRecords(path string) iter.Seq2[ticket.Record, error] {
+	return func(yield func(ticket.Record, error) bool) {
 		f, err := os.Open(path)
 		if errors.Is(err, fs.ErrNotExist) {
 			return
 		}
 		if err != nil {
-			yield(ticket.Sale{}, fmt.Errorf("read journal: %w", err))
+			yield(ticket.Record{}, fmt.Errorf("read journal: %w", err))
 			return
 		}
 		defer f.Close()
@@ -470,17 +489,17 @@ func readRecords(path string) iter.Seq2[ticket.Sale, error] {
 			line, err := r.ReadSlice('\n')
 			if errors.Is(err, io.EOF) {
 				if len(line) > 0 {
-					yield(ticket.Sale{}, &journalError{path: path, problem: fmt.Sprintf("line %d is unfinished (no line end): a buyer crashed while appending", n), unfinished: true})
+					yield(ticket.Record{}, &journalError{path: path, problem: fmt.Sprintf("line %d is unfinished (no line end): a buyer crashed while appending", n), unfinished: true})
 				}
 				return
 			}
 			if err != nil {
-				yield(ticket.Sale{}, fmt.Errorf("read %s: line %d: %w", path, n, err))
+				yield(ticket.Record{}, fmt.Errorf("read %s: line %d: %w", path, n, err))
 				return
 			}
-			s, err := ticket.ParseSale(line[:len(line)-1])
+			s, err := ticket.ParseRecord(line[:len(line)-1])
 			if err != nil {
-				yield(ticket.Sale{}, &journalError{path: path, problem: fmt.Sprintf("line %d: %v", n, err)})
+				yield(ticket.Record{}, &journalError{path: path, problem: fmt.Sprintf("line %d: %v", n, err)})
 				return
 			}
 			if !yield(s, nil) {
@@ -488,4 +507,33 @@ func readRecords(path string) iter.Seq2[ticket.Sale, error] {
 			}
 		}
 	}
+}
+
+// journalRecords reports how many records beyond an init record the end
+// of the journal at path shows (0 or more; it stops reading at 2), and the
+// last whole record. A missing or empty journal has none.
+func journalRecords(path string) (int, ticket.Record, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, ticket.Record{}, nil
+	}
+	if err != nil {
+		return 0, ticket.Record{}, files.Error("open journal", path, err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return 0, ticket.Record{}, files.Error("stat", path, err)
+	}
+	n := 0
+	entries, _, _, err := tailRecords(f, path, info.Size(), func(r ticket.Record) bool {
+		if r.Kind != ticket.KindInit {
+			n++
+		}
+		return n >= 2 || r.Kind == ticket.KindInit
+	})
+	if err != nil || len(entries) == 0 {
+		return n, ticket.Record{}, err
+	}
+	return n, entries[len(entries)-1].Record, nil
 }

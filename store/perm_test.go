@@ -1,4 +1,4 @@
-package store
+package store_test
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/ticketd/ticket/store"
 )
 
 // TestNewFilesCopyTheTicketFile: the replaced ticket file keeps its exact
@@ -22,7 +24,7 @@ func TestNewFilesCopyTheTicketFile(t *testing.T) {
 	if err := os.Chmod(path, 0o664); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open(path, Options{}).Buy(context.Background(), "a", 1); err != nil {
+	if _, err := store.Open(path, store.Options{}).Buy(context.Background(), "a", 1); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{path, path + ".lock", path + ".journal"} {
@@ -58,7 +60,7 @@ func TestRootKeepsTheOwner(t *testing.T) {
 	if err := os.Chown(path, uid, gid); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open(path, Options{}).Buy(context.Background(), "root", 1); err != nil {
+	if _, err := store.Open(path, store.Options{}).Buy(context.Background(), "root", 1); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{path, path + ".lock", path + ".journal"} {

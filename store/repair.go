@@ -8,17 +8,9 @@ import (
 	"os"
 	"time"
 
+	"github.com/ticketd/ticket/store/internal/files"
 	"github.com/ticketd/ticket/ticket"
 )
-
-// Repaired is what Repair did.
-type Repaired struct {
-	State   ticket.State // the ticket file as it now is
-	Sales   int64        // the records the ticket file was rebuilt from; 0 if it was not rebuilt
-	Kept    string       // where the damaged ticket file was moved; "" if it was not
-	Archive string       // where a journal behind the ticket file was moved; "" if none was
-	Note    string       // what was settled besides, in one line; "" if nothing
-}
 
 // Repair brings a sale back to where buying can go on, without ever
 // selling a ticket twice: it never raises the count of a ticket file it
@@ -46,15 +38,15 @@ type Repaired struct {
 // A journal that does not balance, or holds nothing to rebuild from, is
 // refused with an error wrapping ErrJournal, and nothing is changed.
 func (s *Store) Repair(ctx context.Context) (Repaired, error) {
-	f := s.files()
-	info, err := os.Stat(f.ticket)
+	p := s.paths()
+	info, err := os.Stat(p.ticket)
 	missing := errors.Is(err, fs.ErrNotExist)
 	switch {
 	case missing:
-		if _, err := os.Lstat(f.ticket); err == nil {
+		if _, err := os.Lstat(p.ticket); err == nil {
 			return Repaired{}, openError(s.path, fs.ErrNotExist) // a dangling link
 		}
-		if info, err = os.Stat(f.journal); err != nil {
+		if info, err = os.Stat(p.journal); err != nil {
 			return Repaired{}, openError(s.path, fs.ErrNotExist)
 		}
 	case err != nil:
@@ -62,49 +54,49 @@ func (s *Store) Repair(ctx context.Context) (Repaired, error) {
 	case !info.Mode().IsRegular():
 		return Repaired{}, invalidFile(s.path, "not a regular file: move it away, then repair it again")
 	}
-	unlock, err := Lock(ctx, f.lock, info.Mode().Perm())
+	unlock, err := s.lock(ctx, p.lock, info.Mode().Perm())
 	if err != nil {
 		return Repaired{}, err
 	}
 	defer unlock()
-	file, _, err := readState(f.ticket)
+	file, _, err := readState(p.ticket)
 	var pe *parseError
 	switch {
 	case err == nil:
-		return s.settleRepair(f, file)
+		return s.settleRepair(p, file)
 	case errors.As(err, &pe), errors.Is(err, fs.ErrNotExist), errors.Is(err, ErrNotFound), errors.Is(err, ErrTicketFileMissing):
-		j, err := openExistingJournal(f.journal)
+		j, err := openExistingJournal(p.journal)
 		if err != nil {
 			return Repaired{}, err
 		}
 		if j != nil {
 			defer j.Close()
 		}
-		return s.rebuild(f, info, !missing)
+		return s.rebuild(p, info, !missing)
 	}
 	return Repaired{}, err // unreadable, or refused for what it is: not damage Repair can mend
 }
 
 // settleRepair is Repair of a ticket file that parses.
-func (s *Store) settleRepair(f files, file ticket.State) (Repaired, error) {
-	st, err := s.settleForVerify(f.journal, file)
+func (s *Store) settleRepair(p paths, file ticket.State) (Repaired, error) {
+	st, err := settleFile(p.journal, file)
 	switch {
 	case errors.Is(err, ErrJournalBehind):
-		return s.restartJournal(f, file)
+		return s.restartJournal(p, file)
 	case err != nil:
 		return Repaired{}, err
 	}
-	note := st.note(f.ticket)
+	note := st.note(p.ticket)
 	if !st.changes() && len(st.cut) == 0 && !st.unfinished {
 		return Repaired{State: st.state}, nil
 	}
 	var r Repaired
 	// The locks are held: run the transaction as a buy of nothing would.
-	l := like{uid: -1}
-	if info, err := os.Stat(f.ticket); err == nil {
-		l = likeFile(info)
+	l := files.Like{UID: -1}
+	if info, err := os.Stat(p.ticket); err == nil {
+		l = files.LikeFile(info)
 	}
-	old, err := s.locked(f, l, nil, func(state ticket.State, _ *journal) (ticket.State, []byte, error) {
+	old, err := s.locked(p, l, nil, func(state ticket.State, _ *journal) (ticket.State, []ticket.Record, error) {
 		r.State = state
 		return state, nil, nil
 	}, nil)
@@ -118,47 +110,49 @@ func (s *Store) settleRepair(f files, file ticket.State) (Repaired, error) {
 
 // restartJournal is Repair of a ticket file ahead of its journal: the
 // ticket file's count stands, and a new journal starts from it.
-func (s *Store) restartJournal(f files, file ticket.State) (Repaired, error) {
-	total := file.Total
-	if total < file.Left {
-		total = file.Left + file.Sold
+func (s *Store) restartJournal(p paths, file ticket.State) (Repaired, error) {
+	total := file.Total()
+	if total < file.Left() {
+		total = file.Left() + file.Sold()
 	}
-	state := ticket.At(file.Version, file.Left, total).WithMembersOf(file)
-	if old, err := openExistingJournal(f.journal); err != nil { // held while it is archived
+	state, err := ticket.At(file.Version(), file.Left(), total)
+	if err != nil {
+		return Repaired{}, fmt.Errorf("%s: %w", p.ticket, err)
+	}
+	state = state.WithMembersOf(file)
+	if old, err := openExistingJournal(p.journal); err != nil { // held while it is archived
 		return Repaired{}, err
 	} else if old != nil {
 		defer old.Close()
 	}
-	archive, err := archiveJournal(f.journal)
+	archive, err := archiveJournal(p.journal)
 	if err != nil {
 		return Repaired{}, err
 	}
-	info, err := os.Stat(f.ticket)
+	info, err := os.Stat(p.ticket)
 	if err != nil {
-		return Repaired{}, ioError("stat", f.ticket, err)
+		return Repaired{}, files.Error("stat", p.ticket, err)
 	}
-	j, err := openJournal(f.journal, likeFile(info), s.opts.NoSync)
+	j, err := openJournal(p.journal, files.LikeFile(info), s.opts.NoSync)
 	if err != nil {
 		return Repaired{}, err
 	}
 	defer j.Close()
-	init := ticket.Sale{Seq: state.Version, Kind: ticket.KindInit, Left: state.Left, Total: state.Total, Time: time.Now().UTC()}
+	init := ticket.Record{Seq: state.Version(), Kind: ticket.KindInit, Left: state.Left(), Total: state.Total(), Time: time.Now().UTC()}
 	if err := j.append(init.AppendLine(nil)); err != nil {
 		return Repaired{}, err
 	}
-	uid, gid := owner(info)
-	if err := (writer{noSync: s.opts.NoSync}).replace(f.ticket, f.tmp, state.Encode(), info.Mode().Perm(), uid, gid); err != nil {
+	if err := (writer{noSync: s.opts.NoSync}).replace(p.ticket, p.tmp, state.Encode(), files.LikeFile(info)); err != nil {
 		return Repaired{}, err
 	}
-	return Repaired{State: state, Archive: archive, Note: fmt.Sprintf("%s: the journal ended before the ticket file's version %d: kept it as %s and started a new one from the ticket file's count", f.ticket, file.Version, archive)}, nil
+	return Repaired{State: state, Archive: archive, Note: fmt.Sprintf("%s: the journal ended before the ticket file's version %d: kept it as %s and started a new one from the ticket file's count", p.ticket, file.Version(), archive)}, nil
 }
 
 // rebuild is Repair of a ticket file that does not parse (damaged: kept
 // aside) or is missing, from the journal.
-func (s *Store) rebuild(f files, info fs.FileInfo, damaged bool) (Repaired, error) {
-	var r Report
-	l := newLedger(&r)
-	for rec, err := range readRecords(f.journal) {
+func (s *Store) rebuild(p paths, info fs.FileInfo, damaged bool) (Repaired, error) {
+	var l ticket.Ledger
+	for rec, err := range readRecords(p.journal) {
 		if err != nil {
 			var je *journalError
 			if errors.As(err, &je) && je.unfinished {
@@ -166,32 +160,24 @@ func (s *Store) rebuild(f files, info fs.FileInfo, damaged bool) (Repaired, erro
 			}
 			return Repaired{}, err
 		}
-		l.add(rec)
+		l.Add(rec)
 	}
-	if len(r.Problems) > 0 {
-		return Repaired{}, &journalError{path: f.journal, problem: "cannot rebuild the ticket file from it: " + r.Problems[0]}
+	if l.Len() == 0 && len(l.Problems()) == 0 {
+		return Repaired{}, &journalError{path: p.journal, problem: "holds no records to rebuild the ticket file from"}
 	}
-	if l.n == 0 {
-		return Repaired{}, &journalError{path: f.journal, problem: "holds no records to rebuild the ticket file from: if the sale had none, start it again with ticket init --count N --force after moving the damaged file away"}
+	state, err := l.Books()
+	if err != nil {
+		return Repaired{}, &journalError{path: p.journal, problem: "cannot rebuild the ticket file from it: " + err.Error()}
 	}
-	total := l.total
-	if !l.known {
-		total = l.left0 + l.restock // a journal from before totals were recorded
-	}
-	if l.left < 0 || l.left > total {
-		return Repaired{}, &journalError{path: f.journal, problem: fmt.Sprintf("cannot rebuild the ticket file from it: %d left of %d", l.left, total)}
-	}
-	state := ticket.At(l.last.Seq, l.left, total)
 	kept := ""
 	if damaged {
-		kept = fmt.Sprintf("%s.damaged.%s", f.ticket, time.Now().UTC().Format("20060102T150405.000000000Z"))
-		if err := os.Link(f.ticket, kept); err != nil {
-			return Repaired{}, ioError("keep the damaged file as", kept, err)
+		kept = p.ticket + ".damaged." + files.Stamp(time.Now())
+		if err := os.Link(p.ticket, kept); err != nil {
+			return Repaired{}, files.Error("keep the damaged file as", kept, err)
 		}
 	}
-	uid, gid := owner(info)
-	if err := (writer{noSync: s.opts.NoSync}).replace(f.ticket, f.tmp, state.Encode(), info.Mode().Perm(), uid, gid); err != nil {
+	if err := (writer{noSync: s.opts.NoSync}).replace(p.ticket, p.tmp, state.Encode(), files.LikeFile(info)); err != nil {
 		return Repaired{}, err
 	}
-	return Repaired{State: state, Sales: int64(l.n), Kept: kept}, nil
+	return Repaired{State: state, Sales: int64(l.Len()), Kept: kept}, nil
 }

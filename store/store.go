@@ -11,6 +11,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/ticketd/ticket/store/internal/files"
+	"github.com/ticketd/ticket/store/internal/seam"
+	"github.com/ticketd/ticket/store/lock"
 	"github.com/ticketd/ticket/ticket"
 )
 
@@ -21,26 +24,21 @@ type Options struct {
 	// the files out of step. Exclusion and atomic visibility still hold.
 	NoSync bool
 
-	// Unlocked skips the lock and the journal: buyers read, decide and
-	// write without exclusion. It is UNSAFE and exists only to show what
-	// the lock prevents (lost updates, overselling). On Redis it skips
-	// the script the same way: read, decide, write back, no journal.
-	Unlocked bool
-
 	// NoGroup turns group commit off: each buy takes the lock and commits
 	// alone, as any process that holds the lock does. Group commit (see
-	// Store.Buy) is used where it is available unless this is set.
+	// package store/group) is used where it is available unless this is
+	// set.
 	NoGroup bool
+
+	// NoWait makes every method that needs the lock give up at once, with
+	// an error wrapping ErrLocked, when another process holds it, instead
+	// of waiting until its context is done.
+	NoWait bool
 
 	// Warn receives one-line notes about repairs made under the lock, such
 	// as a crashed buyer's committed sale written to the ticket file, or its
 	// unfinished journal line cut. Nil discards them.
 	Warn func(note string)
-
-	// RequestID is the request id of the buys made through a Redis sale
-	// (see Redis.BuyRequest); "" gives each buy a fresh one. The file
-	// backend has no use for it: its buys are never retried blindly.
-	RequestID string
 }
 
 // Store is one ticket sale on disk. Its methods may be called from many
@@ -59,15 +57,21 @@ func Open(path string, opts Options) *Store {
 // Path returns the ticket file's path as given to Open.
 func (s *Store) Path() string { return s.path }
 
-// files are the names of a sale's files, beside the ticket file's target
+// LockPath returns the path of the lock file that guards the sale.
+func (s *Store) LockPath() string { return s.paths().lock }
+
+// JournalPath returns the path of the sales journal.
+func (s *Store) JournalPath() string { return s.paths().journal }
+
+// paths are the names of a sale's files, beside the ticket file's target
 // when the ticket file is a symlink.
-type files struct {
+type paths struct {
 	ticket, lock, journal, tmp string
 }
 
-func (s *Store) files() files {
+func (s *Store) paths() paths {
 	p := target(s.path)
-	return files{ticket: p, lock: p + ".lock", journal: p + ".journal", tmp: p + ".tmp"}
+	return paths{ticket: p, lock: p + ".lock", journal: p + ".journal", tmp: p + ".tmp"}
 }
 
 // target resolves symbolic links in path. A dangling link resolves to the
@@ -90,11 +94,18 @@ func target(path string) string {
 	return path
 }
 
-// LockPath returns the path of the lock file that guards the sale.
-func (s *Store) LockPath() string { return s.files().lock }
-
-// JournalPath returns the path of the sales journal.
-func (s *Store) JournalPath() string { return s.files().journal }
+// lock takes the sale's lock, waiting until ctx is done, or trying once
+// with Options.NoWait.
+func (s *Store) lock(ctx context.Context, path string, perm fs.FileMode) (unlock func(), err error) {
+	if !s.opts.NoWait {
+		return lock.Lock(ctx, path, perm)
+	}
+	unlock, ok, err := lock.TryLock(path, perm)
+	if err == nil && !ok {
+		err = fmt.Errorf("%s: %w", path, ErrLocked)
+	}
+	return unlock, err
+}
 
 // Read returns the current state without taking the lock: the ticket file
 // (every write replaces it by rename, so a reader sees one whole version)
@@ -114,50 +125,25 @@ func (s *Store) Read() (ticket.State, error) {
 // reader then sees the ticket file as it is.
 func (s *Store) read() (settlement, ticket.State, error) {
 	file, _, err := readState(s.path)
-	if err != nil || s.opts.Unlocked {
+	if err != nil {
 		return settlement{state: file}, file, err
 	}
-	path := s.files().journal
-	j, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		st, err := settleTail(path, file, nil, false, 0, 0, false, time.Now())
-		if err != nil {
-			return settlement{state: file}, file, nil
-		}
-		return st, file, nil
+	st, err := settleFile(s.paths().journal, file)
+	var je *journalError
+	if errors.As(err, &je) {
+		return settlement{state: file}, file, nil
 	}
 	if err != nil {
-		return settlement{state: file}, file, ioError("open journal", path, err)
-	}
-	defer j.Close()
-	info, err := j.Stat()
-	if err != nil {
-		return settlement{state: file}, file, fmt.Errorf("stat %s: %w", path, err)
-	}
-	st, err := settle(j, path, info.Size(), file, time.Now())
-	if err != nil {
-		var je *journalError
-		if errors.As(err, &je) {
-			return settlement{state: file}, file, nil
-		}
 		return settlement{state: file}, file, err
 	}
 	return st, file, nil
 }
 
-// Receipt is the outcome of a buy.
-type Receipt struct {
-	Sale  ticket.Sale  // the sale made; zero when nothing was bought
-	State ticket.State // the state after the buy, or the one that refused it
-
-	// Replayed is set when the buy's request id had already been answered:
-	// this is that original outcome, and nothing was sold now (Redis only).
-	Replayed bool
-}
-
 // Buy sells qty tickets to buyer if at least qty are left, all or nothing.
-// It waits for the lock as Lock does with ctx, re-reads the ticket file
-// under it and commits as the package documentation describes.
+// It waits for the lock until ctx is done (or tries once, with
+// Options.NoWait), re-reads the ticket file under it and commits as the
+// package documentation describes; buyers that find the lock held are
+// committed together (see package store/group).
 //
 // It returns ticket.ErrSoldOut (with the Receipt's State filled in) when
 // fewer than qty are left, ErrLocked when the lock was not had in time,
@@ -165,39 +151,38 @@ type Receipt struct {
 // (untouched), and ErrUnconfirmed for a sale that was committed but not
 // confirmed durable. Any other error means nothing was sold.
 func (s *Store) Buy(ctx context.Context, buyer string, qty int64) (Receipt, error) {
-	if qty < 1 {
-		return Receipt{}, ticket.ErrQuantity
-	}
-	if err := ticket.CheckBuyer(buyer); err != nil {
+	if err := ticket.CheckRequest(buyer, qty); err != nil {
 		return Receipt{}, err
 	}
-	if r, handled, err := s.groupBuy(ctx, buyer, qty); handled {
-		return r, err
+	if !s.opts.NoGroup {
+		if r, err := s.groupBuy(ctx, buyer, qty); !errors.Is(err, errAlone) {
+			return r, err
+		}
 	}
 	var (
 		r      Receipt
 		before ticket.State // the state the buy was decided on
 	)
-	err := s.update(ctx, func(state ticket.State, _ *journal) (ticket.State, []byte, error) {
+	err := s.update(ctx, func(state ticket.State, _ *journal) (ticket.State, []ticket.Record, error) {
 		r.State, before = state, state
 		next, err := state.Take(qty)
 		if err != nil {
 			return state, nil, err
 		}
-		sale := ticket.Sale{Seq: next.Version, Buyer: buyer, Qty: qty, Left: next.Left, Total: next.Total, PID: os.Getpid(), Time: time.Now().UTC()}
+		sale := ticket.Record{Seq: next.Version(), Buyer: buyer, Qty: qty, Left: next.Left(), Total: next.Total(), PID: os.Getpid(), Time: time.Now().UTC()}
 		r.Sale, r.State = sale, next // kept if the sale may stand (ErrUnconfirmed)
-		return next, sale.AppendLine(nil), nil
+		return next, []ticket.Record{sale}, nil
 	})
 	if err != nil && !errors.Is(err, ErrUnconfirmed) && r.Sale.Seq != 0 {
-		r.Sale, r.State = ticket.Sale{}, before
+		r.Sale, r.State = ticket.Record{}, before
 	}
 	return r, err
 }
 
 // change is what a transaction decides (see update): the state it leads
-// to and the journal lines that record it, or an error, which changes
+// to and the journal records that record it, or an error, which changes
 // nothing of its own. It may set the journal's noSync off (and only off).
-type change func(state ticket.State, j *journal) (next ticket.State, lines []byte, err error)
+type change func(state ticket.State, j *journal) (next ticket.State, records []ticket.Record, err error)
 
 // update is the one read-decide-write transaction every change goes
 // through. Under the lock it reads the ticket file and settles it with the
@@ -211,17 +196,15 @@ type change func(state ticket.State, j *journal) (next ticket.State, lines []byt
 // failed leaves no sale; when even that fails, the error wraps
 // ErrUnconfirmed.
 func (s *Store) update(ctx context.Context, fn change) error {
-	f, l, err := s.prepare()
+	p, l, err := s.prepare()
 	if err != nil {
 		return err
 	}
-	unlock := func() {}
-	if !s.opts.Unlocked {
-		if unlock, err = Lock(ctx, f.lock, l.perm); err != nil {
-			return err
-		}
+	unlock, err := s.lock(ctx, p.lock, l.Perm)
+	if err != nil {
+		return err
 	}
-	old, err := s.locked(f, l, nil, fn, nil)
+	old, err := s.locked(p, l, nil, fn, nil)
 	unlock()
 	closeAfterUnlock(old)
 	return err
@@ -238,67 +221,50 @@ func closeAfterUnlock(old *os.File) {
 
 // prepare returns the sale's files and what new files beside the ticket
 // file copy, and creates the lock file if it is missing.
-func (s *Store) prepare() (files, like, error) {
-	f := s.files()
+func (s *Store) prepare() (paths, files.Like, error) {
+	p := s.paths()
 	info, err := os.Stat(s.path)
 	if err != nil {
-		return f, like{}, openError(s.path, err) // names a dangling link as such
+		return p, files.Like{}, openError(s.path, err) // names a dangling link as such
 	}
-	l := likeFile(info)
-	if !s.opts.Unlocked {
-		// The lock file is created once. Before creating it, refuse what
-		// cannot be read, so that nothing appears beside a refused file;
-		// once it exists, the read under the lock is the check.
-		if _, err := os.Stat(f.lock); errors.Is(err, fs.ErrNotExist) {
-			if _, _, err := loadState(f.ticket); err != nil {
-				return f, l, err
-			}
-			if _, err := createFile(f.lock, l); err != nil {
-				return f, l, ioError("create lock file", f.lock, err)
-			}
+	l := files.LikeFile(info)
+	// The lock file is created once. Before creating it, refuse what
+	// cannot be read, so that nothing appears beside a refused file; once
+	// it exists, the read under the lock is the check.
+	if _, err := os.Stat(p.lock); errors.Is(err, fs.ErrNotExist) {
+		if _, _, err := loadState(p.ticket); err != nil {
+			return p, l, err
+		}
+		if _, err := files.Create(p.lock, l); err != nil {
+			return p, l, files.Error("create lock file", p.lock, err)
 		}
 	}
-	return f, l, nil
+	return p, l, nil
 }
 
-// locked is update's transaction, run with the lock held (or without it,
-// when Options.Unlocked). It returns the ticket file it read still open,
-// for closeAfterUnlock. pre, if not nil, is the unnamed temporary file
-// the new version is written to (see writer). done, if not nil, is called
-// with the outcome while the journal is still locked, once fn has run (or
-// failed to): group commit publishes its outcomes there, so that no other
-// leader sees its requests half done.
-func (s *Store) locked(f files, l like, pre *os.File, fn change, done func(error)) (old *os.File, err error) {
-	var j *journal
-	if !s.opts.Unlocked {
-		// The journal is locked before the ticket file is read: a process
-		// that locked another lock file (someone deleted PATH.lock) must
-		// not decide on a version another one is replacing.
-		if j, err = openJournal(f.journal, l, s.opts.NoSync); err != nil {
-			return nil, err
-		}
-		defer j.Close()
-		if done != nil {
-			defer func() { done(err) }()
-		}
-	}
-	stored, info, old, err := readOpenState(f.ticket)
+// locked is update's transaction, run with the lock held. It returns the
+// ticket file it read still open, for closeAfterUnlock. pre, if not nil,
+// is the unnamed temporary file the new version is written to (see
+// writer). done, if not nil, is called with the outcome while the journal
+// is still locked, once fn has run (or failed to): group commit publishes
+// its outcomes there, so that no other leader sees its requests half done.
+func (s *Store) locked(p paths, l files.Like, pre *os.File, fn change, done func(error)) (old *os.File, err error) {
+	// The journal is locked before the ticket file is read: a process that
+	// locked another lock file (someone deleted PATH.lock) must not decide
+	// on a version another one is replacing.
+	j, err := openJournal(p.journal, l, s.opts.NoSync)
 	if err != nil {
 		return nil, err
 	}
-	uid, gid := owner(info)
-	if s.opts.Unlocked {
-		// Without the lock there is no journal: the file is all there is,
-		// and it is written durably. Unlocked writers must not share one
-		// temporary file: that would tear the file instead of merely
-		// losing updates.
-		next, _, err := fn(stored, nil)
-		if err != nil || next.Version == stored.Version {
-			return old, err
-		}
-		tmp := fmt.Sprintf("%s.%d", f.tmp, os.Getpid())
-		return old, writer{noSync: s.opts.NoSync}.replace(f.ticket, tmp, next.Encode(), info.Mode().Perm(), uid, gid)
+	defer j.Close()
+	if done != nil {
+		defer func() { done(err) }()
 	}
+	stored, info, old, err := readOpenState(p.ticket)
+	if err != nil {
+		return nil, err
+	}
+	like := files.LikeFile(info)
 	size, err := j.size()
 	if err != nil {
 		return old, err
@@ -312,10 +278,10 @@ func (s *Store) locked(f files, l like, pre *os.File, fn change, done func(error
 		// they go into the ticket file first, before this boot's first
 		// append marks the journal as written in this boot, which would
 		// make them look like a crashed buyer's.
-		if err := (writer{noSync: true}).replace(f.ticket, f.tmp, st.state.Encode(), info.Mode().Perm(), uid, gid); err != nil {
+		if err := (writer{noSync: true}).replace(p.ticket, p.tmp, st.state.Encode(), like); err != nil {
 			return old, err
 		}
-		s.warn(st.note(f.ticket))
+		s.warn(st.note(p.ticket))
 		if st, err = settle(j.f, j.path, size, st.state, time.Now()); err != nil {
 			return old, err
 		}
@@ -323,37 +289,36 @@ func (s *Store) locked(f files, l like, pre *os.File, fn change, done func(error
 	if err := j.recoverLocked(st); err != nil {
 		return old, err
 	}
-	s.warn(removeStale(f.tmp))
-	next, lines, ferr := fn(st.state, j)
+	s.warn(removeStale(p.tmp))
+	next, records, ferr := fn(st.state, j)
 	if ferr != nil {
-		next, lines = st.state, nil
+		next, records = st.state, nil
 	}
-	if len(lines) == 0 && !st.changes() {
-		s.warn(st.note(f.ticket)) // cut only
+	if len(records) == 0 && !st.changes() {
+		s.warn(st.note(p.ticket)) // cut only
 		return old, ferr
 	}
-	var records []byte
-	for _, r := range st.add {
-		records = r.AppendLine(records)
+	var lines []byte
+	for _, r := range append(st.add, records...) {
+		lines = r.AppendLine(lines)
 	}
-	records = append(records, lines...)
-	if err := j.append(records); err != nil {
+	if err := j.append(lines); err != nil {
 		// A buy reported as failed must leave no sale: take back what
 		// may have been written.
-		if uerr := s.undo(j, st.end, err, len(lines) > 0); uerr != nil {
+		if uerr := s.undo(j, st.end, err, len(records) > 0); uerr != nil {
 			return old, uerr
 		}
 		return old, err
 	}
-	s.warn(st.note(f.ticket))
+	s.warn(st.note(p.ticket))
 	w := writer{noSync: true, pre: pre} // the journal made it durable
-	rerr := w.replace(f.ticket, f.tmp, next.Encode(), info.Mode().Perm(), uid, gid)
+	rerr := w.replace(p.ticket, p.tmp, next.Encode(), like)
 	if rerr == nil {
 		return old, ferr
 	}
 	// The records are in the journal but the ticket file does not show
 	// them: take them back, so that a failed buy sold nothing.
-	if uerr := s.undo(j, st.end, rerr, len(lines) > 0); uerr != nil {
+	if uerr := s.undo(j, st.end, rerr, len(records) > 0); uerr != nil {
 		return old, uerr
 	}
 	return old, rerr
@@ -390,34 +355,29 @@ func removeStale(tmp string) string {
 	if _, err := os.Lstat(tmp); err != nil {
 		return ""
 	}
-	err := fault(stepTempRemove)
+	err := seam.Fault(seam.TempRemove)
 	if err == nil {
 		err = os.Remove(tmp)
 	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return ioError("remove leftover", tmp, err).Error()
+		return files.Error("remove leftover", tmp, err).Error()
 	}
 	return fmt.Sprintf("%s: removed what a crashed writer left", tmp)
 }
 
 // Init creates the ticket file with n tickets and a journal that starts
 // with them. It refuses with ErrExists if the sale exists (its ticket
-// file, or a journal holding records beside a missing one), unless force,
-// which resets it under the lock. A journal that holds sales is never
-// deleted: it is renamed to PATH.journal.YYYYMMDDTHHMMSS.NNNNNNNNNZ first,
-// and the returned archive names it ("" when there was none).
-func (s *Store) Init(ctx context.Context, n int64, force bool) (state ticket.State, archive string, err error) {
+// file, or a journal holding records beside a missing one), unless mode is
+// Replace, which resets it under the lock. A journal that holds sales is
+// never deleted: it is renamed to PATH.journal.YYYYMMDDTHHMMSS.NNNNNNNNNZ
+// first, and the returned archive names it ("" when there was none).
+func (s *Store) Init(ctx context.Context, n int64, mode Mode) (state ticket.State, archive string, err error) {
 	state, err = ticket.New(n)
 	if err != nil {
 		return state, "", err
 	}
-	archive, err = s.Restore(ctx, state, nil, force)
+	archive, err = s.Restore(ctx, state, nil, mode)
 	return state, archive, err
-}
-
-// existsError is ErrExists for path, in one line that says what to do.
-func existsError(path string) error {
-	return sentinelError{path + " already exists (use --force to reset it)", ErrExists}
 }
 
 // archiveJournal renames a journal that holds more than an init record to
@@ -430,44 +390,15 @@ func archiveJournal(path string) (string, error) {
 	}
 	if n == 0 {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return "", ioError("remove", path, err)
+			return "", files.Error("remove", path, err)
 		}
 		return "", nil
 	}
-	archive := path + "." + time.Now().UTC().Format("20060102T150405.000000000Z")
+	archive := path + "." + files.Stamp(time.Now())
 	if err := os.Rename(path, archive); err != nil {
 		return "", fmt.Errorf("keep old journal: %w", err)
 	}
 	return archive, nil
-}
-
-// journalRecords reports how many records beyond an init record the end
-// of the journal at path shows (0 or more; it stops reading at 2), and the
-// last whole record. A missing or empty journal has none.
-func journalRecords(path string) (int, ticket.Sale, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, ticket.Sale{}, nil
-	}
-	if err != nil {
-		return 0, ticket.Sale{}, ioError("open journal", path, err)
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return 0, ticket.Sale{}, ioError("stat", path, err)
-	}
-	n := 0
-	entries, _, _, err := tailRecords(f, path, info.Size(), func(r ticket.Sale) bool {
-		if r.Kind != ticket.KindInit {
-			n++
-		}
-		return n >= 2 || r.Kind == ticket.KindInit
-	})
-	if err != nil || len(entries) == 0 {
-		return n, ticket.Sale{}, err
-	}
-	return n, entries[len(entries)-1].Sale, nil
 }
 
 // Sales yields the journal's committed records in order, without the
@@ -477,24 +408,24 @@ func journalRecords(path string) (int, ticket.Sale, error) {
 // crashed buyer left), nor a change made outside ticket that no writer has
 // recorded yet. An error (the ticket file or a committed line is invalid,
 // a file cannot be read) ends the sequence.
-func (s *Store) Sales() iter.Seq2[ticket.Sale, error] {
-	return func(yield func(ticket.Sale, error) bool) {
+func (s *Store) Sales() iter.Seq2[ticket.Record, error] {
+	return func(yield func(ticket.Record, error) bool) {
 		st, file, err := s.read()
 		if err != nil {
-			yield(ticket.Sale{}, err)
+			yield(ticket.Record{}, err)
 			return
 		}
-		limit := file.Version + int64(len(st.rolled))
+		limit := file.Version() + int64(len(st.rolled))
 		if !file.Stored() {
 			limit = math.MaxInt64 // the journal's last record is the anchor
 		}
-		for r, err := range readRecords(s.files().journal) {
+		for r, err := range readRecords(s.paths().journal) {
 			var je *journalError
 			switch {
 			case err != nil && errors.As(err, &je) && je.unfinished:
 				return // a line being appended, or left by a crash
 			case err != nil:
-				yield(ticket.Sale{}, err)
+				yield(ticket.Record{}, err)
 				return
 			case r.Seq > limit:
 				return
@@ -506,49 +437,49 @@ func (s *Store) Sales() iter.Seq2[ticket.Sale, error] {
 	}
 }
 
-// Restore replaces the sale with state and a journal of its records, as
-// ticket copy does: under the lock it writes the journal (starting with an
-// init record, made from state and the records when they have none),
-// fsyncs it, then replaces the ticket file, durably, which is the commit
-// point. It refuses with ErrExists if the sale exists (see Init), unless
-// force; then an old journal that holds sales is renamed (archive names
-// it), never deleted, and a ticket file it cannot parse is never
-// overwritten.
-func (s *Store) Restore(ctx context.Context, state ticket.State, records []ticket.Sale, force bool) (archive string, err error) {
-	f := s.files()
-	l := like{uid: -1} // a new sale: the umask decides
+// Restore replaces the sale with state and a journal of its records, as a
+// copy of another sale: under the lock it writes the journal (starting
+// with an init record, made from state and the records when they have
+// none), fsyncs it, then replaces the ticket file, durably, which is the
+// commit point. It refuses with ErrExists if the sale exists (see Init),
+// unless mode is Replace; then an old journal that holds sales is renamed
+// (archive names it), never deleted, and a ticket file it cannot parse is
+// never overwritten.
+func (s *Store) Restore(ctx context.Context, state ticket.State, records []ticket.Record, mode Mode) (archive string, err error) {
+	p := s.paths()
+	l := files.Like{UID: -1} // a new sale: the umask decides
 	exists := func() error {
-		info, err := os.Stat(f.ticket)
+		info, err := os.Stat(p.ticket)
 		if errors.Is(err, fs.ErrNotExist) {
-			if n, last, err := journalRecords(f.journal); err != nil {
+			if n, last, err := journalRecords(p.journal); err != nil {
 				return err
-			} else if n > 0 && !force {
-				return sentinelError{fmt.Sprintf("%s does not exist, but its journal %s holds records (the last #%d, %d left): the sale exists: rebuild its ticket file with ticket repair (init --force would start a new sale and sell its tickets again; the old journal would be kept)", s.path, f.journal, last.Seq, last.Left), ErrExists}
+			} else if n > 0 && mode != Replace {
+				return &sentinelError{fmt.Sprintf("%s does not exist, but its journal %s holds records (the last #%d, %d left): the sale exists", s.path, p.journal, last.Seq, last.Left), []error{ErrExists, ErrTicketFileMissing}}
 			}
 			return nil
 		}
 		if err != nil {
-			return ioError("stat", s.path, err)
+			return files.Error("stat", s.path, err)
 		}
 		if !info.Mode().IsRegular() {
 			return invalidFile(s.path, "not a regular file")
 		}
-		if !force {
-			return existsError(s.path)
+		if mode != Replace {
+			return &sentinelError{s.path + " already exists", []error{ErrExists}}
 		}
-		// --force replaces a sale, not a file it cannot read: never
+		// Replace replaces a sale, not a file it cannot read: never
 		// overwrite what could not be parsed.
-		if _, _, err := readState(f.ticket); err != nil {
+		if _, _, err := readState(p.ticket); err != nil {
 			return fmt.Errorf("%w (not replacing it; move it away first if it is not needed)", err)
 		}
-		l = likeFile(info)
+		l = files.LikeFile(info)
 		return nil
 	}
 	if err := exists(); err != nil {
 		return "", err
 	}
 	lines := journalOf(state, records)
-	unlock, err := Lock(ctx, f.lock, l.perm)
+	unlock, err := s.lock(ctx, p.lock, l.Perm)
 	if err != nil {
 		return "", err
 	}
@@ -556,17 +487,17 @@ func (s *Store) Restore(ctx context.Context, state ticket.State, records []ticke
 	if err := exists(); err != nil { // again, under the lock
 		return "", err
 	}
-	old, err := openJournal(f.journal, l, true) // held while it is archived
+	old, err := openJournal(p.journal, l, true) // held while it is archived
 	if err != nil {
 		return "", err
 	}
 	defer old.Close()
 	// The old journal goes first: a fresh ticket file beside an old
 	// journal would make its records look uncommitted.
-	if archive, err = archiveJournal(f.journal); err != nil {
+	if archive, err = archiveJournal(p.journal); err != nil {
 		return "", err
 	}
-	j, err := openJournal(f.journal, l, s.opts.NoSync)
+	j, err := openJournal(p.journal, l, s.opts.NoSync)
 	if err != nil {
 		return archive, err
 	}
@@ -574,8 +505,7 @@ func (s *Store) Restore(ctx context.Context, state ticket.State, records []ticke
 	if err := j.append(lines); err != nil {
 		return archive, err
 	}
-	w := writer{noSync: s.opts.NoSync}
-	return archive, w.replace(f.ticket, f.tmp, state.Encode(), l.perm, l.uid, l.gid)
+	return archive, writer{noSync: s.opts.NoSync}.replace(p.ticket, p.tmp, state.Encode(), l)
 }
 
 // journalOf returns the journal lines of a sale restored at state from
@@ -584,36 +514,28 @@ func (s *Store) Restore(ctx context.Context, state ticket.State, records []ticke
 // filled in where the source did not record it and the records follow one
 // another so far. Records that do not follow are written as they are, for
 // Verify to report, as Restore promises.
-func journalOf(state ticket.State, records []ticket.Sale) []byte {
-	var books ticket.State
+func journalOf(state ticket.State, records []ticket.Record) []byte {
+	init := ticket.Record{Kind: ticket.KindInit, Seq: state.Version(), Left: state.Left(), Total: state.Total(), Time: time.Now().UTC()}
 	rest := records
 	switch {
 	case len(records) > 0 && records[0].Kind == ticket.KindInit:
-		books, _ = records[0].Books()
-		rest = records[1:]
+		init, rest = records[0], records[1:]
 	case len(records) > 0:
 		first := records[0]
-		total := state.Total
+		init.Seq, init.Left = first.Seq-1, first.Left+first.Taken()
 		for _, r := range records {
 			if r.Kind == ticket.KindRestock {
-				total -= r.Qty
+				init.Total -= r.Qty
 			}
 		}
-		books = ticket.At(first.Seq-1, first.Left+first.Taken(), total)
-	default:
-		books = ticket.At(state.Version, state.Left, state.Total)
-	}
-	init := ticket.Sale{Seq: books.Version, Kind: ticket.KindInit, Left: books.Left, Total: books.Total, Time: time.Now().UTC()}
-	if len(records) > 0 && records[0].Kind == ticket.KindInit {
-		init = records[0]
 	}
 	lines := init.AppendLine(nil)
-	following := true
+	books, following := init.Books()
 	for _, r := range rest {
 		if following {
 			next, err := books.Apply(r)
 			if following = err == nil; following {
-				r.Total, books = next.Total, next
+				r.Total, books = next.Total(), next
 			}
 		}
 		lines = r.AppendLine(lines)

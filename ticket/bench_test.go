@@ -23,18 +23,18 @@ func BenchmarkEncode(b *testing.B) {
 	}
 }
 
-func BenchmarkSaleLine(b *testing.B) {
-	s := Sale{Seq: 15679, Buyer: "person3", Qty: 1, Left: 4321, PID: 12345, Time: time.Now()}
+func BenchmarkRecordLine(b *testing.B) {
+	s := Record{Seq: 15679, Buyer: "person3", Qty: 1, Left: 4321, PID: 12345, Time: time.Now()}
 	buf := make([]byte, 0, 256)
 	for b.Loop() {
 		buf = s.AppendLine(buf[:0])
 	}
 }
 
-func BenchmarkParseSale(b *testing.B) {
+func BenchmarkParseRecord(b *testing.B) {
 	line := []byte(`{"seq":15679,"buyer":"person3","qty":1,"left":4321,"pid":12345,"time":"2026-11-25T20:35:18.937123456Z"}`)
 	for b.Loop() {
-		if _, err := ParseSale(line); err != nil {
+		if _, err := ParseRecord(line); err != nil {
 			b.Fatal(err)
 		}
 	}

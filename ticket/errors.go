@@ -1,9 +1,12 @@
 package ticket
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // ErrInvalid reports a ticket file or journal record that does not follow
-// the format. Errors returned by Parse and ParseSale wrap it, with the
+// the format. Errors returned by Parse and ParseRecord wrap it, with the
 // problem named in the message.
 var ErrInvalid = errors.New("invalid")
 
@@ -12,3 +15,24 @@ var ErrSoldOut = errors.New("sold out")
 
 // ErrQuantity reports a buy quantity below 1.
 var ErrQuantity = errors.New("quantity must be at least 1")
+
+// ErrBuyer reports a buyer name that CheckBuyer refuses: a mistake of the
+// caller's, not a file that is refused.
+var ErrBuyer = errors.New("invalid buyer name")
+
+// FormatError is the error Parse and ParseRecord return for input that
+// does not follow the format. It wraps ErrInvalid; its message names the
+// problem in one line, for the caller to prefix with the file's name.
+type FormatError struct {
+	Problem string // what is wrong, in one line without the file's name
+}
+
+// Error returns the problem.
+func (e *FormatError) Error() string { return e.Problem }
+
+// Unwrap makes errors.Is(err, ErrInvalid) true for every FormatError.
+func (e *FormatError) Unwrap() error { return ErrInvalid }
+
+func invalidf(format string, args ...any) error {
+	return &FormatError{Problem: fmt.Sprintf(format, args...)}
+}

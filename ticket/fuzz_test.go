@@ -43,7 +43,7 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		if s.Left < 0 || s.Sold < 0 || s.Total < 0 || s.Version < 0 || s.Total != s.Left+s.Sold {
+		if s.Left() < 0 || s.Sold() < 0 || s.Total() < 0 || s.Version() < 0 || s.Total() != s.Left()+s.Sold() {
 			t.Fatalf("Parse(%q) = %+v: not a valid state", data, s)
 		}
 		enc := s.Encode()
@@ -51,28 +51,28 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Parse(%q) = %+v, whose encoding %q is refused: %v", data, s, enc, err)
 		}
-		if s2.Left != s.Left || s2.Total != s.Total || s2.Sold != s.Sold || s2.Version != s.Version {
+		if s2.Left() != s.Left() || s2.Total() != s.Total() || s2.Sold() != s.Sold() || s2.Version() != s.Version() {
 			t.Fatalf("round trip of %q: %+v, then %+v", data, s, s2)
 		}
 		if enc2 := s2.Encode(); !bytes.Equal(enc, enc2) {
 			t.Fatalf("encoding is not stable: %q, then %q", enc, enc2)
 		}
 		if next, err := s.Take(1); err == nil {
-			if next.Left != s.Left-1 || next.Sold != s.Sold+1 || next.Total != s.Total || next.Version != s.Version+1 {
+			if next.Left() != s.Left()-1 || next.Sold() != s.Sold()+1 || next.Total() != s.Total() || next.Version() != s.Version()+1 {
 				t.Fatalf("%+v.Take(1) = %+v", s, next)
 			}
-		} else if !errors.Is(err, ErrSoldOut) || s.Left != 0 {
+		} else if !errors.Is(err, ErrSoldOut) || s.Left() != 0 {
 			t.Fatalf("%+v.Take(1): %v", s, err)
 		}
 	})
 }
 
-// FuzzParseSale does the same for a journal line: no panic; refused with
+// FuzzParseRecord does the same for a journal line: no panic; refused with
 // ErrInvalid, or a valid sale whose line (AppendLine) parses back to it.
 //
-//	go test -run '^$' -fuzz '^FuzzParseSale$' -fuzztime 60s ./ticket
-func FuzzParseSale(f *testing.F) {
-	good := Sale{Seq: 1, Buyer: "alice", Qty: 2, Left: 3, PID: 4242, Time: time.Date(2026, 11, 25, 20, 0, 0, 123456789, time.UTC)}
+//	go test -run '^$' -fuzz '^FuzzParseRecord$' -fuzztime 60s ./ticket
+func FuzzParseRecord(f *testing.F) {
+	good := Record{Seq: 1, Buyer: "alice", Qty: 2, Left: 3, PID: 4242, Time: time.Date(2026, 11, 25, 20, 0, 0, 123456789, time.UTC)}
 	line := good.AppendLine(nil)
 	f.Add(line[:len(line)-1])
 	f.Add(line[:len(line)/2])
@@ -95,23 +95,23 @@ func FuzzParseSale(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		s, err := ParseSale(data)
+		s, err := ParseRecord(data)
 		if err != nil {
 			if !errors.Is(err, ErrInvalid) {
-				t.Fatalf("ParseSale(%q): error %v does not wrap ErrInvalid", data, err)
+				t.Fatalf("ParseRecord(%q): error %v does not wrap ErrInvalid", data, err)
 			}
 			return
 		}
 		if s.Seq < 1 || s.Qty < 1 || s.Left < 0 || CheckBuyer(s.Buyer) != nil {
-			t.Fatalf("ParseSale(%q) = %+v: not a valid sale", data, s)
+			t.Fatalf("ParseRecord(%q) = %+v: not a valid sale", data, s)
 		}
 		line := s.AppendLine(nil)
 		if bytes.Count(line, []byte("\n")) != 1 || line[len(line)-1] != '\n' {
 			t.Fatalf("the line of %+v is not one line: %q", s, line)
 		}
-		s2, err := ParseSale(line[:len(line)-1])
+		s2, err := ParseRecord(line[:len(line)-1])
 		if err != nil {
-			t.Fatalf("ParseSale(%q) = %+v, whose line %q is refused: %v", data, s, line, err)
+			t.Fatalf("ParseRecord(%q) = %+v, whose line %q is refused: %v", data, s, line, err)
 		}
 		if s2.Seq != s.Seq || s2.Buyer != s.Buyer || s2.Qty != s.Qty || s2.Left != s.Left || s2.PID != s.PID || !s2.Time.Equal(s.Time) {
 			t.Fatalf("round trip of %q: %+v, then %+v", data, s, s2)

@@ -10,23 +10,6 @@ import (
 	"unicode/utf8"
 )
 
-// FormatError is the error Parse and ParseSale return for input that does
-// not follow the format. It wraps ErrInvalid; its message names the problem
-// in one line, for the caller to prefix with the file's name.
-type FormatError struct {
-	Problem string // what is wrong, in one line without the file's name
-}
-
-// Error returns the problem.
-func (e *FormatError) Error() string { return e.Problem }
-
-// Unwrap makes errors.Is(err, ErrInvalid) true for every FormatError.
-func (e *FormatError) Unwrap() error { return ErrInvalid }
-
-func invalidf(format string, args ...any) error {
-	return &FormatError{Problem: fmt.Sprintf(format, args...)}
-}
-
 // member is one name/value pair of a JSON object, the value as raw bytes.
 type member struct {
 	key    string
@@ -106,8 +89,8 @@ func parseObject(data []byte, known []string) ([]member, error) {
 // The member names each format reads: a name that differs from one of them
 // only in case is a mistake, refused.
 var (
-	stateNames = []string{"count", "total", "sold", "version"}
-	saleNames  = []string{"seq", "kind", "buyer", "qty", "left", "total", "pid", "time"}
+	stateNames  = []string{"count", "total", "sold", "version"}
+	recordNames = []string{"seq", "kind", "buyer", "qty", "left", "total", "pid", "time"}
 )
 
 func syntaxProblem(err error) error {

@@ -11,20 +11,39 @@ import (
 // under a hundred bytes; anything near this size is not a ticket file.
 const MaxFileSize = 1 << 20
 
-// State is one version of a sale: what the ticket file says.
+// State is one version of a sale: what the ticket file says. Its numbers
+// are never negative. A State is made by New, At or Parse, and changed only
+// by Take, Apply and Reconcile, each of which returns a new one: a State
+// read from a file keeps the file's unknown members, which every new
+// version of the ticket file writes back as they were.
 //
 // Left is the file's "count" member. The store adds "total", "sold" and
 // "version" the first time it writes a file (a seed file {"count": 5} has
-// none of them), and keeps every member it does not know as it was.
+// none of them). In a state the store wrote, Total == Left + Sold, unless
+// another process changed "count" since (see Consistent).
 type State struct {
-	Left    int64 // tickets left: the file's "count"
-	Total   int64 // tickets the sale started with
-	Sold    int64 // tickets sold so far; Total == Left + Sold
-	Version int64 // sequence number of the last committed sale, 0 for none
+	left    int64 // tickets left: the file's "count"
+	total   int64 // tickets the sale started with, plus those added
+	sold    int64 // tickets sold so far
+	version int64 // sequence number of the last record, 0 for none
 
 	extra  []member // members this package does not know, in file order
 	stored bool     // the file had "version": it was written by the store
 }
+
+// Left returns the tickets left: the ticket file's "count".
+func (s State) Left() int64 { return s.left }
+
+// Total returns the size of the sale: the tickets it started with, plus
+// those added since.
+func (s State) Total() int64 { return s.total }
+
+// Sold returns the tickets sold so far.
+func (s State) Sold() int64 { return s.sold }
+
+// Version returns the sequence number of the last record of the sale's
+// journal the state includes, 0 for none.
+func (s State) Version() int64 { return s.version }
 
 // Stored reports whether the state was read from a file the store wrote
 // (one with a "version" member), not from a seed file such as
@@ -36,13 +55,23 @@ func New(n int64) (State, error) {
 	if n < 0 {
 		return State{}, fmt.Errorf("%w: count %d is negative", ErrInvalid, n)
 	}
-	return State{Left: n, Total: n, stored: true}, nil
+	return State{left: n, total: n, stored: true}, nil
 }
 
 // At returns the state of a sale at version with left of total tickets
-// left, sold the difference: the books as a journal record leaves them.
-func At(version, left, total int64) State {
-	return State{Left: left, Total: total, Sold: total - left, Version: version, stored: true}
+// left, sold the difference: the books as a journal record leaves them. It
+// refuses, with an error wrapping ErrInvalid, numbers that cannot be a
+// sale's: a negative version or total, left below 0 or above total.
+func At(version, left, total int64) (State, error) {
+	switch {
+	case version < 0:
+		return State{}, invalidf("version %d is negative", version)
+	case left < 0:
+		return State{}, invalidf("%d left is negative", left)
+	case left > total:
+		return State{}, invalidf("%d left is more than total %d", left, total)
+	}
+	return State{left: left, total: total, sold: total - left, version: version, stored: true}, nil
 }
 
 // WithMembersOf returns s with the members of file that this package does
@@ -60,29 +89,29 @@ func (s State) Take(qty int64) (State, error) {
 	if qty < 1 {
 		return s, ErrQuantity
 	}
-	if qty > s.Left {
+	if qty > s.left {
 		return s, ErrSoldOut
 	}
-	if s.Version == math.MaxInt64 {
-		return s, invalidf("version %d cannot grow", s.Version)
+	if s.version == math.MaxInt64 {
+		return s, invalidf("version %d cannot grow", s.version)
 	}
 	next := s
 	next.extra = s.extra // shared, never modified in place
 	next.stored = true
-	next.Left -= qty
-	next.Sold += qty
-	next.Version++
+	next.left -= qty
+	next.sold += qty
+	next.version++
 	return next, nil
 }
 
 // Consistent reports whether Total == Left + Sold: true for every state
 // the store writes, false for a ticket file whose "count" another process
 // changed since (see Reconcile).
-func (s State) Consistent() bool { return s.Total-s.Sold == s.Left }
+func (s State) Consistent() bool { return s.total-s.sold == s.left }
 
 // String describes the state for people: "4 left of 5 (1 sold)".
 func (s State) String() string {
-	return fmt.Sprintf("%d left of %d (%d sold)", s.Left, s.Total, s.Sold)
+	return fmt.Sprintf("%d left of %d (%d sold)", s.left, s.total, s.sold)
 }
 
 // Encode returns the ticket file's bytes for s: one JSON object on one line
@@ -95,13 +124,13 @@ func (s State) Encode() []byte {
 // AppendEncode appends the encoding of s (see Encode) to b.
 func (s State) AppendEncode(b []byte) []byte {
 	b = append(b, `{"count": `...)
-	b = strconv.AppendInt(b, s.Left, 10)
+	b = strconv.AppendInt(b, s.left, 10)
 	b = append(b, `, "total": `...)
-	b = strconv.AppendInt(b, s.Total, 10)
+	b = strconv.AppendInt(b, s.total, 10)
 	b = append(b, `, "sold": `...)
-	b = strconv.AppendInt(b, s.Sold, 10)
+	b = strconv.AppendInt(b, s.sold, 10)
 	b = append(b, `, "version": `...)
-	b = strconv.AppendInt(b, s.Version, 10)
+	b = strconv.AppendInt(b, s.version, 10)
 	for _, m := range s.extra {
 		b = append(b, ", "...)
 		b = append(b, m.rawKey...)
@@ -145,13 +174,13 @@ func Parse(data []byte) (State, error) {
 		var dst *int64
 		switch m.key {
 		case "count":
-			dst, haveCount = &s.Left, true
+			dst, haveCount = &s.left, true
 		case "total":
-			dst, haveTotal = &s.Total, true
+			dst, haveTotal = &s.total, true
 		case "sold":
-			dst, haveSold = &s.Sold, true
+			dst, haveSold = &s.sold, true
 		case "version":
-			dst, s.stored = &s.Version, true
+			dst, s.stored = &s.version, true
 		default:
 			s.extra = append(s.extra, m)
 			continue
@@ -175,19 +204,19 @@ func Parse(data []byte) (State, error) {
 	}
 	switch {
 	case haveTotal && haveSold:
-		if s.Total-s.Sold != s.Left {
-			return State{}, invalidf("count %d is not total %d minus sold %d", s.Left, s.Total, s.Sold)
+		if s.total-s.sold != s.left {
+			return State{}, invalidf("count %d is not total %d minus sold %d", s.left, s.total, s.sold)
 		}
 	case haveTotal:
-		if s.Total < s.Left {
-			return State{}, invalidf("count %d is more than total %d", s.Left, s.Total)
+		if s.total < s.left {
+			return State{}, invalidf("count %d is more than total %d", s.left, s.total)
 		}
-		s.Sold = s.Total - s.Left
+		s.sold = s.total - s.left
 	default:
-		if s.Sold > math.MaxInt64-s.Left {
-			return State{}, invalidf("count %d plus sold %d is beyond int64", s.Left, s.Sold)
+		if s.sold > math.MaxInt64-s.left {
+			return State{}, invalidf("count %d plus sold %d is beyond int64", s.left, s.sold)
 		}
-		s.Total = s.Left + s.Sold
+		s.total = s.left + s.sold
 	}
 	return s, nil
 }

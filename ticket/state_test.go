@@ -15,15 +15,15 @@ func TestParseAccepts(t *testing.T) {
 		input string
 		want  State
 	}{
-		{"seed file", `{"count": 5}`, State{Left: 5, Total: 5}},
-		{"seed file with newline", "{\"count\": 5}\n", State{Left: 5, Total: 5}},
-		{"zero", `{"count":0}`, State{Left: 0, Total: 0}},
-		{"largest", `{"count": 9223372036854775807}`, State{Left: math.MaxInt64, Total: math.MaxInt64}},
-		{"written by the store", `{"count": 4, "total": 5, "sold": 1, "version": 1}`, State{Left: 4, Total: 5, Sold: 1, Version: 1}},
-		{"total only", `{"count": 4, "total": 5}`, State{Left: 4, Total: 5, Sold: 1}},
-		{"sold only", `{"count": 4, "sold": 1}`, State{Left: 4, Total: 5, Sold: 1}},
-		{"white space", " \t\n{ \"count\" : 2 }\n\n", State{Left: 2, Total: 2}},
-		{"unknown members kept", `{"event": "concert", "count": 2, "meta": {"a": [1, 2]}}`, State{Left: 2, Total: 2}},
+		{"seed file", `{"count": 5}`, State{left: 5, total: 5}},
+		{"seed file with newline", "{\"count\": 5}\n", State{left: 5, total: 5}},
+		{"zero", `{"count":0}`, State{left: 0, total: 0}},
+		{"largest", `{"count": 9223372036854775807}`, State{left: math.MaxInt64, total: math.MaxInt64}},
+		{"written by the store", `{"count": 4, "total": 5, "sold": 1, "version": 1}`, State{left: 4, total: 5, sold: 1, version: 1}},
+		{"total only", `{"count": 4, "total": 5}`, State{left: 4, total: 5, sold: 1}},
+		{"sold only", `{"count": 4, "sold": 1}`, State{left: 4, total: 5, sold: 1}},
+		{"white space", " \t\n{ \"count\" : 2 }\n\n", State{left: 2, total: 2}},
+		{"unknown members kept", `{"event": "concert", "count": 2, "meta": {"a": [1, 2]}}`, State{left: 2, total: 2}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -137,11 +137,11 @@ func TestTake(t *testing.T) {
 		want    State
 		wantErr error
 	}{
-		{"one of five", five, 1, State{Left: 4, Total: 5, Sold: 1, Version: 1}, nil},
-		{"all five", five, 5, State{Left: 0, Total: 5, Sold: 5, Version: 1}, nil},
+		{"one of five", five, 1, State{left: 4, total: 5, sold: 1, version: 1}, nil},
+		{"all five", five, 5, State{left: 0, total: 5, sold: 5, version: 1}, nil},
 		{"six of five", five, 6, five, ErrSoldOut},
-		{"last one", State{Left: 1, Total: 5, Sold: 4, Version: 4}, 1, State{Left: 0, Total: 5, Sold: 5, Version: 5}, nil},
-		{"none left", State{Left: 0, Total: 5, Sold: 5, Version: 5}, 1, State{Left: 0, Total: 5, Sold: 5, Version: 5}, ErrSoldOut},
+		{"last one", State{left: 1, total: 5, sold: 4, version: 4}, 1, State{left: 0, total: 5, sold: 5, version: 5}, nil},
+		{"none left", State{left: 0, total: 5, sold: 5, version: 5}, 1, State{left: 0, total: 5, sold: 5, version: 5}, ErrSoldOut},
 		{"zero", five, 0, five, ErrQuantity},
 		{"negative", five, -1, five, ErrQuantity},
 	}
@@ -158,24 +158,24 @@ func TestTake(t *testing.T) {
 	}
 }
 
-func TestSaleRoundTrip(t *testing.T) {
+func TestRecordRoundTrip(t *testing.T) {
 	five, _ := New(5)
 	next, _ := five.Take(2)
-	s := Sale{Seq: next.Version, Buyer: `person"3" <é>`, Qty: 2, Left: next.Left, PID: 42}
+	s := Record{Seq: next.Version(), Buyer: `person"3" <é>`, Qty: 2, Left: next.Left(), PID: 42}
 	line := s.AppendLine(nil)
 	if line[len(line)-1] != '\n' || strings.Count(string(line), "\n") != 1 {
 		t.Fatalf("AppendLine = %q, want one line", line)
 	}
-	got, err := ParseSale(line[:len(line)-1])
+	got, err := ParseRecord(line[:len(line)-1])
 	if err != nil {
-		t.Fatalf("ParseSale(%s): %v", line, err)
+		t.Fatalf("ParseRecord(%s): %v", line, err)
 	}
 	if got.Seq != s.Seq || got.Buyer != s.Buyer || got.Qty != s.Qty || got.Left != s.Left || got.PID != s.PID || !got.Time.Equal(s.Time) {
-		t.Errorf("ParseSale(AppendLine(s)) = %+v, want %+v", got, s)
+		t.Errorf("ParseRecord(AppendLine(s)) = %+v, want %+v", got, s)
 	}
 }
 
-func TestParseSaleRefuses(t *testing.T) {
+func TestParseRecordRefuses(t *testing.T) {
 	good := `"buyer":"p","qty":1,"left":4,"pid":7,"time":"2026-11-25T20:00:00Z"`
 	for _, in := range []string{
 		``,
@@ -190,8 +190,8 @@ func TestParseSaleRefuses(t *testing.T) {
 		`{"seq":1,"buyer":"p","qty":1,"left":4,"pid":7,"time":"yesterday"}`,
 		`{"seq":1,"buyer":"p","qty":1,"left":4,"pid":7}`,
 	} {
-		if s, err := ParseSale([]byte(in)); err == nil || !errors.Is(err, ErrInvalid) {
-			t.Errorf("ParseSale(%q) = %+v, %v; want an ErrInvalid", in, s, err)
+		if s, err := ParseRecord([]byte(in)); err == nil || !errors.Is(err, ErrInvalid) {
+			t.Errorf("ParseRecord(%q) = %+v, %v; want an ErrInvalid", in, s, err)
 		}
 	}
 }
@@ -211,5 +211,5 @@ func TestCheckBuyer(t *testing.T) {
 
 // same compares the numbers of two states, not their unknown members.
 func same(a, b State) bool {
-	return a.Left == b.Left && a.Total == b.Total && a.Sold == b.Sold && a.Version == b.Version
+	return a.Left() == b.Left() && a.Total() == b.Total() && a.Sold() == b.Sold() && a.Version() == b.Version()
 }

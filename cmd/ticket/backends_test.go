@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -15,7 +16,7 @@ import (
 	"time"
 
 	"github.com/ticketd/ticket/store"
-	"github.com/ticketd/ticket/store/redistest"
+	"github.com/ticketd/ticket/store/redis/redistest"
 	"github.com/ticketd/ticket/ticket"
 )
 
@@ -37,7 +38,7 @@ func nextSale() string { return fmt.Sprintf("sale%d", saleNumber.Add(1)) }
 // openSpec opens a sale by spec, closed when the test ends.
 func openSpec(t *testing.T, spec string) store.Backend {
 	t.Helper()
-	s, err := store.OpenSpec(spec, store.Options{})
+	s, err := newCLI(io.Discard, io.Discard).open(spec, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,28 +50,32 @@ func openSpec(t *testing.T, spec string) store.Backend {
 // backend (through Restore, which takes them as given) and runs ticket
 // verify: exit 5 naming the problem; balanced books exit 0.
 func TestVerifyBothBackends(t *testing.T) {
-	sale := func(seq, qty, left int64) ticket.Sale {
-		return ticket.Sale{Seq: seq, Buyer: "x", Qty: qty, Left: left, PID: 1, Time: time.Unix(0, 0).UTC()}
+	sale := func(seq, qty, left int64) ticket.Record {
+		return ticket.Record{Seq: seq, Buyer: "x", Qty: qty, Left: left, PID: 1, Time: time.Unix(0, 0).UTC()}
 	}
 	state := func(left, total, version int64) ticket.State {
-		return ticket.State{Left: left, Total: total, Sold: total - left, Version: version}
+		st, err := ticket.At(version, left, total)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
 	}
 	cases := []struct {
 		name  string
 		state ticket.State
-		sales []ticket.Sale
+		sales []ticket.Record
 		want  string // "" for balanced books
 	}{
-		{"balanced", state(7, 10, 2), []ticket.Sale{sale(1, 2, 8), sale(2, 1, 7)}, ""},
-		{"sale-missing-from-journal", state(7, 10, 2), []ticket.Sale{sale(1, 2, 8)}, "version 2"},
-		{"gap", state(7, 10, 3), []ticket.Sale{sale(1, 2, 8), sale(3, 1, 7)}, "without gaps"},
-		{"repeat", state(7, 10, 1), []ticket.Sale{sale(1, 2, 8), sale(1, 1, 7)}, "without gaps"},
-		{"left-does-not-follow", state(5, 10, 2), []ticket.Sale{sale(1, 2, 8), sale(2, 1, 5)}, "the records before it leave"},
+		{"balanced", state(7, 10, 2), []ticket.Record{sale(1, 2, 8), sale(2, 1, 7)}, ""},
+		{"sale-missing-from-journal", state(7, 10, 2), []ticket.Record{sale(1, 2, 8)}, "version 2"},
+		{"gap", state(7, 10, 3), []ticket.Record{sale(1, 2, 8), sale(3, 1, 7)}, "without gaps"},
+		{"repeat", state(7, 10, 1), []ticket.Record{sale(1, 2, 8), sale(1, 1, 7)}, "without gaps"},
+		{"left-does-not-follow", state(5, 10, 2), []ticket.Record{sale(1, 2, 8), sale(2, 1, 5)}, "the records before it leave"},
 		// A count below what the last sale left: on Redis nothing else
 		// writes the state, so the books do not balance; in a file it is a
 		// sale made outside ticket, under the lock (see the cooperation
 		// tests), which the next buy records.
-		{"total-does-not-balance", state(7, 10, 1), []ticket.Sale{sale(1, 2, 8)}, "is not the"},
+		{"total-does-not-balance", state(7, 10, 1), []ticket.Record{sale(1, 2, 8)}, "is not the"},
 	}
 	for _, be := range backends {
 		for _, c := range cases {
@@ -79,7 +84,7 @@ func TestVerifyBothBackends(t *testing.T) {
 			}
 			t.Run(be.name+"/"+c.name, func(t *testing.T) {
 				spec := be.spec(t)
-				if _, err := openSpec(t, spec).Restore(context.Background(), c.state, c.sales, false); err != nil {
+				if _, err := openSpec(t, spec).Restore(context.Background(), c.state, c.sales, store.Create); err != nil {
 					t.Fatal(err)
 				}
 				o := runCaptured(t, "verify", "--store", spec)
@@ -177,7 +182,7 @@ func TestRedisKill9Buyers(t *testing.T) {
 	spec := srv.URL("kill9")
 	s := openSpec(t, spec)
 	const tickets, buyers = 30, 40
-	if _, _, err := s.Init(context.Background(), tickets, false); err != nil {
+	if _, _, err := s.Init(context.Background(), tickets, store.Create); err != nil {
 		t.Fatal(err)
 	}
 	cmds := make([]*exec.Cmd, buyers)

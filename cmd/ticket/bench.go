@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ticketd/ticket/store"
+	"github.com/ticketd/ticket/store/redis"
 	"github.com/ticketd/ticket/ticket"
 )
 
@@ -37,7 +37,7 @@ unless --force.`)
 	noSync := fs.Bool("no-sync", false, "skip fsync (not durable): to see what durability costs")
 	force := fs.Bool("force", false, "with -f: replace an existing ticket file")
 	fs.BoolVar(&c.json, "json", false, "print the result as one JSON object")
-	if err := c.parse(fs, args); err != nil {
+	if _, err := c.parse(fs, args, 0); err != nil {
 		return err
 	}
 	if *procs < 1 || *tickets < 1 {
@@ -59,7 +59,7 @@ unless --force.`)
 		return err
 	}
 	defer s.Close()
-	if _, _, err := s.Init(ctx, *tickets, *force); err != nil {
+	if _, _, err := s.Init(ctx, *tickets, mode(*force)); err != nil {
 		return err
 	}
 	c.durability(s, false)
@@ -71,14 +71,14 @@ unless --force.`)
 	if err != nil {
 		return err
 	}
-	res.Balanced = report.Balanced() && report.Tickets == *tickets && report.State.Left == 0
+	res.Balanced = report.Balanced() && report.Tickets == *tickets && report.State.Left() == 0
 	res.Procs, res.Tickets, res.Durable = int(*procs), *tickets, !*noSync
 	if c.json {
 		err = c.result(res)
 	} else {
 		mode := "durable"
 		switch {
-		case store.IsRedis(path):
+		case redis.IsURL(path):
 			mode = "redis: durable as the server's persistence allows"
 		case *noSync:
 			mode = "no fsync"
@@ -116,56 +116,47 @@ type workerReport struct {
 	Latencies []int64 `json:"latencies_ns"`
 }
 
-// benchRun starts procs workers held at a gate (their stdin), opens it
-// when all are running, and collects their reports.
+// benchRun starts procs workers (this program as gated children: see
+// child.go), opens the gate when all are there, and collects their
+// reports.
 func benchRun(ctx context.Context, path string, procs int, noSync bool) (benchResult, error) {
-	self, err := os.Executable()
+	g, err := newGate()
 	if err != nil {
 		return benchResult{}, fmt.Errorf("bench: %w", err)
 	}
 	type worker struct {
-		cmd  *exec.Cmd
-		gate io.WriteCloser
-		out  io.ReadCloser
+		cmd *exec.Cmd
+		out io.ReadCloser
 	}
-	workers := make([]worker, procs)
+	workers := make([]worker, 0, procs)
 	defer func() {
 		for _, w := range workers {
-			if w.cmd != nil && w.cmd.ProcessState == nil {
+			if w.cmd.ProcessState == nil {
 				_ = w.cmd.Process.Kill()
 				_ = w.cmd.Wait()
 			}
 		}
 	}()
-	for i := range workers {
-		args := []string{"bench-worker", "-f", path, "--buyer", "bench" + strconv.Itoa(i)}
-		if noSync {
-			args = append(args, "--no-sync")
-		}
-		cmd := exec.Command(self, args...)
+	sync := map[bool]string{false: "sync", true: "nosync"}[noSync]
+	for i := range procs {
+		cmd := g.command("bench", path, "bench"+strconv.Itoa(i), sync)
 		cmd.Stderr = os.Stderr
-		gate, err := cmd.StdinPipe()
-		if err != nil {
-			return benchResult{}, err
-		}
 		out, err := cmd.StdoutPipe()
-		if err != nil {
-			return benchResult{}, err
+		if err == nil {
+			err = cmd.Start()
 		}
-		if err := cmd.Start(); err != nil {
+		if err != nil {
+			g.close()
 			return benchResult{}, fmt.Errorf("bench: start worker: %w", err)
 		}
-		workers[i] = worker{cmd, gate, out}
+		workers = append(workers, worker{cmd, out})
 	}
-	// Each worker says "ready" once started; then all are let go at once.
-	for _, w := range workers {
-		if _, err := bufio.NewReader(w.out).ReadString('\n'); err != nil {
-			return benchResult{}, errors.New("bench: a worker died before it was ready")
-		}
+	ready, start, err := g.open()
+	if err != nil {
+		return benchResult{}, fmt.Errorf("bench: %w", err)
 	}
-	start := time.Now()
-	for _, w := range workers {
-		w.gate.Close()
+	if ready < int64(procs) {
+		return benchResult{}, errors.New("bench: a worker died before it was ready")
 	}
 	var res benchResult
 	var lat []int64
@@ -201,20 +192,15 @@ func benchRun(ctx context.Context, path string, procs int, noSync bool) (benchRe
 	return res, nil
 }
 
-// runBenchWorker is one bench buyer: it says "ready", waits for its stdin
-// to close, buys one ticket at a time until sold out, and prints its report.
-func runBenchWorker(c *cli, args []string) error {
-	fs, file := c.flagSet("", "internal: one buyer process of ticket bench")
-	buyer := fs.String("buyer", "bench", "buyer name")
-	noSync := fs.Bool("no-sync", false, "skip fsync")
-	if err := c.parse(fs, args); err != nil {
-		return err
+// benchWorker is one bench buyer, started past the gate with the ticket
+// file, its buyer's name and "sync" or "nosync" (see child.go): it buys one
+// ticket at a time until sold out, and prints its report.
+func benchWorker(c *cli, args []string) error {
+	if len(args) != 3 {
+		return &usageError{fmt.Sprintf("a bench worker takes the ticket file, a buyer and sync or nosync, not %q", args)}
 	}
-	if _, err := fmt.Fprintln(c.stdout, "ready"); err != nil {
-		return err
-	}
-	_, _ = io.Copy(io.Discard, os.Stdin) // the gate
-	s, err := c.open(*file, store.Options{NoSync: *noSync})
+	path, buyer, noSync := args[0], args[1], args[2] == "nosync"
+	s, err := c.open(path, store.Options{NoSync: noSync})
 	if err != nil {
 		return err
 	}
@@ -223,7 +209,7 @@ func runBenchWorker(c *cli, args []string) error {
 	ctx := context.Background()
 	for {
 		t0 := time.Now()
-		_, err := s.Buy(ctx, *buyer, 1)
+		_, err := s.Buy(ctx, buyer, 1)
 		if errors.Is(err, ticket.ErrSoldOut) {
 			break
 		}

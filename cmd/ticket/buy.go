@@ -3,15 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"os/signal"
 	"strconv"
 	"syscall"
-	"time"
 
 	"github.com/ticketd/ticket/store"
+	"github.com/ticketd/ticket/store/redis"
 	"github.com/ticketd/ticket/ticket"
 )
 
@@ -62,26 +61,23 @@ acknowledged once N replicas have it; exit 6 if they did not confirm it.`)
 	_ = fs.MarkHidden("unsafe-no-lock")
 	requestID := fs.String("request-id", "", "Redis: the id of this buy; a retry with the same id gets the original outcome (default: random)")
 	peek := fs.Bool("peek", false, "first report the tickets left as seen without the lock (stderr; \"seen\" with --json)")
-	gate := fs.Bool("gate", false, "wait until stdin reaches end of file before starting (ticket rush releases its buyers at once this way)")
-	_ = fs.MarkHidden("gate")
-	readyFD := wholeFlag(fs, "ready-fd", 0, 0, math.MaxInt32, "with --gate: write one byte to this file descriptor and close it once at the gate")
-	_ = fs.MarkHidden("ready-fd")
-	if err := c.parse(fs, args); err != nil {
+	if _, err := c.parse(fs, args, 0); err != nil {
 		return err
 	}
+	isRedis := redis.IsURL(*file)
 	if fs.Changed("request-id") {
-		if !store.IsRedis(*file) {
+		if !isRedis {
 			return &usageError{"--request-id goes with a Redis sale (--store redis://...): a file's buys need none"}
 		}
-		if err := store.CheckRequestID(*requestID); err != nil {
+		if err := redis.CheckRequestID(*requestID); err != nil {
 			return &usageError{"--request-id: " + err.Error()}
 		}
-	} else if store.IsRedis(*file) {
-		*requestID = store.NewRequestID()
+	} else if isRedis {
+		*requestID = redis.NewRequestID()
 	}
 	if !fs.Changed("buyer") {
 		*buyer = fmt.Sprintf("pid%d", os.Getpid())
-		if store.IsRedis(*file) {
+		if isRedis {
 			// A retry with the same --request-id names the same buyer.
 			*buyer = *requestID
 		}
@@ -96,22 +92,11 @@ acknowledged once N replicas have it; exit 6 if they did not confirm it.`)
 	// A reader that went away must not kill us with SIGPIPE after the sale:
 	// the write fails instead, and the exit status says the sale stands.
 	signal.Ignore(syscall.SIGPIPE)
-	if *gate && *readyFD > 2 {
-		ready := os.NewFile(uintptr(*readyFD), "ready")
-		_, _ = ready.Write([]byte{1})
-		_ = ready.Close()
-	}
-	if *gate {
-		// Blocks until every writer of stdin has closed it: the launcher
-		// starts all its buyers first, then closes its end once.
-		_, _ = io.Copy(io.Discard, os.Stdin)
-		c.extra.Released = time.Now().UnixNano()
-	}
 	ctx, done, err := c.waitContext(fs, &wait)
 	if err != nil {
 		return err
 	}
-	if store.IsRedis(*file) {
+	if isRedis {
 		// No lock to wait for: only a signal interrupts a Redis buy.
 		done()
 		ctx, done = c.interruptible()
@@ -119,10 +104,9 @@ acknowledged once N replicas have it; exit 6 if they did not confirm it.`)
 	}
 	defer done()
 	s, err := c.open(*file, store.Options{
-		NoSync:    *noSync,
-		Unlocked:  *unlocked,
-		Warn:      func(note string) { fmt.Fprintf(c.stderr, "ticket buy: note: %s\n", note) },
-		RequestID: *requestID,
+		NoSync: *noSync,
+		NoWait: wait.nowait,
+		Warn:   func(note string) { fmt.Fprintf(c.stderr, "ticket buy: note: %s\n", note) },
 	})
 	if err != nil {
 		return err
@@ -133,12 +117,22 @@ acknowledged once N replicas have it; exit 6 if they did not confirm it.`)
 		if err != nil {
 			return err
 		}
-		c.extra.Seen = &st.Left
-		fmt.Fprintf(c.stderr, "%s sees %d left\n", *buyer, st.Left)
+		left := st.Left()
+		c.extra.Seen = &left
+		fmt.Fprintf(c.stderr, "%s sees %d left\n", *buyer, left)
 	}
-	r, err := s.Buy(ctx, *buyer, *qty)
-	if err != nil && r.Sale.Seq == 0 && store.IsRedis(*file) && !errors.Is(err, ticket.ErrSoldOut) {
-		return c.redisBuyFailed(err, *file, *buyer, *qty, *requestID)
+	var r store.Receipt
+	switch rs, _ := redisOf(s); {
+	case *unlocked:
+		r, err = unsafeBuy(ctx, s, *buyer, *qty, *noSync)
+	case rs != nil:
+		r, err = rs.BuyRequest(ctx, *requestID, *buyer, *qty)
+		err = s.(*hinted).hint(err, "buy")
+	default:
+		r, err = s.Buy(ctx, *buyer, *qty)
+	}
+	if err != nil && r.Sale.Seq == 0 && isRedis && !errors.Is(err, ticket.ErrSoldOut) {
+		return c.redisBuyFailed(err, s, *buyer, *qty, *requestID)
 	}
 	if r.Replayed {
 		c.extra.Replayed = true
@@ -166,7 +160,7 @@ acknowledged once N replicas have it; exit 6 if they did not confirm it.`)
 // redisBuyFailed reports a Redis buy that made no sale, or whose outcome
 // is unknown: with --json, as an error object that also says whether
 // anything may have been bought and, if so, the command that retries it.
-func (c *cli) redisBuyFailed(err error, spec, buyer string, qty int64, id string) error {
+func (c *cli) redisBuyFailed(err error, s store.Backend, buyer string, qty int64, id string) error {
 	if !c.json {
 		return err
 	}
@@ -184,12 +178,11 @@ func (c *cli) redisBuyFailed(err error, spec, buyer string, qty int64, id string
 		Qty       int64  `json:"qty"`
 		Retry     string `json:"retry,omitempty"` // the command that learns the outcome
 	}{Error: msg, ExitCode: code, Outcome: "not_bought", RequestID: id, Buyer: buyer, Qty: qty}
-	var unknown *store.OutcomeUnknownError
+	var unknown *redis.OutcomeUnknownError
 	if errors.As(err, &unknown) {
 		out.Outcome = "unknown"
-		if r, rerr := store.OpenRedis(spec, store.Options{}); rerr == nil {
-			out.Retry = redisSale{r}.retryCommand(buyer, strconv.FormatInt(qty, 10), id)
-			r.Close()
+		if r, ok := redisOf(s); ok {
+			out.Retry = retryCommand(r, buyer, strconv.FormatInt(qty, 10), id)
 		}
 	}
 	_ = c.result(out)
@@ -207,16 +200,16 @@ func (c *cli) reportBuy(file, buyer string, qty int64, r store.Receipt, bought b
 			Left   int64  `json:"left"`
 			Seq    int64  `json:"seq,omitempty"`
 			buyExtra
-		}{file, buyer, qty, bought, r.State.Left, r.Sale.Seq, c.extra}
+		}{file, buyer, qty, bought, r.State.Left(), r.Sale.Seq, c.extra}
 		return c.result(out)
 	}
 	switch {
 	case bought:
-		return c.line("%s got %d %s (%d left)", buyer, qty, plural(qty, "ticket", "tickets"), r.State.Left)
-	case r.State.Left == 0:
+		return c.line("%s got %d %s (%d left)", buyer, qty, plural(qty, "ticket", "tickets"), r.State.Left())
+	case r.State.Left() == 0:
 		return c.line("%s got no ticket: sold out", buyer)
 	default:
-		return c.line("%s got no tickets: %d left, wanted %d", buyer, r.State.Left, qty)
+		return c.line("%s got no tickets: %d left, wanted %d", buyer, r.State.Left(), qty)
 	}
 }
 
@@ -227,10 +220,11 @@ func plural(n int64, one, many string) string {
 	return many
 }
 
-// buyExtra is what --peek and --gate add to buy's JSON result.
+// buyExtra is what --peek, the gate of a rush's buyer (see child.go) and a
+// Redis sale add to buy's JSON result.
 type buyExtra struct {
 	Seen     *int64 `json:"seen,omitempty"`     // tickets left as seen without the lock (--peek)
-	Released int64  `json:"released,omitempty"` // when the gate opened, Unix nanoseconds (--gate)
+	Released int64  `json:"released,omitempty"` // when the gate opened, Unix nanoseconds (a rush's buyer)
 
 	RequestID string `json:"request_id,omitempty"` // the buy's request id (Redis)
 	Replayed  bool   `json:"replayed,omitempty"`   // the request id was already answered: its original outcome

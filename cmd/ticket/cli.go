@@ -8,12 +8,10 @@ import (
 	"io"
 	"math"
 	"os"
-	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -23,12 +21,14 @@ import (
 // switch, and the signal that interrupted it.
 type cli struct {
 	stdout, stderr io.Writer
-	name           string       // the subcommand
-	json           bool         // --json: results as JSON objects on stdout
-	wrote          bool         // a result is already on stdout
-	signal         atomic.Int32 // exit status for the signal received, 0 if none
-	interrupted    string       // what a signal interrupted, if not a wait for the lock
-	extra          buyExtra     // buy --peek and --gate: added to buy's JSON result
+	name           string        // the subcommand
+	json           bool          // --json: results as JSON objects on stdout
+	wrote          bool          // a result is already on stdout
+	signal         atomic.Int32  // exit status for the signal received, 0 if none
+	interrupted    string        // what a signal interrupted, if not a wait for the lock
+	extra          buyExtra      // buy --peek, and the gate of a rush's buyer: added to buy's JSON result
+	sig            *signals      // the signal handler, once installed (see interruptible)
+	parentGone     chan struct{} // a heartbeat child's parent is gone (see child.go); nil otherwise
 }
 
 func newCLI(stdout, stderr io.Writer) *cli {
@@ -55,7 +55,7 @@ func (c *cli) exit(err error) int {
 	if errors.As(err, &s) {
 		return code
 	}
-	msg := err.Error() + hint(err)
+	msg := err.Error()
 	if code == exitSIGINT || code == exitSIGTERM || code == exitSIGHUP {
 		msg = "interrupted while waiting for the lock; nothing was changed"
 		if c.interrupted != "" {
@@ -114,8 +114,16 @@ func (c *cli) flagSet(synopsis, about string) (*pflag.FlagSet, *string) {
 	return fs, file
 }
 
-// parse parses args, turning -h into errHelp and mistakes into usage errors.
-func (c *cli) parse(fs *pflag.FlagSet, args []string) error {
+// restArgs is what parse takes for a subcommand that runs a command of
+// its own: every argument after its flags.
+const restArgs = -1
+
+// parse is the one flag parser of every subcommand: it parses args,
+// turning -h into errHelp and mistakes into usage errors, and returns the
+// arguments after the flags, of which the subcommand takes nargs: none,
+// exactly that many, or restArgs. A subcommand on a sale (nargs 0) names
+// it once, with -f or --store.
+func (c *cli) parse(fs *pflag.FlagSet, args []string, nargs int) ([]string, error) {
 	if err := fs.Parse(args); err != nil {
 		// A mistake before --json on the line still gets a JSON answer.
 		if j := fs.Lookup("json"); j != nil && slices.Contains(args, "--json") {
@@ -123,59 +131,27 @@ func (c *cli) parse(fs *pflag.FlagSet, args []string) error {
 		}
 		if errors.Is(err, pflag.ErrHelp) {
 			fs.Usage()
-			return errHelp
+			return nil, errHelp
 		}
-		return &usageError{fmt.Sprintf("%v (see ticket %s -h)", err, c.name)}
+		return nil, &usageError{fmt.Sprintf("%v (see ticket %s -h)", err, c.name)}
+	}
+	if f := fs.Lookup("file"); nargs == 0 && f != nil && f.Value.String() == "" {
+		return nil, &usageError{"-f, --file: the path is empty"}
 	}
 	// -h is a flag of ours, so pflag does not answer it with ErrHelp.
-	if f := fs.Lookup("file"); f != nil && f.Value.String() == "" {
-		return &usageError{"-f, --file: the path is empty"}
-	}
 	if help, _ := fs.GetBool("help"); help {
 		fs.Usage()
-		return errHelp
+		return nil, errHelp
 	}
-	if fs.Changed("file") && fs.Changed("store") {
-		return &usageError{fmt.Sprintf("-f/--file and --store name the same sale: give one (see ticket %s -h)", c.name)}
+	switch {
+	case nargs == 0 && fs.Changed("file") && fs.Changed("store"):
+		return nil, &usageError{fmt.Sprintf("-f/--file and --store name the same sale: give one (see ticket %s -h)", c.name)}
+	case nargs == 0 && fs.NArg() > 0:
+		return nil, &usageError{fmt.Sprintf("unexpected argument %q (see ticket %s -h)", fs.Arg(0), c.name)}
+	case nargs > 0 && fs.NArg() != nargs:
+		return nil, &usageError{fmt.Sprintf("want %d arguments, got %d (see ticket %s -h)", nargs, fs.NArg(), c.name)}
 	}
-	if fs.NArg() > 0 {
-		return &usageError{fmt.Sprintf("unexpected argument %q (see ticket %s -h)", fs.Arg(0), c.name)}
-	}
-	return nil
-}
-
-// interruptible returns a context that SIGINT, SIGTERM or SIGHUP (a
-// closed terminal, a dropped ssh session) cancels, noting the exit status
-// the signal asks for (130, 143, 129). Only what waits on ctx (the lock)
-// is interrupted: work done under the lock completes. stop ends the
-// watch but keeps the signals caught: the command is about to exit, and
-// restoring the default action would let a late signal kill a process
-// whose sale is already made and reported, turning its exit 0 into a
-// death by signal.
-func (c *cli) interruptible() (ctx context.Context, stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	done := make(chan struct{})
-	go func() {
-		select {
-		case s := <-sigs:
-			switch s {
-			case syscall.SIGINT:
-				c.signal.Store(exitSIGINT)
-			case syscall.SIGHUP:
-				c.signal.Store(exitSIGHUP)
-			default:
-				c.signal.Store(exitSIGTERM)
-			}
-			cancel()
-		case <-done:
-		}
-	}()
-	return ctx, func() {
-		close(done)
-		cancel()
-	}
+	return fs.Args(), nil
 }
 
 // waitFlags adds --wait and --nowait.
@@ -189,34 +165,20 @@ func (w *waitFlags) add(fs *pflag.FlagSet, what string) {
 	fs.BoolVar(&w.nowait, "nowait", false, "give up at once if the "+what+" is held")
 }
 
-// waitContext returns the context of a command that waits for the lock:
-// cancelled by SIGINT, SIGTERM or SIGHUP (see interruptible) and bounded by
-// --wait or --nowait. done releases it.
+// waitContext returns the context of a command that waits for the lock
+// (or a slot): cancelled by SIGINT, SIGTERM or SIGHUP (see interruptible)
+// and bounded by --wait. --nowait is not a context: the command asks for
+// one try (store.Options.NoWait). done releases it.
 func (c *cli) waitContext(fs *pflag.FlagSet, w *waitFlags) (ctx context.Context, done func(), err error) {
-	ctx, stop := c.interruptible()
-	ctx, cancel, err := w.context(ctx, fs)
-	if err != nil {
-		stop()
-		return nil, nil, err
-	}
-	return ctx, func() { cancel(); stop() }, nil
-}
-
-// context returns ctx bounded as the flags say: done at once for --nowait
-// (try once), with a deadline for --wait, unbounded otherwise.
-func (w *waitFlags) context(ctx context.Context, fs *pflag.FlagSet) (context.Context, context.CancelFunc, error) {
-	switch {
-	case w.nowait && fs.Changed("wait"):
+	if w.nowait && fs.Changed("wait") {
 		return nil, nil, &usageError{"--wait and --nowait exclude each other"}
-	case w.nowait:
-		c, cancel := context.WithDeadline(ctx, time.Unix(0, 0))
-		return c, cancel, nil
-	case fs.Changed("wait"):
-		c, cancel := context.WithTimeout(ctx, time.Duration(w.wait))
-		return c, cancel, nil
 	}
-	c, cancel := context.WithCancel(ctx)
-	return c, cancel, nil
+	ctx, stop := c.interruptible()
+	if !fs.Changed("wait") {
+		return ctx, stop, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(w.wait))
+	return ctx, func() { cancel(); stop() }, nil
 }
 
 // seconds is a duration flag that also takes a plain number of seconds,

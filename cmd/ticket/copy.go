@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/spf13/pflag"
 	"github.com/ticketd/ticket/store"
 	"github.com/ticketd/ticket/ticket"
 )
@@ -37,7 +36,7 @@ error.`)
 	_ = fs.MarkHidden("store")
 	force := fs.Bool("force", false, "replace a sale DST already holds (its journal is kept, renamed)")
 	fs.BoolVar(&c.json, "json", false, "print the result as one JSON object")
-	if err := c.parseArgs(fs, args, 2); err != nil {
+	if _, err := c.parse(fs, args, 2); err != nil {
 		return err
 	}
 	if specChanged(fs) {
@@ -72,13 +71,13 @@ error.`)
 	if before.Pending != "" {
 		return fmt.Errorf("copy from %s: %s: settle it first with ticket repair --store %s", srcSpec, before.Pending, srcSpec)
 	}
-	var records []ticket.Sale
+	var records []ticket.Record
 	var sales int64
 	for s, err := range src.Sales() {
 		if err != nil {
 			return fmt.Errorf("copy from %s: %w", srcSpec, err)
 		}
-		if s.Seq <= before.State.Version { // not one sold since verify looked
+		if s.Seq <= before.State.Version() { // not one sold since verify looked
 			records = append(records, s)
 			if s.Kind == ticket.KindSale {
 				sales++
@@ -88,7 +87,7 @@ error.`)
 	if sales != before.Sales {
 		return fmt.Errorf("copy from %s: read %d sales, verify counted %d: a buyer is selling from it; stop the buyers and copy again", srcSpec, sales, before.Sales)
 	}
-	archive, err := dst.Restore(ctx, before.State, records, *force)
+	archive, err := dst.Restore(ctx, before.State, records, mode(*force))
 	if err != nil {
 		return fmt.Errorf("copy to %s: %w", dstSpec, err)
 	}
@@ -105,12 +104,12 @@ error.`)
 			Total           int64  `json:"total"`
 			Version         int64  `json:"version"`
 			ArchivedJournal string `json:"archived_journal,omitempty"`
-		}{srcSpec, dstSpec, before.Sales, before.State.Left, before.State.Total, before.State.Version, archive})
+		}{srcSpec, dstSpec, before.Sales, before.State.Left(), before.State.Total(), before.State.Version(), archive})
 	}
 	if archive != "" {
 		fmt.Fprintf(c.stderr, "ticket copy: kept the old journal of %s as %s\n", dstSpec, archive)
 	}
-	return c.line("copied %s to %s: %d sales, %d left of %d; both sides balance", srcSpec, dstSpec, before.Sales, before.State.Left, before.State.Total)
+	return c.line("copied %s to %s: %d sales, %d left of %d; both sides balance", srcSpec, dstSpec, before.Sales, before.State.Left(), before.State.Total())
 }
 
 // copyCheck verifies both sides after a copy: each balances, SRC has not
@@ -136,25 +135,6 @@ func copyCheck(ctx context.Context, src, dst store.Backend, before store.Report)
 	return nil
 }
 
-// parseArgs is parse for a subcommand that takes exactly n arguments.
-func (c *cli) parseArgs(fs *pflag.FlagSet, args []string, n int) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			fs.Usage()
-			return errHelp
-		}
-		return &usageError{fmt.Sprintf("%v (see ticket %s -h)", err, c.name)}
-	}
-	if help, _ := fs.GetBool("help"); help {
-		fs.Usage()
-		return errHelp
-	}
-	if fs.NArg() != n {
-		return &usageError{fmt.Sprintf("want %d arguments, got %d (see ticket %s -h)", n, fs.NArg(), c.name)}
-	}
-	return nil
-}
-
 func sameState(a, b ticket.State) bool {
-	return a.Left == b.Left && a.Total == b.Total && a.Sold == b.Sold && a.Version == b.Version
+	return a.Left() == b.Left() && a.Total() == b.Total() && a.Sold() == b.Sold() && a.Version() == b.Version()
 }

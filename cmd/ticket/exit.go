@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/ticketd/ticket/store"
+	"github.com/ticketd/ticket/store/redis"
 	"github.com/ticketd/ticket/ticket"
 )
 
@@ -57,21 +58,11 @@ func (e *startError) Error() string { return e.err.Error() }
 
 func (e *startError) Unwrap() error { return e.err }
 
-// hint says what to do about an error of the library, whose messages name
-// no commands: "" when the message says enough.
-func hint(err error) string {
-	switch {
-	case errors.Is(err, store.ErrJournalBehind):
-		return " (ticket repair keeps the ticket file's count and starts a new journal from it)"
-	}
-	return ""
-}
-
 // exitCode maps an error to the exit status scripts branch on. It is the
 // only place that knows the mapping.
 func exitCode(err error, interrupted int) int {
 	var usage *usageError
-	var mismatch *store.RequestMismatchError
+	var mismatch *redis.RequestMismatchError
 	var report *reportError
 	var child childExit
 	var start *startError
@@ -82,7 +73,8 @@ func exitCode(err error, interrupted int) int {
 		return int(child)
 	case errors.As(err, &start):
 		return start.code
-	case errors.As(err, &usage), errors.As(err, &mismatch):
+	case errors.As(err, &usage), errors.As(err, &mismatch),
+		errors.Is(err, ticket.ErrQuantity), errors.Is(err, ticket.ErrBuyer), errors.Is(err, redis.ErrRequestID):
 		return exitUsage
 	case errors.As(err, &report), errors.Is(err, store.ErrUnconfirmed):
 		return exitUnconfirmed

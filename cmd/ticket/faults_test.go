@@ -14,14 +14,6 @@ import (
 	"github.com/ticketd/ticket/ticket"
 )
 
-// ticketCmd returns the command "ticket args..." as a child process.
-func ticketCmd(args ...string) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], args...)
-	// Under -race, a child would sleep a second at exit (atexit_sleep_ms).
-	cmd.Env = append(os.Environ(), asTicketEnv+"=1", "GORACE=atexit_sleep_ms=0 "+os.Getenv("GORACE"))
-	return cmd
-}
-
 // outcome is how a ticket process ended.
 type outcome struct {
 	stdout, stderr string
@@ -86,9 +78,9 @@ func mustVerify(t *testing.T, path string) {
 }
 
 // journal returns the sales in the journal by buyer.
-func journal(t *testing.T, path string) map[string]ticket.Sale {
+func journal(t *testing.T, path string) map[string]ticket.Record {
 	t.Helper()
-	sales := map[string]ticket.Sale{}
+	sales := map[string]ticket.Record{}
 	for s, err := range store.Open(path, store.Options{}).Sales() {
 		if err != nil {
 			t.Fatalf("journal: %v", err)
@@ -140,7 +132,7 @@ func TestReportFailedExit6(t *testing.T) {
 				t.Fatalf("journal: %v, want alice's sale #1", journal(t, path))
 			}
 			st, err := store.Open(path, store.Options{}).Read()
-			if err != nil || st.Left != 2 {
+			if err != nil || st.Left() != 2 {
 				t.Fatalf("ticket file: %v, %v; want 2 left", st, err)
 			}
 			mustVerify(t, path)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -20,15 +19,11 @@ type guard struct {
 	pipe      bool // the child's stdin is a pipe from the parent; end of file stops it
 }
 
-// guards are the values of rush's hidden --heartbeat-guard flag. Only
-// "both" is for use; the others let the tests prove each mechanism alone,
-// and that without either the child does outlive a killed rush.
-var guards = map[string]guard{
-	"both":      {pdeathsig: true, pipe: true},
-	"pdeathsig": {pdeathsig: true},
-	"pipe":      {pipe: true},
-	"none":      {},
-}
+// heartbeatGuard is what stops a rush's heartbeat child if the rush dies:
+// both mechanisms. The tests set it to each alone, and to neither, to show
+// that each works and that without them the child does outlive a killed
+// rush (see export_test.go).
+var heartbeatGuard = guard{pdeathsig: true, pipe: true}
 
 // heartbeatChild is a running "ticket watch" started by the rush.
 type heartbeatChild struct {
@@ -48,15 +43,19 @@ type heartbeatChild struct {
 // the parent-death signal (SIGKILL), and everywhere its stdin, a pipe whose
 // only writer is this process, reaching end of file. The child also checks
 // at start that its parent is still the one that started it.
-func startHeartbeat(self, file string, every time.Duration, g guard, stderr io.Writer) (*heartbeatChild, error) {
-	args := []string{"watch", "-f", file, "--json", "--every", every.String(), "--parent", strconv.Itoa(os.Getpid())}
-	if g.pipe {
-		args = append(args, "--parent-pipe")
+func startHeartbeat(file string, every time.Duration, g guard, stderr io.Writer) (*heartbeatChild, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find the ticket program to start the heartbeat: %w", err)
 	}
-	cmd := exec.Command(self, args...)
+	role := "heartbeat:" + strconv.Itoa(os.Getpid())
+	if g.pipe {
+		role += ":pipe"
+	}
+	cmd := exec.Command(self, "watch", "-f", file, "--json", "--every", every.String())
+	cmd.Env = append(os.Environ(), childEnv+"="+role)
 	cmd.Stderr = stderr
 	h := &heartbeatChild{cmd: cmd, beats: make(chan heartbeat, 64), count: make(chan int, 1)}
-	var err error
 	if g.pipe {
 		if h.stdin, err = cmd.StdinPipe(); err != nil {
 			return nil, fmt.Errorf("start the heartbeat: %w", err)
@@ -66,8 +65,8 @@ func startHeartbeat(self, file string, every time.Duration, g guard, stderr io.W
 	if err != nil {
 		return nil, fmt.Errorf("start the heartbeat: %w", err)
 	}
-	if g.pdeathsig && setParentDeathSignal(cmd) {
-		err = startOnLockedThread(cmd)
+	if g.pdeathsig {
+		_, err = startTied(cmd)
 	} else {
 		err = cmd.Start()
 	}
@@ -114,27 +113,4 @@ func (h *heartbeatChild) stop() int {
 		_ = h.cmd.Wait()
 	})
 	return h.total
-}
-
-// spawner is an OS thread that lives as long as the process, for starting
-// children with a parent-death signal: Linux sends that signal when the
-// thread that forked the child exits, and the Go runtime ends threads
-// while the process goes on (golang.org/issue/27505), unless the thread is
-// locked by a goroutine that never unlocks it nor returns.
-var spawner = sync.OnceValue(func() chan func() {
-	jobs := make(chan func())
-	go func() {
-		runtime.LockOSThread() // never unlocked: this goroutine never returns
-		for job := range jobs {
-			job()
-		}
-	}()
-	return jobs
-})
-
-// startOnLockedThread starts cmd from the spawner thread.
-func startOnLockedThread(cmd *exec.Cmd) error {
-	errc := make(chan error, 1)
-	spawner() <- func() { errc <- cmd.Start() }
-	return <-errc
 }

@@ -20,7 +20,7 @@ file it cannot parse.`)
 	wait.add(fs, "lock")
 	noSync := fs.Bool("no-sync", false, "skip fsync: faster, not durable across a machine crash")
 	fs.BoolVar(&c.json, "json", false, "print the result as one JSON object")
-	if err := c.parse(fs, args); err != nil {
+	if _, err := c.parse(fs, args, 0); err != nil {
 		return err
 	}
 	if !fs.Changed("count") {
@@ -32,12 +32,12 @@ file it cannot parse.`)
 		return err
 	}
 	defer done()
-	s, err := c.open(*file, store.Options{NoSync: *noSync})
+	s, err := c.open(*file, store.Options{NoSync: *noSync, NoWait: wait.nowait})
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	state, archive, err := s.Init(ctx, n, *force)
+	state, archive, err := s.Init(ctx, n, mode(*force))
 	if err != nil {
 		return err
 	}
@@ -48,10 +48,18 @@ file it cannot parse.`)
 			Left            int64  `json:"left"`
 			Total           int64  `json:"total"`
 			ArchivedJournal string `json:"archived_journal,omitempty"`
-		}{*file, state.Left, state.Total, archive})
+		}{*file, state.Left(), state.Total(), archive})
 	}
 	if archive != "" {
 		fmt.Fprintf(c.stderr, "ticket init: kept the old journal as %s\n", archive)
 	}
-	return c.line("%s: %d %s", *file, state.Total, plural(state.Total, "ticket", "tickets"))
+	return c.line("%s: %d %s", *file, state.Total(), plural(state.Total(), "ticket", "tickets"))
+}
+
+// mode is store.Replace for --force, store.Create without it.
+func mode(force bool) store.Mode {
+	if force {
+		return store.Replace
+	}
+	return store.Create
 }

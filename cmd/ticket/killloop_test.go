@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ticketd/ticket/store"
+	"github.com/ticketd/ticket/store/lock"
 	"github.com/ticketd/ticket/ticket"
 )
 
@@ -102,7 +102,7 @@ func signalLoop(t *testing.T, rounds, buyers int, sigs []syscall.Signal, fail fu
 		var unlock func()
 		if locked {
 			var err error
-			if unlock, err = store.Lock(context.Background(), path+".lock", 0); err != nil {
+			if unlock, err = lock.Lock(context.Background(), path+".lock", 0); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -11,7 +11,16 @@ import (
 	"strings"
 )
 
-func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() { os.Exit(mainCode(os.Args[1:])) }
+
+// mainCode is main without the exit: a child of this program (see
+// child.go) plays its part; anything else runs the command line.
+func mainCode(args []string) int {
+	if role := os.Getenv(childEnv); role != "" {
+		return runChild(role, args)
+	}
+	return run(args, os.Stdout, os.Stderr)
+}
 
 // command is one subcommand.
 type command struct {
@@ -41,7 +50,12 @@ func init() {
 // run is the whole program: it returns the exit status instead of exiting,
 // so that tests can call it in-process.
 func run(args []string, stdout, stderr io.Writer) int {
-	c := newCLI(stdout, stderr)
+	return newCLI(stdout, stderr).run(args)
+}
+
+// run runs the command line args.
+func (c *cli) run(args []string) int {
+	stderr, stdout := c.stderr, c.stdout
 	if len(args) == 0 {
 		c.usage(stderr)
 		return exitUsage
@@ -53,10 +67,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "--version", "version":
 		fmt.Fprintln(stdout, "ticket", version())
 		return exitOK
-	}
-	if args[0] == "bench-worker" { // internal: not listed
-		c.name = args[0]
-		return c.exit(runBenchWorker(c, args[1:]))
 	}
 	for _, cmd := range commands {
 		if cmd.name == args[0] {

@@ -1,87 +1,109 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
+	"github.com/gofrs/flock"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
-// ticketBin is the real ticket program, built once by TestMain, for the
-// tests that run it as a process; moduleRoot is the directory of go.mod.
-var ticketBin, moduleRoot string
+// The one way these tests run the ticket command as a process: the test
+// binary itself, started again with TICKET_TEST_MAIN=1 (see ticketCmd), as
+// os/exec's own tests do, so that buyers are real processes that real
+// signals kill, running exactly mainCode, and the test hooks of
+// export_test.go can be set in them. Scripts of behaviour a user sees run
+// it as "ticket" through testscript (TestScripts); shell scripts find it
+// as "ticket" on their PATH (ticketDir).
+const asTicketEnv = "TICKET_TEST_MAIN"
 
-// buildFlags are the go build flags for ticketBin (raceflag_test.go adds
-// -race under go test -race, so that the program's goroutines are checked).
-var buildFlags []string
+// moduleRoot is the directory of go.mod.
+var moduleRoot, _ = filepath.Abs("../..")
 
-// childEnv is added to the environment of every process the tests start.
+// procEnv is added to the environment of every process the tests start.
 // A -race build sleeps a second at exit unless told not to, which would
 // pass for a process that lingers.
-var childEnv = []string{"TICKET_FILE=", "TICKET_STORE=", "GORACE=atexit_sleep_ms=0"}
-
-// asTicketEnv=1 makes the test binary the ticket command (see childMain):
-// tests run it as a child process, as os/exec's own tests do, so that
-// buyers are real processes that real signals kill, running exactly run.
-const asTicketEnv = "TICKET_TEST_MAIN"
+var procEnv = []string{"TICKET_FILE=", "TICKET_STORE=", "GORACE=atexit_sleep_ms=0", asTicketEnv + "=1"}
 
 // testRoleEnv makes the test binary play a small COMMAND for ticket sem
 // instead of running the tests; see playRole.
 const testRoleEnv = "TICKET_TEST_ROLE"
 
 // TestMain lets the test binary play every part a test needs:
-//   - the ticket command in testscript scripts ("ticket" in testdata/script);
-//   - the ticket command as an independent buyer process, with
-//     TICKET_TEST_MAIN=1 (see childMain);
+//   - the ticket command as a process, with TICKET_TEST_MAIN=1 (see
+//     ticketMain), which is also how testscript runs "ticket";
 //   - a small COMMAND run by ticket sem, with TICKET_TEST_ROLE (see playRole).
-//
-// Before the tests run it builds the real binary into ticketBin.
 func TestMain(m *testing.M) {
-	if os.Getenv(asTicketEnv) == "1" {
-		os.Exit(childMain())
+	if os.Getenv(asTicketEnv) == "1" || os.Getenv(childEnv) != "" {
+		os.Exit(ticketMain()) // a ticket process, or a child of one (see child.go)
 	}
 	if role := os.Getenv(testRoleEnv); role != "" {
 		os.Exit(playRole(role))
 	}
-	testscript.Main(withBinary{m}, map[string]func(){
-		"ticket": func() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) },
-	})
+	testscript.Main(withRuntimeDir{m}, map[string]func(){"ticket": func() { os.Exit(ticketMain()) }})
 }
 
-// withBinary builds the ticket binary before running the tests.
-type withBinary struct{ m *testing.M }
+// withRuntimeDir runs the tests with a directory of their own for group
+// commit's regions ($XDG_RUNTIME_DIR), removed at the end, so that the
+// sales of a test run leave nothing behind in the user's.
+type withRuntimeDir struct{ m *testing.M }
 
-func (w withBinary) Run() int {
-	gomod, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "go env GOMOD:", err)
-		return 1
-	}
-	dir, err := os.MkdirTemp("", "ticket-bin-")
+func (w withRuntimeDir) Run() int {
+	dir, err := os.MkdirTemp("", "ticket-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	// Group commit's regions of the test run's sales go in a directory of
-	// their own ($XDG_RUNTIME_DIR), removed at the end.
-	runtime := filepath.Join(dir, "runtime")
-	if err := os.Mkdir(runtime, 0o700); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	os.Setenv("XDG_RUNTIME_DIR", runtime)
-	moduleRoot = filepath.Dir(strings.TrimSpace(string(gomod)))
-	ticketBin = filepath.Join(dir, "ticket")
-	build := exec.Command("go", append(append([]string{"build"}, buildFlags...), "-o", ticketBin, "./cmd/ticket")...)
-	build.Dir = moduleRoot
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build ./cmd/ticket: %v\n%s", err, out)
-		return 1
-	}
+	os.Setenv("XDG_RUNTIME_DIR", dir)
 	return w.m.Run()
+}
+
+// ticketMain is the test binary acting as the ticket command, with the test
+// hooks its environment asks for (see export_test.go). With
+// TICKET_TEST_GATE set, it first waits for a shared lock on that file,
+// which the test holds exclusively while it starts every buyer: releasing
+// it lets them all run at the same moment.
+func ticketMain() int {
+	setHooks()
+	// Not for the commands it runs (ticket sem's): the children it starts
+	// itself are children of ticket (see child.go).
+	os.Unsetenv(asTicketEnv)
+	if gate := os.Getenv("TICKET_TEST_GATE"); gate != "" {
+		g := flock.New(gate)
+		if err := g.RLock(); err != nil {
+			fmt.Fprintln(os.Stderr, "gate:", err)
+			return 99
+		}
+		_ = g.Unlock()
+	}
+	return mainCode(os.Args[1:])
+}
+
+// ticketCmd returns the ticket command with args as a process of its own.
+func ticketCmd(args ...string) *exec.Cmd {
+	return ticketCmdContext(context.Background(), args...)
+}
+
+// ticketCmdContext is ticketCmd killed when ctx is done.
+func ticketCmdContext(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, os.Args[0], args...)
+	cmd.Env = append(os.Environ(), procEnv...)
+	return cmd
+}
+
+// ticketDir returns a directory holding "ticket", this test binary, for
+// the PATH of the shell scripts the tests run; their environment needs
+// procEnv too.
+func ticketDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Symlink(os.Args[0], filepath.Join(dir, "ticket")); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

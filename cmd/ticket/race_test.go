@@ -16,6 +16,7 @@ import (
 
 	"github.com/gofrs/flock"
 	"github.com/ticketd/ticket/store"
+	"github.com/ticketd/ticket/store/lock"
 	"github.com/ticketd/ticket/ticket"
 )
 
@@ -41,8 +42,8 @@ func startBuyers(t *testing.T, path string, n int, extra ...string) []*buyer {
 	for i := range buyers {
 		b := &buyer{name: fmt.Sprintf("person%d", i)}
 		args := append([]string{"buy", "-f", path, "--buyer", b.name, "--json"}, extra...)
-		b.cmd = exec.Command(os.Args[0], args...)
-		b.cmd.Env = append(os.Environ(), asTicketEnv+"=1", "TICKET_TEST_GATE="+gate)
+		b.cmd = ticketCmd(args...)
+		b.cmd.Env = append(b.cmd.Env, "TICKET_TEST_GATE="+gate)
 		b.cmd.Stdout, b.cmd.Stderr = &b.stdout, &b.stderr
 		if err := b.cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -136,7 +137,7 @@ func TestRaceExactlyAsManyWinAsTickets(t *testing.T) {
 func raceExactly(t *testing.T, path string) {
 	const tickets, buyers = 20, 60
 	s := openSpec(t, path)
-	if _, _, err := s.Init(context.Background(), tickets, false); err != nil {
+	if _, _, err := s.Init(context.Background(), tickets, store.Create); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
@@ -150,7 +151,7 @@ func raceExactly(t *testing.T, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if state.Left != 0 || state.Sold != tickets || state.Version != tickets {
+	if state.Left() != 0 || state.Sold() != tickets || state.Version() != tickets {
 		t.Errorf("state after the race = %+v, want 0 left, %d sold at version %d", state, tickets, tickets)
 	}
 	inJournal := make(map[string]bool)
@@ -193,7 +194,7 @@ func raceUnlocked(t *testing.T, spec func(*testing.T) string) {
 	for attempt := 1; attempt <= attempts; attempt++ {
 		path := spec(t)
 		s := openSpec(t, path)
-		if _, _, err := s.Init(context.Background(), tickets, false); err != nil {
+		if _, _, err := s.Init(context.Background(), tickets, store.Create); err != nil {
 			t.Fatal(err)
 		}
 		winners, _ := tally(t, startBuyers(t, path, buyers, "--unsafe-no-lock"))
@@ -201,7 +202,7 @@ func raceUnlocked(t *testing.T, spec func(*testing.T) string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sold := tickets - state.Left
+		sold := tickets - state.Left()
 		t.Logf("attempt %d without the lock: %d buyers told they got a ticket, the file says %d sold", attempt, len(winners), sold)
 		if int64(len(winners)) > sold {
 			return // lost updates: more winners than the file counts
@@ -220,19 +221,18 @@ func TestSignalWhileWaiting(t *testing.T) {
 		t.Run(tc.sig.String(), func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "ticket.json")
 			s := store.Open(path, store.Options{})
-			if _, _, err := s.Init(context.Background(), 5, false); err != nil {
+			if _, _, err := s.Init(context.Background(), 5, store.Create); err != nil {
 				t.Fatal(err)
 			}
 			before, _ := os.ReadFile(path)
 			journalBefore, _ := os.ReadFile(s.JournalPath())
-			unlock, err := store.Lock(context.Background(), s.LockPath(), 0)
+			unlock, err := lock.Lock(context.Background(), s.LockPath(), 0)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer unlock()
 			b := &buyer{name: "waiter"}
-			b.cmd = exec.Command(os.Args[0], "buy", "-f", path, "--buyer", b.name)
-			b.cmd.Env = append(os.Environ(), asTicketEnv+"=1")
+			b.cmd = ticketCmd("buy", "-f", path, "--buyer", b.name)
 			b.cmd.Stdout, b.cmd.Stderr = &b.stdout, &b.stderr
 			if err := b.cmd.Start(); err != nil {
 				t.Fatal(err)
@@ -267,10 +267,10 @@ func TestSignalWhileWaiting(t *testing.T) {
 func TestWaitGivesUpAfterD(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ticket.json")
 	s := store.Open(path, store.Options{})
-	if _, _, err := s.Init(context.Background(), 5, false); err != nil {
+	if _, _, err := s.Init(context.Background(), 5, store.Create); err != nil {
 		t.Fatal(err)
 	}
-	unlock, err := store.Lock(context.Background(), s.LockPath(), 0)
+	unlock, err := lock.Lock(context.Background(), s.LockPath(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,8 +283,7 @@ func TestWaitGivesUpAfterD(t *testing.T) {
 		{[]string{"--wait", "100ms"}, 100 * time.Millisecond},
 		{[]string{"--wait", "0.3"}, 300 * time.Millisecond},
 	} {
-		cmd := exec.Command(os.Args[0], append([]string{"buy", "-f", path}, tc.flags...)...)
-		cmd.Env = append(os.Environ(), asTicketEnv+"=1")
+		cmd := ticketCmd(append([]string{"buy", "-f", path}, tc.flags...)...)
 		start := time.Now()
 		err := cmd.Run()
 		took := time.Since(start)

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/ticketd/ticket/store"
-	"github.com/ticketd/ticket/store/redistest"
+	"github.com/ticketd/ticket/store/redis/redistest"
 )
 
 // redisBuy is the outcome of one buyer process in a Redis fault test.
@@ -97,7 +97,7 @@ func TestRedisRestartMidRush(t *testing.T) {
 			srv := redistest.Start(t, tc.args...)
 			spec := srv.URL("restart")
 			s := openSpec(t, spec)
-			if _, _, err := s.Init(context.Background(), 1000, false); err != nil {
+			if _, _, err := s.Init(context.Background(), 1000, store.Create); err != nil {
 				t.Fatal(err)
 			}
 			buys := buyWaves(t, spec, 80, 4, 20, srv.Restart)
@@ -155,7 +155,7 @@ func TestRedisKilledMidRush(t *testing.T) {
 	srv := redistest.Start(t)
 	spec := srv.URL("killed")
 	s := openSpec(t, spec)
-	if _, _, err := s.Init(context.Background(), 1000, false); err != nil {
+	if _, _, err := s.Init(context.Background(), 1000, store.Create); err != nil {
 		t.Fatal(err)
 	}
 	buys := buyWaves(t, spec, 60, 4, 15, srv.Kill)
@@ -189,7 +189,7 @@ func TestRedisBuyRetried(t *testing.T) {
 	srv := redistest.Start(t)
 	spec := srv.URL("retry")
 	s := openSpec(t, spec)
-	if _, _, err := s.Init(context.Background(), 5, false); err != nil {
+	if _, _, err := s.Init(context.Background(), 5, store.Create); err != nil {
 		t.Fatal(err)
 	}
 	var seqs []string
@@ -203,7 +203,7 @@ func TestRedisBuyRetried(t *testing.T) {
 	if !strings.Contains(seqs[1], `"replayed":true`) || !strings.Contains(seqs[1], `"seq":1`) {
 		t.Fatalf("retry: %s; want sale #1, replayed", seqs[1])
 	}
-	if st, err := s.Read(); err != nil || st.Left != 3 {
+	if st, err := s.Read(); err != nil || st.Left() != 3 {
 		t.Fatalf("after a buy of 2 from 5 retried once: %+v, %v; want 3 left", st, err)
 	}
 	// A file sale has no request ids: the flag is a usage error there.

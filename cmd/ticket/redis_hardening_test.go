@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/ticketd/ticket/store/redistest"
+	"github.com/ticketd/ticket/store/redis/redistest"
 )
 
 // buyPhase runs n buyer processes, workers at a time, one ticket each,
@@ -174,8 +174,8 @@ func TestRedisRetryCommand(t *testing.T) {
 	if o.code != exitUsage || !strings.Contains(o.stderr, "--buyer order-7 --qty 1 --request-id order-7") {
 		t.Fatalf("reused id: %+v; want exit 2 with the command of the original buy", o)
 	}
-	if st, _ := openSpec(t, spec).Read(); st.Left != 2 {
-		t.Fatalf("%d left, want 2", st.Left)
+	if st, _ := openSpec(t, spec).Read(); st.Left() != 2 {
+		t.Fatalf("%d left, want 2", st.Left())
 	}
 }
 
@@ -228,8 +228,8 @@ func TestRedisSignalsEndBuy(t *testing.T) {
 	if code := p.wait(t); code != exitSIGINT || !strings.Contains(p.errs(), "nothing was bought") {
 		t.Fatalf("SIGINT during the handshake: exit %d, %s; want 130, nothing bought", code, p.errs())
 	}
-	if st, _ := openSpec(t, spec).Read(); st.Left != 4 {
-		t.Fatalf("%d left, want 4", st.Left)
+	if st, _ := openSpec(t, spec).Read(); st.Left() != 4 {
+		t.Fatalf("%d left, want 4", st.Left())
 	}
 }
 

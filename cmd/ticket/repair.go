@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/ticketd/ticket/store"
+	"github.com/ticketd/ticket/store/redis"
 )
 
 func runRepair(c *cli, args []string) error {
@@ -39,7 +40,7 @@ stay valid.`)
 	fs.BoolVar(&c.json, "json", false, "print the result as one JSON object")
 	var wait waitFlags
 	wait.add(fs, "lock")
-	if err := c.parse(fs, args); err != nil {
+	if _, err := c.parse(fs, args, 0); err != nil {
 		return err
 	}
 	ctx, done, err := c.waitContext(fs, &wait)
@@ -47,20 +48,12 @@ stay valid.`)
 		return err
 	}
 	defer done()
-	b, err := c.open(*file, store.Options{})
+	b, err := c.open(*file, store.Options{NoWait: wait.nowait})
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	var r store.Repaired
-	switch s := b.(type) {
-	case *store.Store:
-		r, err = s.Repair(ctx)
-	case redisSale:
-		r, err = s.Repair(ctx)
-	default:
-		return &usageError{"repair works on a ticket file or a Redis sale"}
-	}
+	r, err := b.Repair(ctx)
 	if err != nil {
 		return err
 	}
@@ -75,13 +68,13 @@ stay valid.`)
 			Kept     string `json:"kept,omitempty"`
 			Archive  string `json:"archived_journal,omitempty"`
 			Note     string `json:"note,omitempty"`
-		}{*file, repaired, r.Sales, r.State.Left, r.State.Total, r.Kept, r.Archive, r.Note})
+		}{*file, repaired, r.Sales, r.State.Left(), r.State.Total(), r.Kept, r.Archive, r.Note})
 	}
 	switch {
 	case r.Sales > 0:
 		if r.Kept != "" {
 			what := "file"
-			if store.IsRedis(*file) {
+			if redis.IsURL(*file) {
 				what = "state hash"
 			}
 			fmt.Fprintf(c.stderr, "ticket repair: kept the damaged %s as %s\n", what, r.Kept)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -74,9 +73,7 @@ stop with nothing changed, the others finish).`)
 	noSync := fs.Bool("no-sync", false, "buyers skip fsync: faster, not durable across a machine crash")
 	unlocked := fs.Bool("unlocked", false, "UNSAFE: buyers skip the lock and the journal (Redis: the script), to show what they prevent (needs -f or --store)")
 	fs.BoolVar(&c.json, "json", false, "print the results and the summary as one JSON object")
-	guard := fs.String("heartbeat-guard", "both", "what stops the heartbeat child if the rush dies: both, pdeathsig, pipe or none (for tests)")
-	_ = fs.MarkHidden("heartbeat-guard")
-	if err := c.parse(fs, args); err != nil {
+	if _, err := c.parse(fs, args, 0); err != nil {
 		return err
 	}
 	switch {
@@ -93,16 +90,8 @@ stop with nothing changed, the others finish).`)
 	case every <= 0:
 		return &usageError{"--every must be above zero"}
 	}
-	g, ok := guards[*guard]
-	if !ok {
-		return &usageError{fmt.Sprintf("--heartbeat-guard %q: want both, pdeathsig, pipe or none", *guard)}
-	}
 	if *unlocked {
 		fmt.Fprintf(c.stderr, "ticket rush: UNSAFE: --unlocked: buyers skip the lock and the journal; expect lost updates and overselling in %s\n", *file)
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("find the ticket program to start buyers: %w", err)
 	}
 	ctx, stop := c.interruptible()
 	defer stop()
@@ -113,7 +102,7 @@ stop with nothing changed, the others finish).`)
 	defer s.Close()
 	c.durability(s, false)
 	if fs.Changed("count") {
-		if _, archive, err := s.Init(ctx, *count, *force); err != nil {
+		if _, archive, err := s.Init(ctx, *count, mode(*force)); err != nil {
 			return err
 		} else if archive != "" {
 			fmt.Fprintf(c.stderr, "ticket rush: kept the old journal as %s\n", archive)
@@ -125,20 +114,20 @@ stop with nothing changed, the others finish).`)
 	}
 
 	r := &rush{
-		c: c, file: *file, self: self, n: int(*buyers), qty: *qty, unlocked: *unlocked,
+		c: c, file: *file, n: int(*buyers), qty: *qty, unlocked: *unlocked,
 		progress: isTerminal(c.stderr),
 	}
-	r.sum = rushSummary{File: *file, Unlocked: *unlocked, Buyers: int(*buyers), Qty: *qty, Tickets: start.Left, Left: start.Left, Results: []buyerResult{}}
-	fmt.Fprintf(c.stderr, "ticket rush: %d buyers, %d tickets left in %s\n", *buyers, start.Left, *file)
+	r.sum = rushSummary{File: *file, Unlocked: *unlocked, Buyers: int(*buyers), Qty: *qty, Tickets: start.Left(), Left: start.Left(), Results: []buyerResult{}}
+	fmt.Fprintf(c.stderr, "ticket rush: %d buyers, %d tickets left in %s\n", *buyers, start.Left(), *file)
 
-	hb, err := startHeartbeat(self, *file, time.Duration(every), g, c.stderr)
+	hb, err := startHeartbeat(*file, time.Duration(every), heartbeatGuard, c.stderr)
 	if err != nil {
 		return err
 	}
 	r.sum.HeartbeatPID = hb.cmd.Process.Pid
 	defer hb.stop() // idempotent; also on the error paths
 
-	buyArgs := []string{"buy", "-f", *file, "--qty", strconv.FormatInt(*qty, 10), "--json", "--peek", "--gate"}
+	buyArgs := []string{"buy", "-f", *file, "--qty", strconv.FormatInt(*qty, 10), "--json", "--peek"}
 	if fs.Changed("wait") {
 		buyArgs = append(buyArgs, "--wait", time.Duration(wait).String())
 	}
@@ -175,7 +164,6 @@ stop with nothing changed, the others finish).`)
 type rush struct {
 	c        *cli
 	file     string
-	self     string // the ticket program, started as each buyer
 	n        int
 	qty      int64
 	unlocked bool
@@ -232,38 +220,23 @@ type buyerResult struct {
 	done     time.Time
 }
 
-// startBuyers starts every buyer, waits until all of them are held at one
-// gate, then opens the gate.
-//
-// The gate is a pipe every buyer reads as its stdin: closing its only
-// writer here gives them all end of file at once. Before reading it, each
-// buyer writes a byte to a second pipe (its fd 3) and closes it; when that
-// pipe reaches end of file, every buyer is at the gate (or dead).
+// startBuyers starts every buyer ("ticket buy", this program as a gated
+// child: see child.go), waits until all of them are held at the gate,
+// then opens it.
 func (r *rush) startBuyers(buyArgs []string) error {
-	gateR, gateW, err := os.Pipe()
+	g, err := newGate()
 	if err != nil {
-		return fmt.Errorf("make the start gate: %w", err)
+		return err
 	}
-	defer gateW.Close()
-	readyR, readyW, err := os.Pipe()
-	if err != nil {
-		gateR.Close()
-		return fmt.Errorf("make the start gate: %w", err)
-	}
-	defer readyR.Close()
-	buyArgs = append(buyArgs, "--ready-fd", "3")
 	r.results = make(chan buyerResult, r.n)
 	t0 := time.Now()
 	for i := range r.n {
 		name := fmt.Sprintf("person%d", i)
-		cmd := exec.Command(r.self, append(buyArgs, "--buyer", name)...)
-		cmd.Stdin = gateR
-		cmd.ExtraFiles = []*os.File{readyW}
+		cmd := g.command("gated", append(buyArgs, "--buyer", name)...)
 		out, errOut := new(bytes.Buffer), new(bytes.Buffer)
 		cmd.Stdout, cmd.Stderr = out, errOut
 		if err := cmd.Start(); err != nil {
-			gateR.Close()
-			readyW.Close()
+			g.close()
 			// Nobody has left the gate yet: stopping them now changes nothing.
 			for _, b := range r.buyers {
 				_ = b.Process.Kill()
@@ -278,18 +251,13 @@ func (r *rush) startBuyers(buyArgs []string) error {
 		}()
 	}
 	r.sum.StartSeconds = time.Since(t0).Seconds()
-	gateR.Close()
-	readyW.Close()
-	ready, err := io.Copy(io.Discard, readyR)
-	if err != nil {
-		return fmt.Errorf("wait for the buyers to be ready: %w", err)
-	}
-	r.sum.ReadySeconds = time.Since(t0).Seconds()
+	ready, released, err := g.open()
+	r.sum.ReadySeconds = released.Sub(t0).Seconds()
 	if ready < int64(r.n) {
 		fmt.Fprintf(r.c.stderr, "ticket rush: only %d of %d buyers reached the gate; the others failed early\n", ready, r.n)
 	}
-	r.released = time.Now()
-	return gateW.Close() // every buyer now reads end of file: they are off
+	r.released = released
+	return err
 }
 
 // buyerOutcome reads what a finished buyer printed and its exit status.
@@ -471,14 +439,14 @@ func (r *rush) check(start ticket.State) {
 	if err != nil {
 		problem("read the ticket file after the rush: %v", err)
 	} else {
-		sum.Left = end.Left
+		sum.Left = end.Left()
 	}
 	if sum.Told > sum.Tickets {
 		sum.Oversold = true
 		problem("oversold: %d buyers told they got %s, only %d tickets", sum.Got, plural(r.qty, "a ticket", strconv.FormatInt(r.qty, 10)+" tickets"), sum.Tickets)
 	}
-	if err == nil && sum.Tickets-end.Left != sum.Told {
-		problem("the ticket file went from %d to %d left, but buyers were told they got %d tickets: %d updates lost", sum.Tickets, end.Left, sum.Told, sum.Told-(sum.Tickets-end.Left))
+	if err == nil && sum.Tickets-end.Left() != sum.Told {
+		problem("the ticket file went from %d to %d left, but buyers were told they got %d tickets: %d updates lost", sum.Tickets, end.Left(), sum.Told, sum.Told-(sum.Tickets-end.Left()))
 	}
 	if r.unlocked {
 		sum.Verify = "skipped: --unlocked buyers write no journal"
@@ -520,7 +488,7 @@ func (r *rush) checkJournal(s store.Backend, start ticket.State, problem func(st
 			problem("journal: %v", err)
 			break
 		}
-		if sale.Seq <= start.Version {
+		if sale.Seq <= start.Version() {
 			continue
 		}
 		switch {

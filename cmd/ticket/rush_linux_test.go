@@ -48,9 +48,9 @@ func TestRushProgress(t *testing.T) {
 	}
 
 	controller, terminal := openPTY(t)
-	cmd := exec.Command(ticketBin, "rush", "-f", "b.json", "--count", "3", "--buyers", "6")
+	cmd := ticketCmd("rush", "-f", "b.json", "--count", "3", "--buyers", "6")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), childEnv...)
+	cmd.Env = append(os.Environ(), procEnv...)
 	cmd.Stderr = terminal
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -89,16 +89,15 @@ func TestRushProgress(t *testing.T) {
 // a thread that never exits (golang.org/issue/27505): Linux sends the
 // parent-death signal when the thread that started the child exits, even
 // though the process lives on. A child started from a locked thread that
-// then ends is killed at once; one started by startOnLockedThread is not.
+// then ends is killed at once; one started by startTied is not.
 func TestParentDeathSignalIsPerThread(t *testing.T) {
 	dir := t.TempDir()
 	if code, _, errOut := ticketRun(t, dir, "init", "-f", "t.json", "--count", "1"); code != 0 {
 		t.Fatalf("init: exit %d: %s", code, errOut)
 	}
 	watch := func() *exec.Cmd {
-		cmd := exec.Command(ticketBin, "watch", "-f", "t.json", "--every", "1h")
+		cmd := ticketCmd("watch", "-f", "t.json", "--every", "1h")
 		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), childEnv...)
 		setParentDeathSignal(cmd)
 		return cmd
 	}
@@ -144,7 +143,7 @@ func TestParentDeathSignalIsPerThread(t *testing.T) {
 
 	// The spawner's thread never ends: its child lives until stopped.
 	kept := watch()
-	if err := startOnLockedThread(kept); err != nil {
+	if _, err := startTied(kept); err != nil {
 		t.Fatal(err)
 	}
 	pid2 := kept.Process.Pid

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ticketd/ticket/store"
+	"github.com/ticketd/ticket/store/lock"
 )
 
 // proc is a started ticket process. Its stdout and stderr are files, not
@@ -28,9 +28,15 @@ type proc struct {
 // start starts the ticket program in dir; t.Cleanup kills it by pid.
 func start(t *testing.T, dir string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(ticketBin, args...)}
+	return startEnv(t, dir, nil, args...)
+}
+
+// startEnv is start with env added to the process's environment.
+func startEnv(t *testing.T, dir string, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: ticketCmd(args...)}
 	p.cmd.Dir = dir
-	p.cmd.Env = append(os.Environ(), childEnv...)
+	p.cmd.Env = append(p.cmd.Env, env...)
 	var err error
 	out := t.TempDir()
 	if p.stdout, err = os.Create(filepath.Join(out, "stdout")); err != nil {
@@ -307,7 +313,7 @@ func TestHeartbeatDiesWithRush(t *testing.T) {
 			dir, file, _ := heldSale(t)
 			// A heartbeat an hour apart never writes during the test, so
 			// that a broken stdout pipe cannot stop it either.
-			rush := start(t, dir, "rush", "-f", file, "--buyers", "2", "--every", "1h", "--heartbeat-guard", tc.guard)
+			rush := startEnv(t, dir, []string{guardEnv + "=" + tc.guard}, "rush", "-f", file, "--buyers", "2", "--every", "1h")
 			var watch int
 			var buyers []int
 			deadline := time.Now().Add(10 * time.Second)
@@ -328,6 +334,17 @@ func TestHeartbeatDiesWithRush(t *testing.T) {
 			}
 			if watch == 0 || len(buyers) < 2 {
 				t.Fatalf("found watch %d and buyers %v under the rush; stderr:\n%s", watch, buyers, rush.errs())
+			}
+			// The heartbeat child writes its first heartbeat at once, then
+			// none for an hour. Kill the rush only once it has read that
+			// one: under load the rush could otherwise die before the
+			// child's first write, which would then find its stdout pipe
+			// broken and die of SIGPIPE, guard or none.
+			beat := fmt.Sprintf("heartbeat (pid %d)", watch)
+			for deadline := time.Now().Add(10 * time.Second); !strings.Contains(rush.errs(), beat); time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("no heartbeat from %d reached the rush in 10s; stderr:\n%s", watch, rush.errs())
+				}
 			}
 			if err := rush.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
@@ -392,7 +409,8 @@ func TestWatch(t *testing.T) {
 	t.Run("parent already gone", func(t *testing.T) {
 		// Started by the test, not by pid 1: as if its rush had died
 		// before the parent-death signal was armed.
-		code, out, errOut := ticketRun(t, dir, "watch", "-f", "t.json", "--every", "1h", "--parent", "1")
+		p := startEnv(t, dir, []string{"TICKET_CHILD=heartbeat:1"}, "watch", "-f", "t.json", "--every", "1h")
+		code, out, errOut := p.wait(t), p.out(), p.errs()
 		if code != 0 || out != "" || !strings.Contains(errOut, "parent 1 is gone") {
 			t.Errorf("exit %d, stdout %q, stderr %q", code, out, errOut)
 		}
@@ -449,8 +467,8 @@ func script(t *testing.T, env []string, name string, args ...string) (int, strin
 	}
 	cmd := exec.Command(bash, append([]string{filepath.Join(moduleRoot, "scripts", name)}, args...)...)
 	cmd.Dir = t.TempDir()
-	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(ticketBin)+string(os.PathListSeparator)+os.Getenv("PATH"), "TICKET_BIN=")
-	cmd.Env = append(cmd.Env, childEnv...)
+	cmd.Env = append(os.Environ(), "PATH="+ticketDir(t)+string(os.PathListSeparator)+os.Getenv("PATH"), "TICKET_BIN=")
+	cmd.Env = append(cmd.Env, procEnv...)
 	cmd.Env = append(cmd.Env, env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var out bytes.Buffer
@@ -508,7 +526,7 @@ func TestShellScripts(t *testing.T) {
 // journal that unlocked buyers do not write).
 func TestShellScriptsSeeOversell(t *testing.T) {
 	wrapper := filepath.Join(t.TempDir(), "ticket-unlocked")
-	body := "#!/bin/sh\nif [ \"$1\" = buy ]; then shift; exec '" + ticketBin + "' buy --unsafe-no-lock \"$@\"; fi\nexec '" + ticketBin + "' \"$@\"\n"
+	body := "#!/bin/sh\nif [ \"$1\" = buy ]; then shift; exec '" + os.Args[0] + "' buy --unsafe-no-lock \"$@\"; fi\nexec '" + os.Args[0] + "' \"$@\"\n"
 	if err := os.WriteFile(wrapper, []byte(body), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -627,7 +645,7 @@ func heldSale(t *testing.T) (dir, file string, unlock func()) {
 	if code, _, errOut := ticketRun(t, dir, "init", "-f", file, "--count", "3"); code != 0 {
 		t.Fatalf("init: exit %d: %s", code, errOut)
 	}
-	unlock, err := store.Lock(context.Background(), file+".lock", 0o644)
+	unlock, err := lock.Lock(context.Background(), file+".lock", 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,14 +7,11 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"os/signal"
-	"runtime"
 	"strconv"
-	"sync"
 	"syscall"
 
 	"github.com/spf13/pflag"
-	"github.com/ticketd/ticket/store"
+	"github.com/ticketd/ticket/store/sem"
 )
 
 func runSem(c *cli, args []string) error {
@@ -45,20 +42,20 @@ time; 127 COMMAND not found, 126 not runnable; 2 usage; 1 other error;
 	status := fs.Bool("status", false, "show which slots are held, and by which pid")
 	fs.BoolVar(&c.json, "json", false, "with --status, print one JSON object")
 	fs.SetInterspersed(false) // COMMAND's own flags are not ours
-	command, err := c.parseCommand(fs, args)
+	command, err := c.parse(fs, args, restArgs)
 	if err != nil {
 		return err
 	}
 	if !fs.Changed("name") {
 		return &usageError{"--name NAME is required (see ticket sem -h)"}
 	}
-	if err := store.CheckSemaphoreName(*name); err != nil {
+	if err := sem.CheckName(*name); err != nil {
 		return &usageError{"--name: " + err.Error()}
 	}
 	n := 1
 	switch {
 	case fs.Changed("slots"):
-		v, err := parseWhole(*slots, 1, store.MaxSlots)
+		v, err := parseWhole(*slots, 1, sem.MaxSlots)
 		if err != nil {
 			return &usageError{"--slots " + err.Error()}
 		}
@@ -70,11 +67,11 @@ time; 127 COMMAND not found, 126 not runnable; 2 usage; 1 other error;
 		if len(command) > 0 {
 			return &usageError{"--status takes no COMMAND"}
 		}
-		sem, err := store.OpenSemaphore(*dir, *name, n)
+		s, err := sem.Open(*dir, *name, n)
 		if err != nil {
 			return err
 		}
-		return c.semStatus(sem)
+		return c.semStatus(s)
 	}
 	if len(command) == 0 {
 		return &usageError{"COMMAND is missing: ticket sem --name NAME --slots N -- COMMAND [ARGS...]"}
@@ -86,69 +83,29 @@ time; 127 COMMAND not found, 126 not runnable; 2 usage; 1 other error;
 	if cmd.Err != nil { // found out before waiting for a slot
 		return startFailed(command[0], cmd.Err)
 	}
-	sem, err := store.OpenSemaphore(*dir, *name, n)
+	s, err := sem.Open(*dir, *name, n)
 	if err != nil {
 		return err
 	}
-	return c.semRun(sem, cmd, &wait, fs)
-}
-
-// parseCommand parses the flags and returns the arguments after them:
-// COMMAND and its arguments, with or without a "--" before them.
-func (c *cli) parseCommand(fs *pflag.FlagSet, args []string) ([]string, error) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			fs.Usage()
-			return nil, errHelp
-		}
-		return nil, &usageError{fmt.Sprintf("%v (see ticket %s -h)", err, c.name)}
-	}
-	// pflag returns ErrHelp only when no "help" flag is defined; ours is.
-	if help, _ := fs.GetBool("help"); help {
-		fs.Usage()
-		return nil, errHelp
-	}
-	return fs.Args(), nil
+	return c.semRun(s, cmd, &wait, fs)
 }
 
 // semRun waits for a slot, runs cmd holding it and returns cmd's exit
-// status as an error (nil for 0).
-func (c *cli) semRun(sem *store.Semaphore, cmd *exec.Cmd, wait *waitFlags, fs *pflag.FlagSet) error {
+// status as an error (nil for 0). While it waits, a signal cancels the
+// wait; once COMMAND runs, signals are passed on to it.
+func (c *cli) semRun(s *sem.Semaphore, cmd *exec.Cmd, wait *waitFlags, fs *pflag.FlagSet) error {
 	c.interrupted = "interrupted while waiting for a slot; nothing was run"
-	// One handler for the whole run: while waiting, a signal cancels the
-	// wait; once COMMAND runs, it is passed on.
-	var mu sync.Mutex
-	var child *os.Process
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	done := make(chan struct{})
-	defer func() { signal.Stop(sigs); close(done) }()
-	go func() {
-		for {
-			select {
-			case s := <-sigs:
-				mu.Lock()
-				if child != nil {
-					_ = child.Signal(s)
-				} else if c.signal.Load() == 0 {
-					c.signal.Store(int32(128 + s.(syscall.Signal)))
-					cancel()
-				}
-				mu.Unlock()
-			case <-done:
-				return
-			}
-		}
-	}()
-
-	wctx, wcancel, err := wait.context(ctx, fs)
+	ctx, done, err := c.waitContext(fs, wait)
 	if err != nil {
 		return err
 	}
-	defer wcancel()
-	slot, err := sem.Acquire(wctx)
+	defer done()
+	var slot *sem.Slot
+	if wait.nowait {
+		slot, err = s.TryAcquire()
+	} else {
+		slot, err = s.Acquire(ctx)
+	}
 	if errors.Is(err, context.Canceled) && c.signal.Load() != 0 {
 		return fmt.Errorf("%s: %w", c.interrupted, err)
 	}
@@ -159,25 +116,17 @@ func (c *cli) semRun(sem *store.Semaphore, cmd *exec.Cmd, wait *waitFlags, fs *p
 
 	cmd.Env = append(os.Environ(),
 		"TICKET_SEM_SLOT="+strconv.Itoa(slot.Number()),
-		"TICKET_SEM_NAME="+sem.Name())
+		"TICKET_SEM_NAME="+s.Name())
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, c.stdout, c.stderr
 	// If ticket sem dies, even by SIGKILL, the kernel frees the slot and
-	// kills COMMAND, so that it does not run on outside the semaphore. The
-	// signal comes when the thread that started COMMAND ends: keep this
-	// goroutine on it until COMMAND has ended.
-	setParentDeathSignal(cmd)
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	mu.Lock()
-	if c.signal.Load() != 0 { // a signal came as the slot was taken
-		mu.Unlock()
+	// kills COMMAND, so that it does not run on outside the semaphore.
+	started, err := c.forward(func() (*os.Process, error) {
+		_, err := startTied(cmd)
+		return cmd.Process, err
+	})
+	if !started { // a signal came as the slot was taken
 		return fmt.Errorf("%s: %w", c.interrupted, context.Canceled)
 	}
-	err = cmd.Start()
-	if err == nil {
-		child = cmd.Process
-	}
-	mu.Unlock()
 	if err != nil {
 		return startFailed(cmd.Args[0], err)
 	}
@@ -210,8 +159,8 @@ func startFailed(name string, err error) error {
 }
 
 // semStatus prints the state of every slot.
-func (c *cli) semStatus(sem *store.Semaphore) error {
-	states, err := sem.Status()
+func (c *cli) semStatus(s *sem.Semaphore) error {
+	states, err := s.Status()
 	if err != nil {
 		return err
 	}
@@ -227,7 +176,7 @@ func (c *cli) semStatus(sem *store.Semaphore) error {
 			Dir   string     `json:"dir"`
 			Held  int        `json:"held"`
 			Slots []slotJSON `json:"slots"`
-		}{Name: sem.Name(), Dir: sem.Dir(), Slots: []slotJSON{}}
+		}{Name: s.Name(), Dir: s.Dir(), Slots: []slotJSON{}}
 		for _, st := range states {
 			if st.Held {
 				out.Held++
@@ -240,13 +189,13 @@ func (c *cli) semStatus(sem *store.Semaphore) error {
 		var err error
 		switch {
 		case !st.Held:
-			err = c.line("%s slot %d: free", sem.Name(), st.Number)
+			err = c.line("%s slot %d: free", s.Name(), st.Number)
 		case st.PID == 0:
-			err = c.line("%s slot %d: held, pid unknown", sem.Name(), st.Number)
+			err = c.line("%s slot %d: held, pid unknown", s.Name(), st.Number)
 		case !st.Running:
-			err = c.line("%s slot %d: held, pid %d (not running)", sem.Name(), st.Number, st.PID)
+			err = c.line("%s slot %d: held, pid %d (not running)", s.Name(), st.Number, st.PID)
 		default:
-			err = c.line("%s slot %d: held by pid %d", sem.Name(), st.Number, st.PID)
+			err = c.line("%s slot %d: held by pid %d", s.Name(), st.Number, st.PID)
 		}
 		if err != nil {
 			return err

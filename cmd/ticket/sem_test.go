@@ -18,7 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ticketd/ticket/store"
+	"github.com/ticketd/ticket/store/lock"
+	"github.com/ticketd/ticket/store/sem"
 )
 
 // playRole is a COMMAND run by ticket sem in the tests.
@@ -85,8 +86,8 @@ func playRole(role string) int {
 func semCmd(t *testing.T, role string, env []string, args ...string) *exec.Cmd {
 	t.Helper()
 	args = append(append([]string{"sem"}, args...), "--", os.Args[0])
-	cmd := exec.Command(ticketBin, args...)
-	cmd.Env = append(append(append(os.Environ(), childEnv...), testRoleEnv+"="+role), env...)
+	cmd := ticketCmd(args...)
+	cmd.Env = append(append(cmd.Env, testRoleEnv+"="+role), env...)
 	t.Cleanup(func() {
 		if cmd.Process != nil {
 			_ = cmd.Process.Kill()
@@ -101,8 +102,7 @@ func semCmd(t *testing.T, role string, env []string, args ...string) *exec.Cmd {
 func semTicketCmd(t *testing.T, args ...string) *exec.Cmd {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
-	cmd := exec.CommandContext(ctx, ticketBin, args...)
-	cmd.Env = append(os.Environ(), childEnv...)
+	cmd := ticketCmdContext(ctx, args...)
 	return cmd
 }
 
@@ -249,12 +249,12 @@ func checkKTV(t *testing.T, log string, singers int) (most int, gaps string) {
 // library, and frees them when the test ends.
 func holdAll(t *testing.T, dir, name string, slots int) {
 	t.Helper()
-	sem, err := store.OpenSemaphore(dir, name, slots)
+	s, err := sem.Open(dir, name, slots)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for range slots {
-		sl, err := sem.Acquire(context.Background())
+		sl, err := s.Acquire(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -396,14 +396,12 @@ func waitNextInLine(t *testing.T, dir, name string) {
 	t.Helper()
 	queue := filepath.Join(dir, name+".queue")
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		nowait, cancel := context.WithDeadline(context.Background(), time.Unix(0, 0))
-		unlock, err := store.Lock(nowait, queue, 0o600)
-		cancel()
-		if errors.Is(err, store.ErrLocked) {
-			return
-		}
+		unlock, ok, err := lock.TryLock(queue, 0o600)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if !ok {
+			return
 		}
 		unlock()
 	}

@@ -19,7 +19,7 @@ process made to the count under the lock, which ticket records as tickets
 taken or added outside ticket.`)
 	sales := fs.Bool("sales", false, "list the journal's records (sales and other changes), one per line")
 	fs.BoolVar(&c.json, "json", false, "print JSON: one object, or with --sales one object per sale")
-	if err := c.parse(fs, args); err != nil {
+	if _, err := c.parse(fs, args, 0); err != nil {
 		return err
 	}
 	s, err := c.open(*file, store.Options{})
@@ -36,7 +36,7 @@ taken or added outside ticket.`)
 	}
 	dur := c.durability(s, true)
 	if c.json {
-		return c.result(stateJSON{*file, state.Left, state.Total, state.Sold, state.Version, dur})
+		return c.result(stateJSON{*file, state.Left(), state.Total(), state.Sold(), state.Version(), dur})
 	}
 	return c.line("%s", state)
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/ticketd/ticket/store"
+	"github.com/ticketd/ticket/store/redis"
 	"github.com/ticketd/ticket/ticket"
 )
 
@@ -29,21 +30,21 @@ wait_replicas, and its maxmemory-policy.`)
 	fs.BoolVar(&c.json, "json", false, "print the result as one JSON object")
 	var wait waitFlags
 	wait.add(fs, "lock")
-	if err := c.parse(fs, args); err != nil {
+	if _, err := c.parse(fs, args, 0); err != nil {
 		return err
 	}
 	ctx, done, err := c.waitContext(fs, &wait)
 	if err != nil {
 		return err
 	}
-	if store.IsRedis(*file) {
+	if redis.IsURL(*file) {
 		// No lock to wait for: only a signal interrupts it.
 		done()
 		ctx, done = c.interruptible()
 		c.interrupted = "interrupted: nothing was changed"
 	}
 	defer done()
-	s, err := c.open(*file, store.Options{})
+	s, err := c.open(*file, store.Options{NoWait: wait.nowait})
 	if err != nil {
 		return err
 	}
@@ -71,7 +72,7 @@ wait_replicas, and its maxmemory-policy.`)
 			Problems []string `json:"problems"`
 
 			Durability string `json:"durability,omitempty"`
-		}{*file, r.Balanced(), r.State.Left, r.State.Total, r.Tickets, r.Sales, r.Outside, r.Added, r.Pending, append([]string{}, r.Problems...), dur})
+		}{*file, r.Balanced(), r.State.Left(), r.State.Total(), r.Tickets, r.Sales, r.Outside, r.Added, r.Pending, append([]string{}, r.Problems...), dur})
 	} else if r.Balanced() {
 		var outside string
 		if r.Outside > 0 {
@@ -82,9 +83,9 @@ wait_replicas, and its maxmemory-policy.`)
 		}
 		switch {
 		case r.Sales == 0 && outside == "":
-			err = c.line("ok: no sales recorded; %d left of %d", r.State.Left, r.State.Total)
+			err = c.line("ok: no sales recorded; %d left of %d", r.State.Left(), r.State.Total())
 		default:
-			err = c.line("ok: %d %s, %d %s sold%s, %d left of %d: the books balance", r.Sales, plural(r.Sales, "sale", "sales"), r.Tickets, plural(r.Tickets, "ticket", "tickets"), outside, r.State.Left, r.State.Total)
+			err = c.line("ok: %d %s, %d %s sold%s, %d left of %d: the books balance", r.Sales, plural(r.Sales, "sale", "sales"), r.Tickets, plural(r.Tickets, "ticket", "tickets"), outside, r.State.Left(), r.State.Total())
 		}
 		if r.Pending != "" {
 			fmt.Fprintf(c.stderr, "ticket verify: note: %s\n", r.Pending)

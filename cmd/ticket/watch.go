@@ -2,10 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"io"
-	"math"
-	"os"
 	"time"
 
 	"github.com/ticketd/ticket/store"
@@ -23,28 +19,11 @@ SIGKILL) it dies with it.`)
 	every := seconds(500 * time.Millisecond)
 	fs.Var(&every, "every", "time between heartbeats (250ms, 2s, 1.5)")
 	fs.BoolVar(&c.json, "json", false, "print each heartbeat as one JSON object per line")
-	parentPipe := fs.Bool("parent-pipe", false, "stop when stdin reaches end of file (the parent closed it or died)")
-	parent := wholeFlag(fs, "parent", 0, 0, math.MaxInt32, "stop at once if the parent process is not this pid")
-	_ = fs.MarkHidden("parent-pipe")
-	_ = fs.MarkHidden("parent")
-	if err := c.parse(fs, args); err != nil {
+	if _, err := c.parse(fs, args, 0); err != nil {
 		return err
 	}
 	if every <= 0 {
 		return &usageError{"--every must be above zero"}
-	}
-	// The parent may have died before the parent-death signal was armed:
-	// then this process already belongs to init, or a subreaper.
-	if *parent != 0 && int64(os.Getppid()) != *parent {
-		fmt.Fprintf(c.stderr, "ticket watch: parent %d is gone; stopping\n", *parent)
-		return nil
-	}
-	gone := make(chan struct{})
-	if *parentPipe {
-		go func() {
-			_, _ = io.Copy(io.Discard, os.Stdin)
-			close(gone)
-		}()
 	}
 	ctx, stop := c.interruptible()
 	defer stop()
@@ -61,16 +40,16 @@ SIGKILL) it dies with it.`)
 			return err
 		}
 		if c.json {
-			err = c.result(heartbeat{*file, state.Left, state.Total, state.Sold, time.Now().UTC()})
+			err = c.result(heartbeat{*file, state.Left(), state.Total(), state.Sold(), time.Now().UTC()})
 		} else {
-			err = c.line("heartbeat: %d left of %d", state.Left, state.Total)
+			err = c.line("heartbeat: %d left of %d", state.Left(), state.Total())
 		}
-		if err != nil || state.Left == 0 {
+		if err != nil || state.Left() == 0 {
 			return err
 		}
 		select {
 		case <-tick.C:
-		case <-gone:
+		case <-c.parentGone: // nil, and so never, unless a rush's heartbeat
 			return nil
 		case <-ctx.Done():
 			return shown{context.Canceled} // the exit status says which signal

@@ -1,0 +1,110 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/ticketd/ticket/store/group"
+	"github.com/ticketd/ticket/store/internal/files"
+	"github.com/ticketd/ticket/store/lock"
+	"github.com/ticketd/ticket/ticket"
+)
+
+// errAlone is a buy group commit did not serve: it is made alone.
+var errAlone = group.ErrAlone
+
+// groupBuy is Buy through group commit. It returns errAlone, having
+// changed nothing, when group commit cannot serve the buy, and the caller
+// then buys alone.
+func (s *Store) groupBuy(ctx context.Context, buyer string, qty int64) (Receipt, error) {
+	p, l, err := s.prepare()
+	if err != nil {
+		return Receipt{}, err
+	}
+	if _, err := os.Stat(p.journal); errors.Is(err, fs.ErrNotExist) {
+		// The region is named after the journal, which a seed file has
+		// not had yet. Nothing is created beside a file that is refused.
+		if _, _, err := loadState(p.ticket); err != nil {
+			return Receipt{}, err
+		}
+		if err := createJournal(p.journal, l); err != nil {
+			return Receipt{}, err
+		}
+	}
+	reg, err := group.Open(p.journal)
+	if err != nil {
+		return Receipt{}, errAlone
+	}
+	req := group.Request{Buyer: buyer, Qty: qty, Durable: !s.opts.NoSync, NoWait: s.opts.NoWait}
+	sale, state, err := reg.Buy(ctx, &leader{s: s, p: p, l: l}, req)
+	if errors.Is(err, group.ErrUnsettled) {
+		err = unsettled{err}
+	}
+	return Receipt{Sale: sale, State: state}, err
+}
+
+// unsettled is group commit's ErrUnsettled in the store's words: a sale
+// that may stand, ErrUnconfirmed.
+type unsettled struct{ error }
+
+func (e unsettled) Is(target error) bool { return target == ErrUnconfirmed }
+func (e unsettled) Unwrap() error        { return e.error }
+
+// leader is the file store as group commit sees it: the sale's lock, and
+// its transaction (see group.Sale).
+type leader struct {
+	s   *Store
+	p   paths
+	l   files.Like
+	pre *os.File // the next version's file, made while waiting for the lock
+}
+
+// LockPath names the sale's lock file.
+func (ld *leader) LockPath() string { return ld.p.lock }
+
+// TryLock takes the sale's lock if it is free.
+func (ld *leader) TryLock() (func(), bool, error) { return lock.TryLock(ld.p.lock, ld.l.Perm) }
+
+// Lock waits for the sale's lock on behalf of every sleeping buyer,
+// making the next version's file meanwhile: a file system may take long
+// to allocate an inode.
+func (ld *leader) Lock(ctx context.Context) (func(), error) {
+	ld.pre, _ = newTempFile(filepath.Dir(ld.p.ticket), ld.l.Perm)
+	unlock, err := lock.Lock(ctx, ld.p.lock, ld.l.Perm)
+	if err != nil {
+		ld.closePre()
+		return nil, err
+	}
+	return func() { unlock(); ld.closePre() }, nil
+}
+
+func (ld *leader) closePre() {
+	closeAfterUnlock(ld.pre)
+	ld.pre = nil
+}
+
+// Commit runs the transaction with the batch's records, fsynced if a
+// request in it is durable, and tells the batch how it ended while the
+// journal is still locked.
+func (ld *leader) Commit(b *group.Batch) (func(), error) {
+	old, err := ld.s.locked(ld.p, ld.l, ld.pre, func(state ticket.State, j *journal) (ticket.State, []ticket.Record, error) {
+		next, records, err := b.Decide(state, j)
+		if err == nil && b.Durable() {
+			j.noSync = false // a --no-sync leader fsyncs a durable buyer's batch
+		}
+		return next, records, err
+	}, func(err error) {
+		switch {
+		case err == nil:
+			b.Done(group.Committed)
+		case errors.Is(err, ErrUnconfirmed):
+			b.Done(group.Unconfirmed)
+		default:
+			b.Done(group.Failed)
+		}
+	})
+	return func() { closeAfterUnlock(old) }, err
+}

@@ -1,0 +1,59 @@
+package group
+
+import (
+	"context"
+	"os"
+
+	"github.com/ticketd/ticket/ticket"
+)
+
+// Request is one buyer's request.
+type Request struct {
+	Buyer   string
+	Qty     int64
+	Durable bool // its sale must be fsynced: a leader that skips fsync makes an exception for the batch that holds it
+	NoWait  bool // give up, withdrawing the request, if the lock is held when it is first tried
+}
+
+// Sale is what the file store gives group commit: the sale's lock and its
+// transaction.
+type Sale interface {
+	// LockPath names the sale's lock file, for errors.
+	LockPath() string
+	// TryLock takes the sale's lock if it is free, without waiting.
+	TryLock() (unlock func(), ok bool, err error)
+	// Lock waits for the sale's lock until ctx is done, as lock.Lock does.
+	Lock(ctx context.Context) (unlock func(), err error)
+	// Commit runs the sale's transaction with the lock held: it reads and
+	// settles the sale, calls b.Decide with the state and the journal,
+	// commits the records it returns (fsynced if b.Durable), and, while
+	// the journal is still locked, tells b.Done how the transaction ended.
+	// It returns the transaction's error, and what to release once the
+	// lock is released.
+	Commit(b *Batch) (release func(), err error)
+}
+
+// Journal is the sale's journal as a leader sees it, locked.
+type Journal interface {
+	// File is the open journal: a region serves one journal file.
+	File() *os.File
+	// Sales returns the journal's sales numbered from..to, by number.
+	Sales(from, to int64) (map[int64]ticket.Record, error)
+}
+
+// Outcome is how a batch's transaction ended, as the file store tells
+// Batch.Done.
+type Outcome int
+
+// The outcomes of a batch's transaction.
+const (
+	// Committed: the batch's records are in the journal and the ticket
+	// file.
+	Committed Outcome = iota
+	// Failed: nothing of the batch stands; its requests are bought alone.
+	Failed
+	// Unconfirmed: the batch's records may stand (they are in the journal
+	// beyond the ticket file, and taking them back failed): they are left
+	// for the next leader to find in the journal or decide again.
+	Unconfirmed
+)

@@ -1,0 +1,187 @@
+//go:build linux
+
+package group
+
+import (
+	"time"
+
+	"github.com/ticketd/ticket/store/internal/seam"
+	"github.com/ticketd/ticket/ticket"
+)
+
+// A Batch is one leader's commit of the region's pending requests, made in
+// the file store's transaction (see Sale.Commit): Decide makes its
+// records, Done publishes their outcomes.
+type Batch struct {
+	r       *Region
+	slots   []slot  // taken by this leader, intents written
+	settled bool    // take ran: a crashed leader's batch is settled
+	stale   bool    // the journal is not the region's: send everyone back
+	durable bool    // a request in the batch needs its sale fsynced
+	outcome Outcome // as Done was told
+}
+
+// begin starts a batch, once the requests of a batch as large as the last
+// one have had a moment to arrive; nil if there is nothing to commit (a
+// successor whose own request another leader served only passes the lock
+// on).
+func (r *Region) begin() *Batch {
+	if !r.busy() {
+		return nil
+	}
+	r.gather()
+	return &Batch{r: r}
+}
+
+// Decide takes the batch's requests and applies them in turn to state,
+// the sale as the transaction found it, writing each one's intended
+// outcome into its slot. It returns the state after them and the records
+// of their sales, to be appended to the journal j. It refuses, sending
+// every request back to be bought alone, when j is not the journal the
+// region serves (the sale was replaced since they were posted).
+func (b *Batch) Decide(state ticket.State, j Journal) (ticket.State, []ticket.Record, error) {
+	r := b.r
+	if !r.serves(j.File()) {
+		b.stale = true
+		return state, nil, errStale
+	}
+	var err error
+	if b.slots, err = r.take(j, state); err != nil {
+		return state, nil, err
+	}
+	b.settled = true
+	seam.Crash(seam.GroupTake)
+	next, records := r.decide(b.slots, state)
+	r.u32(offLastBatch).Store(uint32(len(b.slots)))
+	if len(records) == 0 {
+		return next, nil, nil
+	}
+	r.i64(offBatchFrom).Store(state.Version() + 1)
+	r.i64(offBatchTo).Store(next.Version())
+	r.u32(offBatchOpen).Store(1)
+	for _, sl := range b.slots {
+		b.durable = b.durable || sl.durable()
+	}
+	return next, records, nil
+}
+
+// Durable reports whether a request of the batch needs its sale fsynced:
+// a leader that skips fsync makes an exception for it.
+func (b *Batch) Durable() bool { return b.durable }
+
+// Done publishes the outcomes of the batch, or sends its requests back,
+// as the transaction ended. The file store calls it while the journal is
+// still locked: a process that locked another lock file (someone deleted
+// PATH.lock) and waits for the journal must not find this batch half done
+// and take it for a crashed leader's.
+func (b *Batch) Done(o Outcome) {
+	b.outcome = o
+	r := b.r
+	if b.stale {
+		// The journal was replaced (init --force, copy --force) since
+		// these requests were posted: each buys alone, from the new one.
+		for i := range groupSlots {
+			sl := r.slot(i)
+			if !sl.state().CompareAndSwap(slotPending, slotRetry) {
+				sl.state().CompareAndSwap(slotTaken, slotRetry)
+			}
+		}
+		r.u32(offBatchOpen).Store(0)
+		return
+	}
+	switch o {
+	case Committed:
+		seam.Crash(seam.GroupPublish)
+		for _, sl := range b.slots {
+			sl.state().CompareAndSwap(slotTaken, sl.outcome())
+		}
+		r.u32(offBatchOpen).Store(0)
+	case Unconfirmed:
+		// The sales may stand: leave them taken, with the batch open,
+		// for the next leader to find in the journal or decide again.
+	default:
+		for _, sl := range b.slots {
+			sl.state().CompareAndSwap(slotTaken, slotRetry)
+		}
+		if b.settled {
+			// This batch's lines were taken back. A crashed leader's
+			// batch that take did not reach stays open for the next
+			// leader.
+			r.u32(offBatchOpen).Store(0)
+		}
+	}
+}
+
+// take collects the requests to commit: every pending slot, and every slot
+// a crashed leader left taken whose sale is not in the journal. A crashed
+// leader's slots whose sales are in the journal are published as sold on
+// the spot (they are committed; Read shows them even before the ticket file
+// is replaced), and slots whose owner died are freed.
+func (r *Region) take(j Journal, state ticket.State) (batch []slot, err error) {
+	var committed map[int64]ticket.Record // the open batch's sales, by number
+	if r.u32(offBatchOpen).Load() != 0 {
+		from, to := r.i64(offBatchFrom).Load(), r.i64(offBatchTo).Load()
+		if committed, err = j.Sales(from, to); err != nil {
+			return nil, err
+		}
+	}
+	for i := range groupSlots {
+		s := r.slot(i)
+		owner := s.owner().Load()
+		if owner == 0 {
+			continue
+		}
+		if !alive(owner) {
+			reclaim(s, owner)
+			continue
+		}
+		switch s.state().Load() {
+		case slotAbandoned:
+			reclaim(s, owner)
+		case slotPending:
+			if s.state().CompareAndSwap(slotPending, slotTaken) {
+				batch = append(batch, s)
+			}
+		case slotTaken: // a crashed leader's
+			seq := s.i64(offSeq).Load()
+			if sale, ok := committed[seq]; ok && seq != 0 && sale.PID == int(owner) && sale.Qty == s.i64(offQty).Load() && sale.Buyer == s.buyer() {
+				s.i64(offLeft).Store(sale.Left)
+				s.i64(offTotal).Store(state.Total())
+				s.i64(offSold).Store(state.Total() - sale.Left)
+				s.i64(offTime).Store(sale.Time.UnixNano())
+				s.state().Store(slotSold)
+				continue
+			}
+			batch = append(batch, s)
+		}
+	}
+	r.u32(offBatchOpen).Store(0)
+	return batch, nil
+}
+
+// decide applies the batch's requests to state in turn, writes each one's
+// intended outcome into its slot, and returns the new state and the
+// records of the sales.
+func (r *Region) decide(batch []slot, state ticket.State) (ticket.State, []ticket.Record) {
+	var records []ticket.Record
+	now := time.Now().UTC()
+	for _, s := range batch {
+		qty := s.i64(offQty).Load()
+		next, err := state.Take(qty)
+		if err != nil {
+			s.i64(offSeq).Store(0) // sold out
+			s.i64(offLeft).Store(state.Left())
+			s.i64(offTotal).Store(state.Total())
+			s.i64(offSold).Store(state.Sold())
+			continue
+		}
+		records = append(records, ticket.Record{Seq: next.Version(), Buyer: s.buyer(), Qty: qty, Left: next.Left(), Total: next.Total(), PID: int(s.owner().Load()), Time: now})
+		s.i64(offSeq).Store(next.Version())
+		s.i64(offLeft).Store(next.Left())
+		s.i64(offTotal).Store(next.Total())
+		s.i64(offSold).Store(next.Sold())
+		s.i64(offTime).Store(now.UnixNano())
+		state = next
+	}
+	return state, records
+}

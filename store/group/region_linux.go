@@ -1,0 +1,393 @@
+//go:build linux
+
+package group
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/ticketd/ticket/store/internal/files"
+	"golang.org/x/sys/unix"
+)
+
+// The region's layout: a header, then groupSlots slots.
+const (
+	groupMagic uint64 = 0x326e7570_6f72676b // "kgroupn2": layout 2
+	groupSlots        = 64
+	slotSize          = 512
+	headerSize        = 512
+	regionSize        = headerSize + groupSlots*slotSize
+
+	// header
+	offMagic     = 0  // uint64: groupMagic once set up
+	offSuccessor = 8  // int32: pid of the successor, 0 if none
+	offBatchOpen = 12 // uint32: 1 while a leader commits a batch
+	offBatchFrom = 16 // int64: the batch's first sale number
+	offBatchTo   = 24 // int64: its last
+	offLastBatch = 40 // uint32: how many requests the last batch held
+
+	// slot
+	offState    = 0  // uint32: slotFree...slotAbandoned
+	offWake     = 4  // uint32: futex word, changed to wake the owner
+	offOwner    = 8  // int32: owner pid; 0 when the slot is free
+	offDurable  = 12 // uint32: 1 if the request needs its sale fsynced (not --no-sync)
+	offQty      = 16 // int64
+	offSeq      = 24 // int64: result (or intent while taken): the sale's number, the version
+	offLeft     = 32 // int64
+	offTotal    = 40 // int64
+	offSold     = 48 // int64
+	offTime     = 56 // int64: Unix nanoseconds of the sale
+	offBuyerLen = 64 // uint32
+	offBuyer    = 68 // buyer name bytes
+
+	maxSlotBuyer = slotSize - offBuyer
+)
+
+// Slot states. A slot with owner 0 is free whatever its state says.
+const (
+	slotFree      uint32 = iota
+	slotPending          // the request waits for a leader
+	slotTaken            // a leader is committing it; the intent is in the slot
+	slotSold             // outcome: sold, result in the slot
+	slotSoldOut          // outcome: not enough tickets left
+	slotRetry            // the leader's commit failed: buy alone to learn why
+	slotAbandoned        // its owner returned without an outcome: the next leader frees it
+)
+
+// A Region is the shared memory of one sale's group commit, mapped by
+// every process of this user that buys from the sale.
+type Region struct {
+	mem  []byte
+	key  regionKey // the journal it serves
+	path string    // its file
+	ino  uint64    // its file's inode
+}
+
+func (r *Region) u32(off int) *atomic.Uint32 { return (*atomic.Uint32)(unsafe.Pointer(&r.mem[off])) }
+func (r *Region) i32(off int) *atomic.Int32  { return (*atomic.Int32)(unsafe.Pointer(&r.mem[off])) }
+func (r *Region) i64(off int) *atomic.Int64  { return (*atomic.Int64)(unsafe.Pointer(&r.mem[off])) }
+func (r *Region) u64(off int) *atomic.Uint64 { return (*atomic.Uint64)(unsafe.Pointer(&r.mem[off])) }
+
+// slot is one request's place in the region.
+type slot struct {
+	r    *Region
+	base int
+}
+
+func (r *Region) slot(i int) slot { return slot{r, headerSize + i*slotSize} }
+
+func (s slot) state() *atomic.Uint32 { return s.r.u32(s.base + offState) }
+func (s slot) wake() *atomic.Uint32  { return s.r.u32(s.base + offWake) }
+func (s slot) owner() *atomic.Int32  { return s.r.i32(s.base + offOwner) }
+func (s slot) i64(off int) *atomic.Int64 {
+	return s.r.i64(s.base + off)
+}
+
+func (s slot) buyer() string {
+	n := int(s.r.u32(s.base + offBuyerLen).Load())
+	if n > maxSlotBuyer {
+		n = maxSlotBuyer
+	}
+	return string(s.r.mem[s.base+offBuyer : s.base+offBuyer+n])
+}
+
+// regionKey is where a region came from: the journal it serves.
+type regionKey struct {
+	dev, ino uint64
+	birth    int64 // the journal's birth time in nanoseconds, 0 where unknown
+}
+
+var (
+	mappingsMu sync.Mutex
+	mappings   = map[string]*Region{} // by the region file's path
+)
+
+// Open returns the region of the sale whose journal is at journalPath,
+// mapping it on first use in this process (or when its file was removed
+// since), and an error where group commit is unavailable: the journal
+// does not exist, or the region cannot be made or mapped.
+func Open(journalPath string) (*Region, error) {
+	var st unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, journalPath, 0, unix.STATX_INO|unix.STATX_BTIME, &st); err != nil {
+		return nil, files.Error("stat", journalPath, err)
+	}
+	key := keyOf(&st)
+	path, err := regionPath(key)
+	if err != nil {
+		return nil, err
+	}
+	mappingsMu.Lock()
+	defer mappingsMu.Unlock()
+	if r := mappings[path]; r != nil && r.current() {
+		return r, nil
+	}
+	r, err := mapRegion(key, path)
+	if err != nil {
+		return nil, err
+	}
+	// A region replaced here stays mapped: a goroutine may still use it.
+	mappings[path] = r
+	return r, nil
+}
+
+// keyOf identifies a journal: a copy, or a journal made anew at the same
+// path, is another.
+func keyOf(st *unix.Statx_t) regionKey {
+	k := regionKey{dev: unix.Mkdev(st.Dev_major, st.Dev_minor), ino: st.Ino}
+	if st.Mask&unix.STATX_BTIME != 0 {
+		k.birth = st.Btime.Sec*1e9 + int64(st.Btime.Nsec)
+	}
+	return k
+}
+
+// serves reports whether r is the region of the journal open as f.
+func (r *Region) serves(f *os.File) bool {
+	var st unix.Statx_t
+	if err := unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH, unix.STATX_INO|unix.STATX_BTIME, &st); err != nil {
+		return false
+	}
+	return keyOf(&st) == r.key
+}
+
+// current reports whether the region's file is still at its path.
+func (r *Region) current() bool {
+	var st unix.Stat_t
+	return unix.Stat(r.path, &st) == nil && st.Ino == r.ino
+}
+
+// retire removes the region's file when no process has a request in it
+// and no batch is open, so that a user's sales leave no file behind once
+// their buyers are done. A process that opened the file just before
+// works on in the removed region and one that comes after makes a new
+// one: each leads its own region's requests, under the same lock.
+func (r *Region) retire() {
+	if r.u32(offBatchOpen).Load() != 0 || r.i32(offSuccessor).Load() != 0 {
+		return
+	}
+	for i := range groupSlots {
+		if r.slot(i).owner().Load() != 0 {
+			return
+		}
+	}
+	if r.current() {
+		_ = os.Remove(r.path)
+	}
+}
+
+// bootHash identifies this boot of the machine (0 if unknown).
+var bootHash = sync.OnceValue(func() uint64 {
+	b := files.BootID()
+	if len(b) == 0 {
+		return 0
+	}
+	h := fnv.New64a()
+	h.Write(b)
+	return h.Sum64() | 1
+})
+
+// pidNS identifies this process's PID namespace: slots name owners by pid,
+// which means nothing across namespaces.
+var pidNS = sync.OnceValue(func() uint64 {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/pid", &st); err != nil {
+		return 0
+	}
+	return st.Ino
+})
+
+// regionPath returns the file of the region for key in this boot and PID
+// namespace, in the user's private directory.
+func regionPath(key regionKey) (string, error) {
+	boot, ns := bootHash(), pidNS()
+	if boot == 0 || ns == 0 {
+		return "", errors.New("no /proc: cannot tell boots or processes apart")
+	}
+	dir, err := regionDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, fmt.Sprintf("%x-%x-%x-%x-%x.group", boot, ns, key.dev, key.ino, key.birth)), nil
+}
+
+// regionDir is the user's private directory of regions, made (and
+// checked) once per process.
+var regionDir = sync.OnceValues(func() (string, error) {
+	dir := files.RuntimeDir("ticket-group", "/dev/shm")
+	return dir, files.Private(dir, "ticket-group directory")
+})
+
+// mapRegion maps the region for key, making its file if it is missing,
+// with its blocks allocated first: a store into a hole of a mapping on a
+// full disk would be SIGBUS.
+func mapRegion(key regionKey, path string) (*Region, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return nil, err
+	}
+	if err := unix.Fallocate(int(f.Fd()), 0, 0, regionSize); err != nil {
+		return nil, err
+	}
+	mem, err := unix.Mmap(int(f.Fd()), 0, regionSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, err
+	}
+	r := &Region{mem: mem, key: key, path: path, ino: st.Ino}
+	if !r.u64(offMagic).CompareAndSwap(0, groupMagic) && r.u64(offMagic).Load() != groupMagic {
+		_ = unix.Munmap(mem)
+		return nil, fmt.Errorf("%s: the region has another layout", path)
+	}
+	return r, nil
+}
+
+// claim takes a free slot for this process, or returns false if all are busy.
+func (r *Region) claim() (slot, bool) {
+	pid := int32(os.Getpid())
+	for i := range groupSlots {
+		s := r.slot(i)
+		if s.owner().Load() == 0 && s.owner().CompareAndSwap(0, pid) {
+			return s, true
+		}
+	}
+	return slot{}, false
+}
+
+// post writes a request into a claimed slot and makes it pending.
+func (s slot) post(req Request) {
+	s.i64(offQty).Store(req.Qty)
+	d := uint32(0)
+	if req.Durable {
+		d = 1
+	}
+	s.r.u32(s.base + offDurable).Store(d)
+	s.i64(offSeq).Store(0) // no intent of an earlier request may match
+
+	n := copy(s.r.mem[s.base+offBuyer:s.base+slotSize], req.Buyer)
+	s.r.u32(s.base + offBuyerLen).Store(uint32(n))
+	s.state().Store(slotPending)
+}
+
+// durable reports whether the slot's request needs its sale fsynced.
+func (s slot) durable() bool { return s.r.u32(s.base+offDurable).Load() != 0 }
+
+// release frees a slot its owner is done with.
+func (s slot) release() {
+	s.state().Store(slotFree)
+	s.owner().Store(0)
+}
+
+// reclaim frees a slot whose owner died. The owner word goes to -1 first,
+// which no claimer takes, so that a buyer who claims the slot the moment it
+// is free cannot have its request overwritten.
+func reclaim(s slot, dead int32) {
+	if s.owner().CompareAndSwap(dead, -1) {
+		s.state().Store(slotFree)
+		s.owner().Store(0)
+	}
+}
+
+// outcome is the state that publishes a taken slot's intent.
+func (s slot) outcome() uint32 {
+	if s.i64(offSeq).Load() == 0 {
+		return slotSoldOut
+	}
+	return slotSold
+}
+
+// pending counts the pending requests.
+func (r *Region) pending() int {
+	n := 0
+	for i := range groupSlots {
+		if s := r.slot(i); s.owner().Load() != 0 && s.state().Load() == slotPending {
+			n++
+		}
+	}
+	return n
+}
+
+// busy reports whether a leader has work: a pending request, or one a
+// crashed leader left taken.
+func (r *Region) busy() bool {
+	if r.u32(offBatchOpen).Load() != 0 {
+		return true
+	}
+	for i := range groupSlots {
+		if s := r.slot(i); s.owner().Load() != 0 {
+			if st := s.state().Load(); st == slotPending || st == slotTaken || st == slotAbandoned {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// gather waits, at most groupDelay and yielding the processor, until as
+// many requests are pending as the last batch held: under a steady load,
+// the owners just served post their next requests within microseconds,
+// and committing them together saves an fsync each.
+func (r *Region) gather() {
+	want := int(r.u32(offLastBatch).Load())
+	if want < 2 {
+		return
+	}
+	deadline := time.Now().Add(groupDelay)
+	for r.pending() < want && time.Now().Before(deadline) {
+		_, _, _ = unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+	}
+}
+
+// groupDelay bounds how long a leader waits for the requests of a batch as
+// large as the last one to arrive.
+var groupDelay = 100 * time.Microsecond
+
+// futexWait sleeps while *word == val, at most d (0: until woken), and
+// reports false if it timed out. The region is a shared file mapping, so
+// the futex is not a private one.
+func futexWait(word *atomic.Uint32, val uint32, d time.Duration) bool {
+	var ts *unix.Timespec
+	if d > 0 {
+		t := unix.NsecToTimespec(d.Nanoseconds())
+		ts = &t
+	}
+	_, _, errno := unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(word)), 0 /* FUTEX_WAIT */, uintptr(val), uintptr(unsafe.Pointer(ts)), 0, 0)
+	return errno != unix.ETIMEDOUT
+}
+
+// wakeSlot makes the owner of s look at its slot again.
+func wakeSlot(s slot) {
+	s.wake().Add(1)
+	_, _, _ = unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(s.wake())), 1 /* FUTEX_WAKE */, 1, 0, 0, 0)
+}
+
+// alive reports whether pid may still run: only ESRCH says it does not.
+func alive(pid int32) bool {
+	return pid > 0 && unix.Kill(int(pid), 0) != unix.ESRCH
+}
+
+// running is alive, and also false for a zombie: a killed successor whose
+// parent has not reaped it yet no longer waits in flock(2) for anyone.
+func running(pid int32) bool {
+	if !alive(pid) {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// "pid (comm) S ...": the state follows the last ')'. A stopped
+	// process (Ctrl-Z, SIGSTOP) takes no lock for anyone either.
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || i+2 >= len(b) || !bytes.ContainsAny(b[i+2:i+3], "ZXTt")
+}

@@ -1,0 +1,184 @@
+package redis
+
+import (
+	"sync"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// Scripts are made on first use: a file sale's buy must not pay for them
+// when the process starts.
+var (
+	buyScript   = sync.OnceValue(func() *goredis.Script { return goredis.NewScript(serverCheck + buySource) })
+	initScript  = sync.OnceValue(func() *goredis.Script { return goredis.NewScript(serverCheck + initSource) })
+	checkScript = sync.OnceValue(func() *goredis.Script { return goredis.NewScript(serverCheck + "return 'ok'") })
+)
+
+// serverCheck begins every script that writes: it refuses, before anything
+// is written, a server that must not take the sale's writes. Its answers:
+//
+//	replica HOST:PORT    the server is a replica (of HOST:PORT): its writes
+//	                     never reach the primary, or it refuses them
+//	noreplicas N         fewer online replicas (N) than the sale waits for
+//	evicting POLICY      maxmemory-policy POLICY may evict any key, the
+//	                     sale's state, journal and request ids included
+//
+// The sale's keys carry no TTL, so the volatile-* policies never evict
+// them; the allkeys-* policies do, unless allowed (flag e).
+//
+// ARGV[1] is a string of flags: e allows an evicting policy; R skips the
+// role check (tests only: the negative control of the replica test).
+// ARGV[2] is the number of replicas the sale waits for.
+const serverCheck = `
+local flags = ARGV[1]
+local function flag(f) return string.find(flags, f, 1, true) ~= nil end
+local function field(info, name) return string.match(info, '\n' .. name .. ':([^\r\n]*)') end
+local repl = redis.call('INFO', 'replication')
+if field(repl, 'role') ~= 'master' and not flag('R') then
+  return 'replica ' .. (field(repl, 'master_host') or '?') .. ':' .. (field(repl, 'master_port') or '?')
+end
+local want = tonumber(ARGV[2])
+if want > 0 then
+  local online = 0
+  for _ in string.gmatch(repl, '\nslave%d+:[^\r\n]*state=online') do online = online + 1 end
+  if online < want then return 'noreplicas ' .. online end
+end
+if not flag('e') then
+  local policy = field(redis.call('INFO', 'memory'), 'maxmemory_policy')
+  if policy and string.sub(policy, 1, 8) == 'allkeys-' then return 'evicting ' .. policy end
+end
+local function whole(v)
+  if type(v) ~= 'string' or #v > 16 or not string.match(v, '^%d+$') then return nil end
+  local n = tonumber(v)
+  if n > 9007199254740991 then return nil end
+  return n
+end
+local function keytype(k, want)
+  local t = redis.call('TYPE', k).ok
+  if t ~= want and t ~= 'none' then return t end
+  return nil
+end
+local function allowed(cmds)
+  if not redis.acl_check_cmd or flag('A') then return nil end
+  for _, c in ipairs(cmds) do
+    if not redis.acl_check_cmd(unpack(c)) then return 'noperm ' .. c[1] .. ' ' .. c[2] end
+  end
+  return nil
+end
+`
+
+// buySource is the buy, run by the server in one atomic step after
+// serverCheck. It checks everything before it writes anything, because
+// Redis does not undo the writes of a script that fails halfway: the
+// keys' types, the state's numbers (whole, at most 2^53-1, left <= total),
+// a request id already answered, and (where the server has ACLs) that the
+// user may run every write it will make. Its first write is the XADD, the
+// only one a server out of memory refuses (the later ones it lets through
+// once a script has written), so a server at its memory limit refuses the
+// buy whole. Then it takes the tickets, remembers the outcome under the
+// request id in the requests hash (no TTL: no eviction policy that spares
+// keys without one can drop it) and forgets up to 4 request ids whose
+// sales are older than the request TTL, oldest first, following the
+// journal from the cursor kept in the requests hash's field ">" (no
+// request id can be named so). A sold-out answer stores nothing: a retry
+// of it asks again, which can never sell twice.
+//
+// KEYS: state hash, journal stream, requests hash.
+// ARGV[1], ARGV[2]: see serverCheck. ARGV[3..]: qty, buyer, pid, time,
+// request id, request TTL in milliseconds.
+// Flags: T gives the requests hash a TTL, as request keys once had (tests
+// only: the negative control of the eviction test); A skips the ACL check
+// (tests only).
+const buySource = `
+local qtys, buyer, pid, now, id, ttl = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
+local bad = keytype(KEYS[1], 'hash')
+if bad then return 'wrongtype ' .. KEYS[1] .. ' ' .. bad end
+bad = keytype(KEYS[2], 'stream')
+if bad then return 'wrongtype ' .. KEYS[2] .. ' ' .. bad end
+bad = keytype(KEYS[3], 'hash')
+if bad then return 'wrongtype ' .. KEYS[3] .. ' ' .. bad end
+local s = redis.call('HMGET', KEYS[1], 'total', 'left', 'version')
+if not s[1] and not s[2] and not s[3] then
+  if redis.call('EXISTS', KEYS[2]) == 1 then
+    local n = redis.call('XLEN', KEYS[2])
+    if n > 0 then return 'nostate ' .. n end
+  end
+  return 'nosale'
+end
+local total, left, version = whole(s[1]), whole(s[2]), whole(s[3])
+if not total or not left or not version or left > total then return 'invalid' end
+local qty = whole(qtys)
+if not qty or qty < 1 then return 'invalid' end
+local done = redis.call('HGET', KEYS[3], id)
+if done then
+  local q, b, out = string.match(done, '^([^\n]*)\n([^\n]*)\n(.*)$')
+  if q ~= qtys or b ~= buyer then return 'mismatch ' .. (q or '?') .. ' ' .. (b or '?') end
+  return 'replay ' .. out
+end
+if left < qty then
+  return string.format('soldout 0 %d %d %d -', left, total, version)
+end
+local denied = allowed({{'XADD', KEYS[2], '*', 'seq', '1'}, {'HSET', KEYS[1], 'left', '0'},
+  {'HSET', KEYS[3], id, 'x'}, {'HDEL', KEYS[3], id}})
+if denied then return denied end
+left = left - qty
+version = version + 1
+local l, v = string.format('%d', left), string.format('%d', version)
+redis.call('XADD', KEYS[2], '*', 'seq', v, 'buyer', buyer, 'qty', qtys, 'left', l, 'pid', pid, 'time', now, 'request', id)
+redis.call('HSET', KEYS[1], 'left', l, 'version', v)
+local out = string.format('ok %d %d %d %d %s', version, left, total, version, now)
+redis.call('HSET', KEYS[3], id, qtys .. '\n' .. buyer .. '\n' .. out)
+if flag('T') then redis.call('PEXPIRE', KEYS[3], ttl) end
+local t = redis.call('TIME')
+local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local cursor = redis.call('HGET', KEYS[3], '>') or '0-0'
+local moved = false
+for _, e in ipairs(redis.call('XRANGE', KEYS[2], '(' .. cursor, '+', 'COUNT', 4)) do
+  local at = tonumber(string.match(e[1], '^(%d+)'))
+  if not at or at + ttl > ms then break end
+  for i = 1, #e[2] - 1, 2 do
+    if e[2][i] == 'request' and e[2][i + 1] ~= id then redis.call('HDEL', KEYS[3], e[2][i + 1]) end
+  end
+  cursor = e[1]
+  moved = true
+end
+if moved then redis.call('HSET', KEYS[3], '>', cursor) end
+return out
+`
+
+// initSource creates or (force) resets the sale, after serverCheck. A
+// journal that holds sales is renamed to KEYS[3], never deleted, and the
+// request ids of the old sale are forgotten: the new sale is a new one. A
+// journal that holds sales without a state beside it is refused unless
+// force: its sale lost its state (deleted, evicted), and starting it again
+// would sell its tickets twice. A key of the wrong type where the state
+// or the journal belongs is refused even with force: it is not the sale's,
+// and is left as it is.
+//
+// KEYS: state hash, journal stream, archive name, requests hash.
+// ARGV[1], ARGV[2]: see serverCheck. ARGV[3..]: total, force ("1"), gen.
+const initSource = `
+local total, force, gen = ARGV[3], ARGV[4] == '1', ARGV[5]
+local bad = keytype(KEYS[1], 'hash')
+if bad then return 'wrongtype ' .. KEYS[1] .. ' ' .. bad end
+bad = keytype(KEYS[2], 'stream')
+if bad then return 'wrongtype ' .. KEYS[2] .. ' ' .. bad end
+local n = 0
+if redis.call('EXISTS', KEYS[2]) == 1 then n = redis.call('XLEN', KEYS[2]) end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if not force then return 'exists' end
+elseif n > 0 and not force then
+  return 'nostate ' .. n
+end
+local denied = allowed({{'RENAME', KEYS[2], KEYS[3]}, {'DEL', KEYS[2]}, {'DEL', KEYS[1]}, {'DEL', KEYS[4]},
+  {'HSET', KEYS[1], 'total', total}})
+if denied then return denied end
+local kept = ''
+if n > 0 then
+  redis.call('RENAME', KEYS[2], KEYS[3])
+  kept = KEYS[3]
+end
+redis.call('DEL', KEYS[2], KEYS[1], KEYS[4])
+redis.call('HSET', KEYS[1], 'total', total, 'left', total, 'version', '0', 'gen', gen)
+return 'ok ' .. kept
+`
