@@ -92,15 +92,9 @@ acknowledged once N replicas have it; exit 6 if they did not confirm it.`)
 	// A reader that went away must not kill us with SIGPIPE after the sale:
 	// the write fails instead, and the exit status says the sale stands.
 	signal.Ignore(syscall.SIGPIPE)
-	ctx, done, err := c.waitContext(fs, &wait)
+	ctx, done, err := c.saleContext(fs, &wait, *file, "interrupted before the buy was sent: nothing was bought")
 	if err != nil {
 		return err
-	}
-	if isRedis {
-		// No lock to wait for: only a signal interrupts a Redis buy.
-		done()
-		ctx, done = c.interruptible()
-		c.interrupted = "interrupted before the buy was sent: nothing was bought"
 	}
 	defer done()
 	s, err := c.open(*file, store.Options{

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"github.com/ticketd/ticket/store/redis"
 )
 
 // cli is what every subcommand shares: where output goes, the --json
@@ -179,6 +180,21 @@ func (c *cli) waitContext(fs *pflag.FlagSet, w *waitFlags) (ctx context.Context,
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(w.wait))
 	return ctx, func() { cancel(); stop() }, nil
+}
+
+// saleContext is waitContext for a command on the sale at spec, for
+// which a Redis sale has no lock to wait for: there only a signal
+// interrupts it, and interrupted then says what it interrupted.
+func (c *cli) saleContext(fs *pflag.FlagSet, w *waitFlags, spec, interrupted string) (ctx context.Context, done func(), err error) {
+	if !redis.IsURL(spec) {
+		return c.waitContext(fs, w)
+	}
+	if w.nowait && fs.Changed("wait") {
+		return nil, nil, &usageError{"--wait and --nowait exclude each other"}
+	}
+	c.interrupted = interrupted
+	ctx, done = c.interruptible()
+	return ctx, done, nil
 }
 
 // seconds is a duration flag that also takes a plain number of seconds,

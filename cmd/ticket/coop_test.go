@@ -11,7 +11,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -50,6 +52,17 @@ func needTools(t *testing.T, names ...string) {
 	}
 }
 
+// python3 is the Python interpreter itself, found once: a version manager's
+// shim on PATH (pyenv's) costs a few hundred milliseconds per process,
+// several times the buyer's own run.
+var python3 = sync.OnceValue(func() string {
+	out, err := exec.Command("python3", "-c", "import sys; print(sys.executable)").Output()
+	if exe := strings.TrimSpace(string(out)); err == nil && filepath.IsAbs(exe) {
+		return exe
+	}
+	return "python3"
+})
+
 // participant is one buyer process of a cooperation test.
 type participant struct {
 	kind   string // ticket, python, python-sold, python-count-only, jq
@@ -78,13 +91,13 @@ func newParticipant(kind, name, path, gate string) *participant {
 			p.cmd.Env = append(p.cmd.Env, "TICKET_TEST_GATE="+gate)
 		}
 	case "python":
-		argv = []string{"python3", pythonBuyer(), path}
+		argv = []string{python3(), pythonBuyer(), path}
 	case "python-sold":
-		argv = []string{"python3", pythonBuyer(), "--keep-sold", path}
+		argv = []string{python3(), pythonBuyer(), "--keep-sold", path}
 	case "python-count-only":
-		argv = []string{"python3", pythonBuyer(), "--count-only", path}
+		argv = []string{python3(), pythonBuyer(), "--count-only", path}
 	case "python-no-lock":
-		argv = []string{"python3", pythonBuyer(), "--no-lock", "--slow", "5", path}
+		argv = []string{python3(), pythonBuyer(), "--no-lock", "--slow", "5", path}
 	case "jq":
 		argv = []string{"sh", "-c", jqBuyer, "sh", path}
 	default:
@@ -268,7 +281,7 @@ func TestCoopOneAtATime(t *testing.T) {
 	}
 	buy := func(name string) *exec.Cmd { return ticketCmd("buy", "-f", path, "--buyer", name) }
 	py := func(args ...string) *exec.Cmd {
-		return exec.Command("python3", append(append([]string{pythonBuyer()}, args...), path)...)
+		return exec.Command(python3(), append(append([]string{pythonBuyer()}, args...), path)...)
 	}
 	step("ticket buy", buy("t1"), 0)
 	step("python", py(), 0)
@@ -311,7 +324,7 @@ func TestCoopRush(t *testing.T) {
 	needTools(t, "python3", "jq", "flock")
 	kinds := []string{"ticket", "ticket", "python", "ticket", "jq", "python-sold", "ticket", "python-count-only"}
 	round := func(t *testing.T, control bool, kill bool) (oversold bool) {
-		const stock, n = 30, 40 // more than the ticket buyers take: the others get some too
+		stock, n := size(10, 30), size(16, 40) // more than the ticket buyers take: the others get some too
 		path := newTicketFile(t, fmt.Sprint(stock))
 		gate := filepath.Join(t.TempDir(), "gate")
 		var ps []*participant
@@ -346,7 +359,7 @@ func TestCoopRush(t *testing.T) {
 		if won > stock {
 			t.Fatalf("%d buyers told they got one of %d tickets", won, stock)
 		}
-		if sold := books(t, path, stock, ps); sold != stock {
+		if sold := books(t, path, int64(stock), ps); sold != int64(stock) {
 			t.Fatalf("%d tickets sold of %d, with %d buyers", sold, stock, n)
 		}
 		return false
@@ -382,13 +395,15 @@ func ticketRush(t *testing.T, path string, n int, during func(stop <-chan struct
 }
 
 // TestCoopLockFileDeleted deletes PATH.lock again and again while 300
-// ticket buyers rush for 100 tickets, as an administrator removing a
-// "stale" lock file would: exactly 100 win, each sale once in the journal.
-// (store's TestDeletedLockFileNeverSplits has the negative control.)
+// ticket buyers rush for 100 tickets (75 for 25 by default), as an
+// administrator removing a "stale" lock file would: exactly the stock
+// wins, each sale once in the journal. (store's
+// TestDeletedLockFileNeverSplits has the negative control.)
 func TestCoopLockFileDeleted(t *testing.T) {
-	path := newTicketFile(t, "100")
+	stock, buyers := size(25, 100), size(75, 300)
+	path := newTicketFile(t, strconv.Itoa(stock))
 	deleted := 0
-	ps := ticketRush(t, path, 300, func(stop <-chan struct{}) {
+	ps := ticketRush(t, path, buyers, func(stop <-chan struct{}) {
 		for {
 			select {
 			case <-stop:
@@ -402,20 +417,21 @@ func TestCoopLockFileDeleted(t *testing.T) {
 		}
 	})
 	t.Logf("the lock file was deleted %d times during the rush", deleted)
-	if sold := books(t, path, 100, ps); sold != 100 {
-		t.Fatalf("%d sold of 100", sold)
+	if sold := books(t, path, int64(stock), ps); sold != int64(stock) {
+		t.Fatalf("%d sold of %d", sold, stock)
 	}
 }
 
 // TestCoopTruncatingHolder takes the lock the way flock(1)'s manual shows,
 // ( flock 9; ... ) 9>PATH.lock, which truncates the lock file, again and
-// again while 200 ticket buyers rush for 100 tickets: no buyer crashes or
-// fails, and exactly 100 win.
+// again while 200 ticket buyers rush for 100 tickets (50 for 25 by
+// default): no buyer crashes or fails, and exactly the stock wins.
 func TestCoopTruncatingHolder(t *testing.T) {
 	needTools(t, "flock", "bash")
-	path := newTicketFile(t, "100")
+	stock, buyers := size(25, 100), size(50, 200)
+	path := newTicketFile(t, strconv.Itoa(stock))
 	holds := 0
-	ps := ticketRush(t, path, 200, func(stop <-chan struct{}) {
+	ps := ticketRush(t, path, buyers, func(stop <-chan struct{}) {
 		for {
 			select {
 			case <-stop:
@@ -431,8 +447,8 @@ func TestCoopTruncatingHolder(t *testing.T) {
 	if holds == 0 {
 		t.Fatal("the truncating holder never ran")
 	}
-	if sold := books(t, path, 100, ps); sold != 100 {
-		t.Fatalf("%d sold of 100", sold)
+	if sold := books(t, path, int64(stock), ps); sold != int64(stock) {
+		t.Fatalf("%d sold of %d", sold, stock)
 	}
 }
 

@@ -19,8 +19,8 @@ import (
 )
 
 // signalRounds is how many rounds the signal loops run: the real
-// size by default (CI runs without -short), fewer with -short, and as
-// many as TICKET_KILL_ROUNDS says for a longer soak.
+// size with TICKET_TEST_LONG=1 (CI), a few by default, and as many as
+// TICKET_KILL_ROUNDS says for a longer soak.
 func signalRounds(t *testing.T) int {
 	if s := os.Getenv("TICKET_KILL_ROUNDS"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -29,10 +29,7 @@ func signalRounds(t *testing.T) int {
 		}
 		return n
 	}
-	if testing.Short() {
-		return 4
-	}
-	return 30
+	return size(2, 30)
 }
 
 // loopStats are the figures a signal loop reports.
@@ -43,7 +40,8 @@ type loopStats struct {
 	whileWaiting                                                int // signals sent while every buyer waited for the lock
 }
 
-// TestKill9Loop runs rounds of 24 buyer processes that queue on the lock
+// TestKill9Loop runs rounds of 24 buyer processes (16 by default) that
+// queue on the lock
 // (the test holds it while they start) and kills a random half of them
 // with SIGKILL at random moments after it lets go: while they wait for the
 // lock, hold it, write; three more SIGKILLs per round go to whoever holds
@@ -52,7 +50,7 @@ type loopStats struct {
 // sale it reported, the next buy recovers (cutting what a killed buyer
 // left, and saying so) and leaves no PATH.tmp.
 func TestKill9Loop(t *testing.T) {
-	st := signalLoop(t, signalRounds(t), 24, []syscall.Signal{syscall.SIGKILL}, nil)
+	st := signalLoop(t, signalRounds(t), size(16, 24), []syscall.Signal{syscall.SIGKILL}, nil)
 	t.Logf("kill -9 loop: %d rounds of %d buyers (%d seen queued on the lock), %d SIGKILLs delivered (%d while all waited, %d to the lock holder), %d buyers died of them, %d sales reported, %d repairs by the next buyer (a crashed buyer's committed sale completed or its unfinished line cut)",
 		st.rounds, st.buyers, st.queued, st.signalled, st.whileWaiting, st.holderKills, st.died, st.bought, st.tails)
 	if st.died == 0 {
@@ -64,7 +62,7 @@ func TestKill9Loop(t *testing.T) {
 // handles: one that exits 130 or 143 bought nothing, one that exits 0 is in
 // the journal, and no file is ever left half-written.
 func TestSignalLoop(t *testing.T) {
-	st := signalLoop(t, signalRounds(t), 24, []syscall.Signal{syscall.SIGINT, syscall.SIGTERM}, nil)
+	st := signalLoop(t, signalRounds(t), size(16, 24), []syscall.Signal{syscall.SIGINT, syscall.SIGTERM}, nil)
 	t.Logf("signal loop: %d rounds of %d buyers (%d seen queued on the lock), %d SIGINT/SIGTERM delivered (%d while all waited, %d to the lock holder), %d exited 130/143 with nothing bought, %d died of the signal before handling it, %d sales reported",
 		st.rounds, st.buyers, st.queued, st.signalled, st.whileWaiting, st.holderKills, st.interrupted, st.died, st.bought)
 }

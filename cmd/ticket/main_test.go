@@ -84,6 +84,19 @@ func ticketMain() int {
 	return mainCode(os.Args[1:])
 }
 
+// longTests is TICKET_TEST_LONG=1, as .ci/run sets: the soaks and long
+// loops run at their full size. Without it every test still runs, each
+// guarantee exercised once, at a size that keeps go test ./... quick.
+var longTests = os.Getenv("TICKET_TEST_LONG") == "1"
+
+// size returns long under TICKET_TEST_LONG=1, quick otherwise.
+func size[T any](quick, long T) T {
+	if longTests {
+		return long
+	}
+	return quick
+}
+
 // ticketCmd returns the ticket command with args as a process of its own.
 func ticketCmd(args ...string) *exec.Cmd {
 	return ticketCmdContext(context.Background(), args...)

@@ -125,9 +125,10 @@ func tally(t *testing.T, buyers []*buyer) (winners map[string]bool, soldOut int)
 	return winners, soldOut
 }
 
-// TestRaceExactlyAsManyWinAsTickets: 60 independent processes, released
-// together, buy from 20 tickets. Exactly 20 win, 0 are left, the journal
-// holds each winner once and no loser, and the books balance.
+// TestRaceExactlyAsManyWinAsTickets: 60 independent processes (30 by
+// default), released together, buy from 20 tickets (10). Exactly that many
+// win, 0 are left, the journal holds each winner once and no loser, and
+// the books balance.
 func TestRaceExactlyAsManyWinAsTickets(t *testing.T) {
 	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) { raceExactly(t, be.spec(t)) })
@@ -135,9 +136,9 @@ func TestRaceExactlyAsManyWinAsTickets(t *testing.T) {
 }
 
 func raceExactly(t *testing.T, path string) {
-	const tickets, buyers = 20, 60
+	tickets, buyers := size(10, 20), size(30, 60)
 	s := openSpec(t, path)
-	if _, _, err := s.Init(context.Background(), tickets, store.Create); err != nil {
+	if _, _, err := s.Init(context.Background(), int64(tickets), store.Create); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
@@ -151,7 +152,7 @@ func raceExactly(t *testing.T, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if state.Left() != 0 || state.Sold() != tickets || state.Version() != tickets {
+	if state.Left() != 0 || state.Sold() != int64(tickets) || state.Version() != int64(tickets) {
 		t.Errorf("state after the race = %+v, want 0 left, %d sold at version %d", state, tickets, tickets)
 	}
 	inJournal := make(map[string]bool)
@@ -190,11 +191,12 @@ func TestRaceWithoutLockLosesUpdates(t *testing.T) {
 }
 
 func raceUnlocked(t *testing.T, spec func(*testing.T) string) {
-	const tickets, buyers, attempts = 20, 60, 10
+	const attempts = 10
+	tickets, buyers := size(10, 20), size(30, 60)
 	for attempt := 1; attempt <= attempts; attempt++ {
 		path := spec(t)
 		s := openSpec(t, path)
-		if _, _, err := s.Init(context.Background(), tickets, store.Create); err != nil {
+		if _, _, err := s.Init(context.Background(), int64(tickets), store.Create); err != nil {
 			t.Fatal(err)
 		}
 		winners, _ := tally(t, startBuyers(t, path, buyers, "--unsafe-no-lock"))
@@ -202,7 +204,7 @@ func raceUnlocked(t *testing.T, spec func(*testing.T) string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sold := tickets - state.Left()
+		sold := int64(tickets) - state.Left()
 		t.Logf("attempt %d without the lock: %d buyers told they got a ticket, the file says %d sold", attempt, len(winners), sold)
 		if int64(len(winners)) > sold {
 			return // lost updates: more winners than the file counts

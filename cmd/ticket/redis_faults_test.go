@@ -100,7 +100,7 @@ func TestRedisRestartMidRush(t *testing.T) {
 			if _, _, err := s.Init(context.Background(), 1000, store.Create); err != nil {
 				t.Fatal(err)
 			}
-			buys := buyWaves(t, spec, 80, 4, 20, srv.Restart)
+			buys := buyWaves(t, spec, size(40, 80), 4, size(10, 20), srv.Restart)
 			codes := map[int]int{}
 			for _, b := range buys {
 				codes[b.code]++
@@ -158,7 +158,7 @@ func TestRedisKilledMidRush(t *testing.T) {
 	if _, _, err := s.Init(context.Background(), 1000, store.Create); err != nil {
 		t.Fatal(err)
 	}
-	buys := buyWaves(t, spec, 60, 4, 15, srv.Kill)
+	buys := buyWaves(t, spec, size(40, 60), 4, size(10, 15), srv.Kill)
 	codes := map[int]int{}
 	for _, b := range buys {
 		codes[b.code]++

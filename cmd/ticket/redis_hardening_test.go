@@ -72,6 +72,15 @@ func TestRedisFailoverWaitReplicas(t *testing.T) {
 				t.Fatalf("init: %+v", o)
 			}
 			healthy := buyPhase(t, spec, "healthy", 12, 4)
+			// Without wait_replicas nothing waits for the replica: under
+			// load it could still lack the healthy phase, even the sale
+			// itself, when the link stalls. Let it catch up first, so
+			// that what the failover loses is the stalled phase.
+			pc := redis.NewClient(&redis.Options{Addr: primary.Addr()})
+			if n, err := pc.Wait(ctx, 1, 10*time.Second).Result(); err != nil || n < 1 {
+				t.Fatalf("the replica did not catch up with the healthy phase: %d, %v", n, err)
+			}
+			pc.Close()
 			link.Freeze()
 			stalled := buyPhase(t, spec, "stalled", 12, 4)
 			primary.Kill()

@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/ticketd/ticket/store"
-	"github.com/ticketd/ticket/store/redis"
 	"github.com/ticketd/ticket/ticket"
 )
 
@@ -33,15 +32,9 @@ wait_replicas, and its maxmemory-policy.`)
 	if _, err := c.parse(fs, args, 0); err != nil {
 		return err
 	}
-	ctx, done, err := c.waitContext(fs, &wait)
+	ctx, done, err := c.saleContext(fs, &wait, *file, "interrupted: nothing was changed")
 	if err != nil {
 		return err
-	}
-	if redis.IsURL(*file) {
-		// No lock to wait for: only a signal interrupts it.
-		done()
-		ctx, done = c.interruptible()
-		c.interrupted = "interrupted: nothing was changed"
 	}
 	defer done()
 	s, err := c.open(*file, store.Options{NoWait: wait.nowait})

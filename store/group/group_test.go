@@ -107,7 +107,7 @@ func TestGroupNoLostWakeup(t *testing.T) {
 			if control {
 				env = append(env, storetest.NoWake+"=1")
 			}
-			const procs, buys = 8, 300
+			procs, buys := 8, storetest.Size(60, 300)
 			start := time.Now()
 			cmds := storetest.Buyers(t, path, procs, buys, env...)
 			limit := 120 * time.Second
@@ -131,7 +131,7 @@ func TestGroupNoLostWakeup(t *testing.T) {
 				}
 			}
 			rep := storetest.MustBalance(t, path)
-			if rep.Sales != 1+procs*buys {
+			if rep.Sales != int64(1+procs*buys) {
 				t.Fatalf("%d sales, want %d", rep.Sales, 1+procs*buys)
 			}
 			t.Logf("%d buyers made %d buys each in %v with no safety net", procs, buys, time.Since(start))
@@ -149,7 +149,14 @@ func TestGroupBehindFlock(t *testing.T) {
 		t.Skip("no flock(1): util-linux is not installed")
 	}
 	path := storetest.NewSale(t, 100, 1)
-	holder := exec.Command("flock", path+".lock", "sleep", "2")
+	// flock(1) holds the lock until its command, cat, reads end of file:
+	// until the test closes its stdin, however long the buyers take to
+	// start.
+	holder := exec.Command("flock", path+".lock", "cat")
+	release, err := holder.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	storetest.StartChild(t, holder)
 	region(t, path) // skips where group commit is not available
 	// Let flock(1) take the lock before the buyers come.
@@ -164,6 +171,7 @@ func TestGroupBehindFlock(t *testing.T) {
 	if n := storetest.WaitAll(cmds, 200*time.Millisecond); n != 0 {
 		t.Fatalf("%d buyers finished while flock(1) held the lock", n)
 	}
+	release.Close()
 	if err := holder.Wait(); err != nil {
 		t.Fatal(err)
 	}

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/ticketd/ticket/store"
+	"github.com/ticketd/ticket/store/internal/storetest"
 	"github.com/ticketd/ticket/store/redis/redistest"
 	"github.com/ticketd/ticket/ticket"
 )
@@ -342,7 +342,7 @@ func commandCalls(t *testing.T, c *goredis.Client, cmd string) int64 {
 func TestRedisJournalPages(t *testing.T) {
 	ctx := context.Background()
 	n, page, timeout := 2500, 100, ""
-	if !longTests() {
+	if !storetest.Long() {
 		testPage = page
 		defer func() { testPage = 0 }()
 	} else {
@@ -401,6 +401,3 @@ func TestRedisJournalPages(t *testing.T) {
 		t.Fatalf("commands that held the server 100 ms or more: %v", slow)
 	}
 }
-
-// longTests reports whether soaks and long loops run (TICKET_TEST_LONG=1).
-func longTests() bool { return os.Getenv("TICKET_TEST_LONG") == "1" }

@@ -1,7 +1,6 @@
 package redis
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -192,101 +191,15 @@ func TestRedisRequestIDReplay(t *testing.T) {
 	}
 }
 
-// replyDropper is a TCP relay in front of a real server that forwards
-// everything but, once, closes the client's connection right after the
-// server has answered a script call: the buy is made, its reply is lost.
-type replyDropper struct {
-	ln      net.Listener
-	backend string
-	mu      sync.Mutex
-	dropped bool
-}
-
-func startDropper(t *testing.T, backend string) *replyDropper {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &replyDropper{ln: ln, backend: backend}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go d.relay(c)
-		}
-	}()
-	return d
-}
-
-func (d *replyDropper) relay(client net.Conn) {
-	defer client.Close()
-	server, err := net.Dial("tcp", d.backend)
-	if err != nil {
-		return
-	}
-	defer server.Close()
-	scripted := make(chan struct{}, 1)
-	go func() { // client to server, watching for a script call
-		buf := make([]byte, 64<<10)
-		for {
-			n, err := client.Read(buf)
-			if n > 0 {
-				up := bytes.ToUpper(buf[:n])
-				if bytes.Contains(up, []byte("EVALSHA")) || bytes.Contains(up, []byte("\r\nEVAL\r\n")) {
-					select {
-					case scripted <- struct{}{}:
-					default:
-					}
-				}
-				if _, werr := server.Write(buf[:n]); werr != nil {
-					return
-				}
-			}
-			if err != nil {
-				server.Close()
-				return
-			}
-		}
-	}()
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := server.Read(buf)
-		select {
-		case <-scripted:
-			d.mu.Lock()
-			drop := !d.dropped && n > 0 && !bytes.HasPrefix(buf[:n], []byte("-NOSCRIPT"))
-			if drop {
-				d.dropped = true
-			}
-			d.mu.Unlock()
-			if drop {
-				return // the answer to the script is lost with the connection
-			}
-		default:
-		}
-		if n > 0 {
-			if _, werr := client.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
 // TestRedisLostReply: the server makes the sale, the reply is lost, the
 // buyer sees an unreachable backend (not sold out) and its retry with the
 // same request id gets the original sale instead of buying again.
 func TestRedisLostReply(t *testing.T) {
 	ctx := context.Background()
 	srv, r := newRedisSale(t, "t5", 5)
-	d := startDropper(t, srv.Addr())
-	viaDropper := strings.Replace(srv.URL("t5"), srv.Addr(), d.ln.Addr().String(), 1)
-	b := openRedis(t, viaDropper)
+	// Once, the reply to a script call is lost with the connection.
+	d := redistest.StartProxy(t, srv.Addr(), redistest.DropScriptReply)
+	b := openRedis(t, d.URL(srv.URL("t5")))
 	_, err := b.BuyRequest(ctx, "lost-1", "ann", 1)
 	if !errors.Is(err, store.ErrUnreachable) || errors.Is(err, ticket.ErrSoldOut) {
 		t.Fatalf("buy whose reply is lost: %v; want store.ErrUnreachable", err)

@@ -476,11 +476,8 @@ func TestSemaphoreStatus(t *testing.T) {
 // go back in line as soon as they release, more of them than slots. It
 // logs how long each waited; it asserts only that every one got in.
 func TestSemaphoreFairness(t *testing.T) {
-	if testing.Short() {
-		t.Skip("takes 3 seconds")
-	}
 	const procs, slots = 6, 2
-	hold, span := 10*time.Millisecond, 3*time.Second
+	hold, span := 10*time.Millisecond, storetest.Size(time.Second, 3*time.Second)
 	dir := privateTempDir(t)
 	var outs []*bufio.Reader
 	for range procs {

@@ -139,3 +139,16 @@ func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 		}
 	}
 }
+
+// Long reports whether the soaks and long loops run at their full size:
+// TICKET_TEST_LONG=1, as .ci/run sets. Without it every test still runs,
+// each guarantee exercised once, at a size that keeps go test ./... quick.
+func Long() bool { return os.Getenv("TICKET_TEST_LONG") == "1" }
+
+// Size returns long under TICKET_TEST_LONG=1 (see Long), quick otherwise.
+func Size[T any](quick, long T) T {
+	if Long() {
+		return long
+	}
+	return quick
+}
