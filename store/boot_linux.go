@@ -7,17 +7,12 @@ import (
 	"errors"
 	"os"
 
-	"github.com/ticketd/ticket/store/internal/files"
 	"golang.org/x/sys/unix"
 )
 
 // bootAttr is the extended attribute of the journal that names the boot
 // of the machine in which the journal was last written (see sameBoot).
 const bootAttr = "user.ticket.boot"
-
-// currentBoot returns this boot of the machine's id, or nil where it is
-// unknown. Tests replace it to simulate a reboot.
-var currentBoot = files.BootID
 
 // sameBoot reports whether the journal f was last written in this boot of
 // the machine. A writer marks the journal (markBoot) before it appends, so

@@ -26,6 +26,10 @@ import (
 // number of sales.
 const tailWindow = 4 << 10
 
+// currentBoot returns this boot of the machine's id, or nil where it is
+// unknown (see sameBoot). Tests replace it to simulate a reboot.
+var currentBoot = files.BootID
+
 // journalError is a journal that does not balance with the ticket file. It
 // matches both ErrJournal and ticket.ErrInvalid, and behind, when set.
 type journalError struct {

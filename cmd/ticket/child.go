@@ -12,31 +12,8 @@ import (
 	"time"
 )
 
-// # Children of this program
-//
-// ticket rush and ticket bench start this program again as their buyers,
-// and rush starts ticket watch as its heartbeat: its children. What makes
-// a process a child is internal, never a flag or a command a user sees:
-// the environment variable TICKET_CHILD, whose value is the part to play
-// (see runChild):
-//
-//	gated           wait at the gate, then run the command line: rush's
-//	                buyers are "ticket buy ..." commands
-//	bench           wait at the gate, then be a bench worker (benchWorker):
-//	                the arguments are the ticket file, the buyer's name and
-//	                "sync" or "nosync"
-//	heartbeat:PID   run the command line (ticket watch) for the rush PID,
-//	                and stop at once if it is not this process's parent;
-//	heartbeat:PID:pipe  also stop when stdin, a pipe from the rush, reaches
-//	                end of file (the rush closed it or died)
-//
-// The gate (see gate) is a pipe on every gated child's stdin, and a second
-// pipe on its descriptor 3: a child writes one byte to fd 3 and closes it
-// to say it is at the gate, then reads stdin until end of file, which
-// comes to all of them at once when the launcher closes its end.
-
 // childEnv names the environment variable that makes this program a child
-// of itself; see above.
+// of itself: see the package documentation.
 const childEnv = "TICKET_CHILD"
 
 // runChild plays the part role names, with the command line args, and

@@ -36,9 +36,6 @@ func newCLI(stdout, stderr io.Writer) *cli {
 	return &cli{stdout: stdout, stderr: stderr}
 }
 
-// errHelp is returned after -h printed the help: exit 0.
-var errHelp = errors.New("help shown")
-
 // shown wraps an error whose outcome is already on stdout (a sold-out
 // buy, a failed verify): exit() gives its status without printing it again.
 type shown struct{ error }

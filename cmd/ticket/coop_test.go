@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,37 +30,6 @@ import (
 // every case: exactly the stock is sold, every buyer told it got a ticket
 // has it (ticket's in the journal once, the others as tickets taken
 // outside ticket), ticket verify passes, and no buyer crashes.
-
-// tools reports the commands the cooperation tests need that are
-// missing, skipping the test with how to install them.
-func needTools(t *testing.T, names ...string) {
-	t.Helper()
-	packages := map[string]string{"python3": "python3", "jq": "jq", "flock": "util-linux", "bash": "bash"}
-	var missing []string
-	for _, n := range names {
-		if _, err := exec.LookPath(n); err != nil {
-			missing = append(missing, n)
-		}
-	}
-	if len(missing) > 0 {
-		var pkgs []string
-		for _, m := range missing {
-			pkgs = append(pkgs, packages[m])
-		}
-		t.Skipf("%s not installed (apt-get install %s; scripts/check.sh installs them when CI=true)", strings.Join(missing, ", "), strings.Join(pkgs, " "))
-	}
-}
-
-// python3 is the Python interpreter itself, found once: a version manager's
-// shim on PATH (pyenv's) costs a few hundred milliseconds per process,
-// several times the buyer's own run.
-var python3 = sync.OnceValue(func() string {
-	out, err := exec.Command("python3", "-c", "import sys; print(sys.executable)").Output()
-	if exe := strings.TrimSpace(string(out)); err == nil && filepath.IsAbs(exe) {
-		return exe
-	}
-	return "python3"
-})
 
 // participant is one buyer process of a cooperation test.
 type participant struct {

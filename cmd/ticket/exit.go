@@ -27,6 +27,13 @@ const (
 	exitSIGTERM     = 143 // terminated by SIGTERM before anything changed
 )
 
+// errHelp is returned after -h printed the help: exit 0.
+var errHelp = errors.New("help shown")
+
+// errRushFailed is a rush whose books balance but where some buyer failed
+// for another reason than a sold-out stock (exit 1).
+var errRushFailed = errors.New("some buyers failed")
+
 // usageError is a mistake in the command line.
 type usageError struct{ msg string }
 

@@ -2,6 +2,37 @@
 // processes at once, safely: each buyer takes an flock(2) lock beside a JSON
 // ticket file, re-reads it, takes its tickets and replaces the file
 // atomically and durably. Run "ticket --help" for the subcommands.
+//
+// The command is thin: the sale is package store's (or store/redis's), the
+// buy rule package ticket's. Here are the flags (one parser, parse), the
+// output, the exit statuses (exitCode, the one place that maps errors to
+// them), the hints that complete the library's errors with what to type
+// next (hint.go), and the demonstrations that start processes.
+//
+// # Children of this program
+//
+// ticket rush and ticket bench start this program again as their buyers,
+// and rush starts ticket watch as its heartbeat: its children. What makes
+// a process a child is internal, never a flag or a command a user sees:
+// the environment variable TICKET_CHILD, whose value is the part it plays
+// (see runChild):
+//
+//	gated               wait at the gate, then run the command line: rush's
+//	                    buyers are "ticket buy ..." commands
+//	bench               wait at the gate, then be a bench worker: the
+//	                    arguments are the ticket file, the buyer's name and
+//	                    "sync" or "nosync"
+//	heartbeat:PID       run the command line (ticket watch) for the rush
+//	                    PID, and stop at once if it is not the parent
+//	heartbeat:PID:pipe  also stop when stdin, a pipe from the rush, reaches
+//	                    end of file (the rush closed it or died)
+//
+// The gate (see gate) is a pipe on every gated child's stdin, and a second
+// pipe on its descriptor 3: a child writes one byte to fd 3 and closes it
+// to say it is at the gate, then reads stdin until end of file, which comes
+// to all of them at once when the launcher closes its end. A heartbeat
+// child, and the COMMAND of ticket sem, are also killed by the kernel if
+// their parent dies, even by SIGKILL (startTied).
 package main
 
 import (

@@ -21,10 +21,6 @@ import (
 // maxBuyers bounds --buyers: each buyer is a process with two pipes.
 const maxBuyers = 10000
 
-// errRushFailed is a rush whose books balance but where some buyer failed
-// for another reason than a sold-out stock (exit 1).
-var errRushFailed = errors.New("some buyers failed")
-
 func runRush(c *cli, args []string) error {
 	fs, file := c.flagSet("--buyers N [--count C [--force]] [--qty K] [--wait D] [--unlocked] [--json] [flags]", `
 Start N buyer processes at once, the seed's person0..personN-1, and check

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -455,6 +456,37 @@ func TestBuyPeek(t *testing.T) {
 		t.Errorf("stderr %q, want %q", errOut, "person3 sees 3 left\n")
 	}
 }
+
+// needTools skips the test, saying how to install them, when commands
+// the cooperation tests and the shell scripts need are missing.
+func needTools(t *testing.T, names ...string) {
+	t.Helper()
+	packages := map[string]string{"python3": "python3", "jq": "jq", "flock": "util-linux", "bash": "bash"}
+	var missing []string
+	for _, n := range names {
+		if _, err := exec.LookPath(n); err != nil {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		var pkgs []string
+		for _, m := range missing {
+			pkgs = append(pkgs, packages[m])
+		}
+		t.Skipf("%s not installed (apt-get install %s; scripts/check.sh installs them when CI=true)", strings.Join(missing, ", "), strings.Join(pkgs, " "))
+	}
+}
+
+// python3 is the Python interpreter itself, found once: a version manager's
+// shim on PATH (pyenv's) costs a few hundred milliseconds per process,
+// several times the buyer's own run.
+var python3 = sync.OnceValue(func() string {
+	out, err := exec.Command("python3", "-c", "import sys; print(sys.executable)").Output()
+	if exe := strings.TrimSpace(string(out)); err == nil && filepath.IsAbs(exe) {
+		return exe
+	}
+	return "python3"
+})
 
 // script runs a script of scripts/ with bash, the ticket program first on
 // PATH. It runs in its own process group, which t.Cleanup kills, buyers

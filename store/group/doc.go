@@ -74,8 +74,9 @@
 // requests of the processes that share it, and exclusion never depends on
 // it.
 //
-// Group commit needs Linux (futexes, O_TMPFILE-free shared mappings of a
-// file). Elsewhere, when the region cannot be made or mapped, when the
-// buyer's name does not fit in a slot, and when all slots are busy, Buy
-// returns ErrAlone and the caller takes the lock itself.
+// Group commit needs Linux (futexes on a shared mapping of a file, /proc
+// to tell boots and processes apart). Elsewhere, when the region cannot be
+// made or mapped, when the buyer's name does not fit in a slot, and when
+// all slots are busy, Buy returns ErrAlone and the caller takes the lock
+// itself.
 package group

@@ -2,7 +2,11 @@ package lock
 
 import "errors"
 
-// ErrLocked reports that a lock was not acquired: another process holds
-// it, and the context's deadline passed (Lock) or the caller would not
-// wait (TryLock callers that want an error). It is not an I/O error.
+// ErrLocked reports a lock not acquired because another process holds it:
+// the wait's deadline passed (see Lock and WaitError). It is not an I/O
+// error. TryLock reports a lock held by returning false, not an error.
 var ErrLocked = errors.New("lock is held by another process")
+
+// errMoved is a lock taken on a file that is no longer at its path: the
+// caller tries again.
+var errMoved = errors.New("the lock file was replaced or deleted")

@@ -97,10 +97,6 @@ func WaitError(ctx context.Context, path string) error {
 // maxMoves bounds how often a lock starts again on a file that moved.
 const maxMoves = 1000
 
-// errMoved is a lock taken on a file that is no longer at its path: the
-// caller tries again.
-var errMoved = errors.New("the lock file was replaced or deleted")
-
 // retry runs once, one attempt at the lock on path, until it does not
 // report errMoved, at most maxMoves times.
 func retry(path string, once func() (func(), error)) (func(), error) {

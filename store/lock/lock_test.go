@@ -28,9 +28,9 @@ func TestLockContext(t *testing.T) {
 		}
 	})
 	t.Run("deadline", func(t *testing.T) {
+		start := time.Now() // before the deadline is set: it counts from there
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		defer cancel()
-		start := time.Now()
 		_, err := Lock(ctx, path, 0)
 		if !errors.Is(err, ErrLocked) {
 			t.Fatalf("Lock = %v, want ErrLocked", err)
