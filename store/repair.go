@@ -80,7 +80,7 @@ func (s *Store) Repair(ctx context.Context) (Repaired, error) {
 		if j != nil {
 			defer j.Close()
 		}
-		return s.rebuild(f, info, !missing)
+		return s.rebuild(f, j, info, !missing)
 	}
 	return Repaired{}, err // unreadable, or refused for what it is: not damage Repair can mend
 }
@@ -155,7 +155,7 @@ func (s *Store) restartJournal(f files, file ticket.State) (Repaired, error) {
 
 // rebuild is Repair of a ticket file that does not parse (damaged: kept
 // aside) or is missing, from the journal.
-func (s *Store) rebuild(f files, info fs.FileInfo, damaged bool) (Repaired, error) {
+func (s *Store) rebuild(f files, j *journal, info fs.FileInfo, damaged bool) (Repaired, error) {
 	var r Report
 	l := newLedger(&r)
 	for rec, err := range readRecords(f.journal) {
@@ -184,8 +184,11 @@ func (s *Store) rebuild(f files, info fs.FileInfo, damaged bool) (Repaired, erro
 	state := ticket.At(l.last.Seq, l.left, total)
 	kept := ""
 	if damaged {
+		// Moved aside, not linked: a crash before the new file is in place
+		// leaves no ticket file (which the next repair rebuilds), never one
+		// with two names (which every command refuses).
 		kept = fmt.Sprintf("%s.damaged.%s", f.ticket, time.Now().UTC().Format("20060102T150405.000000000Z"))
-		if err := os.Link(f.ticket, kept); err != nil {
+		if err := os.Rename(f.ticket, kept); err != nil {
 			return Repaired{}, ioError("keep the damaged file as", kept, err)
 		}
 	}
@@ -193,5 +196,18 @@ func (s *Store) rebuild(f files, info fs.FileInfo, damaged bool) (Repaired, erro
 	if err := (writer{noSync: s.opts.NoSync}).replace(f.ticket, f.tmp, state.Encode(), info.Mode().Perm(), uid, gid); err != nil {
 		return Repaired{}, err
 	}
-	return Repaired{State: state, Sales: int64(l.n), Kept: kept}, nil
+	done := Repaired{State: state, Sales: int64(l.n), Kept: kept}
+	// What follows the last whole record was never committed: cut it, as
+	// the next buy would.
+	if size, err := j.size(); err != nil {
+		return done, err
+	} else if end, err := wholeEnd(j.f, j.path); err != nil {
+		return done, err
+	} else if end != size {
+		if err := j.recoverLocked(settlement{end: end}); err != nil {
+			return done, err
+		}
+		done.Note = j.path + ": cut an unfinished line a crashed buyer left (or what a power cut left of one)"
+	}
+	return done, nil
 }
