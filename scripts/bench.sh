@@ -89,19 +89,16 @@ else
   say "bench.sh: not root or no mkfs.ext4: no ext4-with-journal image, one file system only"
 fi
 
-redis_start() { # DIR: start a durable redis-server with its files in DIR; prints its port
-  local dir=$1 port pid
+redis_start() { # DIR: start a durable redis-server with its files in DIR; sets port
+  local dir=$1 pid
   for _ in 1 2 3 4 5; do
     port=$((20000 + RANDOM % 20000))
     redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save '' --daemonize no --loglevel warning \
       --appendonly yes --appendfsync always >"$dir/log" 2>&1 &
     pid=$!
+    redis_pids+=("$pid") # stopped by cleanup, whatever happens
     sleep 0.3
-    if kill -0 "$pid" 2>/dev/null; then
-      redis_pids+=("$pid")
-      echo "$port"
-      return
-    fi
+    if kill -0 "$pid" 2>/dev/null; then return; fi
   done
   return 1
 }
@@ -130,7 +127,8 @@ declare -a redis_port
 if ((have_redis)); then
   for i in "${!fs_dirs[@]}"; do
     mkdir -p "${fs_dirs[$i]}/redis"
-    redis_port[$i]=$(redis_start "${fs_dirs[$i]}/redis")
+    redis_start "${fs_dirs[$i]}/redis"
+    redis_port[$i]=$port
   done
 fi
 
