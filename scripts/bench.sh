@@ -1,136 +1,244 @@
 #!/usr/bin/env bash
-# scripts/bench.sh: measure ticket against its physical floor and its peers,
-# side by side, in one run on this machine, and print one table.
+# scripts/bench.sh: measure ticket against its design's floor and its peers,
+# side by side, in one run on this machine, on two kinds of file system, and
+# write a table, the raw figures and a chart.
 #
-# Usage: scripts/bench.sh [-h] [TICKETS]     (default 20000; CI-sized: 2000)
+# Usage: scripts/bench.sh [-h] [-o DIR] [-r ROUNDS] [TICKETS]
 #
-# Rows (buys/s, each with its ratio to durable ticket bench at P=4):
-#   ticket bench, durable and --no-sync, P = 1, 4, 16, 64
-#   floor: flock + the same atomic replace (scripts/floor), durable and not
-#   seed: the lesson's Python (lock, read JSON, write back in place, no fsync)
-#   sqlite: Python's sqlite3, WAL with synchronous=FULL and =NORMAL, P=4
-#   shell: N processes of flock(1)+jq versus N processes of ticket buy
-#   redis: ticket bench --store redis://... at P=4 against a redis-server
-#   started here on 127.0.0.1, with appendfsync always and with no persistence
-# Then the per-process cost of ticket buy against a trivial Go binary's start
-# plus one durable commit, and the peak RSS of one ticket buy. Each row runs
-# twice and the better run is shown; ticket P=4 and sqlite WAL FULL P=4 run
-# three more times each, alternating, and keep their best.
-# Needs go, python3, flock, jq and redis-server; a missing peer's row says so.
+#   TICKETS  tickets sold per run (default 20000; 2000 for a quick look)
+#   -r N     rounds (default 3): every system runs once per round, in turn
+#            with the others, and the median of the rounds is kept
+#   -o DIR   where to write table.md, results.tsv and chart.svg (default: a
+#            new bench-results-TIME directory in the current one)
+#
+# File systems: the current directory's (the disk you are sizing), and,
+# where it can (as root, with mkfs.ext4), an ext4 image with its journal,
+# loop-mounted in a directory the script makes and removes: most users'
+# ext4 has its journal, which changes what a commit costs.
+# Systems, each at 1, 4, 16 and 64 processes, durable:
+#   ticket    ticket bench (buyer processes started at once, each looping
+#             "lock, read, decide, commit")
+#   floor     the design's own floor (scripts/floor -design): flock, read,
+#             append a line to a journal and fdatasync it, replace the
+#             count by rename; nothing else
+#   sqlite    Python's sqlite3, WAL, synchronous=FULL and =NORMAL (forked
+#             workers held at a gate until connected, like ticket bench's)
+#   redis     ticket bench against a redis-server on 127.0.0.1 keeping its
+#             files on that file system, appendonly yes, appendfsync always
+# Then, on the current directory's file system: ticket --no-sync at 4
+# processes, 200 shell processes of flock+jq against 200 of ticket buy,
+# 400 ticket buy processes in 4 lanes (xargs -P4) against 400 runs of a
+# static program doing one naive durable replace (scripts/floor -once), the
+# peak RSS of one ticket buy, and the packages a ticket process initializes.
+# Needs go, python3, flock, jq, redis-server; a missing peer's rows say so.
 set -euo pipefail
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then sed -n '2,17s/^# \{0,1\}//p' "$0"; exit 0; fi
+usage() { sed -n '2,/^set -euo/{/^set/d;s/^# \{0,1\}//p}' "$0"; }
+out="" rounds=3
+while (($#)); do
+  case $1 in
+  -h | --help) usage; exit 0 ;;
+  -o) out=${2:?-o needs a directory}; shift 2 ;;
+  -r) rounds=${2:?-r needs a number}; shift 2 ;;
+  -*) usage >&2; exit 2 ;;
+  *) break ;;
+  esac
+done
 N=${1:-20000}
+if (($# > 1)) || ! [[ $N =~ ^[1-9][0-9]*$ && $rounds =~ ^[1-9][0-9]*$ ]]; then usage >&2; exit 2; fi
 root=$(cd "$(dirname "$0")/.." && pwd)
+[[ -n $out ]] || out=$PWD/bench-results-$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$out"
 work=$(mktemp -d "$PWD/bench-XXXXXX")
-redis_pids=()
+redis_pids=() mnt=""
 cleanup() {
   for p in "${redis_pids[@]}"; do { kill "$p" && wait "$p"; } 2>/dev/null || true; done
+  if [[ -n $mnt ]]; then umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
+say() { printf '%s\n' "$*" >&2; }
 bin=$work/bin
 mkdir -p "$bin"
-(cd "$root" && CGO_ENABLED=0 go build -o "$bin/ticket" ./cmd/ticket && go build -o "$bin/floor" ./scripts/floor &&
-  go build -o "$bin/trivial" ./scripts/peers/trivial && go build -o "$bin/maxrss" ./scripts/peers/maxrss)
+say "bench.sh: building (static) ..."
+(cd "$root" && CGO_ENABLED=0 go build -o "$bin/ticket" ./cmd/ticket &&
+  CGO_ENABLED=0 go build -o "$bin/floor" ./scripts/floor &&
+  go build -o "$bin/maxrss" ./scripts/peers/maxrss && go build -o "$bin/benchchart" ./scripts/benchchart)
 
-rate() { grep -o '^[0-9]*' <<<"$1"; }            # "1234 buys/s ..." -> 1234
-best() { local a=$1 b=$2; ((a > b)) && echo "$a" || echo "$b"; }
-fresh() { local d; d=$(mktemp -d "$work/run-XXXXXX"); echo "$d"; }
-declare -A row
+rate() { grep -o '^[0-9]*' <<<"$1" || echo 0; } # "1234 buys/s ..." -> 1234
+median() { tr ' ' '\n' <<<"$*" | grep . | sort -n | awk '{a[NR]=$1} END{print (NR ? a[int((NR+1)/2)] : 0)}'; }
+fresh() { mktemp -d "$1/run-XXXXXX"; }
 
-measure() { # name command...: run twice, keep the better rate
-  local name=$1 r1 r2; shift
-  r1=$(rate "$("$@" 2>&1 | tail -1)") || r1=0
-  r2=$(rate "$("$@" 2>&1 | tail -1)") || r2=0
-  row[$name]=$(best "${r1:-0}" "${r2:-0}")
+have_python=0 have_redis=0
+command -v python3 >/dev/null && have_python=1
+command -v redis-server >/dev/null && have_redis=1
+
+# The file systems: name and directory.
+fs_names=("$(df -T "$work" | awk 'NR==2{print $2}') (this machine's disk)") fs_dirs=("$work/own")
+mkdir -p "$work/own"
+if [[ $(id -u) == 0 ]] && command -v mkfs.ext4 >/dev/null; then
+  img=$work/ext4.img mnt=$work/ext4
+  mkdir -p "$mnt"
+  truncate -s 2G "$img"
+  if mkfs.ext4 -q -F "$img" && mount -o loop "$img" "$mnt"; then
+    fs_names+=("ext4 with its journal (loop image)") fs_dirs+=("$mnt")
+  else
+    say "bench.sh: could not make the ext4 image: measuring one file system only"
+    mnt=""
+  fi
+else
+  say "bench.sh: not root or no mkfs.ext4: no ext4-with-journal image, one file system only"
+fi
+
+redis_start() { # DIR: start a durable redis-server with its files in DIR; sets port
+  local dir=$1 pid
+  for _ in 1 2 3 4 5; do
+    port=$((20000 + RANDOM % 20000))
+    redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save '' --daemonize no --loglevel warning \
+      --appendonly yes --appendfsync always >"$dir/log" 2>&1 &
+    pid=$!
+    redis_pids+=("$pid") # stopped by cleanup, whatever happens
+    sleep 0.3
+    if kill -0 "$pid" 2>/dev/null; then return; fi
+  done
+  return 1
 }
-tbench() { (cd "$(fresh)" && "$bin/ticket" bench --tickets "$N" "$@"); }
-floor() { (cd "$(fresh)" && "$bin/floor" -tickets "$N" "$@"); }
 
-shellway() { # kind procs: N processes at once, each one buy
+declare -A samples # "fs|system|P" -> rates
+run_one() {          # fsindex system P
+  local i=$1 sys=$2 p=$3 dir=${fs_dirs[$1]} d r=0
+  d=$(fresh "$dir")
+  case $sys in
+  ticket) r=$(rate "$(cd "$d" && "$bin/ticket" bench --tickets "$N" --procs "$p" 2>&1 | tail -1)") ;;
+  floor) r=$(rate "$("$bin/floor" -design -procs "$p" -tickets "$N" -dir "$d" 2>&1 | tail -1)") ;;
+  "sqlite WAL FULL") r=$(rate "$(python3 "$root/scripts/peers/sqlite_buyers.py" "$d" "$p" "$N" WAL FULL 2>&1 | tail -1)") ;;
+  "sqlite WAL NORMAL") r=$(rate "$(python3 "$root/scripts/peers/sqlite_buyers.py" "$d" "$p" "$N" WAL NORMAL 2>&1 | tail -1)") ;;
+  "redis always") r=$(rate "$("$bin/ticket" bench --tickets "$N" --procs "$p" --force --store "redis://127.0.0.1:${redis_port[$i]}/0?name=bench" 2>&1 | tail -1)") ;;
+  esac
+  rm -rf "$d"
+  samples["$i|$sys|$p"]+="$r "
+}
+
+systems=(ticket floor)
+((have_python)) && systems+=("sqlite WAL FULL" "sqlite WAL NORMAL")
+((have_redis)) && systems+=("redis always")
+((have_python)) || say "bench.sh: no python3: no sqlite rows"
+((have_redis)) || say "bench.sh: no redis-server: no redis rows"
+declare -a redis_port
+if ((have_redis)); then
+  for i in "${!fs_dirs[@]}"; do
+    mkdir -p "${fs_dirs[$i]}/redis"
+    redis_start "${fs_dirs[$i]}/redis"
+    redis_port[$i]=$port
+  done
+fi
+
+say "bench.sh: $N tickets per run, $rounds rounds, ${#fs_dirs[@]} file systems, systems: ${systems[*]}"
+for ((r = 1; r <= rounds; r++)); do
+  for i in "${!fs_dirs[@]}"; do
+    for p in 1 4 16 64; do
+      for sys in "${systems[@]}"; do
+        say "  round $r/$rounds, ${fs_names[$i]}, $sys, P=$p"
+        run_one "$i" "$sys" "$p"
+      done
+    done
+  done
+done
+
+tsv=$out/results.tsv
+printf 'filesystem\tsystem\tprocesses\tbuys_per_second\n' >"$tsv"
+declare -A med
+for i in "${!fs_dirs[@]}"; do
+  for sys in "${systems[@]}"; do
+    for p in 1 4 16 64; do
+      med["$i|$sys|$p"]=$(median ${samples["$i|$sys|$p"]})
+      printf '%s\t%s\t%s\t%s\n' "${fs_names[$i]}" "$sys" "$p" "${med["$i|$sys|$p"]}" >>"$tsv"
+    done
+  done
+done
+
+# The extra rows, on the current directory's file system.
+extra=()
+nosync=$(cd "$(fresh "$work/own")" && "$bin/ticket" bench --tickets "$N" --procs 4 --no-sync | tail -1)
+extra+=("ticket P=4 --no-sync: $(rate "$nosync") buys/s")
+cpu=$(cd "$(fresh "$work/own")" && "$bin/ticket" bench --tickets "$((N / 4 + 1))" --procs 1 --json | sed -n 's/.*"cpu_per_buy_ns":\([0-9]*\).*/\1/p')
+extra+=("ticket P=1: CPU $((cpu / 1000)) us per buy (goal: under 100 us beyond fsync waits)")
+shellway() { # kind n: n processes at once, each one buy
   local kind=$1 n=$2 d start end
-  d=$(fresh)
+  d=$(fresh "$work/own")
   "$bin/ticket" init --count "$n" -f "$d/t.json" >/dev/null
   start=$(date +%s%N)
   for _ in $(seq "$n"); do
     if [[ $kind == ticket ]]; then
       "$bin/ticket" buy -f "$d/t.json" >/dev/null &
     else
-      flock "$d/t.json.lock" sh -c 'n=$(jq .count "$1"); [ "$n" -gt 0 ] && jq ".count = $((n-1))" "$1" >"$1.tmp" && mv "$1.tmp" "$1"' sh "$d/t.json" &
+      flock "$d/t.json.lock" sh -c 'n=$(jq .count "$1"); [ "$n" -gt 0 ] && jq ".count = $((n-1))" "$1" >"$1.jq" && mv "$1.jq" "$1"' sh "$d/t.json" &
     fi
   done
   wait
   end=$(date +%s%N)
-  [[ $(jq .count "$d/t.json") == 0 ]] || { echo "0 buys/s (count did not reach 0)"; return; }
-  echo "$((n * 1000000000 / (end - start))) buys/s"
+  echo "$((n * 1000000000 / (end - start)))"
 }
-
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr), $(go version | cut -d' ' -f3)"
-echo "disk: $(df -T "$work" | awk 'NR==2{print $2" on "$1}')  tickets per run: $N"
-echo
-for p in 1 4 16 64; do measure "ticket P=$p" tbench --procs "$p"; done
-measure "ticket P=4 --no-sync" tbench --procs 4 --no-sync
-measure "floor P=4" floor -procs 4
-measure "floor P=4 no fsync" floor -procs 4 -no-sync
-if command -v python3 >/dev/null; then
-  measure "seed python P=4 (no fsync)" python3 "$root/scripts/peers/seed_buyers.py" "$(fresh)" 4 "$N"
-  measure "sqlite WAL FULL P=4" python3 "$root/scripts/peers/sqlite_buyers.py" "$(fresh)" 4 "$N" WAL FULL
-  measure "sqlite WAL NORMAL P=4" python3 "$root/scripts/peers/sqlite_buyers.py" "$(fresh)" 4 "$N" WAL NORMAL
-  # The head-to-head the issue asks for: three more rounds of each,
-  # alternating, so that both see the same moments of a noisy machine.
-  for _ in 1 2 3; do
-    r=$(rate "$(tbench --procs 4 2>&1 | tail -1)") || r=0
-    row["ticket P=4"]=$(best "${row["ticket P=4"]}" "${r:-0}")
-    r=$(rate "$(python3 "$root/scripts/peers/sqlite_buyers.py" "$(fresh)" 4 "$N" WAL FULL 2>&1 | tail -1)") || r=0
-    row["sqlite WAL FULL P=4"]=$(best "${row["sqlite WAL FULL P=4"]}" "${r:-0}")
-  done
-fi
 if command -v jq >/dev/null && command -v flock >/dev/null; then
-  measure "shell: 200 x flock+jq" shellway jq 200
+  extra+=("shell, 200 processes at once: flock+jq $(shellway jq 200) buys/s; ticket buy $(shellway ticket 200) buys/s")
 fi
-measure "shell: 200 x ticket buy" shellway ticket 200
-
-redis_start() { # args...: start a redis-server on a free loopback port; sets port
-  local dir pid; dir=$(fresh)
-  for _ in 1 2 3 4 5; do
-    port=$((20000 + RANDOM % 20000))
-    redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save '' --daemonize no --loglevel warning "$@" >"$dir/log" 2>&1 &
-    pid=$!
-    redis_pids+=("$pid")
-    sleep 0.3
-    if kill -0 "$pid" 2>/dev/null; then return; fi
-  done
-  return 1
+# One ticket buy process against one naive durable replace, 400 of each
+# in 4 lanes, alternating, median of 3.
+lanes() { # kind: 400 processes, 4 at a time; prints ms
+  local kind=$1 d start end
+  d=$(fresh "$work/own")
+  "$bin/ticket" init --count 400 -f "$d/t.json" >/dev/null
+  printf 400 >"$d/count"
+  start=$(date +%s%N)
+  if [[ $kind == ticket ]]; then
+    seq 400 | xargs -P4 -I{} "$bin/ticket" buy -f "$d/t.json" >/dev/null
+  else
+    seq 400 | xargs -P4 -I{} "$bin/floor" -once -dir "$d"
+  fi
+  end=$(date +%s%N)
+  echo $(((end - start) / 1000000))
 }
-rbench() { "$bin/ticket" bench --tickets "$N" --force "$@"; }
-if command -v redis-server >/dev/null; then
-  redis_start --appendonly yes --appendfsync always
-  measure "redis P=4 appendfsync always" rbench --procs 4 --store "redis://127.0.0.1:$port/0?name=bench"
-  redis_start
-  measure "redis P=4 no persistence" rbench --procs 4 --store "redis://127.0.0.1:$port/0?name=bench"
-fi
+tl=() fl=()
+for _ in 1 2 3; do tl+=("$(lanes ticket)"); fl+=("$(lanes floor)"); done
+t_ms=$(median "${tl[@]}") f_ms=$(median "${fl[@]}")
+extra+=("400 shell ticket buy in 4 lanes: ${t_ms} ms; 400 naive durable replaces (a static Go program each): ${f_ms} ms; ratio $(awk -v a="$t_ms" -v b="$f_ms" 'BEGIN{printf "%.2f", b ? a/b : 0}') (goal <= 1.3)")
+d=$(fresh "$work/own")
+"$bin/ticket" init --count 1 -f "$d/t.json" >/dev/null
+extra+=("peak RSS of one ticket buy: $("$bin/maxrss" "$bin/ticket" buy -f "$d/t.json" | tail -1) KiB (goal < 6144)")
+extra+=("packages a ticket process initializes: $(GODEBUG=inittrace=1 "$bin/ticket" --version 2>&1 >/dev/null | grep -c '^init ') (GODEBUG=inittrace=1); binary $(($(stat -c %s "$bin/ticket") / 1024)) KiB")
 
-base=${row["ticket P=4"]}
-printf '%-30s %10s %8s\n' "what" "buys/s" "x ticket"
-for name in "ticket P=1" "ticket P=4" "ticket P=16" "ticket P=64" "ticket P=4 --no-sync" "floor P=4" \
-  "floor P=4 no fsync" "seed python P=4 (no fsync)" "sqlite WAL FULL P=4" "sqlite WAL NORMAL P=4" \
-  "shell: 200 x flock+jq" "shell: 200 x ticket buy" "redis P=4 appendfsync always" "redis P=4 no persistence"; do
-  [[ -n ${row[$name]:-} ]] || { printf '%-30s %10s\n' "$name" "(not run)"; continue; }
-  printf '%-30s %10s %8s\n' "$name" "${row[$name]}" "$(awk -v a="${row[$name]}" -v b="$base" 'BEGIN{printf "%.2f", b ? a/b : 0}')"
-done
-
-# Per-process cost: ticket buy run one after another, against a trivial Go
-# binary's start plus one durable commit (the floor at P=1).
-echo
-runs=200
-d=$(fresh)
-"$bin/ticket" init --count "$runs" -f "$d/t.json" >/dev/null
-t0=$(date +%s%N); for _ in $(seq $runs); do "$bin/ticket" buy -f "$d/t.json" >/dev/null; done; t1=$(date +%s%N)
-for _ in $(seq $runs); do "$bin/trivial"; done; t2=$(date +%s%N)
-commit=$(rate "$(floor -procs 1 | tail -1)")
-buy_us=$(((t1 - t0) / runs / 1000)); start_us=$(((t2 - t1) / runs / 1000)); commit_us=$((1000000 / commit))
-echo "one ticket buy process: ${buy_us}us; trivial Go start ${start_us}us + one durable commit ${commit_us}us = $((start_us + commit_us))us;" \
-  "ratio $(awk -v a=$buy_us -v b=$((start_us + commit_us)) 'BEGIN{printf "%.2f", a/b}') (target <= 1.3)"
-"$bin/ticket" init --count 1 --force -f "$d/t.json" >/dev/null 2>&1
-rss=$("$bin/maxrss" "$bin/ticket" buy -f "$d/t.json" | tail -1)
-echo "peak RSS of one ticket buy: ${rss} KiB (target < 10 MiB); a trivial Go binary: $("$bin/maxrss" "$bin/trivial") KiB"
+# The table.
+machine="$(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr), $(go version | cut -d' ' -f3), $(date -u +%Y-%m-%d)"
+{
+  echo "# scripts/bench.sh results"
+  echo
+  echo "Machine: $machine. $N tickets per run, median of $rounds alternating rounds, durable (fdatasync) unless said."
+  echo
+  for i in "${!fs_dirs[@]}"; do
+    echo "## ${fs_names[$i]}"
+    echo
+    printf '| processes |'
+    for sys in "${systems[@]}"; do printf ' %s |' "$sys"; done
+    printf ' ticket / floor |'
+    ((have_python)) && printf ' ticket / sqlite WAL FULL |'
+    echo
+    printf '| ---: |'
+    for _ in "${systems[@]}"; do printf ' ---: |'; done
+    printf ' ---: |'
+    ((have_python)) && printf ' ---: |'
+    echo
+    for p in 1 4 16 64; do
+      printf '| %s |' "$p"
+      for sys in "${systems[@]}"; do printf ' %s |' "${med["$i|$sys|$p"]}"; done
+      awk -v a="${med["$i|ticket|$p"]}" -v b="${med["$i|floor|$p"]}" 'BEGIN{printf " %.2fx |", b ? a/b : 0}'
+      ((have_python)) && awk -v a="${med["$i|ticket|$p"]}" -v b="${med["$i|sqlite WAL FULL|$p"]}" 'BEGIN{printf " %.2fx |", b ? a/b : 0}'
+      echo
+    done
+    echo
+  done
+  echo "## One process, start-up and the rest"
+  echo
+  for e in "${extra[@]}"; do echo "- $e"; done
+} >"$out/table.md"
+"$bin/benchchart" -title "ticket and its peers: buys/s, durable ($machine)" <"$tsv" >"$out/chart.svg"
+cat "$out/table.md"
+say "bench.sh: wrote $out/table.md, $out/results.tsv and $out/chart.svg"

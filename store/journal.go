@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"iter"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -148,7 +149,7 @@ func (st settlement) note(path string) string {
 		parts = append(parts, "cut what a crashed buyer never committed: "+describe(st.cut))
 	}
 	if st.unfinished {
-		parts = append(parts, "cut an unfinished line a crashed buyer left")
+		parts = append(parts, "cut an unfinished line a crashed buyer left (or what a power cut left of one)")
 	}
 	for _, r := range st.add {
 		if r.Kind != ticket.KindInit {
@@ -399,7 +400,18 @@ func tailRecords(f *os.File, path string, size int64, stop func(ticket.Record) b
 				cut = true // this line may begin before the window: read more
 				break
 			}
-			s, err := ticket.ParseRecord(buf[lineStart : len(buf)-1])
+			line := buf[lineStart : len(buf)-1]
+			if residue(line) {
+				// What a power cut left of writes that never reached the
+				// disk: nothing from here on was ever confirmed, since
+				// the fsync that confirmed a later line would have
+				// written this one. Cut it, and all after it.
+				end = start + int64(lineStart)
+				entries = entries[:0]
+				buf = buf[:lineStart]
+				continue
+			}
+			s, err := ticket.ParseRecord(line)
 			if err != nil {
 				return nil, false, 0, &journalError{path: path, problem: fmt.Sprintf("the line at byte %d is not a record: %v", start+int64(lineStart), err)}
 			}
@@ -413,6 +425,33 @@ func tailRecords(f *os.File, path string, size int64, stop func(ticket.Record) b
 		}
 	}
 }
+
+// wholeEnd reads the journal f from its start and returns where its whole
+// records end: before an unfinished last line or the first line a power
+// cut left zeros in.
+func wholeEnd(f *os.File, path string) (int64, error) {
+	r := bufio.NewReaderSize(io.NewSectionReader(f, 0, math.MaxInt64), 64<<10)
+	var end int64
+	for {
+		line, err := r.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return 0, fmt.Errorf("read %s: a line longer than %d bytes", path, r.Size())
+		}
+		if err != nil || residue(line) {
+			if errors.Is(err, io.EOF) || err == nil {
+				return end, nil
+			}
+			return 0, files.Error("read", path, err)
+		}
+		end += int64(len(line))
+	}
+}
+
+// residue reports whether a journal line holds zero bytes, which no record
+// does: a file system that writes a file's size apart from its data (ext4
+// without its journal, xfs) can come back from a power cut with zeros where
+// unsynced writes were.
+func residue(line []byte) bool { return bytes.IndexByte(line, 0) >= 0 }
 
 // append writes records, each a whole line, in one write and fsyncs them.
 func (j *journal) append(lines []byte) error {
@@ -499,6 +538,10 @@ func readRecords(path string) iter.Seq2[ticket.Record, error] {
 			}
 			if err != nil {
 				yield(ticket.Record{}, fmt.Errorf("read %s: line %d: %w", path, n, err))
+				return
+			}
+			if residue(line) {
+				yield(ticket.Record{}, &journalError{path: path, problem: fmt.Sprintf("line %d holds zero bytes: what a power cut left of an unfinished write", n), unfinished: true})
 				return
 			}
 			s, err := ticket.ParseRecord(line[:len(line)-1])

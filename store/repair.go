@@ -72,7 +72,7 @@ func (s *Store) Repair(ctx context.Context) (Repaired, error) {
 		if j != nil {
 			defer j.Close()
 		}
-		return s.rebuild(p, info, !missing)
+		return s.rebuild(p, j, info, !missing)
 	}
 	return Repaired{}, err // unreadable, or refused for what it is: not damage Repair can mend
 }
@@ -150,7 +150,7 @@ func (s *Store) restartJournal(p paths, file ticket.State) (Repaired, error) {
 
 // rebuild is Repair of a ticket file that does not parse (damaged: kept
 // aside) or is missing, from the journal.
-func (s *Store) rebuild(p paths, info fs.FileInfo, damaged bool) (Repaired, error) {
+func (s *Store) rebuild(p paths, j *journal, info fs.FileInfo, damaged bool) (Repaired, error) {
 	var l ticket.Ledger
 	for rec, err := range readRecords(p.journal) {
 		if err != nil {
@@ -171,13 +171,29 @@ func (s *Store) rebuild(p paths, info fs.FileInfo, damaged bool) (Repaired, erro
 	}
 	kept := ""
 	if damaged {
+		// Moved aside, not linked: a crash before the new file is in place
+		// leaves no ticket file (which the next repair rebuilds), never one
+		// with two names (which every command refuses).
 		kept = p.ticket + ".damaged." + files.Stamp(time.Now())
-		if err := os.Link(p.ticket, kept); err != nil {
+		if err := os.Rename(p.ticket, kept); err != nil {
 			return Repaired{}, files.Error("keep the damaged file as", kept, err)
 		}
 	}
 	if err := (writer{noSync: s.opts.NoSync}).replace(p.ticket, p.tmp, state.Encode(), files.LikeFile(info)); err != nil {
 		return Repaired{}, err
 	}
-	return Repaired{State: state, Sales: int64(l.Len()), Kept: kept}, nil
+	done := Repaired{State: state, Sales: int64(l.Len()), Kept: kept}
+	// What follows the last whole record was never committed: cut it, as
+	// the next buy would.
+	if size, err := j.size(); err != nil {
+		return done, err
+	} else if end, err := wholeEnd(j.f, j.path); err != nil {
+		return done, err
+	} else if end != size {
+		if err := j.recoverLocked(settlement{end: end}); err != nil {
+			return done, err
+		}
+		done.Note = j.path + ": cut an unfinished line a crashed buyer left (or what a power cut left of one)"
+	}
+	return done, nil
 }

@@ -47,9 +47,8 @@ func buyPhase(t *testing.T, spec, prefix string, n, workers int) []redisBuy {
 // TestRedisFailoverWaitReplicas: a primary with one replica; buyers sell
 // while the replica is healthy, then while its link to the primary is
 // stalled (a relay between them stops relaying: nothing reaches the
-// replica, which has not noticed yet); then the primary is killed
-// (SIGKILL), the stalled link cut and the replica promoted (REPLICAOF NO
-// ONE). With wait_replicas=1, no buyer
+// replica, which has not noticed yet); then the stalled link is cut, the
+// primary killed (SIGKILL) and the replica promoted (REPLICAOF NO ONE). With wait_replicas=1, no buyer
 // told it got a ticket (exit 0) lost its sale: those sold while the
 // replica stalled were told the sale was not confirmed (exit 6). Without
 // it (the documented loss, and the control), every sale acknowledged
@@ -83,8 +82,11 @@ func TestRedisFailoverWaitReplicas(t *testing.T) {
 			pc.Close()
 			link.Freeze()
 			stalled := buyPhase(t, spec, "stalled", 12, 4)
-			primary.Kill()
+			// The link first: a replica that reconnected to the primary's
+			// address once the primary was gone could reach another
+			// server that took its port, and copy that server's data.
 			link.Cut()
+			primary.Kill()
 			c := redis.NewClient(&redis.Options{Addr: replica.Addr()})
 			defer c.Close()
 			if err := c.ReplicaOf(ctx, "NO", "ONE").Err(); err != nil {

@@ -8,8 +8,9 @@ lock protocol that makes any program a safe peer of ticket's own buyers:
      have deleted it meanwhile): if not, close it and start again;
   3. read PATH (JSON), change "count" (the tickets left), keep every other
      member as it is;
-  4. write the new version to a temporary file in the same directory and
-     rename it over PATH (atomic: readers see the old or the new file);
+  4. write the new version to a temporary file in the same directory, fsync
+     it, rename it over PATH (atomic: readers see the old or the new file)
+     and fsync the directory (a change that must survive a power cut);
   5. close the lock file, which releases the lock.
 
 ticket records such a change as tickets taken (or added) outside ticket the
@@ -95,6 +96,12 @@ def main(argv):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        # The rename survives a power cut only once the directory is synced.
+        d = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+        try:
+            os.fsync(d)
+        finally:
+            os.close(d)
         print(f"{os.getpid()} got {qty if not add else -add} ({state['count']} left)", flush=True)
         return 0
     finally:

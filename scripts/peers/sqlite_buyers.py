@@ -2,6 +2,9 @@
 """SQLite as a benchmark peer: P processes loop
 "BEGIN IMMEDIATE; UPDATE stock SET count = count - 1 WHERE count > 0; COMMIT"
 until nothing is left, with the journal mode and synchronous setting given.
+The processes are forked (no interpreter start) and held at a gate until
+each has opened its connection, as ticket bench holds its buyers: the time
+is that of the buys alone.
 
 usage: sqlite_buyers.py DIR PROCS TICKETS MODE SYNC   (e.g. WAL FULL; prints "N buys/s")
 """
@@ -15,8 +18,10 @@ def connect(path, mode, sync):
     return db
 
 
-def buy_all(path, mode, sync):
+def buy_all(path, mode, sync, gate):
     db = connect(path, mode, sync)
+    gate.wait()  # every process connected: the timer starts
+    gate.wait()
     while True:
         db.execute("BEGIN IMMEDIATE")
         n = db.execute("UPDATE stock SET count = count - 1 WHERE count > 0").rowcount
@@ -32,10 +37,13 @@ def main():
     db.execute("CREATE TABLE stock (count INTEGER NOT NULL)")
     db.execute("INSERT INTO stock VALUES (?)", (tickets,))
     db.close()
-    ps = [multiprocessing.Process(target=buy_all, args=(path, mode, sync)) for _ in range(procs)]
-    start = time.perf_counter()
+    gate = multiprocessing.Barrier(procs + 1)
+    ps = [multiprocessing.Process(target=buy_all, args=(path, mode, sync, gate)) for _ in range(procs)]
     for p in ps:
         p.start()
+    gate.wait()  # all connected
+    start = time.perf_counter()
+    gate.wait()  # go
     for p in ps:
         p.join()
     wall = time.perf_counter() - start

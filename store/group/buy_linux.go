@@ -35,7 +35,6 @@ func (r *Region) Buy(ctx context.Context, sale Sale, req Request) (ticket.Record
 	if !ok {
 		return ticket.Record{}, ticket.State{}, ErrAlone
 	}
-	defer r.retire()
 	sl.post(req)
 	stop := context.AfterFunc(ctx, func() { wakeSlot(sl) })
 	defer stop()

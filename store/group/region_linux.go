@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -163,23 +165,59 @@ func (r *Region) current() bool {
 	return unix.Stat(r.path, &st) == nil && st.Ino == r.ino
 }
 
-// retire removes the region's file when no process has a request in it
-// and no batch is open, so that a user's sales leave no file behind once
-// their buyers are done. A process that opened the file just before
-// works on in the removed region and one that comes after makes a new
-// one: each leads its own region's requests, under the same lock.
-func (r *Region) retire() {
-	if r.u32(offBatchOpen).Load() != 0 || r.i32(offSuccessor).Load() != 0 {
+// regionAge is how long a region's file may stay unused before the next
+// process that makes a region removes it (see sweep).
+const regionAge = time.Hour
+
+// sweep removes, from the directory of dir's regions, the files of
+// regions nobody has used for regionAge and in which no request waits,
+// and those of another boot (where the directory outlives a reboot), so
+// that the sales a user bought from leave nothing behind for long. A
+// process that still maps a removed region works on in it, and the next
+// one to come makes a new file: each leads its own region's requests,
+// under the same lock. (Removing a region's file whenever it fell idle
+// made every buy of a long-running process map a new one.)
+func sweep(dir string) {
+	names, err := filepath.Glob(filepath.Join(dir, "*.group"))
+	if err != nil {
 		return
 	}
+	prefix := fmt.Sprintf("%x-", bootHash())
+	for _, name := range names {
+		fi, err := os.Stat(name)
+		if err != nil {
+			continue
+		}
+		if strings.HasPrefix(filepath.Base(name), prefix) && (time.Since(fi.ModTime()) < regionAge || !idleFile(name)) {
+			continue
+		}
+		_ = os.Remove(name)
+	}
+}
+
+// idleFile reports whether the region in the file at path has no request
+// of a live process and no open batch.
+func idleFile(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	mem, err := unix.Mmap(int(f.Fd()), 0, regionSize, unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return false
+	}
+	defer unix.Munmap(mem)
+	r := &Region{mem: mem}
+	if r.u32(offBatchOpen).Load() != 0 {
+		return false
+	}
 	for i := range groupSlots {
-		if r.slot(i).owner().Load() != 0 {
-			return
+		if o := r.slot(i).owner().Load(); o != 0 && alive(o) {
+			return false
 		}
 	}
-	if r.current() {
-		_ = os.Remove(r.path)
-	}
+	return true
 }
 
 // bootHash identifies this boot of the machine (0 if unknown).
@@ -228,6 +266,9 @@ var regionDir = sync.OnceValues(func() (string, error) {
 // with its blocks allocated first: a store into a hole of a mapping on a
 // full disk would be SIGBUS.
 func mapRegion(key regionKey, path string) (*Region, error) {
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		sweep(filepath.Dir(path))
+	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, err

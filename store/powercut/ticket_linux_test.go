@@ -11,16 +11,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 )
 
-// The demonstration: the real ticket binary on the mount, buyers cut at
-// every operation in turn. The tests of issue 16 proper (every command,
-// every crash point, what the README says to do after a power cut) come
-// with the store's redesign; this shows the harness works with ticket and
-// that the file system forgets (the --no-sync control).
+// Helpers of the power-cut tests of ticket (cut_ticket_test.go), and
+// their negative control: without the journal's fsync, the file system
+// forgets acknowledged sales.
 
 var (
 	buildOnce sync.Once
@@ -188,53 +185,11 @@ func buyers() int {
 	return 3
 }
 
-// TestTicketBuyersPowerCut cuts the power under concurrent buyers at each
-// of their operations in turn: every buyer that exited 0 has its sale in
-// the journal afterwards, once. TICKET_TEST_LONG=1 adds buyers and the
-// variants that keep part of what was not synced.
-func TestTicketBuyersPowerCut(t *testing.T) {
-	t.Parallel()
-	variants := []Variant{LoseAll}
-	if long() {
-		variants = append(variants, Journaled, Unjournaled)
-	}
-	for _, v := range variants {
-		t.Run(strings.ReplaceAll(v.String(), " ", ""), func(t *testing.T) {
-			t.Parallel()
-			rounds := cutEveryOperation(t, v, buyers())
-			t.Logf("ticket buy, %d buyers, %v: %s", buyers(), v, summary(rounds))
-			if last := rounds[len(rounds)-1]; last.cut || last.acked != buyers() {
-				t.Errorf("the last round did not complete: cut %v, %d of %d buyers done", last.cut, last.acked, buyers())
-			}
-		})
-	}
-}
-
-// TestTicketCutAfterJournalSync cuts the power just after the journal's
-// nth fdatasync, for n = 1, 2, ...: a sale durable whose buyer never
-// heard so. No acknowledged sale may be lost, none doubled.
-func TestTicketCutAfterJournalSync(t *testing.T) {
-	if !long() {
-		t.Skip("a long loop: TICKET_TEST_LONG=1 runs it")
-	}
-	t.Parallel()
-	m := newSale(t, LoseAll)
-	cuts, acked := 0, 0
-	for n := 1; ; n++ {
-		r := buyRoundOn(t, m, Trigger{Op: "fdatasync", Path: "*.journal", Nth: n, After: true}, buyers())
-		acked += r.acked
-		if !r.cut || t.Failed() {
-			break
-		}
-		cuts++
-	}
-	t.Logf("ticket buy, %d buyers: %d cuts, one just after each fdatasync of the journal; %d acknowledged sales checked", buyers(), cuts, acked)
-}
-
-// TestTicketNoSyncForgets is the negative control: the same buyers with
-// --no-sync, which skips the journal's fdatasync, lose acknowledged sales
-// under LoseAll; the file system forgets, and the check above sees it.
-func TestTicketNoSyncForgets(t *testing.T) {
+// TestPowerCutNoSyncControl is the negative control of the power-cut
+// tests: the same buyers with --no-sync, which skips the journal's
+// fdatasync, lose acknowledged sales under LoseAll; the file system
+// forgets, and the checks see it.
+func TestPowerCutNoSyncControl(t *testing.T) {
 	t.Parallel()
 	rounds := cutEveryOperation(t, LoseAll, buyers(), "--no-sync")
 	t.Logf("ticket buy --no-sync, %d buyers, %v: %s", buyers(), LoseAll, summary(rounds))

@@ -59,8 +59,12 @@ func (p *Proxy) isFrozen() bool {
 	return p.frozen
 }
 
-// Cut closes every connection through the proxy.
+// Cut closes every connection through the proxy and takes no more: a cut
+// link stays cut, so a client that reconnects (a replica does, every
+// second) cannot reach whatever server comes to listen on the backend's
+// port after it, such as another test's.
 func (p *Proxy) Cut() {
+	p.ln.Close()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, c := range p.conns {
