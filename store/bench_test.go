@@ -43,7 +43,7 @@ func BenchmarkJournalAppend(b *testing.B) {
 			s := ticket.Record{Seq: 1, Buyer: "bench", Qty: 1, Left: 1, PID: 1, Time: time.Now()}
 			line := s.AppendLine(nil)
 			for b.Loop() {
-				if err := j.append(line); err != nil {
+				if err := j.append(line, 0); err != nil {
 					b.Fatal(err)
 				}
 			}

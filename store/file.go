@@ -69,7 +69,7 @@ func openState(path string) (st ticket.State, info fs.FileInfo, f *os.File, err 
 		return st, nil, f, invalidFile(path, "not a regular file")
 	}
 	if n := files.Links(info); n > 1 {
-		return st, nil, f, invalidFile(path, fmt.Sprintf("it has %d names (hard links): each name would become a sale of its own, since every buy replaces the file under the name it was given; remove the other names (find -samefile %s) or make a copy", n, path))
+		return st, nil, f, invalidFile(path, fmt.Sprintf("it has %d names (hard links): each name would become a sale of its own, since every buy replaces the file under the name it was given; remove the other names (find -samefile %s), and copy a sale with a plain copy of each file (cp, never cp -l or cp -al)", n, path))
 	}
 	if info.Size() > ticket.MaxFileSize {
 		return st, nil, f, invalidFile(path, fmt.Sprintf("%d bytes is more than %d", info.Size(), ticket.MaxFileSize))
@@ -79,13 +79,19 @@ func openState(path string) (st ticket.State, info fs.FileInfo, f *os.File, err 
 		return st, nil, f, files.Error("read", path, err)
 	}
 	if st, err = ticket.Parse(data); err != nil {
+		var fe *ticket.FormatError
+		if errors.As(err, &fe) && !fe.Unreadable {
+			// Readable, and refused for what someone wrote: not damage.
+			return st, nil, f, fmt.Errorf("%s: invalid ticket file: %w", path, err)
+		}
 		return st, nil, f, &parseError{fmt.Errorf("%s: invalid ticket file: %w", path, err)}
 	}
 	return st, info, f, nil
 }
 
-// parseError is a ticket file whose content does not parse: what a power
-// cut may leave, and Repair rebuilds. It wraps ErrDamaged and
+// parseError is a ticket file whose content is not a JSON object at all
+// (ticket.FormatError.Unreadable): what a power cut may leave, and Repair
+// rebuilds. It wraps ErrDamaged and
 // ticket.ErrInvalid.
 type parseError struct{ err error }
 

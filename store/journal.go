@@ -28,7 +28,7 @@ import (
 const tailWindow = 4 << 10
 
 // currentBoot returns this boot of the machine's id, or nil where it is
-// unknown (see sameBoot). Tests replace it to simulate a reboot.
+// unknown (see readMark). Tests replace it to simulate a reboot.
 var currentBoot = files.BootID
 
 // journalError is a journal that does not balance with the ticket file. It
@@ -38,9 +38,12 @@ type journalError struct {
 	problem    string
 	unfinished bool  // the last line has no line end: a crashed append
 	behind     error // ErrJournalBehind, or nil
+	cause      error // what the problem came of (a *ticket.OversoldError), or nil
 }
 
 func (e *journalError) Error() string { return e.path + ": " + e.problem }
+
+func (e *journalError) Unwrap() error { return e.cause }
 
 func (e *journalError) Is(target error) bool {
 	return target == ErrJournal || target == ticket.ErrInvalid || (e.behind != nil && target == e.behind)
@@ -84,12 +87,31 @@ func openJournal(path string, l files.Like, noSync bool) (*journal, error) {
 		if err != nil {
 			return nil, files.Error("open journal", path, err)
 		}
+		if err := oneName(f, path); err != nil {
+			f.Close()
+			return nil, err
+		}
 		return &journal{path: path, f: f, noSync: noSync}, nil
 	}
 	return nil, files.Error("open journal", path, errors.New("deleted again and again while this process created it"))
 }
 
 func (j *journal) Close() error { return j.f.Close() }
+
+// oneName refuses a journal with more than one name: a hard-linked copy
+// of a sale (cp -l, cp -al) has its own ticket file and lock file but
+// shares this journal, so that each sale would cut the other's records as
+// a crashed buyer's, and verify the other's sales as its own.
+func oneName(f *os.File, path string) error {
+	info, err := f.Stat()
+	if err != nil {
+		return files.Error("stat", path, err)
+	}
+	if n := files.Links(info); n > 1 {
+		return &journalError{path: path, problem: fmt.Sprintf("it has %d names (hard links), so two sales would write one journal and cut each other's sales; remove the other names (find -samefile %s), and copy a sale with a plain copy of each file (cp, never cp -l or cp -al)", n, path)}
+	}
+	return nil
+}
 
 // createJournal creates the journal at path, empty, unless it exists. The
 // new journal's name is fsynced into its directory before a sale in it can
@@ -120,7 +142,9 @@ type settlement struct {
 
 	end    int64           // where the journal's committed records end: it is cut there if longer
 	cut    []ticket.Record // records beyond the ticket file's version written in this boot by a process that died first: never committed
-	rolled []ticket.Record // records beyond the ticket file's version from before a reboot: committed, applied
+	rolled []ticket.Record // records beyond the ticket file's version that were committed: applied
+
+	committed int64 // the version the journal's committed records reach, before add
 
 	unfinished  bool // an unfinished last line is cut
 	unversioned bool // the ticket file had no "version" beside a journal: continued from its last record
@@ -143,7 +167,7 @@ func (st settlement) changes() bool {
 func (st settlement) note(path string) string {
 	var parts []string
 	if len(st.rolled) > 0 {
-		parts = append(parts, "completed what was committed before a restart: "+describe(st.rolled))
+		parts = append(parts, "completed what was committed before a restart (or before the ticket file went back to an older version): "+describe(st.rolled))
 	}
 	if len(st.cut) > 0 {
 		parts = append(parts, "cut what a crashed buyer never committed: "+describe(st.cut))
@@ -185,27 +209,32 @@ func settle(f *os.File, path string, size int64, file ticket.State, now time.Tim
 	if err != nil {
 		return settlement{}, err
 	}
-	beyondSameBoot := false
+	visible := int64(math.MaxInt64) // roll every record beyond forward
 	if found && len(entries) > 1 || !found && len(entries) > 0 {
-		beyondSameBoot = sameBoot(f) // asked only when there is something beyond
+		if same, v := readMark(f); same { // asked only when there is something beyond
+			visible = v
+		}
 	}
-	return settleTail(path, file, entries, found, end, size, beyondSameBoot, now)
+	return settleTail(path, file, entries, found, end, size, visible, now)
 }
 
 // settleTail is settle's decision, from the journal's tail: entries, in
 // journal order, start with the record at the ticket file's version when
 // found; end is where the whole lines end in a journal of size bytes.
 //
-// Records beyond the ticket file's version are cut when this boot wrote
-// them (sameBoot): a writer replaces the ticket file before it unlocks, so
-// one that died first had told no one. Otherwise (a power cut took the
-// ticket file's rename but not the fsynced journal) they are committed and
-// rolled forward, and the ticket file's count, which predates them, is
-// stale. With nothing beyond, the ticket file's count is the truth, and a
-// difference from the books is a change made outside ticket, recorded as
-// such (ticket.Reconcile). A ticket file ahead of its journal is refused
-// with ErrJournalBehind: the journal was cut or replaced.
-func settleTail(path string, file ticket.State, entries []entry, found bool, end, size int64, sameBoot bool, now time.Time) (settlement, error) {
+// Records beyond the ticket file's version and beyond visible are cut: in
+// a journal this boot wrote, visible is the highest version a ticket file
+// has shown (see readMark), and a writer replaces the ticket file before
+// it unlocks, so one that died first had told no one. The others were
+// committed (a power cut took the ticket file's rename but not the fsynced
+// journal, or the ticket file was put back to an older version) and are
+// rolled forward, together with what another process changed in the
+// ticket file's count since its version (ticket.RollForward). With nothing
+// beyond, the ticket file's count is the truth, and a difference from the
+// books is a change made outside ticket, recorded as such
+// (ticket.Reconcile). A ticket file ahead of its journal is refused with
+// ErrJournalBehind: the journal was cut or replaced.
+func settleTail(path string, file ticket.State, entries []entry, found bool, end, size int64, visible int64, now time.Time) (settlement, error) {
 	st := settlement{end: end, unfinished: end != size, empty: len(entries) == 0}
 	var anchor *ticket.Record
 	beyond := entries
@@ -232,29 +261,31 @@ func settleTail(path string, file ticket.State, entries []entry, found bool, end
 	if err != nil {
 		return st, err
 	}
-	if len(beyond) > 0 && sameBoot {
-		st.cut = sales(beyond)
-		st.end = beyond[0].off
-		beyond = nil
+	for i, e := range beyond {
+		if e.Seq > visible {
+			st.cut = sales(beyond[i:])
+			st.end = e.off
+			beyond = beyond[:i]
+			break
+		}
 	}
+	var r ticket.Record
+	var changed bool
 	if len(beyond) > 0 {
-		state := books
-		for _, r := range beyond {
-			next, err := state.Apply(r.Record)
-			if err != nil {
-				return st, &journalError{path: path, problem: fmt.Sprintf("%v (beyond the ticket file's version %d)", err, file.Version())}
-			}
-			state = next
+		var rolled ticket.State
+		rolled, r, changed, err = ticket.RollForward(books, sales(beyond), file, now)
+		if err != nil {
+			return st, &journalError{path: path, problem: fmt.Sprintf("%v (beyond the ticket file's version %d)", err, file.Version()), cause: err}
 		}
 		st.rolled = sales(beyond)
-		st.state = state.WithMembersOf(file)
+		st.state = rolled
 	} else {
-		var r ticket.Record
-		var changed bool
 		st.state, r, changed = ticket.Reconcile(books, file, now)
-		if changed {
-			st.add = append(st.add, r)
-		}
+	}
+	st.committed = st.state.Version()
+	if changed {
+		st.add = append(st.add, r)
+		st.committed--
 	}
 	if st.empty {
 		// A journal without records gets its init record with the first
@@ -313,7 +344,7 @@ func books(path string, version, left, total int64) (ticket.State, error) {
 func settleFile(path string, file ticket.State) (settlement, error) {
 	j, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return settleTail(path, file, nil, false, 0, 0, false, time.Now())
+		return settleTail(path, file, nil, false, 0, 0, math.MaxInt64, time.Now())
 	}
 	if err != nil {
 		return settlement{}, files.Error("open journal", path, err)
@@ -453,9 +484,10 @@ func wholeEnd(f *os.File, path string) (int64, error) {
 // unsynced writes were.
 func residue(line []byte) bool { return bytes.IndexByte(line, 0) >= 0 }
 
-// append writes records, each a whole line, in one write and fsyncs them.
-func (j *journal) append(lines []byte) error {
-	if err := markBoot(j.f); err != nil {
+// append writes records, each a whole line, in one write and fsyncs them;
+// committed is the version its records up to now reach (see markBoot).
+func (j *journal) append(lines []byte, committed int64) error {
+	if err := markBoot(j.f, committed); err != nil {
 		return files.Error("mark", j.path, err)
 	}
 	if err := seam.Fault(seam.JournalWrite); err != nil {

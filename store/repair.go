@@ -27,9 +27,14 @@ import (
 //     had besides count, total, sold and version cannot be recovered, nor a
 //     change another process made after the journal's last record.
 //   - A ticket file that parses is settled with its journal as the next
-//     buy would settle it (see Read): records a restart left beyond it are
-//     written into it, records a crashed buyer never committed are cut, a
-//     count another process changed is recorded as such.
+//     buy would settle it (see Read): records committed beyond it (a
+//     restart, a ticket file put back to an older version) are written
+//     into it, records a crashed buyer never committed are cut, a count
+//     another process changed is recorded as such. Where that process sold
+//     tickets the committed records had sold too (ticket.OversoldError),
+//     nothing can unsell them: the tickets the books still had are recorded
+//     as taken outside ticket, the sale is sold out, and the note says how
+//     many were sold twice.
 //   - A ticket file ahead of its journal (the journal was cut, replaced or
 //     restored from an older copy; ErrJournalBehind) is kept as it is: the
 //     journal is moved aside to PATH.journal.TIME and a new one starts with
@@ -80,16 +85,52 @@ func (s *Store) Repair(ctx context.Context) (Repaired, error) {
 // settleRepair is Repair of a ticket file that parses.
 func (s *Store) settleRepair(p paths, file ticket.State) (Repaired, error) {
 	st, err := settleFile(p.journal, file)
+	var oversold *ticket.OversoldError
 	switch {
 	case errors.Is(err, ErrJournalBehind):
 		return s.restartJournal(p, file)
+	case errors.As(err, &oversold):
+		return s.repairOversold(p, file, oversold)
 	case err != nil:
 		return Repaired{}, err
 	}
-	note := st.note(p.ticket)
 	if !st.changes() && len(st.cut) == 0 && !st.unfinished {
 		return Repaired{State: st.state}, nil
 	}
+	return s.settleLocked(p, st.note(p.ticket))
+}
+
+// repairOversold is Repair of a sale where another process sold tickets
+// that the journal's committed records had sold too (see
+// ticket.RollForward): nothing can unsell them, and the sale cannot go on
+// with fewer than none left. The ticket file is put at the journal's last
+// record with none left, and the next settlement records the tickets the
+// books still had as taken outside ticket: the sale is sold out, and the
+// note says how many were sold twice, which only the people who sold them
+// can settle.
+func (s *Store) repairOversold(p paths, file ticket.State, e *ticket.OversoldError) (Repaired, error) {
+	soldOut, err := ticket.At(e.Books.Version(), 0, e.Books.Total())
+	if err != nil {
+		return Repaired{}, fmt.Errorf("%s: %w", p.ticket, err)
+	}
+	info, err := os.Stat(p.ticket)
+	if err != nil {
+		return Repaired{}, files.Error("stat", p.ticket, err)
+	}
+	if err := (writer{noSync: s.opts.NoSync}).replace(p.ticket, p.tmp, soldOut.WithMembersOf(file).Encode(), files.LikeFile(info)); err != nil {
+		return Repaired{}, err
+	}
+	note := fmt.Sprintf("%s: %v; the sale is sold out", p.ticket, e)
+	if n := e.Books.Left(); n > 0 {
+		note = fmt.Sprintf("%s: %v; recorded those %d as taken outside ticket: the sale is sold out", p.ticket, e, n)
+	}
+	return s.settleLocked(p, note)
+}
+
+// settleLocked ends Repair of a ticket file that parses, with the locks
+// held: it runs the transaction as a buy of nothing would, which writes
+// the settlement; note says what was settled.
+func (s *Store) settleLocked(p paths, note string) (Repaired, error) {
 	var r Repaired
 	// The locks are held: run the transaction as a buy of nothing would.
 	l := files.Like{UID: -1}
@@ -139,11 +180,14 @@ func (s *Store) restartJournal(p paths, file ticket.State) (Repaired, error) {
 	}
 	defer j.Close()
 	init := ticket.Record{Seq: state.Version(), Kind: ticket.KindInit, Left: state.Left(), Total: state.Total(), Time: time.Now().UTC()}
-	if err := j.append(init.AppendLine(nil)); err != nil {
+	if err := j.append(init.AppendLine(nil), state.Version()); err != nil {
 		return Repaired{}, err
 	}
 	if err := (writer{noSync: s.opts.NoSync}).replace(p.ticket, p.tmp, state.Encode(), files.LikeFile(info)); err != nil {
 		return Repaired{}, err
+	}
+	if err := markVisible(j.f, state.Version()); err != nil {
+		return Repaired{}, files.Error("mark", p.journal, err)
 	}
 	return Repaired{State: state, Archive: archive, Note: fmt.Sprintf("%s: the journal ended before the ticket file's version %d: kept it as %s and started a new one from the ticket file's count", p.ticket, file.Version(), archive)}, nil
 }
@@ -183,6 +227,12 @@ func (s *Store) rebuild(p paths, j *journal, info fs.FileInfo, damaged bool) (Re
 		return Repaired{}, err
 	}
 	done := Repaired{State: state, Sales: int64(l.Len()), Kept: kept}
+	if j == nil {
+		return done, nil
+	}
+	if err := markVisible(j.f, state.Version()); err != nil {
+		return done, files.Error("mark", j.path, err)
+	}
 	// What follows the last whole record was never committed: cut it, as
 	// the next buy would.
 	if size, err := j.size(); err != nil {

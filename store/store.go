@@ -273,19 +273,6 @@ func (s *Store) locked(p paths, l files.Like, pre *os.File, fn change, done func
 	if err != nil {
 		return old, err
 	}
-	if len(st.rolled) > 0 {
-		// Records a restart left beyond the ticket file are committed:
-		// they go into the ticket file first, before this boot's first
-		// append marks the journal as written in this boot, which would
-		// make them look like a crashed buyer's.
-		if err := (writer{noSync: true}).replace(p.ticket, p.tmp, st.state.Encode(), like); err != nil {
-			return old, err
-		}
-		s.warn(st.note(p.ticket))
-		if st, err = settle(j.f, j.path, size, st.state, time.Now()); err != nil {
-			return old, err
-		}
-	}
 	if err := j.recoverLocked(st); err != nil {
 		return old, err
 	}
@@ -302,7 +289,7 @@ func (s *Store) locked(p paths, l files.Like, pre *os.File, fn change, done func
 	for _, r := range append(st.add, records...) {
 		lines = r.AppendLine(lines)
 	}
-	if err := j.append(lines); err != nil {
+	if err := j.append(lines, st.committed); err != nil {
 		// A buy reported as failed must leave no sale: take back what
 		// may have been written.
 		if uerr := s.undo(j, st.end, err, len(records) > 0); uerr != nil {
@@ -314,6 +301,11 @@ func (s *Store) locked(p paths, l files.Like, pre *os.File, fn change, done func
 	w := writer{noSync: true, pre: pre} // the journal made it durable
 	rerr := w.replace(p.ticket, p.tmp, next.Encode(), like)
 	if rerr == nil {
+		if err := markVisible(j.f, next.Version()); err != nil {
+			// Only a ticket file put back to an older version later, in
+			// this boot, would then cut what this one shows.
+			s.warn(files.Error("mark", j.path, err).Error())
+		}
 		return old, ferr
 	}
 	// The records are in the journal but the ticket file does not show
@@ -502,10 +494,13 @@ func (s *Store) Restore(ctx context.Context, state ticket.State, records []ticke
 		return archive, err
 	}
 	defer j.Close()
-	if err := j.append(lines); err != nil {
+	if err := j.append(lines, state.Version()); err != nil {
 		return archive, err
 	}
-	return archive, writer{noSync: s.opts.NoSync}.replace(p.ticket, p.tmp, state.Encode(), l)
+	if err := (writer{noSync: s.opts.NoSync}).replace(p.ticket, p.tmp, state.Encode(), l); err != nil {
+		return archive, err
+	}
+	return archive, markVisible(j.f, state.Version())
 }
 
 // journalOf returns the journal lines of a sale restored at state from

@@ -25,6 +25,14 @@ var ErrBuyer = errors.New("invalid buyer name")
 // problem in one line, for the caller to prefix with the file's name.
 type FormatError struct {
 	Problem string // what is wrong, in one line without the file's name
+
+	// Unreadable is set when the input is not a JSON object at all:
+	// empty, cut short, not UTF-8, bytes that are not JSON. That is what
+	// a crash or a power cut may leave of a file being written, and what
+	// rebuilding from a journal mends. A readable object whose members
+	// are refused (a negative count, totals that do not add up) was
+	// written so by someone: rebuilding it would undo what they did.
+	Unreadable bool
 }
 
 // Error returns the problem.
@@ -35,4 +43,10 @@ func (e *FormatError) Unwrap() error { return ErrInvalid }
 
 func invalidf(format string, args ...any) error {
 	return &FormatError{Problem: fmt.Sprintf(format, args...)}
+}
+
+// unreadablef is invalidf for input that is not a JSON object at all (see
+// FormatError.Unreadable).
+func unreadablef(format string, args ...any) error {
+	return &FormatError{Problem: fmt.Sprintf(format, args...), Unreadable: true}
 }

@@ -61,9 +61,14 @@ func (s State) Apply(r Record) (State, error) {
 // books as they are (ok false). The state keeps the ticket file's unknown
 // members either way.
 func Reconcile(books, file State, now time.Time) (State, Record, bool) {
+	return reconcile(books, file, books.left-file.left, now)
+}
+
+// reconcile is Reconcile of a difference d, the tickets the books have
+// beyond the ticket file's count.
+func reconcile(books, file State, d int64, now time.Time) (State, Record, bool) {
 	books.extra = file.extra
 	books.stored = true
-	d := books.left - file.left
 	if d == 0 || books.version == math.MaxInt64 {
 		return books, Record{}, false
 	}
@@ -82,6 +87,65 @@ func Reconcile(books, file State, now time.Time) (State, Record, bool) {
 	}
 	return next, r, true
 }
+
+// RollForward brings the books at the ticket file's version (anchor) up to
+// date with records the journal holds beyond it (beyond, committed: a
+// power cut kept them and lost the ticket file's replacement, or the
+// ticket file was put back to an older version), and with the change
+// another process made to the file's count since that version. That
+// change is the anchor's left minus file.Left(): tickets taken (or stock
+// added) by a buyer following the lock protocol on the file as it found
+// it. It is kept, as Reconcile would, as a record after the rolled ones.
+//
+// When the other process took more tickets than the rolled records left,
+// the same tickets were sold twice, by ticket's records and by the other
+// process, each from its own version of the sale: RollForward refuses it
+// with an *OversoldError rather than drop either sale from the books.
+func RollForward(anchor State, beyond []Record, file State, now time.Time) (State, Record, bool, error) {
+	d := anchor.left - file.left
+	state := anchor
+	for _, r := range beyond {
+		next, err := state.Apply(r)
+		if err != nil {
+			return anchor, Record{}, false, err
+		}
+		state = next
+	}
+	if d > state.left {
+		return state, Record{}, false, &OversoldError{By: d - state.left, Taken: d, From: beyond[0].Seq, To: beyond[len(beyond)-1].Seq, Books: state}
+	}
+	next, r, ok := reconcile(state, file, d, now)
+	return next, r, ok, nil
+}
+
+// OversoldError is RollForward's refusal: another process took Taken
+// tickets from a ticket file that did not show the committed records From
+// to To, after which Books (the books with those records) had fewer left,
+// so By tickets were sold twice.
+type OversoldError struct {
+	By, Taken int64
+	From, To  int64
+	Books     State
+}
+
+func (e *OversoldError) Error() string {
+	recs := fmt.Sprintf("records #%d to #%d", e.From, e.To)
+	if e.From == e.To {
+		recs = fmt.Sprintf("record #%d", e.From)
+	}
+	return fmt.Sprintf("%d %s sold twice: another process took %d %s from a ticket file that did not show %s of the journal, after which %d %s left",
+		e.By, plural(e.By, "ticket was", "tickets were"), e.Taken, plural(e.Taken, "ticket", "tickets"), recs, e.Books.left, plural(e.Books.left, "was", "were"))
+}
+
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// Unwrap makes errors.Is(err, ErrInvalid) true: the sale cannot go on as it is.
+func (e *OversoldError) Unwrap() error { return ErrInvalid }
 
 // A Ledger checks a journal's records one at a time, in order, as Verify
 // and Repair read them: sequence numbers running up by one, each record's

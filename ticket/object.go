@@ -29,10 +29,10 @@ func parseObject(data []byte, known []string) ([]member, error) {
 		return nil, invalidf("starts with a UTF-8 byte order mark; save it without one")
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, invalidf("file is empty")
+		return nil, unreadablef("file is empty")
 	}
 	if !utf8.Valid(data) {
-		return nil, invalidf("not valid UTF-8")
+		return nil, unreadablef("not valid UTF-8")
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
@@ -72,7 +72,7 @@ func parseObject(data []byte, known []string) ([]member, error) {
 	}
 	if tok, err := dec.Token(); err != io.EOF {
 		if err != nil {
-			return nil, invalidf("unexpected data after the JSON object")
+			return nil, unreadablef("unexpected data after the JSON object")
 		}
 		return nil, invalidf("unexpected %s after the JSON object", describe(tok))
 	}
@@ -97,11 +97,11 @@ func syntaxProblem(err error) error {
 	var se *json.SyntaxError
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return invalidf("truncated JSON: the object is not closed")
+		return unreadablef("truncated JSON: the object is not closed")
 	case errors.As(err, &se):
-		return invalidf("bad JSON at byte %d: %s", se.Offset, se.Error())
+		return unreadablef("bad JSON at byte %d: %s", se.Offset, se.Error())
 	default:
-		return invalidf("bad JSON: %s", err.Error())
+		return unreadablef("bad JSON: %s", err.Error())
 	}
 }
 
