@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -66,6 +67,11 @@ func (s *Server) start() error {
 		"--save", "", "--daemonize", "no", "--protected-mode", "no", "--loglevel", "warning",
 		"--logfile", s.Dir + "/redis.log"}, s.args...)
 	cmd := exec.Command("redis-server", args...)
+	// A group of its own: the children it forks (a snapshot for a
+	// replica, an append-only file rewrite) outlive a SIGKILL of the
+	// server alone, and would still be writing in Dir when the test
+	// removes it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -73,7 +79,7 @@ func (s *Server) start() error {
 	var werr error
 	go func() { werr = cmd.Wait(); close(exited) }()
 	stop := func() {
-		_ = cmd.Process.Kill()
+		killGroup(cmd.Process.Pid)
 		<-exited
 	}
 	s.t.Cleanup(stop)
@@ -104,8 +110,49 @@ func (s *Server) start() error {
 
 // Kill kills the server with SIGKILL and waits until it is gone.
 func (s *Server) Kill() {
-	_ = s.cmd.Process.Signal(syscall.SIGKILL)
+	killGroup(s.cmd.Process.Pid)
 	<-s.done
+}
+
+// killGroup kills the server whose pid is pgid and every process it forked
+// with SIGKILL, and waits up to 5 s until none is left.
+func killGroup(pgid int) {
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		// The server itself lingers as a zombie until Wait reaps it; its
+		// forked children are reaped by init once killed.
+		if !groupHasLiving(pgid) {
+			return
+		}
+	}
+}
+
+// groupHasLiving reports whether a process of group pgid other than a
+// zombie is left.
+func groupHasLiving(pgid int) bool {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		i := strings.LastIndexByte(string(stat), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) > 2 && f[2] == strconv.Itoa(pgid) && f[0] != "Z" && f[0] != "X" && pid > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Restart kills the server with SIGKILL and starts it again on the same
