@@ -179,7 +179,10 @@ func TestRedisSoldOutStoresNothing(t *testing.T) {
 // holds no more than the TTL's worth; an id forgotten buys afresh.
 func TestRedisRequestIDsForgotten(t *testing.T) {
 	ctx := context.Background()
-	testRequestTTL = 100 * time.Millisecond
+	// Each buy reads the TTL anew: an hour while the six are bought, however
+	// slowly a loaded machine runs them, then a millisecond, which they are
+	// all older than.
+	testRequestTTL = time.Hour
 	defer func() { testRequestTTL = 0 }()
 	_, r := newRedisSale(t, "forget", 100)
 	for i := range 6 {
@@ -187,7 +190,9 @@ func TestRedisRequestIDsForgotten(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(300 * time.Millisecond) // the six are now older than the TTL
+	bought := time.Now()
+	time.Sleep(200 * time.Millisecond)
+	testRequestTTL = time.Millisecond // the six are now older than the TTL
 	if _, err := r.BuyRequest(ctx, "new-0", "ann", 1); err != nil {
 		t.Fatal(err)
 	}
@@ -196,6 +201,9 @@ func TestRedisRequestIDsForgotten(t *testing.T) {
 	if len(ids) != 4 { // old-4, old-5, new-0 and the cursor
 		t.Fatalf("request ids kept: %v; want old-4, old-5, new-0 and the cursor", ids)
 	}
+	// Older than the TTL: the six, bought before bought; younger: new-0,
+	// bought 200 ms after it.
+	testRequestTTL = time.Since(bought)
 	if _, err := r.BuyRequest(ctx, "new-1", "ann", 1); err != nil {
 		t.Fatal(err)
 	}
