@@ -227,3 +227,115 @@ func TestDeletedLockFileNeverSplits(t *testing.T) {
 	}
 	t.Fatal("the control never split the lock in 5 attempts: the test does not delete the lock file where it matters")
 }
+
+// TestDeletedLockFileKeepsPeerSales deletes PATH.lock again and again
+// while ticket buyer processes and a buyer written without ticket (see
+// foreignChild: it follows the lock protocol, identity check included)
+// buy from one sale. A deleted lock file lets the peer in while a ticket
+// buyer holds the lock it deleted; whichever replaces the ticket file
+// last would lose the other's sale. ticket swaps its new version in
+// (RENAME_EXCHANGE) and keeps a version it displaced, and rolls forward
+// its own records when the peer's version displaced its: every buyer told
+// it got a ticket has it in the books. Both may have decided on the same
+// count, so the last tickets can go to two buyers: the next ticket
+// process reports how many (ticket.OversoldError), and no more were told
+// than the stock and those. The negative control renames over instead,
+// and loses the peer's sales in at least one of five attempts.
+func TestDeletedLockFileKeepsPeerSales(t *testing.T) {
+	const tickets, procs, each = 60, 20, 4 // 80 ticket buys, and the peer's, for 60 tickets
+	run := func(t *testing.T, control bool) (problem string) {
+		path := storetest.NewSale(t, tickets)
+		env := []string{storetest.Safety + "=20ms"}
+		if control {
+			env = append(env, storetest.NoExchange+"=1")
+		}
+		stop := make(chan struct{})
+		deleted := make(chan int)
+		go func() {
+			n := 0
+			for {
+				select {
+				case <-stop:
+					deleted <- n
+					return
+				default:
+				}
+				if os.Remove(path+".lock") == nil {
+					n++
+				}
+				time.Sleep(200 * time.Microsecond)
+			}
+		}()
+		peerGot := make(chan int)
+		go func() { // one peer at a time: peers exclude each other only by the lock file
+			got := 0
+			for {
+				c := storetest.Child(t, "foreign", path)
+				out, _ := c.Output()
+				switch strings.TrimSpace(string(out)) {
+				case "got":
+					got++
+					continue
+				case "sold out":
+				default:
+					t.Errorf("the peer said %q", out)
+				}
+				peerGot <- got
+				return
+			}
+		}()
+		cmds := make([]*storetest.Proc, 0, procs)
+		for i := range procs {
+			cmds = append(cmds, storetest.Buyers(t, path, 1, each, append(env, storetest.Buyer+"="+fmt.Sprintf("b%d", i))...)...)
+		}
+		storetest.WaitAll(cmds, 60*time.Second)
+		got := <-peerGot
+		close(stop)
+		n := <-deleted
+		told := got
+		for _, c := range cmds {
+			told += len(strings.Fields(c.Stdout()))
+		}
+		t.Logf("lock file deleted %d times; %d ticket buys and %d of the peer's reported", n, told-got, got)
+		// The next ticket process settles what the last writers left: sold
+		// out, or, where the peer and a ticket buyer both sold the last
+		// tickets (each in the lock it had), the tickets sold twice,
+		// reported, which repair records.
+		twice := int64(0)
+		_, err := store.Open(path, store.Options{}).Buy(context.Background(), "after", 1)
+		var oversold *ticket.OversoldError
+		switch {
+		case errors.As(err, &oversold):
+			twice = oversold.By
+			t.Logf("the next buy reports: %v", err)
+			if _, err := store.Open(path, store.Options{}).Repair(context.Background()); err != nil {
+				return "repair: " + err.Error()
+			}
+		case !errors.Is(err, ticket.ErrSoldOut):
+			return fmt.Sprintf("a buy after all: %v, want sold out", err)
+		}
+		if int64(told) != tickets+twice {
+			return fmt.Sprintf("%d buyers told they got one of %d tickets, %d reported sold twice", told, tickets, twice)
+		}
+		rep, err := store.Open(path, store.Options{}).Verify(context.Background())
+		switch {
+		case err != nil:
+			return err.Error()
+		case !rep.Balanced():
+			return fmt.Sprint(rep.Problems)
+		case rep.Tickets != int64(told-got) || rep.Outside+twice != int64(got):
+			return fmt.Sprintf("the books: %d sold by ticket, %d outside, %d sold twice; the buyers were told %d and %d", rep.Tickets, rep.Outside, twice, told-got, got)
+		}
+		return ""
+	}
+	if p := run(t, false); p != "" {
+		t.Fatal(p)
+	}
+	for attempt := 1; attempt <= 5; attempt++ {
+		if p := run(t, true); p != "" {
+			t.Logf("control, attempt %d: %s", attempt, p)
+			return
+		}
+	}
+	t.Fatal("the control (renaming over) never lost a peer's sale in 5 attempts: the test cannot see what the exchange prevents")
+}

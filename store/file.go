@@ -130,6 +130,16 @@ type writer struct {
 	// writes it and links it as tmpPath instead of creating tmpPath, which
 	// keeps the inode allocation out of the critical section.
 	pre *os.File
+
+	// expect, if not nil, is the file at path as the writer read it
+	// under the lock. The new version is then swapped in with the one at
+	// path in one step (RENAME_EXCHANGE where the file system has it),
+	// and if that was not expect, another process replaced it while this
+	// one held the lock (the lock file was deleted while it was held, and
+	// the other locked a new one): what it wrote is put in *displaced
+	// instead of being lost.
+	expect    *os.File
+	displaced *[]byte
 }
 
 // replace makes data the new content of path in one step: it writes
@@ -205,7 +215,16 @@ func (w writer) replace(path, tmpPath string, data []byte, l files.Like) (err er
 	if err := seam.Fault(seam.Rename); err != nil {
 		return files.Error("rename", tmpPath, err)
 	}
-	if err := os.Rename(tmpPath, path); err != nil {
+	if w.expect != nil && !seam.NoExchange {
+		exchanged, err := exchange(tmpPath, path)
+		if err != nil {
+			return files.Error("rename", tmpPath, err)
+		}
+		committed = true
+		if exchanged {
+			w.takeDisplaced(tmpPath)
+		}
+	} else if err := os.Rename(tmpPath, path); err != nil {
 		return files.Error("rename", tmpPath, err)
 	}
 	committed = true
@@ -216,6 +235,20 @@ func (w writer) replace(path, tmpPath string, data []byte, l files.Like) (err er
 		return fmt.Errorf("%w: %w", ErrUnconfirmed, err)
 	}
 	return nil
+}
+
+// takeDisplaced removes the file that an exchange put at tmpPath, keeping
+// its content in *w.displaced unless it is w.expect, the version read.
+func (w writer) takeDisplaced(tmpPath string) {
+	defer os.Remove(tmpPath)
+	was, err1 := os.Stat(tmpPath)
+	read, err2 := w.expect.Stat()
+	if err1 != nil || err2 != nil || os.SameFile(was, read) || w.displaced == nil {
+		return
+	}
+	if data, err := os.ReadFile(tmpPath); err == nil {
+		*w.displaced = data
+	}
 }
 
 // syncDir fsyncs a directory, so that a rename or a new file in it survives

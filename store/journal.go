@@ -403,6 +403,22 @@ func (j *journal) Sales(from, to int64) (map[int64]ticket.Record, error) {
 	return m, nil
 }
 
+// booksAt returns the books at file's version, from its record.
+func (j *journal) booksAt(file ticket.State) (ticket.State, error) {
+	size, err := j.size()
+	if err != nil {
+		return ticket.State{}, err
+	}
+	entries, found, _, err := tailRecords(j.f, j.path, size, func(r ticket.Record) bool { return r.Seq <= file.Version() })
+	if err != nil {
+		return ticket.State{}, err
+	}
+	if !found || entries[0].Seq != file.Version() {
+		return ticket.State{}, &journalError{path: j.path, problem: fmt.Sprintf("holds no record #%d", file.Version())}
+	}
+	return booksAt(j.path, &entries[0].Record, file)
+}
+
 // tailRecords parses the whole lines of the journal f (size bytes long, at
 // path) backwards from its end until stop accepts a record or the
 // journal's start is reached, and returns those records in journal order

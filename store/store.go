@@ -298,8 +298,12 @@ func (s *Store) locked(p paths, l files.Like, pre *os.File, fn change, done func
 		return old, err
 	}
 	s.warn(st.note(p.ticket))
-	w := writer{noSync: true, pre: pre} // the journal made it durable
+	var displaced []byte
+	w := writer{noSync: true, pre: pre, expect: old, displaced: &displaced} // the journal made it durable
 	rerr := w.replace(p.ticket, p.tmp, next.Encode(), like)
+	if rerr == nil && displaced != nil {
+		s.keepDisplaced(p, j, like, stored, next, displaced)
+	}
 	if rerr == nil {
 		if err := markVisible(j.f, next.Version()); err != nil {
 			// Only a ticket file put back to an older version later, in
@@ -314,6 +318,58 @@ func (s *Store) locked(p paths, l files.Like, pre *os.File, fn change, done func
 		return old, uerr
 	}
 	return old, rerr
+}
+
+// keepDisplaced keeps the change another process made to the ticket file
+// while this one held the lock (see writer.expect): its count differs by
+// what it took (or added) from the books at the version it read, which it
+// kept (the version read here, or an older one). The ticket file, now at
+// next, is written again with that difference, which the next settlement
+// records as a change made outside ticket, as if the other process had
+// come just after.
+func (s *Store) keepDisplaced(p paths, j *journal, like files.Like, read, next ticket.State, data []byte) {
+	other, err := ticket.Parse(data)
+	if err != nil {
+		s.warn(fmt.Sprintf("%s: another process replaced it while this one held the lock (was %s deleted?), with what does not parse (%v): its change is lost", p.ticket, p.lock, err))
+		return
+	}
+	base := read
+	if other.Version() != read.Version() {
+		if base, err = j.booksAt(other); err != nil {
+			s.warn(fmt.Sprintf("%s: another process replaced it while this one held the lock (was %s deleted?), from version %d, whose books are unknown (%v): its change is lost", p.ticket, p.lock, other.Version(), err))
+			return
+		}
+	}
+	taken := base.Left() - other.Left()
+	if taken == 0 {
+		return
+	}
+	left, total := next.Left()-taken, next.Total()
+	if taken < 0 {
+		total -= taken // stock added
+	}
+	if left < 0 {
+		// Both sold the same tickets, each deciding on the count it read:
+		// put its version back, as if it had replaced the file after this
+		// one, so that the next settlement finds and reports it
+		// (ticket.OversoldError) instead of a count below none.
+		err := (writer{noSync: true}).replace(p.ticket, p.tmp, data, like)
+		if err == nil {
+			err = fmt.Errorf("%d sold twice", -left)
+		}
+		s.warn(fmt.Sprintf("%s: another process replaced it while this one held the lock (was %s deleted?) and took %d tickets of those this one sold: %v", p.ticket, p.lock, taken, err))
+		return
+	}
+	note := ""
+	kept, err := ticket.At(next.Version(), left, total)
+	if err == nil {
+		err = (writer{noSync: true}).replace(p.ticket, p.tmp, kept.WithMembersOf(next).Encode(), like)
+	}
+	if err != nil {
+		s.warn(fmt.Sprintf("%s: another process replaced it while this one held the lock (was %s deleted?) and changed the count by %d, which could not be kept: %v", p.ticket, p.lock, -taken, err))
+		return
+	}
+	s.warn(fmt.Sprintf("%s: another process replaced it while this one held the lock (was %s deleted?): kept its change of the count by %d, which the next buy records%s", p.ticket, p.lock, -taken, note))
 }
 
 // undo cuts the journal back to size after cause made a change fail. If

@@ -3,6 +3,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -36,4 +37,19 @@ func linkTemp(f *os.File, path string) error {
 		}
 	}
 	return err
+}
+
+// exchange swaps the files at tmpPath and path in one step, so that the
+// one that was at path is then at tmpPath, and reports true; where the
+// file system cannot (or path is missing), it renames tmpPath over path
+// and reports false.
+func exchange(tmpPath, path string) (bool, error) {
+	err := unix.Renameat2(unix.AT_FDCWD, tmpPath, unix.AT_FDCWD, path, unix.RENAME_EXCHANGE)
+	if err == nil {
+		return true, nil
+	}
+	if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOENT) {
+		return false, err
+	}
+	return false, os.Rename(tmpPath, path)
 }

@@ -33,7 +33,7 @@ import (
 
 // participant is one buyer process of a cooperation test.
 type participant struct {
-	kind   string // ticket, python, python-sold, python-count-only, jq
+	kind   string // ticket, python, python-sold, python-count-only, jq, shell
 	name   string
 	cmd    *exec.Cmd
 	out    outcome
@@ -68,6 +68,8 @@ func newParticipant(kind, name, path, gate string) *participant {
 		argv = []string{python3(), pythonBuyer(), "--no-lock", "--slow", "5", path}
 	case "jq":
 		argv = []string{"sh", "-c", jqBuyer, "sh", path}
+	case "shell":
+		argv = []string{"sh", filepath.Join(moduleRoot, "scripts", "peers", "flock_buyer.sh"), path}
 	default:
 		panic(kind)
 	}
@@ -290,7 +292,7 @@ func TestCoopOneAtATime(t *testing.T) {
 // than there are tickets, or the books lose a sale.
 func TestCoopRush(t *testing.T) {
 	needTools(t, "python3", "jq", "flock")
-	kinds := []string{"ticket", "ticket", "python", "ticket", "jq", "python-sold", "ticket", "python-count-only"}
+	kinds := []string{"ticket", "ticket", "python", "ticket", "jq", "python-sold", "ticket", "python-count-only", "ticket", "shell"}
 	round := func(t *testing.T, control bool, kill bool) (oversold bool) {
 		stock, n := size(10, 30), size(16, 40) // more than the ticket buyers take: the others get some too
 		path := newTicketFile(t, fmt.Sprint(stock))

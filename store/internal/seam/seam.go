@@ -58,4 +58,8 @@ var (
 	NoIdentityCheck bool
 	// NoJournalLock: the file store does not lock its journal.
 	NoJournalLock bool
+	// NoExchange: the file store renames its new ticket file over the one
+	// at the path instead of swapping the two, and so cannot see another
+	// process's version it replaces.
+	NoExchange bool
 )

@@ -34,6 +34,8 @@ const (
 
 	ReadFault = "STORE_TEST_READ_FAULT" // set: the first read of the ticket file fails
 	Split     = "STORE_TEST_SPLIT"      // set: no lock identity check, no journal lock (the deleted-lock control)
+
+	NoExchange = "STORE_TEST_NO_EXCHANGE" // set: the ticket file is renamed over, not swapped (the displaced-peer control)
 )
 
 // Main is the TestMain of the store's packages. In a child it plays the
@@ -71,6 +73,7 @@ func playRole(role string) int {
 	if os.Getenv(Split) != "" {
 		seam.NoIdentityCheck, seam.NoJournalLock = true, true
 	}
+	seam.NoExchange = os.Getenv(NoExchange) != ""
 	if os.Getenv(ReadFault) != "" {
 		var once sync.Once
 		seam.Fault = func(step string) (err error) {
