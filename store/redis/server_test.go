@@ -224,7 +224,8 @@ func TestRedisNothingSent(t *testing.T) {
 // writes (HSET) gets a refusal, and the sale is left exactly as it was,
 // however often it retries. Control: without the ACL check the script's
 // first write (XADD) lands before the denied one fails, and every retry
-// adds another journal entry while telling the buyer nothing was bought.
+// adds another journal entry (each reported as a sale recorded but not
+// confirmed: see TestRedisWriteDeniedAfterSale).
 func TestRedisACLAllOrNothing(t *testing.T) {
 	ctx := context.Background()
 	srv := redistest.Start(t)
@@ -399,5 +400,74 @@ func TestRedisJournalPages(t *testing.T) {
 	}
 	if slow := c.SlowLogGet(ctx, 10).Val(); len(slow) > 0 {
 		t.Fatalf("commands that held the server 100 ms or more: %v", slow)
+	}
+}
+
+// TestRedisACLReadDenied: a user whom the ACL denies one of the commands
+// the buy script reads with (XRANGE, TIME, HGET) is refused before the
+// script writes anything, told nothing was bought, and no retry sells: the
+// sale is left exactly as it was. (Before the fix the script read the
+// journal and the clock after its writes: the sale was made, the buyer
+// told nothing was bought, and every retry sold again.)
+func TestRedisACLReadDenied(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	t.Setenv(PasswordEnv, "pw")
+	for _, cmd := range []string{"xrange", "time", "hget"} {
+		t.Run(cmd, func(t *testing.T) {
+			name := "deny-" + cmd
+			admin := openRedis(t, srv.URL(name))
+			if _, _, err := admin.Init(ctx, 5, store.Create); err != nil {
+				t.Fatal(err)
+			}
+			user := "buyer-" + cmd
+			if err := admin.client.Do(ctx, "ACL", "SETUSER", user, "on", ">pw", "~*", "+@all", "-"+cmd).Err(); err != nil {
+				t.Fatal(err)
+			}
+			r := openRedis(t, strings.Replace(srv.URL(name), "redis://", "redis://"+user+"@", 1))
+			for i := range 3 {
+				rc, err := r.BuyRequest(ctx, fmt.Sprintf("d%d", i), "ann", 1)
+				if err == nil || rc.Sale.Seq != 0 || !strings.Contains(err.Error(), "nothing was bought") || !errors.Is(err, store.ErrUnreachable) {
+					t.Fatalf("try %d: %+v, %v; want a refusal that says nothing was bought (the ACL)", i, rc, err)
+				}
+				if i == 0 {
+					t.Logf("refused: %v", err)
+				}
+			}
+			if n := admin.client.XLen(ctx, admin.journalKey()).Val(); n != 0 {
+				t.Fatalf("3 buys told nothing was bought left %d journal entries", n)
+			}
+			if rep, err := admin.Verify(ctx); err != nil || !rep.Balanced() || rep.State.Left() != 5 {
+				t.Fatalf("verify: %+v, %v; want 5 left, balanced", rep, err)
+			}
+		})
+	}
+}
+
+// TestRedisWriteDeniedAfterSale: a write the server refuses after the
+// buy's first write (here HSET, the ACL check skipped, as on a server
+// without redis.acl_check_cmd) is reported as a sale recorded but not
+// confirmed (store.ErrUnconfirmed, with the sale), never as nothing bought.
+func TestRedisWriteDeniedAfterSale(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	admin := openRedis(t, srv.URL("late"))
+	if _, _, err := admin.Init(ctx, 5, store.Create); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.client.Do(ctx, "ACL", "SETUSER", "late", "on", ">pw", "~*", "+@all", "-hset").Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(PasswordEnv, "pw")
+	r := openRedis(t, strings.Replace(srv.URL("late"), "redis://", "redis://late@", 1))
+	testSkipACLCheck = true
+	defer func() { testSkipACLCheck = false }()
+	rc, err := r.BuyRequest(ctx, "l1", "ann", 1)
+	if !errors.Is(err, store.ErrUnconfirmed) || rc.Sale.Seq != 1 || strings.Contains(err.Error(), "nothing was bought") {
+		t.Fatalf("a write refused after the sale's XADD: %+v, %v; want sale #1 recorded, unconfirmed", rc, err)
+	}
+	t.Logf("reported: %v", err)
+	if n := admin.client.XLen(ctx, admin.journalKey()).Val(); n != 1 {
+		t.Fatalf("journal holds %d entries, want the 1 sale reported", n)
 	}
 }
