@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -47,5 +50,72 @@ func TestRedisBuyACLReadDenied(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRedisPasswordNeverPrinted (review finding 05): with the password in
+// the URL, no command's output, human or --json, results or errors (init,
+// buy, show, verify, repair, copy both ways, a refused init and copy, a
+// lost reply), carries the password in any form; the command printed to
+// retry a lost buy says where the password goes (TICKET_REDIS_PASSWORD)
+// and, run as printed with it there, replays the sale. (Before the fix
+// results printed the URL with its password, and the retry command had
+// ":xxxxx@" in it, which failed authentication.)
+func TestRedisPasswordNeverPrinted(t *testing.T) {
+	const password = "Sekr1t-p@ss"
+	srv := redistest.Start(t, "--requirepass", password)
+	t.Setenv("TICKET_REDIS_PASSWORD", "")
+	withPassword := func(name string) string {
+		return strings.Replace(srv.URL(name), "redis://", "redis://:"+url.QueryEscape(password)+"@", 1)
+	}
+	spec, other := withPassword("pw"), withPassword("pw2")
+	file := filepath.Join(t.TempDir(), "t.json")
+	var all []outcome
+	run := func(want int, args ...string) outcome {
+		t.Helper()
+		o := runCaptured(t, args...)
+		if o.code != want {
+			t.Errorf("%v: exit %d, want %d: %s%s", args, o.code, want, o.stdout, o.stderr)
+		}
+		all = append(all, o)
+		return o
+	}
+	for _, j := range [][]string{nil, {"--json"}} {
+		run(exitOK, append([]string{"init", "--store", spec, "--count", "9", "--force"}, j...)...)
+		run(exitError, append([]string{"init", "--store", spec, "--count", "9"}, j...)...)
+		run(exitOK, append([]string{"buy", "--store", spec, "--buyer", "ann"}, j...)...)
+		run(exitOK, append([]string{"show", "--store", spec}, j...)...)
+		run(exitOK, append([]string{"show", "--sales", "--store", spec}, j...)...)
+		run(exitOK, append([]string{"verify", "--store", spec}, j...)...)
+		run(exitOK, append([]string{"repair", "--store", spec}, j...)...)
+		run(exitOK, append([]string{"copy", spec, file, "--force"}, j...)...)
+		run(exitError, append([]string{"copy", spec, file}, j...)...)
+		run(exitOK, append([]string{"copy", file, other, "--force"}, j...)...)
+		run(exitError, append([]string{"copy", file, other}, j...)...)
+	}
+	drop := redistest.StartProxy(t, srv.Addr(), redistest.DropScriptReply)
+	lost := run(exitUnreachable, "buy", "--store", drop.URL(spec), "--buyer", "bob", "--json")
+	for _, o := range all {
+		for _, out := range []string{o.stdout, o.stderr} {
+			if strings.Contains(out, "Sekr1t") {
+				t.Errorf("the password is printed: %s", out)
+			}
+		}
+	}
+	var fields map[string]any
+	if err := json.Unmarshal([]byte(lost.stdout), &fields); err != nil {
+		t.Fatalf("stdout %q: %v", lost.stdout, err)
+	}
+	retry, _ := fields["retry"].(string)
+	t.Logf("lost reply: %s", lost.stderr)
+	if fields["outcome"] != "unknown" || retry == "" || !strings.Contains(lost.stderr, "TICKET_REDIS_PASSWORD") || fields["password_env"] != "TICKET_REDIS_PASSWORD" {
+		t.Fatalf("lost reply: %v; want the retry command and where its password goes", fields)
+	}
+	args := shellWords(t, retry)
+	cmd := capture(ticketCmd(args[1:]...))
+	cmd.Env = append(cmd.Env, "TICKET_REDIS_PASSWORD="+password)
+	o := finish(t, cmd, cmd.Run())
+	if o.code != exitOK || !strings.Contains(o.stderr, "already answered") {
+		t.Fatalf("the printed retry, with the password in TICKET_REDIS_PASSWORD: %+v; want the sale replayed", o)
 	}
 }

@@ -68,7 +68,7 @@ stay valid.`)
 			Kept     string `json:"kept,omitempty"`
 			Archive  string `json:"archived_journal,omitempty"`
 			Note     string `json:"note,omitempty"`
-		}{*file, repaired, r.Sales, r.State.Left(), r.State.Total(), r.Kept, r.Archive, r.Note})
+		}{printable(*file), repaired, r.Sales, r.State.Left(), r.State.Total(), r.Kept, r.Archive, r.Note})
 	}
 	switch {
 	case r.Sales > 0:
@@ -79,10 +79,10 @@ stay valid.`)
 			}
 			fmt.Fprintf(c.stderr, "ticket repair: kept the damaged %s as %s\n", what, r.Kept)
 		}
-		return c.line("rebuilt %s from %d %s in the journal: %s", *file, r.Sales, plural(r.Sales, "record", "records"), r.State)
+		return c.line("rebuilt %s from %d %s in the journal: %s", printable(*file), r.Sales, plural(r.Sales, "record", "records"), r.State)
 	case repaired:
 		fmt.Fprintf(c.stderr, "ticket repair: %s\n", r.Note)
-		return c.line("settled %s with its journal: %s", *file, r.State)
+		return c.line("settled %s with its journal: %s", printable(*file), r.State)
 	}
-	return c.line("%s is sound, nothing to repair: %s; ticket verify checks the books", *file, r.State)
+	return c.line("%s is sound, nothing to repair: %s; ticket verify checks the books", printable(*file), r.State)
 }

@@ -228,17 +228,55 @@ func (quiet) Printf(context.Context, string, ...any) {}
 
 var quietOnce sync.Once
 
+// redact returns u without its password (and without a user name that
+// would be empty): the URL to print. The password is left out, not
+// masked: the URL printed, run as it is, finds the password where it is
+// given without one (PasswordEnv), where a mask would be sent as a
+// wrong password.
 func redact(u *url.URL) string {
-	return u.Redacted()
+	if u.User == nil {
+		return u.String()
+	}
+	c := *u
+	c.User = nil
+	if name := u.User.Username(); name != "" {
+		c.User = url.User(name)
+	}
+	return c.String()
 }
 
-// Redacted returns the sale's URL without its password, to print.
+// RedactURL returns spec, a Redis URL, without its password, to print: see
+// Store.Redacted. A URL that does not parse is not printed at all.
+func RedactURL(spec string) string {
+	u, err := url.Parse(spec)
+	if err != nil {
+		return "(a Redis URL that does not parse)"
+	}
+	return redact(u)
+}
+
+// Redacted returns the sale's URL without its password, to print. It
+// leaves the password out rather than masking it: the URL printed works
+// as it is, with the password in the environment variable PasswordEnv
+// (see HasPassword).
 func (r *Store) Redacted() string {
 	u, err := url.Parse(r.spec)
 	if err != nil {
 		return "redis://" + r.addr
 	}
-	return u.Redacted()
+	return redact(u)
+}
+
+// HasPassword reports whether the sale's URL carries a password, which
+// Redacted leaves out: a command printed with the redacted URL needs the
+// password in PasswordEnv.
+func (r *Store) HasPassword() bool {
+	u, err := url.Parse(r.spec)
+	if err != nil || u.User == nil {
+		return false
+	}
+	_, ok := u.User.Password()
+	return ok
 }
 
 // isAuth reports whether a server error is an authentication or
