@@ -119,3 +119,48 @@ func TestRedisPasswordNeverPrinted(t *testing.T) {
 		t.Fatalf("the printed retry, with the password in TICKET_REDIS_PASSWORD: %+v; want the sale replayed", o)
 	}
 }
+
+// TestRedisVerifyRepairAgree (review finding 11): on a Redis sale whose
+// state is ahead of its journal (a sale missing from it), ticket verify
+// exits 5 and ticket repair does too, never calling it sound; with its
+// requests hash deleted, verify exits 5 naming it, repair restores it
+// (exit 0) and verify then exits 0.
+func TestRedisVerifyRepairAgree(t *testing.T) {
+	srv := redistest.Start(t)
+	c := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+	defer c.Close()
+	ctx := context.Background()
+	for _, name := range []string{"ahead", "norequests"} {
+		spec := srv.URL(name)
+		if o := runCaptured(t, "init", "--store", spec, "--count", "5"); o.code != exitOK {
+			t.Fatalf("init: %+v", o)
+		}
+		for range 2 {
+			if o := runCaptured(t, "buy", "--store", spec); o.code != exitOK {
+				t.Fatalf("buy: %+v", o)
+			}
+		}
+	}
+	last := c.XRevRangeN(ctx, "ticket:{ahead}:journal", "+", "-", 1).Val()
+	c.XDel(ctx, "ticket:{ahead}:journal", last[0].ID)
+	c.Del(ctx, "ticket:{norequests}:requests")
+	for _, tc := range []struct{ name, says, repairSays string }{
+		{"ahead", "state is at version 2", "could sell tickets again"},
+		{"norequests", "lacks the request ids of 2 sales", "restored 2 request ids"},
+	} {
+		spec := srv.URL(tc.name)
+		v := runCaptured(t, "verify", "--store", spec)
+		if v.code != exitInvalid || !strings.Contains(v.stderr, tc.says) {
+			t.Errorf("%s: verify: exit %d, %s; want 5 saying %q", tc.name, v.code, v.stderr, tc.says)
+		}
+		r := runCaptured(t, "repair", "--store", spec)
+		if strings.Contains(r.stdout, "sound") || !strings.Contains(r.stdout+r.stderr, tc.repairSays) {
+			t.Errorf("%s: repair: exit %d, %s%s; want it never sound, saying %q", tc.name, r.code, r.stdout, r.stderr, tc.repairSays)
+		}
+		again := runCaptured(t, "verify", "--store", spec)
+		if (r.code == exitOK) != (again.code == exitOK) || (r.code != exitOK && r.code != exitInvalid) {
+			t.Errorf("%s: repair exit %d, then verify exit %d: they disagree", tc.name, r.code, again.code)
+		}
+		t.Logf("%s: verify %d, repair %d (%s%s), verify %d", tc.name, v.code, r.code, r.stdout, r.stderr, again.code)
+	}
+}

@@ -35,8 +35,14 @@ rebuild it (nothing is changed).
 
 For a Redis sale (--store redis://...) it rebuilds the state hash from the
 journal when the state is missing (deleted, evicted) or damaged, moving a
-damaged one aside to ticket:{SALE}:damaged:TIME; the sale's request ids
-stay valid.`)
+damaged one aside to ticket:{SALE}:damaged:TIME, or behind its journal (a
+buy whose later writes the server refused); the sale's request ids stay
+valid. It restores request ids the requests hash lost (deleted) from the
+journal, and removes a TTL from the sale's keys. It decides on what verify
+finds and checks its work with it: it never says sound when verify would
+exit 5, and exits 5, leaving the sale as it is, when it cannot mend what
+verify found (a state ahead of its journal: rebuilding would sell tickets
+again).`)
 	fs.BoolVar(&c.json, "json", false, "print the result as one JSON object")
 	var wait waitFlags
 	wait.add(fs, "lock")

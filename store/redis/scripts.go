@@ -9,9 +9,10 @@ import (
 // Scripts are made on first use: a file sale's buy must not pay for them
 // when the process starts.
 var (
-	buyScript   = sync.OnceValue(func() *goredis.Script { return goredis.NewScript(serverCheck + buySource) })
-	initScript  = sync.OnceValue(func() *goredis.Script { return goredis.NewScript(serverCheck + initSource) })
-	checkScript = sync.OnceValue(func() *goredis.Script { return goredis.NewScript(serverCheck + "return 'ok'") })
+	buyScript     = sync.OnceValue(func() *goredis.Script { return goredis.NewScript(serverCheck + buySource) })
+	initScript    = sync.OnceValue(func() *goredis.Script { return goredis.NewScript(serverCheck + initSource) })
+	restoreScript = sync.OnceValue(func() *goredis.Script { return goredis.NewScript(restoreSource) })
+	checkScript   = sync.OnceValue(func() *goredis.Script { return goredis.NewScript(serverCheck + "return 'ok'") })
 )
 
 // serverCheck begins every script that writes: it refuses, before anything
@@ -203,4 +204,28 @@ end
 redis.call('DEL', KEYS[2], KEYS[1], KEYS[4])
 redis.call('HSET', KEYS[1], 'total', total, 'left', total, 'version', '0', 'gen', gen)
 return 'ok ' .. kept
+`
+
+// restoreSource writes back request ids the requests hash lost (Repair),
+// each only if it is still missing and after the hash's cursor (">": the
+// buys forget the ids up to it). It returns how many it wrote.
+//
+// KEYS: requests hash. ARGV: triples of the sale's stream entry id, its
+// request id and the value that answers it.
+const restoreSource = `
+local function parse(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms) or 0, tonumber(seq) or 0
+end
+local cursor = redis.call('HGET', KEYS[1], '>')
+local cm, cs = -1, -1
+if cursor then cm, cs = parse(cursor) end
+local n = 0
+for i = 1, #ARGV - 2, 3 do
+  local m, s = parse(ARGV[i])
+  if (m > cm or (m == cm and s > cs)) and redis.call('HSETNX', KEYS[1], ARGV[i + 1], ARGV[i + 2]) == 1 then
+    n = n + 1
+  end
+end
+return n
 `

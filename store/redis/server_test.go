@@ -471,3 +471,97 @@ func TestRedisWriteDeniedAfterSale(t *testing.T) {
 		t.Fatalf("journal holds %d entries, want the 1 sale reported", n)
 	}
 }
+
+// TestRedisRepairAgreesWithVerify (review finding 11): for every state
+// Verify finds unbalanced, Repair either mends it (and Verify then
+// balances) or fails saying why, leaving it as it is; it never calls it
+// sound. A deleted requests hash is found by Verify, and Repair restores
+// the request ids from the journal: a retry then replays its sale instead
+// of buying again. Request ids the buys forgot (past the request TTL) are
+// no problem.
+func TestRedisRepairAgreesWithVerify(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	for _, tc := range []struct {
+		name   string
+		damage func(r *Store)
+		mended bool // Repair mends it; otherwise it must refuse
+	}{
+		{"state behind the journal", func(r *Store) { r.client.HSet(ctx, r.stateKey(), "left", "3", "version", "2") }, true},
+		{"state ahead of the journal", func(r *Store) {
+			last := r.client.XRevRangeN(ctx, r.journalKey(), "+", "-", 1).Val()
+			r.client.XDel(ctx, r.journalKey(), last[0].ID)
+		}, false},
+		{"requests hash deleted", func(r *Store) { r.client.Del(ctx, r.requestsKey()) }, true},
+		{"one request id deleted", func(r *Store) { r.client.HDel(ctx, r.requestsKey(), "q2") }, true},
+		{"request id of another buy", func(r *Store) {
+			r.client.HSet(ctx, r.requestsKey(), "q2", "1\nzed\nok 9 9 9 9 x")
+		}, false},
+		{"TTL on the requests", func(r *Store) { r.client.Expire(ctx, r.requestsKey(), time.Hour) }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := openRedis(t, srv.URL(strings.ReplaceAll(tc.name, " ", "-")))
+			if _, _, err := r.Init(ctx, 5, store.Create); err != nil {
+				t.Fatal(err)
+			}
+			for i := 1; i <= 3; i++ {
+				if _, err := r.BuyRequest(ctx, fmt.Sprintf("q%d", i), "ann", 1); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tc.damage(r)
+			v, err := r.Verify(ctx)
+			if err != nil || v.Balanced() {
+				t.Fatalf("verify after the damage: %+v, %v; want problems", v, err)
+			}
+			t.Logf("verify: %v", v.Problems)
+			before := r.client.HGetAll(ctx, r.stateKey()).Val()
+			rep, err := r.Repair(ctx)
+			t.Logf("repair: %+v, %v", rep, err)
+			if !tc.mended {
+				if err == nil || !errors.Is(err, ticket.ErrInvalid) {
+					t.Fatalf("repair of what it cannot mend: %+v, %v; want an error (exit 5), never sound", rep, err)
+				}
+				if after := r.client.HGetAll(ctx, r.stateKey()).Val(); fmt.Sprint(after) != fmt.Sprint(before) {
+					t.Fatalf("a refused repair changed the state: %v -> %v", before, after)
+				}
+				return
+			}
+			if err != nil || (rep.Sales == 0 && rep.Note == "") {
+				t.Fatalf("repair: %+v, %v; want it mended, and said what it did", rep, err)
+			}
+			if v, err := r.Verify(ctx); err != nil || !v.Balanced() || v.State.Left() != 2 {
+				t.Fatalf("verify after repair: %+v, %v", v, err)
+			}
+			if rc, err := r.BuyRequest(ctx, "q2", "ann", 1); err != nil || !rc.Replayed || rc.Sale.Seq != 2 {
+				t.Fatalf("a retry of request q2 after repair: %+v, %v; want sale #2 replayed", rc, err)
+			}
+			if st, _ := r.Read(); st.Left() != 2 {
+				t.Fatalf("%d left after a retry, want 2", st.Left())
+			}
+		})
+	}
+	t.Run("forgotten request ids", func(t *testing.T) {
+		testRequestTTL = time.Millisecond
+		defer func() { testRequestTTL = 0 }()
+		r := openRedis(t, srv.URL("forgot"))
+		if _, _, err := r.Init(ctx, 20, store.Create); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 10 {
+			if _, err := r.BuyRequest(ctx, fmt.Sprintf("f%d", i), "ann", 1); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(2 * time.Millisecond) // let the request TTL pass
+		}
+		if n := r.client.HLen(ctx, r.requestsKey()).Val(); n >= 10 {
+			t.Fatalf("the requests hash holds %d fields: nothing was forgotten, the test shows nothing", n)
+		}
+		if v, err := r.Verify(ctx); err != nil || !v.Balanced() {
+			t.Fatalf("verify with forgotten request ids: %+v, %v; want balanced", v, err)
+		}
+		if rep, err := r.Repair(ctx); err != nil || rep.Sales != 0 || rep.Note != "" {
+			t.Fatalf("repair of a sound sale: %+v, %v; want nothing done", rep, err)
+		}
+	})
+}
