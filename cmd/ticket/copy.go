@@ -27,6 +27,12 @@ no command holds the server for long (a Redis DST gets its journal in a
 temporary stream that one transaction puts in place with the state), and
 the progress is printed on stderr for 100 000 entries or more.
 
+A ticket file whose journal records changes made outside ticket (a
+cooperating buyer's sales, "outside", or stock it added, "restock") is not
+copied into Redis, whose journal holds ticket's own sales only: copy exits
+1 with nothing written, and the way on is a new Redis sale started with the
+tickets left (ticket init --count N --store redis://...).
+
 Exit status: 0 copied and both sides balance, 3 never, 5 SRC or DST does
 not balance (or a Redis DST has a journal without its state: repair it or
 use --force), 7 a Redis server unreachable or unable to take the writes

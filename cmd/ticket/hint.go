@@ -143,6 +143,8 @@ func redisHint(err error, r *redis.Store, op string) string {
 		return "; rebuild it with" + pw + ": ticket repair " + at + " (init --force would start the sale again and sell its tickets twice)"
 	case errors.Is(err, store.ErrNotFound):
 		return "; create it with" + pw + ": ticket init --count N " + at + "; if it existed, the server has lost it (a restart without persistence, a failover to an empty replica): restore it with ticket copy from a copy of it instead of starting it again"
+	case errors.Is(err, redis.ErrForeignRecord):
+		return "; to sell the rest from Redis, start a new sale there with what is left: ticket init --count N " + at + pw + " (the file keeps its books; ticket verify shows them)"
 	case errors.Is(err, store.ErrExists) && op == "restore":
 		return " (use --force to replace it)"
 	case errors.Is(err, store.ErrExists):

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/gofrs/flock"
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/ticketd/ticket/store/redis/redistest"
 )
@@ -162,5 +164,40 @@ func TestRedisVerifyRepairAgree(t *testing.T) {
 			t.Errorf("%s: repair exit %d, then verify exit %d: they disagree", tc.name, r.code, again.code)
 		}
 		t.Logf("%s: verify %d, repair %d (%s%s), verify %d", tc.name, v.code, r.code, r.stdout, r.stderr, again.code)
+	}
+}
+
+// TestRedisCopyForeignRecords (review finding 12): a ticket file whose
+// journal holds an "outside" record (a peer changed the count under the
+// lock) is refused by ticket copy into Redis with one line saying why and
+// what to do, and nothing is written to the server.
+func TestRedisCopyForeignRecords(t *testing.T) {
+	srv := redistest.Start(t)
+	file := newTicketFile(t, "5")
+	if err := os.WriteFile(file+".tmp", []byte(`{"count": 4, "total": 5, "sold": 0, "version": 0}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lock := flock.New(file + ".lock")
+	if err := lock.Lock(); err != nil {
+		t.Fatal(err)
+	}
+	err := os.Rename(file+".tmp", file)
+	_ = lock.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := runCaptured(t, "buy", "-f", file); o.code != exitOK || !strings.Contains(o.stderr, "outside") {
+		t.Fatalf("buy after the peer's change: %+v; want the outside change recorded", o)
+	}
+	spec := srv.URL("foreign")
+	o := runCaptured(t, "copy", file, spec)
+	t.Logf("copy: %s", o.stderr)
+	if o.code != exitError || strings.Count(o.stderr, "\n") != 1 || !strings.Contains(o.stderr, `kind "outside"`) || !strings.Contains(o.stderr, "ticket init --count N --store") {
+		t.Fatalf("copy of a file with an outside record: exit %d, %q; want 1, one line saying why and what to do", o.code, o.stderr)
+	}
+	c := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+	defer c.Close()
+	if keys := c.Keys(context.Background(), "*").Val(); len(keys) != 0 {
+		t.Fatalf("a refused copy wrote %v", keys)
 	}
 }

@@ -304,7 +304,7 @@ func (r *Store) Restore(ctx context.Context, state ticket.State, records []ticke
 		case ticket.KindSale:
 			sales = append(sales, s)
 		default:
-			return "", fmt.Errorf("%s: record #%d is of kind %q (a change made outside ticket), which a Redis journal cannot hold yet: nothing was copied", r.where(), s.Seq, s.Kind)
+			return "", fmt.Errorf("%s: record #%d is of kind %q (a change made outside ticket), nothing was copied: %w", r.where(), s.Seq, s.Kind, ErrForeignRecord)
 		}
 	}
 	if state.Total() > MaxCount {
