@@ -28,6 +28,15 @@ func (c *cli) open(spec string, opts store.Options) (store.Backend, error) {
 	return &hinted{Backend: b, c: c}, nil
 }
 
+// printable returns spec as ticket prints it: a Redis URL without its
+// password (see redis.RedactURL), anything else as it is.
+func printable(spec string) string {
+	if redis.IsURL(spec) {
+		return redis.RedactURL(spec)
+	}
+	return spec
+}
+
 // specChanged reports whether the sale was named on the command line.
 func specChanged(fs *pflag.FlagSet) bool { return fs.Changed("file") || fs.Changed("store") }
 

@@ -171,12 +171,18 @@ func (c *cli) redisBuyFailed(err error, s store.Backend, buyer string, qty int64
 		Buyer     string `json:"buyer"`
 		Qty       int64  `json:"qty"`
 		Retry     string `json:"retry,omitempty"` // the command that learns the outcome
+		// PasswordEnv names the environment variable retry needs the
+		// password in: the URL printed leaves it out.
+		PasswordEnv string `json:"password_env,omitempty"`
 	}{Error: msg, ExitCode: code, Outcome: "not_bought", RequestID: id, Buyer: buyer, Qty: qty}
 	var unknown *redis.OutcomeUnknownError
 	if errors.As(err, &unknown) {
 		out.Outcome = "unknown"
 		if r, ok := redisOf(s); ok {
 			out.Retry = retryCommand(r, buyer, strconv.FormatInt(qty, 10), id)
+			if r.HasPassword() {
+				out.PasswordEnv = redis.PasswordEnv
+			}
 		}
 	}
 	_ = c.result(out)
@@ -194,7 +200,7 @@ func (c *cli) reportBuy(file, buyer string, qty int64, r store.Receipt, bought b
 			Left   int64  `json:"left"`
 			Seq    int64  `json:"seq,omitempty"`
 			buyExtra
-		}{file, buyer, qty, bought, r.State.Left(), r.Sale.Seq, c.extra}
+		}{printable(file), buyer, qty, bought, r.State.Left(), r.Sale.Seq, c.extra}
 		return c.result(out)
 	}
 	switch {

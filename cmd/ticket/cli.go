@@ -104,7 +104,7 @@ func (c *cli) flagSet(synopsis, about string) (*pflag.FlagSet, *string) {
 		def = "ticket.json"
 	}
 	file := fs.StringP("file", "f", def, "the ticket file (env TICKET_FILE)")
-	fs.StringVar(file, "store", def, "the sale: PATH, file:PATH or redis://HOST:PORT/DB?name=SALE (env TICKET_STORE)")
+	fs.StringVar(file, "store", def, "the sale: PATH, file:PATH or redis://HOST:PORT/DB?name=SALE (env TICKET_STORE; a Redis password in env TICKET_REDIS_PASSWORD)")
 	fs.BoolP("help", "h", false, "show this help")
 	fs.Usage = func() {
 		fmt.Fprintf(c.stdout, "Usage: ticket %s %s\n\n%s\n\nFlags:\n%s", c.name, synopsis, strings.TrimSpace(about), fs.FlagUsages())

@@ -27,6 +27,12 @@ no command holds the server for long (a Redis DST gets its journal in a
 temporary stream that one transaction puts in place with the state), and
 the progress is printed on stderr for 100 000 entries or more.
 
+A ticket file whose journal records changes made outside ticket (a
+cooperating buyer's sales, "outside", or stock it added, "restock") is not
+copied into Redis, whose journal holds ticket's own sales only: copy exits
+1 with nothing written, and the way on is a new Redis sale started with the
+tickets left (ticket init --count N --store redis://...).
+
 Exit status: 0 copied and both sides balance, 3 never, 5 SRC or DST does
 not balance (or a Redis DST has a journal without its state: repair it or
 use --force), 7 a Redis server unreachable or unable to take the writes
@@ -43,6 +49,7 @@ error.`)
 		return &usageError{"copy takes SRC and DST as arguments, not -f/--store"}
 	}
 	srcSpec, dstSpec := fs.Arg(0), fs.Arg(1)
+	srcName, dstName := printable(srcSpec), printable(dstSpec) // as printed: no password
 	if srcSpec == dstSpec {
 		return &usageError{"SRC and DST are the same sale"}
 	}
@@ -63,19 +70,19 @@ error.`)
 
 	before, err := src.Verify(ctx)
 	if err != nil {
-		return fmt.Errorf("copy from %s: %w", srcSpec, err)
+		return fmt.Errorf("copy from %s: %w", srcName, err)
 	}
 	if !before.Balanced() {
-		return fmt.Errorf("copy from %s: the books do not balance (%v); run ticket verify: %w", srcSpec, before.Problems, ticket.ErrInvalid)
+		return fmt.Errorf("copy from %s: the books do not balance (%v); run ticket verify: %w", srcName, before.Problems, ticket.ErrInvalid)
 	}
 	if before.Pending != "" {
-		return fmt.Errorf("copy from %s: %s: settle it first with ticket repair --store %s", srcSpec, before.Pending, srcSpec)
+		return fmt.Errorf("copy from %s: %s: settle it first with ticket repair --store %s", srcName, before.Pending, shellQuote(srcName))
 	}
 	var records []ticket.Record
 	var sales int64
 	for s, err := range src.Sales() {
 		if err != nil {
-			return fmt.Errorf("copy from %s: %w", srcSpec, err)
+			return fmt.Errorf("copy from %s: %w", srcName, err)
 		}
 		if s.Seq <= before.State.Version() { // not one sold since verify looked
 			records = append(records, s)
@@ -85,15 +92,15 @@ error.`)
 		}
 	}
 	if sales != before.Sales {
-		return fmt.Errorf("copy from %s: read %d sales, verify counted %d: a buyer is selling from it; stop the buyers and copy again", srcSpec, sales, before.Sales)
+		return fmt.Errorf("copy from %s: read %d sales, verify counted %d: a buyer is selling from it; stop the buyers and copy again", srcName, sales, before.Sales)
 	}
 	archive, err := dst.Restore(ctx, before.State, records, mode(*force))
 	if err != nil {
-		return fmt.Errorf("copy to %s: %w", dstSpec, err)
+		return fmt.Errorf("copy to %s: %w", dstName, err)
 	}
 	c.durability(dst, false)
 	if err := copyCheck(ctx, src, dst, before); err != nil {
-		return fmt.Errorf("copy %s to %s: %w", srcSpec, dstSpec, err)
+		return fmt.Errorf("copy %s to %s: %w", srcName, dstName, err)
 	}
 	if c.json {
 		return c.result(struct {
@@ -104,12 +111,12 @@ error.`)
 			Total           int64  `json:"total"`
 			Version         int64  `json:"version"`
 			ArchivedJournal string `json:"archived_journal,omitempty"`
-		}{srcSpec, dstSpec, before.Sales, before.State.Left(), before.State.Total(), before.State.Version(), archive})
+		}{srcName, dstName, before.Sales, before.State.Left(), before.State.Total(), before.State.Version(), archive})
 	}
 	if archive != "" {
-		fmt.Fprintf(c.stderr, "ticket copy: kept the old journal of %s as %s\n", dstSpec, archive)
+		fmt.Fprintf(c.stderr, "ticket copy: kept the old journal of %s as %s\n", dstName, archive)
 	}
-	return c.line("copied %s to %s: %d sales, %d left of %d; both sides balance", srcSpec, dstSpec, before.Sales, before.State.Left(), before.State.Total())
+	return c.line("copied %s to %s: %d sales, %d left of %d; both sides balance", srcName, dstName, before.Sales, before.State.Left(), before.State.Total())
 }
 
 // copyCheck verifies both sides after a copy: each balances, SRC has not

@@ -137,15 +137,18 @@ func redisHint(err error, r *redis.Store, op string) string {
 	var mismatch *redis.RequestMismatchError
 	var missing *redis.StateMissingError
 	at := "--store " + shellQuote(r.Redacted())
+	pw := passwordNote(r)
 	switch {
 	case errors.As(err, &unknown):
-		return "; to learn it, run the same buy again (it never buys twice): " + retryCommand(r, unknown.Buyer, strconv.FormatInt(unknown.Qty, 10), unknown.RequestID)
+		return "; to learn it, run the same buy again (it never buys twice)" + pw + ": " + retryCommand(r, unknown.Buyer, strconv.FormatInt(unknown.Qty, 10), unknown.RequestID)
 	case errors.As(err, &mismatch):
-		return "; to learn that buy's outcome, run: " + retryCommand(r, mismatch.Buyer, mismatch.Qty, mismatch.ID)
+		return "; to learn that buy's outcome, run" + pw + ": " + retryCommand(r, mismatch.Buyer, mismatch.Qty, mismatch.ID)
 	case errors.As(err, &missing):
-		return "; rebuild it with: ticket repair " + at + " (init --force would start the sale again and sell its tickets twice)"
+		return "; rebuild it with" + pw + ": ticket repair " + at + " (init --force would start the sale again and sell its tickets twice)"
 	case errors.Is(err, store.ErrNotFound):
-		return "; create it with: ticket init --count N " + at + "; if it existed, the server has lost it (a restart without persistence, a failover to an empty replica): restore it with ticket copy from a copy of it instead of starting it again"
+		return "; create it with" + pw + ": ticket init --count N " + at + "; if it existed, the server has lost it (a restart without persistence, a failover to an empty replica): restore it with ticket copy from a copy of it instead of starting it again"
+	case errors.Is(err, redis.ErrForeignRecord):
+		return "; to sell the rest from Redis, start a new sale there with what is left: ticket init --count N " + at + pw + " (the file keeps its books; ticket verify shows them)"
 	case errors.Is(err, store.ErrExists) && op == "restore":
 		return " (use --force to replace it)"
 	case errors.Is(err, store.ErrExists):
@@ -154,7 +157,17 @@ func redisHint(err error, r *redis.Store, op string) string {
 	return ""
 }
 
-// retryCommand is the whole command that repeats a buy.
+// passwordNote says, for a sale whose URL carries a password, where the
+// password goes to run a command ticket prints: ticket never prints it.
+func passwordNote(r *redis.Store) string {
+	if !r.HasPassword() {
+		return ""
+	}
+	return ", with the password in the environment variable " + redis.PasswordEnv + " (ticket prints no password)"
+}
+
+// retryCommand is the whole command that repeats a buy; with a password
+// in the URL it runs with the password in redis.PasswordEnv.
 func retryCommand(r *redis.Store, buyer, qty, id string) string {
 	return fmt.Sprintf("ticket buy --store %s --buyer %s --qty %s --request-id %s", shellQuote(r.Redacted()), shellQuote(buyer), qty, id)
 }

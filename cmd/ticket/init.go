@@ -48,12 +48,12 @@ file it cannot parse.`)
 			Left            int64  `json:"left"`
 			Total           int64  `json:"total"`
 			ArchivedJournal string `json:"archived_journal,omitempty"`
-		}{*file, state.Left(), state.Total(), archive})
+		}{printable(*file), state.Left(), state.Total(), archive})
 	}
 	if archive != "" {
 		fmt.Fprintf(c.stderr, "ticket init: kept the old journal as %s\n", archive)
 	}
-	return c.line("%s: %d %s", *file, state.Total(), plural(state.Total(), "ticket", "tickets"))
+	return c.line("%s: %d %s", printable(*file), state.Total(), plural(state.Total(), "ticket", "tickets"))
 }
 
 // mode is store.Replace for --force, store.Create without it.

@@ -124,7 +124,10 @@ Commands:
 	b.WriteString(`
 Commands on a sale take -f, --file PATH or --store SPEC (PATH, file:PATH or
 redis://HOST:PORT/DB?name=SALE; default $TICKET_STORE, else $TICKET_FILE,
-else ticket.json); every command takes -h for its own help. The lock is
+else ticket.json); every command takes -h for its own help. A Redis
+password goes in $TICKET_REDIS_PASSWORD (or the URL: redis://:PASSWORD@...);
+ticket never prints it, and the commands it prints to run next need it
+there. The lock is
 PATH.lock: hold it from a shell with flock PATH.lock COMMAND and buyers
 wait (COMMAND itself must not be a ticket command that takes the lock).
 

@@ -35,8 +35,14 @@ rebuild it (nothing is changed).
 
 For a Redis sale (--store redis://...) it rebuilds the state hash from the
 journal when the state is missing (deleted, evicted) or damaged, moving a
-damaged one aside to ticket:{SALE}:damaged:TIME; the sale's request ids
-stay valid.`)
+damaged one aside to ticket:{SALE}:damaged:TIME, or behind its journal (a
+buy whose later writes the server refused); the sale's request ids stay
+valid. It restores request ids the requests hash lost (deleted) from the
+journal, and removes a TTL from the sale's keys. It decides on what verify
+finds and checks its work with it: it never says sound when verify would
+exit 5, and exits 5, leaving the sale as it is, when it cannot mend what
+verify found (a state ahead of its journal: rebuilding would sell tickets
+again).`)
 	fs.BoolVar(&c.json, "json", false, "print the result as one JSON object")
 	var wait waitFlags
 	wait.add(fs, "lock")
@@ -68,7 +74,7 @@ stay valid.`)
 			Kept     string `json:"kept,omitempty"`
 			Archive  string `json:"archived_journal,omitempty"`
 			Note     string `json:"note,omitempty"`
-		}{*file, repaired, r.Sales, r.State.Left(), r.State.Total(), r.Kept, r.Archive, r.Note})
+		}{printable(*file), repaired, r.Sales, r.State.Left(), r.State.Total(), r.Kept, r.Archive, r.Note})
 	}
 	switch {
 	case r.Sales > 0:
@@ -79,10 +85,10 @@ stay valid.`)
 			}
 			fmt.Fprintf(c.stderr, "ticket repair: kept the damaged %s as %s\n", what, r.Kept)
 		}
-		return c.line("rebuilt %s from %d %s in the journal: %s", *file, r.Sales, plural(r.Sales, "record", "records"), r.State)
+		return c.line("rebuilt %s from %d %s in the journal: %s", printable(*file), r.Sales, plural(r.Sales, "record", "records"), r.State)
 	case repaired:
 		fmt.Fprintf(c.stderr, "ticket repair: %s\n", r.Note)
-		return c.line("settled %s with its journal: %s", *file, r.State)
+		return c.line("settled %s with its journal: %s", printable(*file), r.State)
 	}
-	return c.line("%s is sound, nothing to repair: %s; ticket verify checks the books", *file, r.State)
+	return c.line("%s is sound, nothing to repair: %s; ticket verify checks the books", printable(*file), r.State)
 }

@@ -87,7 +87,7 @@ stop with nothing changed, the others finish).`)
 		return &usageError{"--every must be above zero"}
 	}
 	if *unlocked {
-		fmt.Fprintf(c.stderr, "ticket rush: UNSAFE: --unlocked: buyers skip the lock and the journal; expect lost updates and overselling in %s\n", *file)
+		fmt.Fprintf(c.stderr, "ticket rush: UNSAFE: --unlocked: buyers skip the lock and the journal; expect lost updates and overselling in %s\n", printable(*file))
 	}
 	ctx, stop := c.interruptible()
 	defer stop()
@@ -113,8 +113,8 @@ stop with nothing changed, the others finish).`)
 		c: c, file: *file, n: int(*buyers), qty: *qty, unlocked: *unlocked,
 		progress: isTerminal(c.stderr),
 	}
-	r.sum = rushSummary{File: *file, Unlocked: *unlocked, Buyers: int(*buyers), Qty: *qty, Tickets: start.Left(), Left: start.Left(), Results: []buyerResult{}}
-	fmt.Fprintf(c.stderr, "ticket rush: %d buyers, %d tickets left in %s\n", *buyers, start.Left(), *file)
+	r.sum = rushSummary{File: printable(*file), Unlocked: *unlocked, Buyers: int(*buyers), Qty: *qty, Tickets: start.Left(), Left: start.Left(), Results: []buyerResult{}}
+	fmt.Fprintf(c.stderr, "ticket rush: %d buyers, %d tickets left in %s\n", *buyers, start.Left(), printable(*file))
 
 	hb, err := startHeartbeat(*file, time.Duration(every), heartbeatGuard, c.stderr)
 	if err != nil {
@@ -149,7 +149,7 @@ stop with nothing changed, the others finish).`)
 		// The books could not be checked: say why, not that they are wrong.
 		return r.unreachable
 	case !r.sum.Balanced:
-		return shown{fmt.Errorf("%s: the books do not balance: %w", *file, ticket.ErrInvalid)}
+		return shown{fmt.Errorf("%s: the books do not balance: %w", printable(*file), ticket.ErrInvalid)}
 	case r.sum.Errors > 0:
 		return shown{errRushFailed}
 	}

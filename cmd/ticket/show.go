@@ -36,7 +36,7 @@ taken or added outside ticket.`)
 	}
 	dur := c.durability(s, true)
 	if c.json {
-		return c.result(stateJSON{*file, state.Left(), state.Total(), state.Sold(), state.Version(), dur})
+		return c.result(stateJSON{printable(*file), state.Left(), state.Total(), state.Sold(), state.Version(), dur})
 	}
 	return c.line("%s", state)
 }

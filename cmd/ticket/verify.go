@@ -49,7 +49,7 @@ wait_replicas, and its maxmemory-policy.`)
 	}
 	dur := c.durability(s, true)
 	for _, p := range r.Problems {
-		fmt.Fprintf(c.stderr, "ticket verify: %s: %s\n", *file, p)
+		fmt.Fprintf(c.stderr, "ticket verify: %s: %s\n", printable(*file), p)
 	}
 	if c.json {
 		err = c.result(struct {
@@ -65,7 +65,7 @@ wait_replicas, and its maxmemory-policy.`)
 			Problems []string `json:"problems"`
 
 			Durability string `json:"durability,omitempty"`
-		}{*file, r.Balanced(), r.State.Left(), r.State.Total(), r.Tickets, r.Sales, r.Outside, r.Added, r.Pending, append([]string{}, r.Problems...), dur})
+		}{printable(*file), r.Balanced(), r.State.Left(), r.State.Total(), r.Tickets, r.Sales, r.Outside, r.Added, r.Pending, append([]string{}, r.Problems...), dur})
 	} else if r.Balanced() {
 		var outside string
 		if r.Outside > 0 {
@@ -88,7 +88,7 @@ wait_replicas, and its maxmemory-policy.`)
 		return err
 	}
 	if !r.Balanced() {
-		return shown{fmt.Errorf("%s: %d discrepancies: %w", *file, len(r.Problems), ticket.ErrInvalid)}
+		return shown{fmt.Errorf("%s: %d discrepancies: %w", printable(*file), len(r.Problems), ticket.ErrInvalid)}
 	}
 	return nil
 }

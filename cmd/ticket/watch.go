@@ -40,7 +40,7 @@ SIGKILL) it dies with it.`)
 			return err
 		}
 		if c.json {
-			err = c.result(heartbeat{*file, state.Left(), state.Total(), state.Sold(), time.Now().UTC()})
+			err = c.result(heartbeat{printable(*file), state.Left(), state.Total(), state.Sold(), time.Now().UTC()})
 		} else {
 			err = c.line("heartbeat: %d left of %d", state.Left(), state.Total())
 		}

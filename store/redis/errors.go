@@ -13,6 +13,13 @@ import (
 // mistake of the caller's, not a sale that is refused.
 var ErrRequestID = errors.New("invalid request id")
 
+// ErrForeignRecord reports a journal to copy into Redis that holds records
+// of changes made outside ticket (kinds outside and restock: a
+// cooperating buyer's sales, stock added): a Redis journal holds ticket's
+// sales only, and its Verify would not balance them, so Restore refuses
+// the copy whole.
+var ErrForeignRecord = errors.New("a Redis journal holds ticket's own sales only")
+
 // dialError is a connection that could not be made: nothing was sent.
 type dialError struct{ err error }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"strconv"
 	"strings"
 	"time"
 
@@ -229,6 +230,7 @@ func (r *Store) Verify(ctx context.Context) (store.Report, error) {
 	rep.State = s.state
 	var l ticket.Ledger
 	var broken string
+	var lost, wrong []reqEntry // request ids the requests hash lacks, or holds for another buy
 pages:
 	for msgs, err := range r.pages(ctx, r.client, s.last, "read", s.entries) {
 		if err != nil {
@@ -242,6 +244,11 @@ pages:
 			}
 			l.Add(sale)
 		}
+		miss, bad, err := r.pageRequests(ctx, msgs, s.state.Total())
+		if err != nil {
+			return rep, err
+		}
+		lost, wrong = append(lost, miss...), append(wrong, bad...)
 	}
 	if err := r.sameGen(ctx, s); err != nil {
 		return store.Report{}, err
@@ -250,6 +257,17 @@ pages:
 		l.Problem("%s", broken)
 	}
 	l.Check(rep.State, "the journal's last sale", "the state")
+	if len(lost) > 0 {
+		whole := ""
+		if n, err := r.client.Exists(ctx, r.requestsKey()).Result(); err == nil && n == 0 {
+			whole = " (the hash is gone)"
+		}
+		l.Problem("the requests hash %s lacks the request ids of %d %s%s, first %s of sale #%s: a retry of one of them would buy again (the journal holds them: a repair restores them)",
+			r.requestsKey(), len(lost), map[bool]string{true: "sale", false: "sales"}[len(lost) == 1], whole, lost[0].id, lost[0].seq)
+	}
+	for _, w := range wrong {
+		l.Problem("the requests hash %s holds request id %s of sale #%s for another buy: %q", r.requestsKey(), w.id, w.seq, w.value)
+	}
 	for _, k := range []string{r.stateKey(), r.journalKey(), r.requestsKey()} {
 		var ttl time.Duration
 		err := r.call(ctx, func(ctx context.Context) error {
@@ -286,7 +304,7 @@ func (r *Store) Restore(ctx context.Context, state ticket.State, records []ticke
 		case ticket.KindSale:
 			sales = append(sales, s)
 		default:
-			return "", fmt.Errorf("%s: record #%d is of kind %q (a change made outside ticket), which a Redis journal cannot hold yet: nothing was copied", r.where(), s.Seq, s.Kind)
+			return "", fmt.Errorf("%s: record #%d is of kind %q (a change made outside ticket), nothing was copied: %w", r.where(), s.Seq, s.Kind, ErrForeignRecord)
 		}
 	}
 	if state.Total() > MaxCount {
@@ -392,24 +410,115 @@ func (r *Store) Restore(ctx context.Context, state ticket.State, records []ticke
 // checks the whole journal (numbers 1..n, each sale's "left" following
 // from the one before), moves a damaged state hash aside to
 // ticket:{NAME}:damaged:TIME (never deleting it) and writes the journal's
-// last state, in one transaction that fails if a buyer wrote meanwhile.
-// The sale's request ids stay valid: a retry still gets its original
-// outcome. A sound state is left alone (store.Repaired.Sales is 0).
+// last state, in one transaction that fails if a buyer wrote meanwhile. A
+// state behind its journal (a buy whose state write the server refused
+// after its XADD) is rebuilt the same way; a state ahead of its journal
+// (sales missing from it) is refused and left as it is, since rebuilding
+// would sell their tickets again. It restores the request ids the
+// requests hash lost (deleted, or never written) from the journal, and
+// removes a TTL from the sale's keys. The sale's request ids stay valid:
+// a retry still gets its original outcome. A sound sale is left alone
+// (store.Repaired.Sales is 0, Note empty).
+//
+// Repair decides on what Verify reports, and checks its work with Verify:
+// it never calls a sale sound that Verify finds unbalanced; what it cannot
+// mend is returned as an error naming Verify's problems, wrapping
+// store.ErrJournal and ticket.ErrInvalid.
 func (r *Store) Repair(ctx context.Context) (store.Repaired, error) {
 	if err := r.checkServer(ctx, "repair"); err != nil {
 		return store.Repaired{}, err
 	}
-	s, err := r.snapshot(ctx)
+	v, err := r.Verify(ctx)
 	var missing *StateMissingError
 	switch {
-	case err == nil:
-		return store.Repaired{State: s.state}, nil
-	case errors.As(err, &missing), errors.Is(err, ticket.ErrInvalid) && !errors.Is(err, store.ErrJournal):
+	case err == nil && v.Balanced():
+		return store.Repaired{State: v.State}, nil
+	case err == nil, errors.As(err, &missing), errors.Is(err, ticket.ErrInvalid) && !errors.Is(err, store.ErrJournal):
 	default:
 		return store.Repaired{}, err
 	}
+	rep, err := r.rebuildState(ctx)
+	if err != nil {
+		return store.Repaired{}, err
+	}
+	var notes []string
+	n, err := r.restoreRequests(ctx)
+	if err != nil {
+		return rep, err
+	}
+	if n > 0 {
+		notes = append(notes, fmt.Sprintf("restored %d request %s from the journal", n, map[bool]string{true: "id", false: "ids"}[n == 1]))
+	}
+	for _, k := range []string{r.stateKey(), r.journalKey(), r.requestsKey()} {
+		var done bool
+		if err := r.call(ctx, func(ctx context.Context) error {
+			var err error
+			done, err = r.client.Persist(ctx, k).Result()
+			return err
+		}); err != nil {
+			return rep, r.fail("repair", err)
+		}
+		if done {
+			notes = append(notes, "removed the TTL of "+k)
+		}
+	}
+	rep.Note = strings.Join(notes, "; ")
+	after, err := r.Verify(ctx)
+	if err != nil {
+		return rep, err
+	}
+	rep.State = after.State
+	if !after.Balanced() {
+		return rep, r.journalProblem(fmt.Sprintf("the books still do not balance, left as they are: %s", strings.Join(after.Problems, "; ")))
+	}
+	return rep, nil
+}
+
+// restoreRequests writes back, from the journal, the request ids the
+// requests hash should hold and does not (see pageRequests), each only if
+// it is still missing and the buys have not forgotten it meanwhile (one
+// script per page, atomic). It returns how many it wrote.
+func (r *Store) restoreRequests(ctx context.Context) (int64, error) {
+	s, err := r.snapshot(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for msgs, err := range r.pages(ctx, r.client, s.last, "read", s.entries) {
+		if err != nil {
+			return n, err
+		}
+		miss, _, err := r.pageRequests(ctx, msgs, s.state.Total())
+		if err != nil {
+			return n, err
+		}
+		if len(miss) == 0 {
+			continue
+		}
+		args := make([]any, 0, 3*len(miss))
+		for _, m := range miss {
+			args = append(args, m.entry, m.id, m.value)
+		}
+		var wrote int64
+		err = r.call(ctx, func(ctx context.Context) error {
+			var err error
+			wrote, err = restoreScript().Run(ctx, r.client, []string{r.requestsKey()}, args...).Int64()
+			return err
+		})
+		if err != nil {
+			return n, r.fail("repair", err)
+		}
+		n += wrote
+	}
+	return n, r.sameGen(ctx, s)
+}
+
+// rebuildState rebuilds the state from the journal when it is missing,
+// damaged or behind the journal (see Repair); a state that matches the
+// journal is left alone (Sales 0).
+func (r *Store) rebuildState(ctx context.Context) (store.Repaired, error) {
 	var rep store.Repaired
-	err = r.call(ctx, func(ctx context.Context) error {
+	err := r.call(ctx, func(ctx context.Context) error {
 		return r.client.Watch(ctx, func(tx *goredis.Tx) error {
 			typ, err := tx.Type(ctx, r.journalKey()).Result()
 			if err != nil {
@@ -449,6 +558,20 @@ func (r *Store) Repair(ctx context.Context) (store.Repaired, error) {
 			}
 			kept := ""
 			if exists > 0 {
+				vals, err := tx.HMGet(ctx, r.stateKey(), "total", "left", "version").Result()
+				if err != nil {
+					return err
+				}
+				if st, perr := r.parseState(vals); perr == nil {
+					switch {
+					case sameState(st, state):
+						rep = store.Repaired{State: st}
+						return nil
+					case st.Total() != state.Total() || st.Version() > state.Version() || st.Left() < state.Left():
+						return r.journalProblem(fmt.Sprintf("its last sale (#%d, %d left of %d) is not ahead of the state (version %d, %d left of %d): rebuilding the state from it could sell tickets again; left as it is",
+							state.Version(), state.Left(), state.Total(), st.Version(), st.Left(), st.Total()))
+					}
+				}
 				kept = r.key("damaged:" + files.Stamp(time.Now()))
 			}
 			_, err = tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
@@ -464,7 +587,7 @@ func (r *Store) Repair(ctx context.Context) (store.Repaired, error) {
 	})
 	switch {
 	case err == nil:
-		if rep.Sales == 0 {
+		if rep.Sales == 0 && rep.State.Total() == 0 && rep.State.Version() == 0 {
 			return rep, r.journalProblem("holds no sales to rebuild the state from")
 		}
 		return rep, nil
@@ -474,4 +597,91 @@ func (r *Store) Repair(ctx context.Context) (store.Repaired, error) {
 		return store.Repaired{}, fmt.Errorf("%s changed during the repair; nothing was written, try again", r.where())
 	}
 	return store.Repaired{}, r.fail("repair", err)
+}
+
+// reqEntry is a journal entry's request id, as the requests hash should
+// hold it.
+type reqEntry struct {
+	entry string // the stream entry's id
+	seq   string // the sale's number
+	id    string // the request id
+	value string // what the hash holds for it, or should
+}
+
+// pageRequests checks that the requests hash answers, as the buy that
+// made it, for each sale of msgs made by a buy (a copied sale has the
+// request id "copy", and none in the hash), except those the buys have
+// forgotten: at or before the hash's cursor (">"), read after the ids, so
+// that an id forgotten meanwhile is never taken for a lost one. It
+// returns the ids missing, with the value that answers them (total is the
+// sale's), and those held for another buy.
+func (r *Store) pageRequests(ctx context.Context, msgs []goredis.XMessage, total int64) (missing, wrong []reqEntry, err error) {
+	var want []reqEntry
+	for _, m := range msgs {
+		id, _ := m.Values["request"].(string)
+		if id == "" || id == "copy" {
+			continue
+		}
+		f := func(k string) string { s, _ := m.Values[k].(string); return s }
+		want = append(want, reqEntry{entry: m.ID, seq: f("seq"), id: id,
+			value: fmt.Sprintf("%s\n%s\nok %s %s %d %s %s", f("qty"), f("buyer"), f("seq"), f("left"), total, f("seq"), f("time"))})
+	}
+	if len(want) == 0 {
+		return nil, nil, nil
+	}
+	ids := make([]string, len(want))
+	for i, w := range want {
+		ids[i] = w.id
+	}
+	var got *goredis.SliceCmd
+	var cursor *goredis.StringCmd
+	err = r.call(ctx, func(ctx context.Context) error {
+		_, err := r.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			got = p.HMGet(ctx, r.requestsKey(), ids...)
+			cursor = p.HGet(ctx, r.requestsKey(), ">")
+			return nil
+		})
+		if errors.Is(err, goredis.Nil) {
+			err = nil
+		}
+		return err
+	})
+	if err != nil {
+		if isWrongType(err) {
+			return nil, nil, r.wrongType(ctx, r.requestsKey())
+		}
+		return nil, nil, r.fail("read requests", err)
+	}
+	forgotten := cursor.Val()
+	for i, v := range got.Val() {
+		w := want[i]
+		s, ok := v.(string)
+		switch {
+		case !ok:
+			if forgotten == "" || streamAfter(w.entry, forgotten) {
+				missing = append(missing, w)
+			}
+		case !strings.HasPrefix(s, w.value[:strings.Index(w.value, "ok ")+3]+w.seq+" "):
+			wrong = append(wrong, reqEntry{entry: w.entry, seq: w.seq, id: w.id, value: s})
+		}
+	}
+	return missing, wrong, nil
+}
+
+// streamAfter reports whether stream entry id a comes after b.
+func streamAfter(a, b string) bool {
+	am, as := splitStreamID(a)
+	bm, bs := splitStreamID(b)
+	return am > bm || am == bm && as > bs
+}
+
+func splitStreamID(id string) (ms, seq uint64) {
+	m, s, _ := strings.Cut(id, "-")
+	ms, _ = strconv.ParseUint(m, 10, 64)
+	seq, _ = strconv.ParseUint(s, 10, 64)
+	return ms, seq
+}
+
+func sameState(a, b ticket.State) bool {
+	return a.Total() == b.Total() && a.Left() == b.Left() && a.Version() == b.Version()
 }

@@ -9,9 +9,10 @@ import (
 // Scripts are made on first use: a file sale's buy must not pay for them
 // when the process starts.
 var (
-	buyScript   = sync.OnceValue(func() *goredis.Script { return goredis.NewScript(serverCheck + buySource) })
-	initScript  = sync.OnceValue(func() *goredis.Script { return goredis.NewScript(serverCheck + initSource) })
-	checkScript = sync.OnceValue(func() *goredis.Script { return goredis.NewScript(serverCheck + "return 'ok'") })
+	buyScript     = sync.OnceValue(func() *goredis.Script { return goredis.NewScript(serverCheck + buySource) })
+	initScript    = sync.OnceValue(func() *goredis.Script { return goredis.NewScript(serverCheck + initSource) })
+	restoreScript = sync.OnceValue(func() *goredis.Script { return goredis.NewScript(restoreSource) })
+	checkScript   = sync.OnceValue(func() *goredis.Script { return goredis.NewScript(serverCheck + "return 'ok'") })
 )
 
 // serverCheck begins every script that writes: it refuses, before anything
@@ -72,7 +73,10 @@ end
 // Redis does not undo the writes of a script that fails halfway: the
 // keys' types, the state's numbers (whole, at most 2^53-1, left <= total),
 // a request id already answered, and (where the server has ACLs) that the
-// user may run every write it will make. Its first write is the XADD, the
+// user may run every write it will make (Redis 7: redis.acl_check_cmd).
+// Every read it makes (HMGET, HGET, TIME, XRANGE) also comes before its
+// first write, so that an ACL denying one of them fails the script with
+// nothing written, on Redis 6 as on 7. Its first write is the XADD, the
 // only one a server out of memory refuses (the later ones it lets through
 // once a script has written), so a server at its memory limit refuses the
 // buy whole. Then it takes the tickets, remembers the outcome under the
@@ -82,6 +86,12 @@ end
 // journal from the cursor kept in the requests hash's field ">" (no
 // request id can be named so). A sold-out answer stores nothing: a retry
 // of it asks again, which can never sell twice.
+//
+// The writes after the XADD run under pcall: one the server refuses
+// anyway (an ACL on a server without acl_check_cmd) makes the script
+// answer "written OUTCOME\nERROR" rather than fail, so that the sale in
+// the journal is never reported as a buy that bought nothing. A script
+// error is thus always one raised before anything was written.
 //
 // KEYS: state hash, journal stream, requests hash.
 // ARGV[1], ARGV[2]: see serverCheck. ARGV[3..]: qty, buyer, pid, time,
@@ -121,28 +131,41 @@ end
 local denied = allowed({{'XADD', KEYS[2], '*', 'seq', '1'}, {'HSET', KEYS[1], 'left', '0'},
   {'HSET', KEYS[3], id, 'x'}, {'HDEL', KEYS[3], id}})
 if denied then return denied end
-left = left - qty
-version = version + 1
-local l, v = string.format('%d', left), string.format('%d', version)
-redis.call('XADD', KEYS[2], '*', 'seq', v, 'buyer', buyer, 'qty', qtys, 'left', l, 'pid', pid, 'time', now, 'request', id)
-redis.call('HSET', KEYS[1], 'left', l, 'version', v)
-local out = string.format('ok %d %d %d %d %s', version, left, total, version, now)
-redis.call('HSET', KEYS[3], id, qtys .. '\n' .. buyer .. '\n' .. out)
-if flag('T') then redis.call('PEXPIRE', KEYS[3], ttl) end
+-- Every read the buy makes comes before its first write: a read the
+-- server refuses (an ACL without XRANGE, TIME or HGET) fails the script
+-- while it has written nothing, on every Redis version.
 local t = redis.call('TIME')
 local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local cursor = redis.call('HGET', KEYS[3], '>') or '0-0'
-local moved = false
+local forget, moved = {}, false
 for _, e in ipairs(redis.call('XRANGE', KEYS[2], '(' .. cursor, '+', 'COUNT', 4)) do
   local at = tonumber(string.match(e[1], '^(%d+)'))
   if not at or at + ttl > ms then break end
   for i = 1, #e[2] - 1, 2 do
-    if e[2][i] == 'request' and e[2][i + 1] ~= id then redis.call('HDEL', KEYS[3], e[2][i + 1]) end
+    if e[2][i] == 'request' and e[2][i + 1] ~= id then table.insert(forget, e[2][i + 1]) end
   end
   cursor = e[1]
   moved = true
 end
-if moved then redis.call('HSET', KEYS[3], '>', cursor) end
+left = left - qty
+version = version + 1
+local l, v = string.format('%d', left), string.format('%d', version)
+local out = string.format('ok %d %d %d %d %s', version, left, total, version, now)
+redis.call('XADD', KEYS[2], '*', 'seq', v, 'buyer', buyer, 'qty', qtys, 'left', l, 'pid', pid, 'time', now, 'request', id)
+-- The sale is in the journal. A later write the server refuses (an ACL
+-- the check above could not ask: Redis 6) must not pass for a buy that
+-- bought nothing: the error is caught and answered as "written".
+local ok, err = pcall(function()
+  redis.call('HSET', KEYS[1], 'left', l, 'version', v)
+  redis.call('HSET', KEYS[3], id, qtys .. '\n' .. buyer .. '\n' .. out)
+  if flag('T') then redis.call('PEXPIRE', KEYS[3], ttl) end
+  for _, old in ipairs(forget) do redis.call('HDEL', KEYS[3], old) end
+  if moved then redis.call('HSET', KEYS[3], '>', cursor) end
+end)
+if not ok then
+  if type(err) == 'table' then err = err.err end
+  return 'written ' .. out .. '\n' .. tostring(err)
+end
 return out
 `
 
@@ -181,4 +204,28 @@ end
 redis.call('DEL', KEYS[2], KEYS[1], KEYS[4])
 redis.call('HSET', KEYS[1], 'total', total, 'left', total, 'version', '0', 'gen', gen)
 return 'ok ' .. kept
+`
+
+// restoreSource writes back request ids the requests hash lost (Repair),
+// each only if it is still missing and after the hash's cursor (">": the
+// buys forget the ids up to it). It returns how many it wrote.
+//
+// KEYS: requests hash. ARGV: triples of the sale's stream entry id, its
+// request id and the value that answers it.
+const restoreSource = `
+local function parse(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms) or 0, tonumber(seq) or 0
+end
+local cursor = redis.call('HGET', KEYS[1], '>')
+local cm, cs = -1, -1
+if cursor then cm, cs = parse(cursor) end
+local n = 0
+for i = 1, #ARGV - 2, 3 do
+  local m, s = parse(ARGV[i])
+  if (m > cm or (m == cm and s > cs)) and redis.call('HSETNX', KEYS[1], ARGV[i + 1], ARGV[i + 2]) == 1 then
+    n = n + 1
+  end
+end
+return n
 `

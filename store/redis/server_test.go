@@ -224,7 +224,8 @@ func TestRedisNothingSent(t *testing.T) {
 // writes (HSET) gets a refusal, and the sale is left exactly as it was,
 // however often it retries. Control: without the ACL check the script's
 // first write (XADD) lands before the denied one fails, and every retry
-// adds another journal entry while telling the buyer nothing was bought.
+// adds another journal entry (each reported as a sale recorded but not
+// confirmed: see TestRedisWriteDeniedAfterSale).
 func TestRedisACLAllOrNothing(t *testing.T) {
 	ctx := context.Background()
 	srv := redistest.Start(t)
@@ -400,4 +401,167 @@ func TestRedisJournalPages(t *testing.T) {
 	if slow := c.SlowLogGet(ctx, 10).Val(); len(slow) > 0 {
 		t.Fatalf("commands that held the server 100 ms or more: %v", slow)
 	}
+}
+
+// TestRedisACLReadDenied: a user whom the ACL denies one of the commands
+// the buy script reads with (XRANGE, TIME, HGET) is refused before the
+// script writes anything, told nothing was bought, and no retry sells: the
+// sale is left exactly as it was. (Before the fix the script read the
+// journal and the clock after its writes: the sale was made, the buyer
+// told nothing was bought, and every retry sold again.)
+func TestRedisACLReadDenied(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	t.Setenv(PasswordEnv, "pw")
+	for _, cmd := range []string{"xrange", "time", "hget"} {
+		t.Run(cmd, func(t *testing.T) {
+			name := "deny-" + cmd
+			admin := openRedis(t, srv.URL(name))
+			if _, _, err := admin.Init(ctx, 5, store.Create); err != nil {
+				t.Fatal(err)
+			}
+			user := "buyer-" + cmd
+			if err := admin.client.Do(ctx, "ACL", "SETUSER", user, "on", ">pw", "~*", "+@all", "-"+cmd).Err(); err != nil {
+				t.Fatal(err)
+			}
+			r := openRedis(t, strings.Replace(srv.URL(name), "redis://", "redis://"+user+"@", 1))
+			for i := range 3 {
+				rc, err := r.BuyRequest(ctx, fmt.Sprintf("d%d", i), "ann", 1)
+				if err == nil || rc.Sale.Seq != 0 || !strings.Contains(err.Error(), "nothing was bought") || !errors.Is(err, store.ErrUnreachable) {
+					t.Fatalf("try %d: %+v, %v; want a refusal that says nothing was bought (the ACL)", i, rc, err)
+				}
+				if i == 0 {
+					t.Logf("refused: %v", err)
+				}
+			}
+			if n := admin.client.XLen(ctx, admin.journalKey()).Val(); n != 0 {
+				t.Fatalf("3 buys told nothing was bought left %d journal entries", n)
+			}
+			if rep, err := admin.Verify(ctx); err != nil || !rep.Balanced() || rep.State.Left() != 5 {
+				t.Fatalf("verify: %+v, %v; want 5 left, balanced", rep, err)
+			}
+		})
+	}
+}
+
+// TestRedisWriteDeniedAfterSale: a write the server refuses after the
+// buy's first write (here HSET, the ACL check skipped, as on a server
+// without redis.acl_check_cmd) is reported as a sale recorded but not
+// confirmed (store.ErrUnconfirmed, with the sale), never as nothing bought.
+func TestRedisWriteDeniedAfterSale(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	admin := openRedis(t, srv.URL("late"))
+	if _, _, err := admin.Init(ctx, 5, store.Create); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.client.Do(ctx, "ACL", "SETUSER", "late", "on", ">pw", "~*", "+@all", "-hset").Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(PasswordEnv, "pw")
+	r := openRedis(t, strings.Replace(srv.URL("late"), "redis://", "redis://late@", 1))
+	testSkipACLCheck = true
+	defer func() { testSkipACLCheck = false }()
+	rc, err := r.BuyRequest(ctx, "l1", "ann", 1)
+	if !errors.Is(err, store.ErrUnconfirmed) || rc.Sale.Seq != 1 || strings.Contains(err.Error(), "nothing was bought") {
+		t.Fatalf("a write refused after the sale's XADD: %+v, %v; want sale #1 recorded, unconfirmed", rc, err)
+	}
+	t.Logf("reported: %v", err)
+	if n := admin.client.XLen(ctx, admin.journalKey()).Val(); n != 1 {
+		t.Fatalf("journal holds %d entries, want the 1 sale reported", n)
+	}
+}
+
+// TestRedisRepairAgreesWithVerify (review finding 11): for every state
+// Verify finds unbalanced, Repair either mends it (and Verify then
+// balances) or fails saying why, leaving it as it is; it never calls it
+// sound. A deleted requests hash is found by Verify, and Repair restores
+// the request ids from the journal: a retry then replays its sale instead
+// of buying again. Request ids the buys forgot (past the request TTL) are
+// no problem.
+func TestRedisRepairAgreesWithVerify(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	for _, tc := range []struct {
+		name   string
+		damage func(r *Store)
+		mended bool // Repair mends it; otherwise it must refuse
+	}{
+		{"state behind the journal", func(r *Store) { r.client.HSet(ctx, r.stateKey(), "left", "3", "version", "2") }, true},
+		{"state ahead of the journal", func(r *Store) {
+			last := r.client.XRevRangeN(ctx, r.journalKey(), "+", "-", 1).Val()
+			r.client.XDel(ctx, r.journalKey(), last[0].ID)
+		}, false},
+		{"requests hash deleted", func(r *Store) { r.client.Del(ctx, r.requestsKey()) }, true},
+		{"one request id deleted", func(r *Store) { r.client.HDel(ctx, r.requestsKey(), "q2") }, true},
+		{"request id of another buy", func(r *Store) {
+			r.client.HSet(ctx, r.requestsKey(), "q2", "1\nzed\nok 9 9 9 9 x")
+		}, false},
+		{"TTL on the requests", func(r *Store) { r.client.Expire(ctx, r.requestsKey(), time.Hour) }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := openRedis(t, srv.URL(strings.ReplaceAll(tc.name, " ", "-")))
+			if _, _, err := r.Init(ctx, 5, store.Create); err != nil {
+				t.Fatal(err)
+			}
+			for i := 1; i <= 3; i++ {
+				if _, err := r.BuyRequest(ctx, fmt.Sprintf("q%d", i), "ann", 1); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tc.damage(r)
+			v, err := r.Verify(ctx)
+			if err != nil || v.Balanced() {
+				t.Fatalf("verify after the damage: %+v, %v; want problems", v, err)
+			}
+			t.Logf("verify: %v", v.Problems)
+			before := r.client.HGetAll(ctx, r.stateKey()).Val()
+			rep, err := r.Repair(ctx)
+			t.Logf("repair: %+v, %v", rep, err)
+			if !tc.mended {
+				if err == nil || !errors.Is(err, ticket.ErrInvalid) {
+					t.Fatalf("repair of what it cannot mend: %+v, %v; want an error (exit 5), never sound", rep, err)
+				}
+				if after := r.client.HGetAll(ctx, r.stateKey()).Val(); fmt.Sprint(after) != fmt.Sprint(before) {
+					t.Fatalf("a refused repair changed the state: %v -> %v", before, after)
+				}
+				return
+			}
+			if err != nil || (rep.Sales == 0 && rep.Note == "") {
+				t.Fatalf("repair: %+v, %v; want it mended, and said what it did", rep, err)
+			}
+			if v, err := r.Verify(ctx); err != nil || !v.Balanced() || v.State.Left() != 2 {
+				t.Fatalf("verify after repair: %+v, %v", v, err)
+			}
+			if rc, err := r.BuyRequest(ctx, "q2", "ann", 1); err != nil || !rc.Replayed || rc.Sale.Seq != 2 {
+				t.Fatalf("a retry of request q2 after repair: %+v, %v; want sale #2 replayed", rc, err)
+			}
+			if st, _ := r.Read(); st.Left() != 2 {
+				t.Fatalf("%d left after a retry, want 2", st.Left())
+			}
+		})
+	}
+	t.Run("forgotten request ids", func(t *testing.T) {
+		testRequestTTL = time.Millisecond
+		defer func() { testRequestTTL = 0 }()
+		r := openRedis(t, srv.URL("forgot"))
+		if _, _, err := r.Init(ctx, 20, store.Create); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 10 {
+			if _, err := r.BuyRequest(ctx, fmt.Sprintf("f%d", i), "ann", 1); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(2 * time.Millisecond) // let the request TTL pass
+		}
+		if n := r.client.HLen(ctx, r.requestsKey()).Val(); n >= 10 {
+			t.Fatalf("the requests hash holds %d fields: nothing was forgotten, the test shows nothing", n)
+		}
+		if v, err := r.Verify(ctx); err != nil || !v.Balanced() {
+			t.Fatalf("verify with forgotten request ids: %+v, %v; want balanced", v, err)
+		}
+		if rep, err := r.Repair(ctx); err != nil || rep.Sales != 0 || rep.Note != "" {
+			t.Fatalf("repair of a sound sale: %+v, %v; want nothing done", rep, err)
+		}
+	})
 }

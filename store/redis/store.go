@@ -228,17 +228,55 @@ func (quiet) Printf(context.Context, string, ...any) {}
 
 var quietOnce sync.Once
 
+// redact returns u without its password (and without a user name that
+// would be empty): the URL to print. The password is left out, not
+// masked: the URL printed, run as it is, finds the password where it is
+// given without one (PasswordEnv), where a mask would be sent as a
+// wrong password.
 func redact(u *url.URL) string {
-	return u.Redacted()
+	if u.User == nil {
+		return u.String()
+	}
+	c := *u
+	c.User = nil
+	if name := u.User.Username(); name != "" {
+		c.User = url.User(name)
+	}
+	return c.String()
 }
 
-// Redacted returns the sale's URL without its password, to print.
+// RedactURL returns spec, a Redis URL, without its password, to print: see
+// Store.Redacted. A URL that does not parse is not printed at all.
+func RedactURL(spec string) string {
+	u, err := url.Parse(spec)
+	if err != nil {
+		return "(a Redis URL that does not parse)"
+	}
+	return redact(u)
+}
+
+// Redacted returns the sale's URL without its password, to print. It
+// leaves the password out rather than masking it: the URL printed works
+// as it is, with the password in the environment variable PasswordEnv
+// (see HasPassword).
 func (r *Store) Redacted() string {
 	u, err := url.Parse(r.spec)
 	if err != nil {
 		return "redis://" + r.addr
 	}
-	return u.Redacted()
+	return redact(u)
+}
+
+// HasPassword reports whether the sale's URL carries a password, which
+// Redacted leaves out: a command printed with the redacted URL needs the
+// password in PasswordEnv.
+func (r *Store) HasPassword() bool {
+	u, err := url.Parse(r.spec)
+	if err != nil || u.User == nil {
+		return false
+	}
+	_, ok := u.User.Password()
+	return ok
 }
 
 // isAuth reports whether a server error is an authentication or
@@ -251,7 +289,14 @@ func isAuth(msg string) bool {
 			return true
 		}
 	}
-	return strings.Contains(msg, "Protocol error: unauthenticated")
+	return strings.Contains(msg, "Protocol error: unauthenticated") || scriptDenied(msg)
+}
+
+// scriptDenied reports whether a script failed because the ACL denied a
+// command it called: Redis 6.2 and 7.0 answer "ERR The user executing the
+// script can't run this command or subcommand", later versions NOPERM.
+func scriptDenied(msg string) bool {
+	return strings.Contains(msg, "The user executing the script can't run this command")
 }
 
 // notReady reports whether a server error means it could not serve the
@@ -270,7 +315,7 @@ func notReady(msg string) bool {
 // a user can do something about.
 func serverWhy(msg string) string {
 	switch {
-	case strings.HasPrefix(msg, "NOPERM"):
+	case strings.HasPrefix(msg, "NOPERM"), scriptDenied(msg):
 		return "permission denied by the server's ACL: " + msg
 	case isAuth(msg):
 		return "authentication failed: " + msg
@@ -524,8 +569,10 @@ func (r *Store) BuyRequest(ctx context.Context, id, buyer string, qty int64) (st
 		var de *dialError
 		if errors.As(err, &rerr) || errors.As(err, &de) {
 			// Not connected, or the server answered with an error: the
-			// script checks everything before it writes, and its first
-			// write is the only one a server can refuse, so it took nothing.
+			// script makes every check and every read before it writes,
+			// its first write is the only one a server out of memory
+			// refuses, and it catches an error after that write (its
+			// answer is then "written ..."), so it took nothing.
 			return store.Receipt{}, r.notSent(err)
 		}
 		return store.Receipt{}, &OutcomeUnknownError{Server: r.addr, Sale: r.name, RequestID: id, Buyer: buyer, Qty: qty, Err: err}
@@ -630,6 +677,10 @@ func (r *Store) parseOutcome(out, id, buyer string, qty int64) (store.Receipt, e
 		q, b, _ := strings.Cut(rest, " ")
 		return rc, &RequestMismatchError{ID: id, Qty: q, Buyer: b}
 	}
+	var late string // a write the server refused after the sale's XADD
+	if rest, ok := strings.CutPrefix(out, "written "); ok {
+		out, late, _ = strings.Cut(rest, "\n")
+	}
 	f := strings.Fields(out)
 	if len(f) > 0 && f[0] == "replay" {
 		rc.Replayed = true
@@ -656,6 +707,10 @@ func (r *Store) parseOutcome(out, id, buyer string, qty int64) (store.Receipt, e
 	}
 	t, _ := time.Parse(time.RFC3339Nano, f[5])
 	rc.Sale = ticket.Record{Seq: n[0], Buyer: buyer, Qty: qty, Left: n[1], PID: os.Getpid(), Time: t}
+	if late != "" || f[0] != "ok" {
+		return rc, fmt.Errorf("%s: sale #%d is in the journal, but the server refused a later write of the same buy (%s): the sale's state or its request id may not show it, and a retry with request id %s could buy again; verify the sale: %w",
+			r.where(), n[0], late, id, store.ErrUnconfirmed)
+	}
 	return rc, nil
 }
 
