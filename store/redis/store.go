@@ -11,8 +11,6 @@ package redis
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -25,6 +23,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/ticketd/ticket/store"
+	"github.com/ticketd/ticket/store/redis/redisspec"
 	"github.com/ticketd/ticket/store/internal/files"
 	"github.com/ticketd/ticket/ticket"
 )
@@ -42,7 +41,7 @@ const RequestTTL = 24 * time.Hour
 // PasswordEnv names the environment variable that gives the Redis password
 // when the URL has none, so that it need not appear in URLs that ticket
 // prints.
-const PasswordEnv = "TICKET_REDIS_PASSWORD"
+const PasswordEnv = redisspec.PasswordEnv
 
 // Test switches: each turns one protection off, for the negative control
 // of the test that shows it. Only the package's tests set them.
@@ -128,38 +127,38 @@ func Open(spec string) (*Store, error) {
 		return nil, fmt.Errorf("redis url: %w", err)
 	}
 	if u.Fragment != "" || strings.HasSuffix(spec, "#") {
-		return nil, fmt.Errorf("redis url %s: '#' begins a URL fragment, which would be dropped from the sale's name: write it as %%23 (names allow letters, digits, '.', '_', ':' and '-')", redact(u))
+		return nil, fmt.Errorf("redis url %s: '#' begins a URL fragment, which would be dropped from the sale's name: write it as %%23 (names allow letters, digits, '.', '_', ':' and '-')", redisspec.Redact(u))
 	}
 	q := u.Query()
 	name := q.Get("name")
 	switch {
 	case len(q["name"]) > 1:
-		return nil, fmt.Errorf("redis url %s: name is given %d times", redact(u), len(q["name"]))
+		return nil, fmt.Errorf("redis url %s: name is given %d times", redisspec.Redact(u), len(q["name"]))
 	case q.Has("name") && name == "":
-		return nil, fmt.Errorf("redis url %s: name is empty", redact(u))
+		return nil, fmt.Errorf("redis url %s: name is empty", redisspec.Redact(u))
 	case name == "":
 		name = "ticket"
 	}
 	if err := checkSaleName(name); err != nil {
-		return nil, fmt.Errorf("redis url %s: %w", redact(u), err)
+		return nil, fmt.Errorf("redis url %s: %w", redisspec.Redact(u), err)
 	}
 	r := &Store{spec: spec, name: name, waitTimeout: 2 * time.Second}
 	for _, p := range []string{ParamWaitReplicas, ParamWaitTimeout, ParamAllowEviction} {
 		if len(q[p]) > 1 {
-			return nil, fmt.Errorf("redis url %s: %s is given %d times", redact(u), p, len(q[p]))
+			return nil, fmt.Errorf("redis url %s: %s is given %d times", redisspec.Redact(u), p, len(q[p]))
 		}
 	}
 	if v := q.Get(ParamWaitReplicas); q.Has(ParamWaitReplicas) {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 || n > 100 {
-			return nil, fmt.Errorf("redis url %s: %s=%q: want a number of replicas from 0 to 100", redact(u), ParamWaitReplicas, v)
+			return nil, fmt.Errorf("redis url %s: %s=%q: want a number of replicas from 0 to 100", redisspec.Redact(u), ParamWaitReplicas, v)
 		}
 		r.waitReplicas = n
 	}
 	if v := q.Get(ParamWaitTimeout); q.Has(ParamWaitTimeout) {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < time.Millisecond {
-			return nil, fmt.Errorf("redis url %s: %s=%q: want a duration of at least 1ms, such as 500ms or 2s", redact(u), ParamWaitTimeout, v)
+			return nil, fmt.Errorf("redis url %s: %s=%q: want a duration of at least 1ms, such as 500ms or 2s", redisspec.Redact(u), ParamWaitTimeout, v)
 		}
 		r.waitTimeout = d
 	}
@@ -169,7 +168,7 @@ func Open(spec string) (*Store, error) {
 			r.allowEviction = true
 		case "no", "false", "0":
 		default:
-			return nil, fmt.Errorf("redis url %s: %s=%q: want yes or no", redact(u), ParamAllowEviction, v)
+			return nil, fmt.Errorf("redis url %s: %s=%q: want yes or no", redisspec.Redact(u), ParamAllowEviction, v)
 		}
 	}
 	for _, p := range []string{"name", ParamWaitReplicas, ParamWaitTimeout, ParamAllowEviction} {
@@ -178,7 +177,7 @@ func Open(spec string) (*Store, error) {
 	u.RawQuery = q.Encode()
 	o, err := goredis.ParseURL(u.String())
 	if err != nil {
-		return nil, fmt.Errorf("redis url %s: %w", redact(u), err)
+		return nil, fmt.Errorf("redis url %s: %w", redisspec.Redact(u), err)
 	}
 	if o.Password == "" {
 		o.Password = os.Getenv(PasswordEnv)
@@ -228,32 +227,9 @@ func (quiet) Printf(context.Context, string, ...any) {}
 
 var quietOnce sync.Once
 
-// redact returns u without its password (and without a user name that
-// would be empty): the URL to print. The password is left out, not
-// masked: the URL printed, run as it is, finds the password where it is
-// given without one (PasswordEnv), where a mask would be sent as a
-// wrong password.
-func redact(u *url.URL) string {
-	if u.User == nil {
-		return u.String()
-	}
-	c := *u
-	c.User = nil
-	if name := u.User.Username(); name != "" {
-		c.User = url.User(name)
-	}
-	return c.String()
-}
-
-// RedactURL returns spec, a Redis URL, without its password, to print: see
-// Store.Redacted. A URL that does not parse is not printed at all.
-func RedactURL(spec string) string {
-	u, err := url.Parse(spec)
-	if err != nil {
-		return "(a Redis URL that does not parse)"
-	}
-	return redact(u)
-}
+// RedactURL returns spec, a Redis URL, without its password, to print:
+// see Store.Redacted and redisspec.RedactURL.
+func RedactURL(spec string) string { return redisspec.RedactURL(spec) }
 
 // Redacted returns the sale's URL without its password, to print. It
 // leaves the password out rather than masking it: the URL printed works
@@ -264,20 +240,13 @@ func (r *Store) Redacted() string {
 	if err != nil {
 		return "redis://" + r.addr
 	}
-	return redact(u)
+	return redisspec.Redact(u)
 }
 
 // HasPassword reports whether the sale's URL carries a password, which
 // Redacted leaves out: a command printed with the redacted URL needs the
 // password in PasswordEnv.
-func (r *Store) HasPassword() bool {
-	u, err := url.Parse(r.spec)
-	if err != nil || u.User == nil {
-		return false
-	}
-	_, ok := u.User.Password()
-	return ok
-}
+func (r *Store) HasPassword() bool { return redisspec.HasPassword(r.spec) }
 
 // isAuth reports whether a server error is an authentication or
 // permission failure. A server that wants a password answers a long
@@ -329,12 +298,6 @@ func serverWhy(msg string) string {
 	return "server not ready: " + msg
 }
 
-func plural(qty string) string {
-	if qty == "1" {
-		return "ticket"
-	}
-	return "tickets"
-}
 
 // Name returns the sale's name in the server.
 func (r *Store) Name() string { return r.name }
@@ -467,25 +430,12 @@ func (r *Store) missing(journalLen int64) error {
 	return &notFoundError{r.where()}
 }
 
-// CheckRequestID reports whether id may be used as a request id: 1 to 128
-// letters, digits, '.', '_', ':' or '-'. Its error wraps ErrRequestID.
-func CheckRequestID(id string) error {
-	ok := len(id) >= 1 && len(id) <= 128
-	for _, c := range []byte(id) {
-		ok = ok && (c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("._:-", c) >= 0)
-	}
-	if !ok {
-		return fmt.Errorf("request id %q: want 1 to 128 letters, digits, '.', '_', ':' or '-': %w", id, ErrRequestID)
-	}
-	return nil
-}
+// CheckRequestID reports whether id may be used as a request id: see
+// redisspec.CheckRequestID.
+func CheckRequestID(id string) error { return redisspec.CheckRequestID(id) }
 
 // NewRequestID returns a fresh random request id.
-func NewRequestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+func NewRequestID() string { return redisspec.NewRequestID() }
 
 // flags are the scripts' flags (see serverCheck and buySource).
 func (r *Store) flags() string {
@@ -775,6 +725,4 @@ func (r *Store) Init(ctx context.Context, n int64, mode store.Mode) (ticket.Stat
 }
 
 // IsURL reports whether spec is a Redis URL: redis://... or rediss://...
-func IsURL(spec string) bool {
-	return strings.HasPrefix(spec, "redis://") || strings.HasPrefix(spec, "rediss://")
-}
+func IsURL(spec string) bool { return redisspec.IsURL(spec) }
