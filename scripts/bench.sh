@@ -60,7 +60,7 @@ say() { printf '%s\n' "$*" >&2; }
 bin=$work/bin
 mkdir -p "$bin"
 say "bench.sh: building (static) ..."
-(cd "$root" && CGO_ENABLED=0 go build -o "$bin/ticket" ./cmd/ticket &&
+(cd "$root" && CGO_ENABLED=0 go build -o "$bin/" ./cmd/ticket ./cmd/ticket-redis &&
   CGO_ENABLED=0 go build -o "$bin/floor" ./scripts/floor &&
   go build -o "$bin/maxrss" ./scripts/peers/maxrss && go build -o "$bin/benchchart" ./scripts/benchchart)
 

@@ -1,122 +1,105 @@
 package main
 
 import (
-	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 
-	"github.com/gofrs/flock"
-	"github.com/rogpeppe/go-internal/testscript"
+	"github.com/ticketd/ticket/store/redis/redistest"
 )
 
-// The one way these tests run the ticket command as a process: the test
-// binary itself, started again with TICKET_TEST_MAIN=1 (see ticketCmd), as
-// os/exec's own tests do, so that buyers are real processes that real
-// signals kill, running exactly mainCode, and the test hooks of
-// export_test.go can be set in them. Scripts of behaviour a user sees run
-// it as "ticket" through testscript (TestScripts); shell scripts find it
-// as "ticket" on their PATH (ticketDir).
-const asTicketEnv = "TICKET_TEST_MAIN"
-
-// moduleRoot is the directory of go.mod.
-var moduleRoot, _ = filepath.Abs("../..")
-
-// procEnv is added to the environment of every process the tests start.
-// A -race build sleeps a second at exit unless told not to, which would
-// pass for a process that lingers.
-var procEnv = []string{"TICKET_FILE=", "TICKET_STORE=", "GORACE=atexit_sleep_ms=0", asTicketEnv + "=1"}
-
-// testRoleEnv makes the test binary play a small COMMAND for ticket sem
-// instead of running the tests; see playRole.
-const testRoleEnv = "TICKET_TEST_ROLE"
-
-// TestMain lets the test binary play every part a test needs:
-//   - the ticket command as a process, with TICKET_TEST_MAIN=1 (see
-//     ticketMain), which is also how testscript runs "ticket";
-//   - a small COMMAND run by ticket sem, with TICKET_TEST_ROLE (see playRole).
-func TestMain(m *testing.M) {
-	if os.Getenv(asTicketEnv) == "1" || os.Getenv(childEnv) != "" {
-		os.Exit(ticketMain()) // a ticket process, or a child of one (see child.go)
-	}
-	if role := os.Getenv(testRoleEnv); role != "" {
-		os.Exit(playRole(role))
-	}
-	testscript.Main(withRuntimeDir{m}, map[string]func(){"ticket": func() { os.Exit(ticketMain()) }})
-}
-
-// withRuntimeDir runs the tests with a directory of their own for group
-// commit's regions ($XDG_RUNTIME_DIR), removed at the end, so that the
-// sales of a test run leave nothing behind in the user's.
-type withRuntimeDir struct{ m *testing.M }
-
-func (w withRuntimeDir) Run() int {
-	dir, err := os.MkdirTemp("", "ticket-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	os.Setenv("XDG_RUNTIME_DIR", dir)
-	return w.m.Run()
-}
-
-// ticketMain is the test binary acting as the ticket command, with the test
-// hooks its environment asks for (see export_test.go). With
-// TICKET_TEST_GATE set, it first waits for a shared lock on that file,
-// which the test holds exclusively while it starts every buyer: releasing
-// it lets them all run at the same moment.
-func ticketMain() int {
-	setHooks()
-	// Not for the commands it runs (ticket sem's): the children it starts
-	// itself are children of ticket (see child.go).
-	os.Unsetenv(asTicketEnv)
-	if gate := os.Getenv("TICKET_TEST_GATE"); gate != "" {
-		g := flock.New(gate)
-		if err := g.RLock(); err != nil {
-			fmt.Fprintln(os.Stderr, "gate:", err)
-			return 99
-		}
-		_ = g.Unlock()
-	}
-	return mainCode(os.Args[1:])
-}
-
-// longTests is TICKET_TEST_LONG=1, as .ci/run sets: the soaks and long
-// loops run at their full size. Without it every test still runs, each
-// guarantee exercised once, at a size that keeps go test ./... quick.
-var longTests = os.Getenv("TICKET_TEST_LONG") == "1"
-
-// size returns long under TICKET_TEST_LONG=1, quick otherwise.
-func size[T any](quick, long T) T {
-	if longTests {
-		return long
-	}
-	return quick
-}
-
-// ticketCmd returns the ticket command with args as a process of its own.
-func ticketCmd(args ...string) *exec.Cmd {
-	return ticketCmdContext(context.Background(), args...)
-}
-
-// ticketCmdContext is ticketCmd killed when ctx is done.
-func ticketCmdContext(ctx context.Context, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, os.Args[0], args...)
-	cmd.Env = append(os.Environ(), procEnv...)
-	return cmd
-}
-
-// ticketDir returns a directory holding "ticket", this test binary, for
-// the PATH of the shell scripts the tests run; their environment needs
-// procEnv too.
-func ticketDir(t *testing.T) string {
+// build builds the commands named (cmd/NAME) into dir.
+func build(t *testing.T, dir string, names ...string) {
 	t.Helper()
-	dir := t.TempDir()
-	if err := os.Symlink(os.Args[0], filepath.Join(dir, "ticket")); err != nil {
+	for _, name := range names {
+		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", filepath.Join(dir, name), "../"+name)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build ../%s: %v\n%s", name, err, out)
+		}
+	}
+}
+
+// run runs the program at path with args in dir and returns its combined
+// output and exit status.
+func run(t *testing.T, dir, path string, env []string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(path, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), append([]string{"TICKET_STORE=", "TICKET_FILE="}, env...)...)
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
 		t.Fatal(err)
 	}
-	return dir
+	return string(out), code
+}
+
+// TestTicketLinksNoRedisClient: the ticket command, as built, initialises
+// no package of the Redis client, and buys from a file; ticket-redis, as
+// built, does link it.
+func TestTicketLinksNoRedisClient(t *testing.T) {
+	bin := t.TempDir()
+	build(t, bin, "ticket", "ticket-redis")
+	dir := t.TempDir()
+	for _, args := range [][]string{{"init", "--count", "2"}, {"buy", "--buyer", "a"}} {
+		out, code := run(t, dir, filepath.Join(bin, "ticket"), []string{"GODEBUG=inittrace=1"}, args...)
+		if code != 0 {
+			t.Fatalf("ticket %v: exit %d: %s", args, code, out)
+		}
+		inits := 0
+		for _, line := range strings.Split(out, "\n") {
+			if strings.HasPrefix(line, "init ") {
+				inits++
+			}
+		}
+		if strings.Contains(out, "go-redis") || inits == 0 {
+			t.Fatalf("ticket %v initialised %d packages, some of the Redis client's:\n%s", args, inits, out)
+		}
+		t.Logf("ticket %v: %d package inits, none of the Redis client", args, inits)
+	}
+	out, _ := run(t, dir, filepath.Join(bin, "ticket-redis"), []string{"GODEBUG=inittrace=1"}, "--version")
+	if !strings.Contains(out, "go-redis") {
+		t.Fatalf("ticket-redis does not initialise the Redis client (the control):\n%s", out)
+	}
+}
+
+// TestTicketRunsTicketRedis: ticket, given a Redis sale on its command
+// line or in $TICKET_STORE, runs ticket-redis in its place, found beside
+// it or on $PATH; without it, it says what to install (exit 1).
+func TestTicketRunsTicketRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	bin := t.TempDir()
+	build(t, bin, "ticket", "ticket-redis")
+	dir := t.TempDir()
+	ticket := filepath.Join(bin, "ticket")
+	spec := srv.URL("exec")
+	if out, code := run(t, dir, ticket, nil, "init", "--count", "3", "--store", spec); code != 0 || !strings.Contains(out, "3 tickets") {
+		t.Fatalf("ticket init --store %s: exit %d: %s", spec, code, out)
+	}
+	if out, code := run(t, dir, ticket, nil, "buy", "--buyer", "a", "--store="+spec); code != 0 || !strings.Contains(out, "a got 1 ticket (2 left)") {
+		t.Fatalf("ticket buy --store=%s: exit %d: %s", spec, code, out)
+	}
+	if out, code := run(t, dir, ticket, []string{"TICKET_STORE=" + spec}, "show"); code != 0 || !strings.Contains(out, "2 left of 3") {
+		t.Fatalf("TICKET_STORE=%s ticket show: exit %d: %s", spec, code, out)
+	}
+	// ticket alone, and ticket-redis only on $PATH.
+	alone, onPath := t.TempDir(), t.TempDir()
+	if err := os.Link(ticket, filepath.Join(alone, "ticket")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(filepath.Join(bin, "ticket-redis"), filepath.Join(onPath, "ticket-redis")); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := run(t, dir, filepath.Join(alone, "ticket"), []string{"PATH=" + onPath}, "show", "--store", spec); code != 0 || !strings.Contains(out, "2 left of 3") {
+		t.Fatalf("ticket with ticket-redis on $PATH: exit %d: %s", code, out)
+	}
+	out, code := run(t, dir, filepath.Join(alone, "ticket"), []string{"PATH=" + t.TempDir()}, "show", "--store", spec)
+	if code != 1 || !strings.Contains(out, "needs the ticket-redis command") || !strings.Contains(out, "go install ./cmd/...") {
+		t.Fatalf("ticket without ticket-redis: exit %d: %s", code, out)
+	}
 }

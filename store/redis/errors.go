@@ -1,7 +1,6 @@
 package redis
 
 import (
-
 	"github.com/ticketd/ticket/store"
 	"github.com/ticketd/ticket/store/redis/redisspec"
 	"github.com/ticketd/ticket/ticket"

@@ -23,8 +23,8 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/ticketd/ticket/store"
-	"github.com/ticketd/ticket/store/redis/redisspec"
 	"github.com/ticketd/ticket/store/internal/files"
+	"github.com/ticketd/ticket/store/redis/redisspec"
 	"github.com/ticketd/ticket/ticket"
 )
 
@@ -297,7 +297,6 @@ func serverWhy(msg string) string {
 	}
 	return "server not ready: " + msg
 }
-
 
 // Name returns the sale's name in the server.
 func (r *Store) Name() string { return r.name }

@@ -1,0 +1,219 @@
+package cli
+
+import (
+	"bytes"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// dirState is every file in a directory: name, mode and content (but for
+// the lock file's content: see below).
+func dirState(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	var names []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		names = append(names, p)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(names)
+	for _, p := range names {
+		info, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.WriteString(p + " " + info.Mode().String() + "\n")
+		if strings.HasSuffix(p, ".lock") {
+			// The lock file's content is the group commit's shared memory
+			// (scratch: slots for requests in flight), not the sale's data.
+			continue
+		}
+		if info.Mode().IsRegular() {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Write(data)
+		}
+	}
+	return b.String()
+}
+
+// TestBadFiles: a buy against a broken sale fails with one clear line
+// naming the file and the problem and a documented exit status, and
+// changes nothing in the directory.
+//
+// Permissions: as root (CI), file modes do not stop anyone, so the
+// read-only cases use a read-only bind mount and chattr +i, and the
+// unreadable file is read by a child that drops to uid 65534 (nobody).
+// As another user, chmod does it. A case whose tool is missing skips with
+// the reason.
+func TestBadFiles(t *testing.T) {
+	root := os.Geteuid() == 0
+	cases := []struct {
+		name  string
+		setup func(t *testing.T, path string) // path: an initialized sale with one sale made
+		code  int
+		msg   string // in the error line
+		uid   int    // run the buy as this user when root (0: as root)
+	}{
+		{"lock-file-is-a-directory", func(t *testing.T, path string) {
+			replaceWithDir(t, path+".lock")
+		}, exitError, ".lock: is a directory", 0},
+		{"ticket-file-is-a-directory", func(t *testing.T, path string) {
+			replaceWithDir(t, path)
+		}, exitInvalid, "is a directory", 0},
+		{"journal-is-a-directory", func(t *testing.T, path string) {
+			replaceWithDir(t, path+".journal")
+		}, exitError, "journal", 0},
+		{"dangling-symlink", func(t *testing.T, path string) {
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink("gone.json", path); err != nil {
+				t.Fatal(err)
+			}
+		}, exitError, "is a symlink to gone.json, which does not exist", 0},
+		{"ticket-file-missing", func(t *testing.T, path string) {
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+		}, exitInvalid, "but its journal", 0}, // the sale exists: never "create it with ticket init"
+		{"ticket-file-invalid", func(t *testing.T, path string) {
+			if err := os.WriteFile(path, []byte(`{"count": 5, "count": 6}`), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, exitInvalid, `member "count" appears twice`, 0},
+		{"read-only-mount", func(t *testing.T, path string) {
+			if !root {
+				t.Skip("a read-only bind mount needs root; read-only-dir covers this user")
+			}
+			dir := filepath.Dir(path)
+			mount(t, "--bind", dir, dir)
+			t.Cleanup(func() { _ = exec.Command("umount", dir).Run() })
+			mount(t, "-o", "remount,bind,ro", dir)
+		}, exitError, "read-only file system", 0},
+		{"read-only-dir", func(t *testing.T, path string) {
+			dir := filepath.Dir(path)
+			if !root {
+				chmod(t, dir, 0o555)
+				return
+			}
+			if out, err := exec.Command("chattr", "+i", dir).CombinedOutput(); err != nil {
+				t.Skipf("chattr +i %s (root ignores a read-only mode): %v: %s", dir, err, out)
+			}
+			t.Cleanup(func() { _ = exec.Command("chattr", "-i", dir).Run() })
+		}, exitError, "tickets.json.tmp", 0},
+		{"unreadable-ticket-file", func(t *testing.T, path string) {
+			chmod(t, path, 0o600)
+			if root {
+				// nobody must reach the files and the test binary.
+				chmod(t, filepath.Dir(path), 0o777)
+				chmod(t, path+".lock", 0o666)
+				chmod(t, path+".journal", 0o666)
+			} else {
+				chmod(t, path, 0)
+			}
+		}, exitError, "permission denied", 65534},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			base, err := os.MkdirTemp("", "ticket-badfiles-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.RemoveAll(base) })
+			chmod(t, base, 0o755)
+			path := filepath.Join(base, "tickets.json")
+			if o := runCaptured(t, "init", "-f", path, "--count", "5"); o.code != 0 {
+				t.Fatalf("init: %+v", o)
+			}
+			if o := runCaptured(t, "buy", "-f", path); o.code != 0 {
+				t.Fatalf("buy: %+v", o)
+			}
+			c.setup(t, path)
+			before := dirState(t, base)
+			cmd := capture(ticketCmd("buy", "-f", path, "--buyer", "bob"))
+			if c.uid != 0 && root {
+				cmd = asUser(t, c.uid, "buy", "-f", path, "--buyer", "bob")
+			}
+			o := finish(t, cmd, cmd.Run())
+			if o.code != c.code {
+				t.Fatalf("exit %d, want %d; stderr: %s", o.code, c.code, o.stderr)
+			}
+			t.Logf("exit %d: %s", o.code, strings.TrimSpace(o.stderr))
+			if o.stdout != "" {
+				t.Errorf("stdout %q, want nothing on failure", o.stdout)
+			}
+			lines := strings.Split(strings.TrimSpace(o.stderr), "\n")
+			if len(lines) != 1 || !strings.HasPrefix(lines[0], "ticket buy: error: ") || !strings.Contains(lines[0], c.msg) {
+				t.Fatalf("stderr %q, want one error line containing %q", o.stderr, c.msg)
+			}
+			if after := dirState(t, base); after != before {
+				t.Fatalf("the failed buy changed the directory:\n%s\nto\n%s", before, after)
+			}
+		})
+	}
+}
+
+func replaceWithDir(t *testing.T, path string) {
+	t.Helper()
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func chmod(t *testing.T, path string, mode os.FileMode) {
+	t.Helper()
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mount(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("mount", args...).CombinedOutput(); err != nil {
+		t.Skipf("mount %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+}
+
+// asUser returns "ticket args..." run as uid (and gid) from a copy of the
+// test binary that the user can execute.
+func asUser(t *testing.T, uid int, args ...string) *exec.Cmd {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "ticket-bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	chmod(t, dir, 0o755)
+	bin, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(dir, "ticket")
+	if err := os.WriteFile(exe, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := ticketCmd(args...)
+	cmd.Path, cmd.Args[0] = exe, exe
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
+	cmd.Stdout, cmd.Stderr = &bytes.Buffer{}, &bytes.Buffer{}
+	return cmd
+}

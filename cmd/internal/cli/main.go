@@ -1,0 +1,148 @@
+// Package cli is the ticket command line, which sells a fixed stock of
+// tickets to many independent processes at once, safely: each buyer takes
+// an flock(2) lock beside a JSON ticket file, re-reads it, takes its
+// tickets and replaces the file atomically and durably. Run "ticket
+// --help" for the subcommands. Two commands run it: ticket, which buys
+// from files and links no Redis client, and ticket-redis, the same with
+// Redis sales (see OpenRedis); ticket runs ticket-redis for a command
+// line that names a Redis sale.
+//
+// The command line is thin: the sale is package store's (or store/redis's), the
+// buy rule package ticket's. Here are the flags (one parser, parse), the
+// output, the exit statuses (exitCode, the one place that maps errors to
+// them), the hints that complete the library's errors with what to type
+// next (hint.go), and the demonstrations that start processes.
+//
+// # Children of this program
+//
+// ticket rush and ticket bench start this program again as their buyers,
+// and rush starts ticket watch as its heartbeat: its children. What makes
+// a process a child is internal, never a flag or a command a user sees:
+// the environment variable TICKET_CHILD, whose value is the part it plays
+// (see runChild):
+//
+//	gated               wait at the gate, then run the command line: rush's
+//	                    buyers are "ticket buy ..." commands
+//	bench               wait at the gate, then be a bench worker: the
+//	                    arguments are the ticket file, the buyer's name and
+//	                    "sync" or "nosync"
+//	heartbeat:PID       run the command line (ticket watch) for the rush
+//	                    PID, and stop at once if it is not the parent
+//	heartbeat:PID:pipe  also stop when stdin, a pipe from the rush, reaches
+//	                    end of file (the rush closed it or died)
+//
+// The gate (see gate) is a pipe on every gated child's stdin, and a second
+// pipe on its descriptor 3: a child writes one byte to fd 3 and closes it
+// to say it is at the gate, then reads stdin until end of file, which comes
+// to all of them at once when the launcher closes its end. A heartbeat
+// child, and the COMMAND of ticket sem, are also killed by the kernel if
+// their parent dies, even by SIGKILL (startTied).
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// Main runs the command line args (without the program's name) and
+// returns the exit status. A child of this program (see child.go) plays
+// its part instead.
+func Main(args []string) int { return mainCode(args) }
+
+// mainCode is Main: a child of this program (see
+// child.go) plays its part; anything else runs the command line.
+func mainCode(args []string) int {
+	if role := os.Getenv(childEnv); role != "" {
+		return runChild(role, args)
+	}
+	return run(args, os.Stdout, os.Stderr)
+}
+
+// command is one subcommand.
+type command struct {
+	name    string
+	summary string
+	run     func(c *cli, args []string) error
+}
+
+// commands lists the subcommands in the order --help shows them.
+var commands []command
+
+func init() {
+	commands = []command{
+		{"init", "create a ticket file with N tickets", runInit},
+		{"show", "print the tickets left, total and sold (and, with --sales, every sale)", runShow},
+		{"buy", "buy tickets under the lock: exactly as many succeed as there are tickets", runBuy},
+		{"verify", "check that the ticket file and the sales journal balance", runVerify},
+		{"repair", "rebuild a ticket file damaged by a power cut from the sales journal", runRepair},
+		{"rush", "start N buyer processes at once and check that none oversold", runRush},
+		{"watch", "print a heartbeat with the tickets left until they are sold out", runWatch},
+		{"sem", "run a command holding one of N slots: at most N run at once", runSem},
+		{"bench", "measure buys per second with P buyer processes on this disk", runBench},
+		{"copy", "copy a sale between backends: a file into Redis, Redis into a file", runCopy},
+	}
+}
+
+// run is the whole program: it returns the exit status instead of exiting,
+// so that tests can call it in-process.
+func run(args []string, stdout, stderr io.Writer) int {
+	return newCLI(stdout, stderr).run(args)
+}
+
+// run runs the command line args.
+func (c *cli) run(args []string) int {
+	stderr, stdout := c.stderr, c.stdout
+	if len(args) == 0 {
+		c.usage(stderr)
+		return exitUsage
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		c.usage(stdout)
+		return exitOK
+	case "--version", "version":
+		fmt.Fprintln(stdout, "ticket", version())
+		return exitOK
+	}
+	for _, cmd := range commands {
+		if cmd.name == args[0] {
+			c.name = cmd.name
+			return c.exit(cmd.run(c, args[1:]))
+		}
+	}
+	fmt.Fprintf(stderr, "ticket: error: unknown command %q (run ticket --help for the list)\n", args[0])
+	return exitUsage
+}
+
+func (c *cli) usage(w io.Writer) {
+	var b strings.Builder
+	b.WriteString(`ticket sells a fixed stock of tickets to many processes at once, safely.
+
+Usage:
+  ticket COMMAND [flags]
+
+Commands:
+`)
+	for _, cmd := range commands {
+		fmt.Fprintf(&b, "  %-8s %s\n", cmd.name, cmd.summary)
+	}
+	b.WriteString(`
+Commands on a sale take -f, --file PATH or --store SPEC (PATH, file:PATH or
+redis://HOST:PORT/DB?name=SALE; default $TICKET_STORE, else $TICKET_FILE,
+else ticket.json); every command takes -h for its own help. A Redis
+password goes in $TICKET_REDIS_PASSWORD (or the URL: redis://:PASSWORD@...);
+ticket never prints it, and the commands it prints to run next need it
+there. The lock is
+PATH.lock: hold it from a shell with flock PATH.lock COMMAND and buyers
+wait (COMMAND itself must not be a ticket command that takes the lock).
+
+Exit status: 0 done, 1 error, 2 usage, 3 sold out, 4 lock not acquired in
+time, 5 invalid ticket file or journal (left untouched), 6 sale recorded but
+not confirmed or not reported, 7 backend (Redis) unreachable, 130/143/129
+interrupted by SIGINT/SIGTERM/SIGHUP; sem exits with COMMAND's status
+(126/127: could not run it / not found).
+`)
+	io.WriteString(w, b.String())
+}

@@ -1,0 +1,565 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ticketd/ticket/store"
+	"github.com/ticketd/ticket/ticket"
+)
+
+// maxBuyers bounds --buyers: each buyer is a process with two pipes.
+const maxBuyers = 10000
+
+func runRush(c *cli, args []string) error {
+	fs, file := c.flagSet("--buyers N [--count C [--force]] [--qty K] [--wait D] [--unlocked] [--json] [flags]", `
+Start N buyer processes at once, the seed's person0..personN-1, and check
+that exactly as many got tickets as there were. Each buyer is this same
+program ("ticket buy") as its own OS process. All N are started first and
+held at a gate (a pipe), then released together; each reports the count it
+sees without the lock, then buys under the lock. With --count C the ticket
+file is first created with C tickets (an existing one is only replaced with
+--force, and its journal is kept); without it the rush sells what is left.
+
+Each buyer's result is printed as it arrives, then a summary: buyers,
+tickets, how many got one, how many found it sold out, errors, tickets
+left, wall time, buys per second, and "oversold: no" once the books are
+checked against the ticket file (sold + left = tickets) and the journal
+(ticket verify, and one journal sale per buyer told it got tickets). The
+books assume no other process buys from the same file during the rush.
+
+A heartbeat child ("ticket watch") prints the tickets left every --every on
+stderr while the rush runs. It never outlives the rush: it is stopped when
+the rush ends, and dies with it if the rush is killed, even by SIGKILL.
+On a terminal a progress line on stderr shows buyers done and tickets left.
+If the rush itself is killed, the buyers it started go on alone: each one
+still buys under the lock, so the books still balance.
+
+--unlocked is UNSAFE and exists only to show what the lock prevents: the
+buyers skip the lock and the journal, read the same count, and overwrite
+each other's sales (lost updates), so more buyers are told "you got a
+ticket" than there were tickets. It needs an explicit -f PATH and says
+"oversold: YES" when that happens. Never use it on a real sale.
+
+Exit status: 0 the books balance and every buyer either bought or found the
+tickets sold out; 5 the books do not balance (oversold, lost updates, or
+ticket verify found discrepancies); 1 the books balance but some buyer
+failed (its error is shown; a lock not had within --wait counts); 2 usage;
+7 a Redis sale's server could not be reached to check the books;
+130/143/129 interrupted (running buyers get SIGTERM: those waiting for the lock
+stop with nothing changed, the others finish).`)
+	buyers := wholeFlag(fs, "buyers", 0, 0, math.MaxInt32, fmt.Sprintf("number of buyer processes to start (required, 1 to %d)", maxBuyers))
+	count := wholeFlag(fs, "count", 0, 0, math.MaxInt64, "first create the ticket file with C tickets")
+	force := fs.Bool("force", false, "with --count: reset an existing sale (its journal is kept, renamed)")
+	qty := wholeFlag(fs, "qty", 1, 0, math.MaxInt64, "tickets each buyer asks for, all or nothing")
+	var wait seconds
+	fs.Var(&wait, "wait", "each buyer gives up after waiting this long for the lock (an error); default: as long as it takes")
+	every := seconds(500 * time.Millisecond)
+	fs.Var(&every, "every", "time between heartbeats")
+	noSync := fs.Bool("no-sync", false, "buyers skip fsync: faster, not durable across a machine crash")
+	unlocked := fs.Bool("unlocked", false, "UNSAFE: buyers skip the lock and the journal (Redis: the script), to show what they prevent (needs -f or --store)")
+	fs.BoolVar(&c.json, "json", false, "print the results and the summary as one JSON object")
+	if _, err := c.parse(fs, args, 0); err != nil {
+		return err
+	}
+	switch {
+	case !fs.Changed("buyers"):
+		return &usageError{"--buyers N is required (see ticket rush -h)"}
+	case *buyers < 1 || *buyers > maxBuyers:
+		return &usageError{fmt.Sprintf("--buyers %d: want 1 to %d", *buyers, maxBuyers)}
+	case *qty < 1:
+		return &usageError{fmt.Sprintf("--qty %d: buy at least 1 ticket", *qty)}
+	case *force && !fs.Changed("count"):
+		return &usageError{"--force only goes with --count"}
+	case *unlocked && !specChanged(fs):
+		return &usageError{"--unlocked is unsafe and needs an explicit -f PATH to a file you can spare"}
+	case every <= 0:
+		return &usageError{"--every must be above zero"}
+	}
+	if *unlocked {
+		fmt.Fprintf(c.stderr, "ticket rush: UNSAFE: --unlocked: buyers skip the lock and the journal; expect lost updates and overselling in %s\n", printable(*file))
+	}
+	ctx, stop := c.interruptible()
+	defer stop()
+	s, err := c.open(*file, store.Options{NoSync: *noSync})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	c.durability(s, false)
+	if fs.Changed("count") {
+		if _, archive, err := s.Init(ctx, *count, mode(*force)); err != nil {
+			return err
+		} else if archive != "" {
+			fmt.Fprintf(c.stderr, "ticket rush: kept the old journal as %s\n", archive)
+		}
+	}
+	start, err := s.Read()
+	if err != nil {
+		return err
+	}
+
+	r := &rush{
+		c: c, file: *file, n: int(*buyers), qty: *qty, unlocked: *unlocked,
+		progress: isTerminal(c.stderr),
+	}
+	r.sum = rushSummary{File: printable(*file), Unlocked: *unlocked, Buyers: int(*buyers), Qty: *qty, Tickets: start.Left(), Left: start.Left(), Results: []buyerResult{}}
+	fmt.Fprintf(c.stderr, "ticket rush: %d buyers, %d tickets left in %s\n", *buyers, start.Left(), printable(*file))
+
+	hb, err := startHeartbeat(*file, time.Duration(every), heartbeatGuard, c.stderr)
+	if err != nil {
+		return err
+	}
+	r.sum.HeartbeatPID = hb.cmd.Process.Pid
+	defer hb.stop() // idempotent; also on the error paths
+
+	buyArgs := []string{"buy", "-f", *file, "--qty", strconv.FormatInt(*qty, 10), "--json", "--peek"}
+	if fs.Changed("wait") {
+		buyArgs = append(buyArgs, "--wait", time.Duration(wait).String())
+	}
+	if *noSync {
+		buyArgs = append(buyArgs, "--no-sync")
+	}
+	if *unlocked {
+		buyArgs = append(buyArgs, "--unsafe-no-lock")
+	}
+	if err := r.startBuyers(buyArgs); err != nil {
+		return err
+	}
+	r.collect(ctx, hb)
+	r.sum.Heartbeats = hb.stop()
+	r.check(start)
+	if err := r.report(); err != nil {
+		return err
+	}
+	switch {
+	case c.signal.Load() != 0:
+		return shown{context.Canceled}
+	case r.unreachable != nil:
+		// The books could not be checked: say why, not that they are wrong.
+		return r.unreachable
+	case !r.sum.Balanced:
+		return shown{fmt.Errorf("%s: the books do not balance: %w", printable(*file), ticket.ErrInvalid)}
+	case r.sum.Errors > 0:
+		return shown{errRushFailed}
+	}
+	return nil
+}
+
+// rush is one run of ticket rush.
+type rush struct {
+	c        *cli
+	file     string
+	n        int
+	qty      int64
+	unlocked bool
+	progress bool // stderr is a terminal: keep a progress line there
+
+	unreachable error // the backend (Redis) could not be read after the rush
+
+	releasedKnown int // buyers that said when they left the gate
+
+	buyers   []*exec.Cmd
+	results  chan buyerResult
+	released time.Time
+	sum      rushSummary
+}
+
+// rushSummary is the outcome of a rush; with --json, the one object printed.
+type rushSummary struct {
+	File          string        `json:"file"`
+	Unlocked      bool          `json:"unlocked"`
+	Buyers        int           `json:"buyers"`
+	Qty           int64         `json:"qty"`
+	Tickets       int64         `json:"tickets"` // left when the rush began
+	Got           int           `json:"got"`
+	SoldOut       int           `json:"sold_out"`
+	Errors        int           `json:"errors"`
+	Left          int64         `json:"left"`
+	WallSeconds   float64       `json:"wall_seconds"`    // buyers released to the last one done
+	BuysPerSecond float64       `json:"buys_per_second"` // successful buys per second of wall time
+	Interrupted   bool          `json:"interrupted"`     // SIGINT, SIGTERM or SIGHUP stopped the rush
+	StartSeconds  float64       `json:"start_seconds"`   // starting every buyer process
+	ReadySeconds  float64       `json:"ready_seconds"`   // until every buyer was at the gate
+	ReleaseSpread float64       `json:"release_spread_seconds"`
+	Told          int64         `json:"told"` // tickets buyers were told they got
+	Oversold      bool          `json:"oversold"`
+	Verify        string        `json:"verify"` // "ok", "skipped: ..." or the discrepancies found
+	Balanced      bool          `json:"balanced"`
+	Problems      []string      `json:"problems"`
+	HeartbeatPID  int           `json:"heartbeat_pid"`
+	Heartbeats    int           `json:"heartbeats"`
+	Results       []buyerResult `json:"results"`
+}
+
+// buyerResult is one buyer's outcome, in the order they finished.
+type buyerResult struct {
+	Buyer    string `json:"buyer"`
+	PID      int    `json:"pid"`
+	ExitCode int    `json:"exit_code"`
+	Outcome  string `json:"outcome"` // "got", "sold_out" or "error"
+	Seen     *int64 `json:"seen,omitempty"`
+	Left     *int64 `json:"left,omitempty"`
+	Seq      int64  `json:"seq,omitempty"`
+	Error    string `json:"error,omitempty"`
+	released int64  // when it left the gate, Unix nanoseconds; 0 if unknown
+	done     time.Time
+}
+
+// startBuyers starts every buyer ("ticket buy", this program as a gated
+// child: see child.go), waits until all of them are held at the gate,
+// then opens it.
+func (r *rush) startBuyers(buyArgs []string) error {
+	g, err := newGate()
+	if err != nil {
+		return err
+	}
+	r.results = make(chan buyerResult, r.n)
+	t0 := time.Now()
+	for i := range r.n {
+		name := fmt.Sprintf("person%d", i)
+		cmd := g.command("gated", append(buyArgs, "--buyer", name)...)
+		out, errOut := new(bytes.Buffer), new(bytes.Buffer)
+		cmd.Stdout, cmd.Stderr = out, errOut
+		if err := cmd.Start(); err != nil {
+			g.close()
+			// Nobody has left the gate yet: stopping them now changes nothing.
+			for _, b := range r.buyers {
+				_ = b.Process.Kill()
+				_ = b.Wait()
+			}
+			return fmt.Errorf("start buyer %s: %w (the %d buyers already started were stopped before buying)", name, err, len(r.buyers))
+		}
+		r.buyers = append(r.buyers, cmd)
+		go func() {
+			werr := cmd.Wait()
+			r.results <- buyerOutcome(name, cmd, werr, out.Bytes(), errOut.Bytes())
+		}()
+	}
+	r.sum.StartSeconds = time.Since(t0).Seconds()
+	ready, released, err := g.open()
+	r.sum.ReadySeconds = released.Sub(t0).Seconds()
+	if ready < int64(r.n) {
+		fmt.Fprintf(r.c.stderr, "ticket rush: only %d of %d buyers reached the gate; the others failed early\n", ready, r.n)
+	}
+	r.released = released
+	return err
+}
+
+// buyerOutcome reads what a finished buyer printed and its exit status.
+func buyerOutcome(name string, cmd *exec.Cmd, werr error, stdout, stderr []byte) buyerResult {
+	res := buyerResult{Buyer: name, PID: cmd.Process.Pid, ExitCode: -1, done: time.Now()}
+	if cmd.ProcessState != nil {
+		res.ExitCode = cmd.ProcessState.ExitCode()
+	}
+	var out struct {
+		Buyer    string `json:"buyer"`
+		Bought   bool   `json:"bought"`
+		Left     *int64 `json:"left"`
+		Seq      int64  `json:"seq"`
+		Seen     *int64 `json:"seen"`
+		Released int64  `json:"released"`
+		Error    string `json:"error"`
+	}
+	jerr := json.Unmarshal(bytes.TrimSpace(stdout), &out)
+	res.Seen, res.Left, res.Seq, res.released = out.Seen, out.Left, out.Seq, out.Released
+	switch {
+	case jerr == nil && out.Buyer != "" && out.Buyer != name:
+		res.Outcome, res.Error = "error", fmt.Sprintf("reported as buyer %q", out.Buyer)
+	case jerr == nil && res.ExitCode == exitOK && out.Bought:
+		res.Outcome = "got"
+	case jerr == nil && res.ExitCode == exitSoldOut && !out.Bought:
+		res.Outcome = "sold_out"
+	default:
+		res.Outcome = "error"
+		switch {
+		case out.Error != "":
+			res.Error = out.Error
+		case len(bytes.TrimSpace(stderr)) > 0:
+			lines := strings.Split(strings.TrimSpace(string(stderr)), "\n")
+			res.Error = lines[len(lines)-1]
+		case werr != nil:
+			res.Error = werr.Error()
+		default:
+			res.Error = fmt.Sprintf("unexpected output %q", bytes.TrimSpace(stdout))
+		}
+	}
+	return res
+}
+
+// collect gathers the buyers' results as they finish, printing each one,
+// the heartbeats and the progress line. On SIGINT, SIGTERM or SIGHUP it passes
+// SIGTERM on to the buyers still running and keeps collecting.
+func (r *rush) collect(ctx context.Context, hb *heartbeatChild) {
+	done := ctx.Done()
+	left := r.sum.Tickets
+	seen := make(map[string]bool, r.n)
+	r.drawProgress(0, left)
+	for finished := 0; finished < r.n; {
+		select {
+		case res := <-r.results:
+			finished++
+			if seen[res.Buyer] {
+				r.sum.Problems = append(r.sum.Problems, fmt.Sprintf("buyer %s reported twice", res.Buyer))
+			}
+			seen[res.Buyer] = true
+			switch res.Outcome {
+			case "got":
+				r.sum.Got++
+			case "sold_out":
+				r.sum.SoldOut++
+			default:
+				r.sum.Errors++
+			}
+			if res.Left != nil && *res.Left < left { // buyers are reaped out of order
+				left = *res.Left
+			}
+			r.sum.Results = append(r.sum.Results, res)
+			if !r.c.json {
+				r.clearProgress()
+				_ = r.c.line("%s", res.text(r.qty))
+			}
+			r.drawProgress(finished, left)
+		case b, ok := <-hb.beats:
+			if !ok {
+				hb.beats = nil // the heartbeat ended (sold out): stop listening
+				continue
+			}
+			r.clearProgress()
+			fmt.Fprintf(r.c.stderr, "ticket rush: heartbeat (pid %d): %d left of %d\n", hb.cmd.Process.Pid, b.Left, b.Total)
+			r.drawProgress(len(r.sum.Results), left)
+		case <-done:
+			done = nil
+			r.clearProgress()
+			r.sum.Interrupted = true
+			fmt.Fprintf(r.c.stderr, "ticket rush: interrupted: passing SIGTERM to the buyers still running\n")
+			for _, b := range r.buyers {
+				_ = b.Process.Signal(syscall.SIGTERM) // a finished one reports an error, harmlessly
+			}
+		}
+	}
+	r.clearProgress()
+	last := r.released
+	for _, res := range r.sum.Results {
+		if res.done.After(last) {
+			last = res.done
+		}
+	}
+	wall := last.Sub(r.released)
+	r.sum.WallSeconds = wall.Seconds()
+	if wall > 0 {
+		r.sum.BuysPerSecond = float64(r.sum.Got) / wall.Seconds()
+	}
+	var first, final int64
+	for _, res := range r.sum.Results {
+		if res.released == 0 {
+			continue
+		}
+		r.releasedKnown++
+		if first == 0 || res.released < first {
+			first = res.released
+		}
+		final = max(final, res.released)
+	}
+	r.sum.ReleaseSpread = time.Duration(final - first).Seconds()
+}
+
+// text is a buyer's result as one line.
+func (res buyerResult) text(qty int64) string {
+	var b strings.Builder
+	b.WriteString(res.Buyer)
+	if res.Seen != nil {
+		fmt.Fprintf(&b, " saw %d left,", *res.Seen)
+	}
+	switch res.Outcome {
+	case "got":
+		if qty == 1 {
+			b.WriteString(" got a ticket")
+		} else {
+			fmt.Fprintf(&b, " got %d tickets", qty)
+		}
+	case "sold_out":
+		b.WriteString(" did not get a ticket: sold out")
+	default:
+		fmt.Fprintf(&b, " error (exit %d): %s", res.ExitCode, res.Error)
+		return b.String()
+	}
+	if res.Left != nil {
+		fmt.Fprintf(&b, " (%d left)", *res.Left)
+	}
+	return b.String()
+}
+
+func (r *rush) drawProgress(done int, left int64) {
+	if r.progress {
+		fmt.Fprintf(r.c.stderr, "\r\x1b[Kticket rush: %d of %d buyers done, %d left", done, r.n, left)
+	}
+}
+
+func (r *rush) clearProgress() {
+	if r.progress {
+		fmt.Fprint(r.c.stderr, "\r\x1b[K")
+	}
+}
+
+// check balances the books: what the buyers were told against the ticket
+// file, and, when the buyers used the lock, against ticket verify and the
+// journal's sales since the rush began.
+func (r *rush) check(start ticket.State) {
+	sum := &r.sum
+	problem := func(format string, args ...any) {
+		sum.Problems = append(sum.Problems, fmt.Sprintf(format, args...))
+	}
+	sum.Told = int64(sum.Got) * r.qty
+	s, err := r.c.open(r.file, store.Options{})
+	if err != nil {
+		problem("open the sale after the rush: %v", err)
+		sum.Balanced = false
+		return
+	}
+	defer s.Close()
+	end, err := s.Read()
+	if errors.Is(err, store.ErrUnreachable) {
+		r.unreachable = err
+	}
+	if err != nil {
+		problem("read the ticket file after the rush: %v", err)
+	} else {
+		sum.Left = end.Left()
+	}
+	if sum.Told > sum.Tickets {
+		sum.Oversold = true
+		problem("oversold: %d buyers told they got %s, only %d tickets", sum.Got, plural(r.qty, "a ticket", strconv.FormatInt(r.qty, 10)+" tickets"), sum.Tickets)
+	}
+	if err == nil && sum.Tickets-end.Left() != sum.Told {
+		problem("the ticket file went from %d to %d left, but buyers were told they got %d tickets: %d updates lost", sum.Tickets, end.Left(), sum.Told, sum.Told-(sum.Tickets-end.Left()))
+	}
+	if r.unlocked {
+		sum.Verify = "skipped: --unlocked buyers write no journal"
+	} else {
+		r.checkJournal(s, start, problem)
+	}
+	sum.Balanced = len(sum.Problems) == 0
+}
+
+// checkJournal runs ticket verify and matches the journal's sales since the
+// rush began with the buyers told they got tickets.
+func (r *rush) checkJournal(s store.Backend, start ticket.State, problem func(string, ...any)) {
+	sum := &r.sum
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rep, err := s.Verify(ctx)
+	switch {
+	case err != nil:
+		sum.Verify = err.Error()
+		problem("verify: %v", err)
+		return
+	case !rep.Balanced():
+		sum.Verify = strings.Join(rep.Problems, "; ")
+		for _, p := range rep.Problems {
+			problem("verify: %s", p)
+		}
+	default:
+		sum.Verify = fmt.Sprintf("ok, %d sales", rep.Sales)
+	}
+	winners := make(map[string]bool)
+	for _, res := range sum.Results {
+		if res.Outcome == "got" {
+			winners[res.Buyer] = true
+		}
+	}
+	sold := make(map[string]bool)
+	for sale, err := range s.Sales() {
+		if err != nil {
+			problem("journal: %v", err)
+			break
+		}
+		if sale.Seq <= start.Version() {
+			continue
+		}
+		switch {
+		case sold[sale.Buyer]:
+			problem("journal: %s bought twice (sale #%d)", sale.Buyer, sale.Seq)
+		case !winners[sale.Buyer]:
+			problem("journal: sale #%d to %s, who was not told it got tickets", sale.Seq, sale.Buyer)
+		}
+		sold[sale.Buyer] = true
+	}
+	for w := range winners {
+		if !sold[w] {
+			problem("journal: %s was told it got tickets but has no sale", w)
+		}
+	}
+}
+
+// report prints the summary on stdout.
+func (r *rush) report() error {
+	sum := r.sum
+	if r.c.json {
+		return r.c.result(sum)
+	}
+	var b strings.Builder
+	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	if sum.Unlocked {
+		line("UNSAFE rush: --unlocked, the buyers skipped the lock")
+	}
+	spread := "(unknown)"
+	if r.releasedKnown > 1 {
+		spread = round(sum.ReleaseSpread)
+	}
+	line("buyers:     %d processes (started in %s, all at the gate after %s, left it within %s)", sum.Buyers, round(sum.StartSeconds), round(sum.ReadySeconds), spread)
+	line("tickets:    %d in %s", sum.Tickets, sum.File)
+	if r.qty == 1 {
+		line("got one:    %d", sum.Got)
+	} else {
+		line("got %d:      %d", r.qty, sum.Got)
+	}
+	line("sold out:   %d", sum.SoldOut)
+	line("errors:     %d", sum.Errors)
+	line("left:       %d", sum.Left)
+	line("wall time:  %s", round(sum.WallSeconds))
+	line("buys/s:     %.0f (successful buys per second of wall time)", sum.BuysPerSecond)
+	if sum.Interrupted {
+		line("interrupted: yes (buyers still waiting were stopped; the books are as they stand)")
+	}
+	line("heartbeat:  pid %d, %d %s, stopped", sum.HeartbeatPID, sum.Heartbeats, plural(int64(sum.Heartbeats), "beat", "beats"))
+	line("verify:     %s", sum.Verify)
+	if sum.Oversold {
+		line("oversold:   YES (%d buyers told they got %s, only %d tickets)", sum.Got, plural(r.qty, "a ticket", strconv.FormatInt(r.qty, 10)+" tickets"), sum.Tickets)
+	} else {
+		line("oversold:   no")
+	}
+	if sum.Balanced {
+		line("books:      balance (%d sold + %d left = %d tickets)", sum.Told, sum.Left, sum.Tickets)
+	} else {
+		line("books:      DO NOT balance")
+		for _, p := range sum.Problems {
+			line("  - %s", p)
+		}
+	}
+	r.c.wrote = true
+	_, err := io.WriteString(r.c.stdout, b.String())
+	return err
+}
+
+// round shows a duration in seconds to a readable precision.
+func round(sec float64) string {
+	d := time.Duration(sec * float64(time.Second))
+	switch {
+	case d >= time.Second:
+		return d.Round(time.Millisecond).String()
+	case d >= time.Millisecond:
+		return d.Round(10 * time.Microsecond).String()
+	}
+	return d.Round(time.Microsecond).String()
+}
