@@ -4,7 +4,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -15,7 +14,7 @@ import (
 func build(t *testing.T, dir string, names ...string) {
 	t.Helper()
 	for _, name := range names {
-		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", filepath.Join(dir, name), "../"+name)
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), "../"+name)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("go build ../%s: %v\n%s", name, err, out)
 		}
