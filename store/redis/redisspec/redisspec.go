@@ -8,10 +8,11 @@
 package redisspec
 
 import (
-	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"strconv"
 	"strings"
@@ -86,10 +87,15 @@ func CheckRequestID(id string) error {
 	return nil
 }
 
-// NewRequestID returns a fresh random request id.
+// NewRequestID returns a fresh random request id: 128 bits from
+// math/rand/v2's generator, which the runtime seeds from the system's
+// entropy in every process (crypto/rand would cost every ticket process
+// the initialisation of the crypto packages; an id needs to be unique,
+// not secret).
 func NewRequestID() string {
 	var b [16]byte
-	_, _ = rand.Read(b[:])
+	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(b[8:], rand.Uint64())
 	return hex.EncodeToString(b[:])
 }
 
