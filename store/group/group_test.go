@@ -3,6 +3,7 @@
 package group_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -290,6 +291,97 @@ func TestGroupLeaderCrashThenRestore(t *testing.T) {
 	if rep := storetest.MustBalance(t, path); rep.State.Left() != 44 {
 		t.Fatalf("%d left of 50, want 44", rep.State.Left())
 	}
+}
+
+// TestGroupDeadWaiters: buyers SIGKILLed while they wait for the lock and
+// not yet reaped by their parent (zombies, as a slow shell or supervisor
+// leaves them) still answer kill(pid, 0), but they will never read their
+// slot: the next leader must free their requests, not sell them tickets.
+// A stopped buyer (SIGSTOP) is alive: the leader sells it its ticket, which
+// it reads when it goes on. The
+// victims are real child processes of this test, deliberately not reaped
+// until the end.
+func TestGroupDeadWaiters(t *testing.T) {
+	path := storetest.NewSale(t, 10, 1) // the first buy sets the region up
+	reg := region(t, path)
+	unlock := storetest.HoldLock(t, path+".lock")
+	var victims []*exec.Cmd
+	for i := range 3 {
+		v := storetest.Child(t, "buy", path, storetest.Buyer+"=victim"+strconv.Itoa(i), storetest.Safety+"=30s")
+		storetest.StartChild(t, v) // killed and reaped at the end, whatever the outcome
+		victims = append(victims, v)
+		storetest.WaitFor(t, 10*time.Second, "the victim's request", func() bool { return reg.Pending() == i+1 })
+	}
+	// The sleeper is its own process group: a stopped process in the
+	// test's group would get SIGHUP if that group were ever orphaned.
+	sleeper := storetest.Child(t, "buy", path, storetest.Buyer+"=sleeper", storetest.Safety+"=30s")
+	sleeper.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var out strings.Builder
+	sleeper.Stdout = &out
+	storetest.StartChild(t, sleeper)
+	t.Cleanup(func() { _ = sleeper.Process.Signal(syscall.SIGCONT) }) // before the kill: cleanups run last first
+	storetest.WaitFor(t, 10*time.Second, "the sleeper's request", func() bool { return reg.Pending() == 4 })
+	for _, v := range victims {
+		if err := v.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sleeper.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range victims {
+		storetest.WaitFor(t, 10*time.Second, "a zombie", func() bool { return procState(v.Process.Pid) == "Z" })
+	}
+	storetest.WaitFor(t, 10*time.Second, "a stopped sleeper", func() bool { return procState(sleeper.Process.Pid) == "T" })
+
+	unlock()
+	if _, err := store.Open(path, store.Options{}).Buy(context.Background(), "alive", 1); err != nil {
+		t.Fatal(err)
+	}
+	// The journal as the live buyer's batch left it, before the sleeper
+	// goes on: its request was in the batch.
+	sales := map[string][]int64{}
+	for s, err := range store.Open(path, store.Options{}).Sales() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		sales[s.Buyer] = append(sales[s.Buyer], s.Seq)
+	}
+	if err := sleeper.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	if err := sleeper.Wait(); err != nil {
+		t.Fatalf("sleeper: %v (stderr: %s)", err, sleeper.Stderr)
+	}
+	for i := range victims {
+		if got := sales["victim"+strconv.Itoa(i)]; len(got) != 0 {
+			t.Errorf("victim%d, killed while waiting and not reaped, was sold sale %v", i, got)
+		}
+	}
+	if got := sales["sleeper"]; len(got) != 1 || strconv.FormatInt(got[0], 10) != strings.TrimSpace(out.String()) {
+		t.Errorf("the stopped sleeper was told %q; the journal had %v before it went on", out.String(), got)
+	}
+	if got := sales["alive"]; len(got) != 1 {
+		t.Errorf("the live buyer's sales: %v", got)
+	}
+	if rep := storetest.MustBalance(t, path); rep.State.Left() != 7 {
+		t.Errorf("%d left of 10, want 7 (the first buy, alive and the sleeper)", rep.State.Left())
+	}
+	for _, v := range victims {
+		if err := v.Wait(); !storetest.KilledBySIGKILL(err) {
+			t.Errorf("victim: %v, want death by SIGKILL", err)
+		}
+	}
+}
+
+// procState returns pid's state letter from /proc/PID/stat ("" if none).
+func procState(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	i := bytes.LastIndexByte(b, ')')
+	if err != nil || i < 0 || i+2 >= len(b) {
+		return ""
+	}
+	return string(b[i+2])
 }
 
 // asleepOnSlot reports whether a thread of process pid sleeps in a

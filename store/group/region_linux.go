@@ -412,23 +412,43 @@ func wakeSlot(s slot) {
 	_, _, _ = unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(s.wake())), 1 /* FUTEX_WAKE */, 1, 0, 0, 0)
 }
 
-// alive reports whether pid may still run: only ESRCH says it does not.
+// alive reports whether pid may still run: it exists (only ESRCH says it
+// does not) and is not dead. A process killed while it waited stays a
+// zombie (state Z, or X while it is being reaped) until its parent reaps
+// it, which may be never: it still answers kill(pid, 0), but it will never
+// read its slot, so a leader must not sell it anything. A stopped process
+// (Ctrl-Z, SIGSTOP: state T) is alive: it reads its slot when it goes on.
 func alive(pid int32) bool {
-	return pid > 0 && unix.Kill(int(pid), 0) != unix.ESRCH
+	if pid <= 0 || unix.Kill(int(pid), 0) == unix.ESRCH {
+		return false
+	}
+	st, ok := procState(pid)
+	return !ok || (st != 'Z' && st != 'X')
 }
 
-// running is alive, and also false for a zombie: a killed successor whose
-// parent has not reaped it yet no longer waits in flock(2) for anyone.
+// running is alive and not stopped: a successor that is a zombie, or
+// stopped (Ctrl-Z, SIGSTOP), waits in flock(2) for nobody.
 func running(pid int32) bool {
 	if !alive(pid) {
 		return false
 	}
+	st, ok := procState(pid)
+	return !ok || (st != 'T' && st != 't')
+}
+
+// procState returns pid's state letter from /proc/PID/stat, and false if
+// it cannot be read (no /proc, or the process just went away: then kill
+// is the only word on it).
+func procState(pid int32) (byte, bool) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return true
+		return 0, false
 	}
-	// "pid (comm) S ...": the state follows the last ')'. A stopped
-	// process (Ctrl-Z, SIGSTOP) takes no lock for anyone either.
+	// "pid (comm) S ...": the state follows the last ')', as comm may
+	// hold spaces and parentheses.
 	i := bytes.LastIndexByte(b, ')')
-	return i < 0 || i+2 >= len(b) || !bytes.ContainsAny(b[i+2:i+3], "ZXTt")
+	if i < 0 || i+2 >= len(b) {
+		return 0, false
+	}
+	return b[i+2], true
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -195,8 +196,19 @@ func (c *cli) saleContext(fs *pflag.FlagSet, w *waitFlags, spec, interrupted str
 }
 
 // seconds is a duration flag that also takes a plain number of seconds,
-// as flock(1) -w does.
+// as flock(1) -w does. It takes exactly two forms, so that a value never
+// means something else than what a person reads in it: decimal seconds
+// ("2", "1.5") and Go durations ("250ms", "2s", "1h0m0s"). Anything else
+// (1_0, 0x1p-2, 1e3, +2, .5, inf) is refused.
 type seconds time.Duration
+
+// The two forms seconds takes: plain decimal seconds, and a Go duration
+// (time.ParseDuration's units, each after a decimal number), either one
+// possibly negative, which Set then refuses as negative.
+var (
+	plainSeconds = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
+	goDuration   = regexp.MustCompile(`^-?([0-9]+(\.[0-9]+)?(ns|us|µs|μs|ms|s|m|h))+$`)
+)
 
 func (s *seconds) String() string {
 	if *s == 0 {
@@ -206,18 +218,23 @@ func (s *seconds) String() string {
 }
 
 func (s *seconds) Set(v string) error {
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		f, ferr := strconv.ParseFloat(v, 64)
-		if ferr != nil || f != f {
-			return fmt.Errorf("%q is not a duration (250ms, 2s, 1.5)", v)
-		}
-		if f > float64(math.MaxInt64)/float64(time.Second) {
+	var d time.Duration
+	switch {
+	case plainSeconds.MatchString(v):
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || math.Abs(f) > float64(math.MaxInt64)/float64(time.Second) {
 			return fmt.Errorf("%q is too long (at most %v)", v, time.Duration(math.MaxInt64))
 		}
 		d = time.Duration(f * float64(time.Second))
+	case goDuration.MatchString(v):
+		var err error
+		if d, err = time.ParseDuration(v); err != nil {
+			return fmt.Errorf("%q is too long (at most %v)", v, time.Duration(math.MaxInt64))
+		}
+	default:
+		return fmt.Errorf("%q is not a duration: want seconds (2, 1.5) or a Go duration (250ms, 2s, 1h0m0s)", v)
 	}
-	if d < 0 {
+	if d < 0 || strings.HasPrefix(v, "-") {
 		return fmt.Errorf("%q is negative", v)
 	}
 	*s = seconds(d)
