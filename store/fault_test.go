@@ -158,7 +158,10 @@ func faultRun(t *testing.T, n int, sticky bool, setup func(*testing.T, string), 
 	}
 	rep := storetest.MustBalance(t, path)
 	undoFailed := slices.Contains(in.hit, seam.JournalUndo)
-	if rep.Pending != "" && !bytes.Equal(after.Journal, before.Journal) && !undoFailed {
+	// The journal's records, without the padding it is grown with ahead
+	// of them: a cut writes padding over what it cuts.
+	records := func(j []byte) []byte { return bytes.TrimRight(j, " ") }
+	if rep.Pending != "" && !bytes.Equal(records(after.Journal), records(before.Journal)) && !undoFailed {
 		t.Errorf("n=%d: the buy that failed at %s left a tail: %s", n, step, rep.Pending)
 	}
 	if beforeState.Version() == 0 {
@@ -190,7 +193,7 @@ func faultRun(t *testing.T, n int, sticky bool, setup func(*testing.T, string), 
 		}
 		// The journal may have lost what a crashed buyer never committed,
 		// nothing else.
-		if !bytes.HasPrefix(before.Journal, after.Journal) || rep.Sales != beforeState.Version() {
+		if !bytes.HasPrefix(before.Journal, records(after.Journal)) || rep.Sales != beforeState.Version() {
 			t.Fatalf("n=%d: fault at %s changed the committed journal:\n%s\nto\n%s", n, step, before.Journal, after.Journal)
 		}
 	}

@@ -50,10 +50,47 @@ func (e *journalError) Is(target error) bool {
 }
 
 // journal is the sales journal opened for appending under the lock.
+//
+// The journal is grown ahead of its records, with spaces (pad): a commit
+// writes its lines over them in place, so that its fdatasync writes the
+// data alone and no file size, which on ext4 with its journal costs about
+// three times as much. JSON Lines readers skip the spaces as whitespace
+// (jq does); ticket's readers stop at them (see contentEnd). A power cut
+// in a write over them leaves spaces, or a line cut short, which the next
+// buy cuts as any unfinished line.
 type journal struct {
 	path   string
 	f      *os.File
 	noSync bool
+
+	content int64 // where the records end: the file's length without the padding after them
+	phys    int64 // the file's length
+}
+
+// pad is what the journal is grown with, growBy bytes at a time, ahead of
+// its records (see journal).
+const (
+	pad    = ' '
+	growBy = 16 << 10
+)
+
+// contentEnd returns where the journal f, size bytes long, ends without
+// the padding after its records: after the last byte that is not a space.
+func contentEnd(f *os.File, path string, size int64) (int64, error) {
+	end := size
+	buf := make([]byte, 4<<10)
+	for end > 0 {
+		start := max(end-int64(len(buf)), 0)
+		b := buf[:end-start]
+		if _, err := f.ReadAt(b, start); err != nil && !errors.Is(err, io.EOF) {
+			return 0, files.Error("read", path, err)
+		}
+		if i := bytes.LastIndexFunc(b, func(r rune) bool { return r != pad }); i >= 0 {
+			return start + int64(i) + 1, nil
+		}
+		end = start
+	}
+	return 0, nil
 }
 
 // openJournal opens the journal for appending, creating it (see files.Create)
@@ -74,9 +111,9 @@ func openJournal(path string, l files.Like, noSync bool) (*journal, error) {
 		var f *os.File
 		var err error
 		if seam.NoJournalLock {
-			f, err = os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
+			f, err = os.OpenFile(path, os.O_RDWR, 0)
 		} else {
-			f, err = lock.OpenLocked(path, os.O_RDWR|os.O_APPEND)
+			f, err = lock.OpenLocked(path, os.O_RDWR)
 		}
 		if errors.Is(err, fs.ErrNotExist) { // beside a seed file: create it once
 			if err := createJournal(path, l); err != nil {
@@ -91,7 +128,12 @@ func openJournal(path string, l files.Like, noSync bool) (*journal, error) {
 			f.Close()
 			return nil, err
 		}
-		return &journal{path: path, f: f, noSync: noSync}, nil
+		j := &journal{path: path, f: f, noSync: noSync}
+		if err := j.measure(); err != nil {
+			f.Close()
+			return nil, err
+		}
+		return j, nil
 	}
 	return nil, files.Error("open journal", path, errors.New("deleted again and again while this process created it"))
 }
@@ -354,7 +396,11 @@ func settleFile(path string, file ticket.State) (settlement, error) {
 	if err != nil {
 		return settlement{}, files.Error("stat", path, err)
 	}
-	return settle(j, path, info.Size(), file, time.Now())
+	size, err := contentEnd(j, path, info.Size())
+	if err != nil {
+		return settlement{}, err
+	}
+	return settle(j, path, size, file, time.Now())
 }
 
 // recoverLocked applies a settlement's cuts to the journal, under the
@@ -364,16 +410,22 @@ func settleFile(path string, file ticket.State) (settlement, error) {
 // lost in a power cut only brings back records a reboot then rolls forward
 // as if they had been committed, which no one was told they were not.
 func (j *journal) recoverLocked(st settlement) error {
-	size, err := j.size()
-	if err != nil || st.end == size {
-		return err
+	if st.end == j.content {
+		return nil
 	}
 	if err := seam.Fault(seam.JournalCut); err != nil {
 		return files.Error("cut", j.path, err)
 	}
-	if err := j.f.Truncate(st.end); err != nil {
+	return j.blank(st.end)
+}
+
+// blank cuts the journal back to end: what follows is written over with
+// padding, which keeps the space grown for the records to come.
+func (j *journal) blank(end int64) error {
+	if _, err := j.f.WriteAt(bytes.Repeat([]byte{pad}, int(j.content-end)), end); err != nil {
 		return files.Error("cut", j.path, err)
 	}
+	j.content = end
 	return nil
 }
 
@@ -447,7 +499,11 @@ func tailRecords(f *os.File, path string, size int64, stop func(ticket.Record) b
 				cut = true // this line may begin before the window: read more
 				break
 			}
-			line := buf[lineStart : len(buf)-1]
+			line := bytes.TrimLeft(buf[lineStart:len(buf)-1], " ")
+			if len(line) == 0 { // padding another program wrote a line after
+				buf = buf[:lineStart]
+				continue
+			}
 			if residue(line) {
 				// What a power cut left of writes that never reached the
 				// disk: nothing from here on was ever confirmed, since
@@ -509,19 +565,35 @@ func (j *journal) append(lines []byte, committed int64) error {
 	if err := seam.Fault(seam.JournalWrite); err != nil {
 		return files.Error("append to", j.path, err)
 	}
-	if _, err := j.f.Write(lines); err != nil {
+	data := lines
+	if end := j.content + int64(len(lines)); end > j.phys {
+		// Grow the journal with padding ahead of the records to come: the
+		// commits that write over it change no file size.
+		data = append(slices.Clip(lines), bytes.Repeat([]byte{pad}, growBy-int(end%growBy))...)
+	}
+	if _, err := j.f.WriteAt(data, j.content); err != nil {
+		j.content += int64(len(lines)) // perhaps written: for undo to blank
 		return files.Error("append to", j.path, err)
 	}
+	j.phys = max(j.phys, j.content+int64(len(data)))
+	j.content += int64(len(lines))
 	return j.sync()
 }
 
 // size returns the journal's length, where undo can cut it back to.
-func (j *journal) size() (int64, error) {
+func (j *journal) size() (int64, error) { return j.content, nil }
+
+// measure finds the journal's length and where its records end (see
+// contentEnd), for the appends and cuts that follow: only the process that
+// holds the journal's lock changes either.
+func (j *journal) measure() error {
 	info, err := j.f.Stat()
 	if err != nil {
-		return 0, fmt.Errorf("stat %s: %w", j.path, err)
+		return fmt.Errorf("stat %s: %w", j.path, err)
 	}
-	return info.Size(), nil
+	j.phys = info.Size()
+	j.content, err = contentEnd(j.f, j.path, j.phys)
+	return err
 }
 
 // undo cuts the journal back to size, taking off the records of a change
@@ -531,15 +603,14 @@ func (j *journal) size() (int64, error) {
 // returned as a note, not an error, because the sale is gone from the
 // journal either way unless the machine crashes too.
 func (j *journal) undo(size int64) (note string, err error) {
-	now, err := j.size()
-	if err != nil || now == size {
-		return "", err
+	if j.content == size {
+		return "", nil
 	}
 	if err := seam.Fault(seam.JournalUndo); err != nil {
 		return "", files.Error("cut", j.path, err)
 	}
-	if err := j.f.Truncate(size); err != nil {
-		return "", files.Error("cut", j.path, err)
+	if err := j.blank(size); err != nil {
+		return "", err
 	}
 	if err := j.sync(); err != nil {
 		return fmt.Sprintf("%v (after taking back a failed sale)", err), nil
@@ -579,7 +650,7 @@ func readRecords(path string) iter.Seq2[ticket.Record, error] {
 		for n := 1; ; n++ {
 			line, err := r.ReadSlice('\n')
 			if errors.Is(err, io.EOF) {
-				if len(line) > 0 {
+				if len(bytes.TrimLeft(line, " ")) > 0 { // not the padding (see journal)
 					yield(ticket.Record{}, &journalError{path: path, problem: fmt.Sprintf("line %d is unfinished (no line end): a buyer crashed while appending", n), unfinished: true})
 				}
 				return
@@ -591,6 +662,10 @@ func readRecords(path string) iter.Seq2[ticket.Record, error] {
 			if residue(line) {
 				yield(ticket.Record{}, &journalError{path: path, problem: fmt.Sprintf("line %d holds zero bytes: what a power cut left of an unfinished write", n), unfinished: true})
 				return
+			}
+			line = bytes.TrimLeft(line, " ")
+			if len(line) == 1 {
+				continue // padding another program wrote a line after
 			}
 			s, err := ticket.ParseRecord(line[:len(line)-1])
 			if err != nil {
@@ -621,7 +696,11 @@ func journalRecords(path string) (int, ticket.Record, error) {
 		return 0, ticket.Record{}, files.Error("stat", path, err)
 	}
 	n := 0
-	entries, _, _, err := tailRecords(f, path, info.Size(), func(r ticket.Record) bool {
+	size, err := contentEnd(f, path, info.Size())
+	if err != nil {
+		return 0, ticket.Record{}, err
+	}
+	entries, _, _, err := tailRecords(f, path, size, func(r ticket.Record) bool {
 		if r.Kind != ticket.KindInit {
 			n++
 		}
