@@ -289,6 +289,9 @@ func procField(pid int, name string) int {
 // cut already).
 func (d *daemon) track(pid int) error {
 	fd, err := unix.PidfdOpen(pid, 0)
+	if errors.Is(err, unix.ESRCH) {
+		return nil // it has exited and been reaped already: nothing to kill
+	}
 	if err != nil {
 		return fmt.Errorf("pidfd_open %d: %w", pid, err)
 	}
