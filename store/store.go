@@ -166,8 +166,10 @@ func (s *Store) Buy(ctx context.Context, buyer string, qty int64) (Receipt, erro
 	err := s.update(ctx, func(state ticket.State, _ *journal) (ticket.State, []ticket.Record, error) {
 		r.State, before = state, state
 		next, err := state.Take(qty)
-		if err != nil {
+		if errors.Is(err, ticket.ErrSoldOut) {
 			return state, nil, err
+		} else if err != nil { // the file cannot take a sale (its version cannot grow)
+			return state, nil, fmt.Errorf("%s: %w", s.path, err)
 		}
 		sale := ticket.Record{Seq: next.Version(), Buyer: buyer, Qty: qty, Left: next.Left(), Total: next.Total(), PID: os.Getpid(), Time: time.Now().UTC()}
 		r.Sale, r.State = sale, next // kept if the sale may stand (ErrUnconfirmed)
