@@ -66,14 +66,14 @@ type leader struct {
 func (ld *leader) LockPath() string { return ld.p.lock }
 
 // TryLock takes the sale's lock if it is free.
-func (ld *leader) TryLock() (func(), bool, error) { return lock.TryLock(ld.p.lock, ld.l.Perm) }
+func (ld *leader) TryLock() (func(), bool, error) { return lock.TryLockLike(ld.p.lock, ld.l) }
 
 // Lock waits for the sale's lock on behalf of every sleeping buyer,
 // making the next version's file meanwhile: a file system may take long
 // to allocate an inode.
 func (ld *leader) Lock(ctx context.Context) (func(), error) {
 	ld.pre, _ = newTempFile(filepath.Dir(ld.p.ticket), ld.l.Perm)
-	unlock, err := lock.Lock(ctx, ld.p.lock, ld.l.Perm)
+	unlock, err := lock.LockLike(ctx, ld.p.lock, ld.l)
 	if err != nil {
 		ld.closePre()
 		return nil, err

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/ticketd/ticket/store"
+	"github.com/ticketd/ticket/store/internal/storetest"
+	"github.com/ticketd/ticket/store/lock"
 )
 
 // TestNewFilesCopyTheTicketFile: the replaced ticket file keeps its exact
@@ -73,4 +75,78 @@ func TestRootKeepsTheOwner(t *testing.T) {
 			t.Errorf("%s: owner %d:%d, want %d:%d", filepath.Base(p), st.Uid, st.Gid, uid, gid)
 		}
 	}
+}
+
+// TestRootRecreatesTheLockFileForTheOwner (review finding 10): someone
+// deleted a user's PATH.lock, then root runs verify, repair or a buy, also
+// one that was waiting for the lock when it was deleted. The lock file
+// root creates must be the ticket file's owner's, with the ticket file's
+// mode, or the owner and its peers could no longer lock their own sale.
+func TestRootRecreatesTheLockFileForTheOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: only root can create files for another user")
+	}
+	const uid, gid = 65534, 65534 // nobody
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "t.json")
+	s := store.Open(path, store.Options{})
+	if _, _, err := s.Init(context.Background(), 5, store.Create); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + ".lock", path + ".journal"} {
+		if err := os.Chown(p, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, 0o664); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(after string) {
+		t.Helper()
+		info, err := os.Stat(path + ".lock")
+		if err != nil {
+			t.Fatalf("after %s: %v", after, err)
+		}
+		st := info.Sys().(*syscall.Stat_t)
+		if st.Uid != uid || st.Gid != gid || info.Mode().Perm() != 0o664 {
+			t.Errorf("after %s: the new lock file is %d:%d %v, want %d:%d -rw-rw-r--", after, st.Uid, st.Gid, info.Mode().Perm(), uid, gid)
+		}
+	}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		run  func() error
+	}{
+		{"verify", func() error { _, err := s.Verify(ctx); return err }},
+		{"repair", func() error { _, err := s.Repair(ctx); return err }},
+		{"buy", func() error { _, err := s.Buy(ctx, "root", 1); return err }},
+	} {
+		if err := os.Remove(path + ".lock"); err != nil {
+			t.Fatal(err)
+		}
+		if err := tc.run(); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		check(tc.name)
+	}
+	// A verify waiting for the lock when the lock file is deleted locks
+	// the one it then creates.
+	unlock, err := lock.Lock(ctx, path+".lock", 0o664)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := s.Verify(ctx); done <- err }()
+	storetest.BlockedOnLock(t, os.Getpid())
+	if err := os.Remove(path + ".lock"); err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	check("a verify that waited while the lock file was deleted")
 }

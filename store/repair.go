@@ -59,7 +59,7 @@ func (s *Store) Repair(ctx context.Context) (Repaired, error) {
 	case !info.Mode().IsRegular():
 		return Repaired{}, invalidFile(s.path, "not a regular file: move it away, then repair it again")
 	}
-	unlock, err := s.lock(ctx, p.lock, info.Mode().Perm())
+	unlock, err := s.lock(ctx, p.lock, files.LikeFile(info))
 	if err != nil {
 		return Repaired{}, err
 	}

@@ -96,11 +96,11 @@ func target(path string) string {
 
 // lock takes the sale's lock, waiting until ctx is done, or trying once
 // with Options.NoWait.
-func (s *Store) lock(ctx context.Context, path string, perm fs.FileMode) (unlock func(), err error) {
+func (s *Store) lock(ctx context.Context, path string, l files.Like) (unlock func(), err error) {
 	if !s.opts.NoWait {
-		return lock.Lock(ctx, path, perm)
+		return lock.LockLike(ctx, path, l)
 	}
-	unlock, ok, err := lock.TryLock(path, perm)
+	unlock, ok, err := lock.TryLockLike(path, l)
 	if err == nil && !ok {
 		err = fmt.Errorf("%s: %w", path, ErrLocked)
 	}
@@ -166,8 +166,10 @@ func (s *Store) Buy(ctx context.Context, buyer string, qty int64) (Receipt, erro
 	err := s.update(ctx, func(state ticket.State, _ *journal) (ticket.State, []ticket.Record, error) {
 		r.State, before = state, state
 		next, err := state.Take(qty)
-		if err != nil {
+		if errors.Is(err, ticket.ErrSoldOut) {
 			return state, nil, err
+		} else if err != nil { // the file cannot take a sale (its version cannot grow)
+			return state, nil, fmt.Errorf("%s: %w", s.path, err)
 		}
 		sale := ticket.Record{Seq: next.Version(), Buyer: buyer, Qty: qty, Left: next.Left(), Total: next.Total(), PID: os.Getpid(), Time: time.Now().UTC()}
 		r.Sale, r.State = sale, next // kept if the sale may stand (ErrUnconfirmed)
@@ -200,7 +202,7 @@ func (s *Store) update(ctx context.Context, fn change) error {
 	if err != nil {
 		return err
 	}
-	unlock, err := s.lock(ctx, p.lock, l.Perm)
+	unlock, err := s.lock(ctx, p.lock, l)
 	if err != nil {
 		return err
 	}
@@ -527,7 +529,7 @@ func (s *Store) Restore(ctx context.Context, state ticket.State, records []ticke
 		return "", err
 	}
 	lines := journalOf(state, records)
-	unlock, err := s.lock(ctx, p.lock, l.Perm)
+	unlock, err := s.lock(ctx, p.lock, l)
 	if err != nil {
 		return "", err
 	}

@@ -37,7 +37,7 @@ func (s *Store) Verify(ctx context.Context) (Report, error) {
 	if err != nil {
 		return r, err
 	}
-	unlock, err := s.lock(ctx, p.lock, info.Mode().Perm())
+	unlock, err := s.lock(ctx, p.lock, files.LikeFile(info))
 	if err != nil {
 		return r, err
 	}

@@ -93,7 +93,7 @@ func (s State) Take(qty int64) (State, error) {
 		return s, ErrSoldOut
 	}
 	if s.version == math.MaxInt64 {
-		return s, invalidf("version %d cannot grow", s.version)
+		return s, invalidf("version %d is the last there can be: no further sale fits", s.version)
 	}
 	next := s
 	next.extra = s.extra // shared, never modified in place

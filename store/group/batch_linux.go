@@ -3,6 +3,7 @@
 package group
 
 import (
+	"errors"
 	"time"
 
 	"github.com/ticketd/ticket/store/internal/seam"
@@ -51,7 +52,9 @@ func (b *Batch) Decide(state ticket.State, j Journal) (ticket.State, []ticket.Re
 	}
 	b.settled = true
 	seam.Crash(seam.GroupTake)
-	next, records := r.decide(b.slots, state)
+	var next ticket.State
+	var records []ticket.Record
+	b.slots, next, records = r.decide(b.slots, state)
 	r.u32(offLastBatch).Store(uint32(len(b.slots)))
 	if len(records) == 0 {
 		return next, nil, nil
@@ -160,19 +163,29 @@ func (r *Region) take(j Journal, state ticket.State) (batch []slot, err error) {
 }
 
 // decide applies the batch's requests to state in turn, writes each one's
-// intended outcome into its slot, and returns the new state and the
-// records of the sales.
-func (r *Region) decide(batch []slot, state ticket.State) (ticket.State, []ticket.Record) {
+// intended outcome into its slot, and returns the slots it decided, the
+// new state and the records of the sales. Only ticket.ErrSoldOut is a
+// sold-out outcome: a request the state refuses for another reason (its
+// version cannot grow) is sent back to buy alone, where the buyer gets
+// that error itself, and the slots after it are decided on as before.
+func (r *Region) decide(batch []slot, state ticket.State) ([]slot, ticket.State, []ticket.Record) {
 	var records []ticket.Record
+	decided := batch[:0:0]
 	now := time.Now().UTC()
 	for _, s := range batch {
 		qty := s.i64(offQty).Load()
 		next, err := state.Take(qty)
-		if err != nil {
+		switch {
+		case errors.Is(err, ticket.ErrSoldOut):
 			s.i64(offSeq).Store(0) // sold out
 			s.i64(offLeft).Store(state.Left())
 			s.i64(offTotal).Store(state.Total())
 			s.i64(offSold).Store(state.Sold())
+			decided = append(decided, s)
+			continue
+		case err != nil:
+			s.i64(offSeq).Store(0)
+			s.state().CompareAndSwap(slotTaken, slotRetry)
 			continue
 		}
 		records = append(records, ticket.Record{Seq: next.Version(), Buyer: s.buyer(), Qty: qty, Left: next.Left(), Total: next.Total(), PID: int(s.owner().Load()), Time: now})
@@ -181,7 +194,8 @@ func (r *Region) decide(batch []slot, state ticket.State) (ticket.State, []ticke
 		s.i64(offTotal).Store(next.Total())
 		s.i64(offSold).Store(next.Sold())
 		s.i64(offTime).Store(now.UnixNano())
+		decided = append(decided, s)
 		state = next
 	}
-	return state, records
+	return decided, state, records
 }

@@ -43,15 +43,29 @@ import (
 // it releases it at once, without touching anything, so giving up is safe
 // but not free in a long-running program.
 func Lock(ctx context.Context, path string, perm fs.FileMode) (unlock func(), err error) {
-	return retry(path, func() (func(), error) { return lockOnce(ctx, path, perm) })
+	return LockLike(ctx, path, files.Like{Perm: perm, UID: -1})
+}
+
+// LockLike is Lock creating a missing lock file like l: with l.Perm, and,
+// run as root, l's owner. Every creation goes through it, also the one
+// after another process deleted the lock file while this one waited, so
+// that root locking a user's sale never leaves a lock file of root's
+// that locks the user and its peers out.
+func LockLike(ctx context.Context, path string, l files.Like) (unlock func(), err error) {
+	return retry(path, func() (func(), error) { return lockOnce(ctx, path, l) })
 }
 
 // TryLock takes the exclusive lock on the file at path if no other process
 // holds it, creating the file as Lock does, and reports whether it did.
 func TryLock(path string, perm fs.FileMode) (unlock func(), ok bool, err error) {
+	return TryLockLike(path, files.Like{Perm: perm, UID: -1})
+}
+
+// TryLockLike is TryLock creating a missing lock file like l (see LockLike).
+func TryLockLike(path string, l files.Like) (unlock func(), ok bool, err error) {
 	done, cancel := context.WithCancel(context.Background())
 	cancel() // a done context: lockOnce does not wait
-	unlock, err = Lock(done, path, perm)
+	unlock, err = LockLike(done, path, l)
 	if errors.Is(err, context.Canceled) {
 		return nil, false, nil
 	}
@@ -119,8 +133,8 @@ func retry(path string, once func() (func(), error)) (func(), error) {
 
 // lockOnce is one attempt of Lock: it returns errMoved when the file it
 // locked is no longer at path (or was deleted before it was opened).
-func lockOnce(ctx context.Context, path string, perm fs.FileMode) (unlock func(), err error) {
-	if _, err := files.Create(path, files.Like{Perm: perm, UID: -1}); err != nil {
+func lockOnce(ctx context.Context, path string, l files.Like) (unlock func(), err error) {
+	if _, err := files.Create(path, l); err != nil {
 		return nil, files.Error("create lock file", path, err)
 	}
 	fl := flock.New(path, flock.SetFlag(os.O_RDWR))

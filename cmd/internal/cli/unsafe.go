@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -46,8 +47,10 @@ func unsafeFileBuy(path, buyer string, qty int64, noSync bool) (store.Receipt, e
 		return store.Receipt{}, fmt.Errorf("%s: invalid ticket file: %w", path, err)
 	}
 	next, err := state.Take(qty)
-	if err != nil {
+	if errors.Is(err, ticket.ErrSoldOut) {
 		return store.Receipt{State: state}, err
+	} else if err != nil {
+		return store.Receipt{State: state}, fmt.Errorf("%s: %w", path, err)
 	}
 	// A temporary file of its own: unlocked writers sharing one would
 	// tear the file instead of merely losing updates.
