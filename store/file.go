@@ -50,7 +50,7 @@ func openState(path string) (st ticket.State, info fs.FileInfo, f *os.File, err 
 	if info, err := os.Stat(path); err == nil && !info.IsDir() && !info.Mode().IsRegular() {
 		return st, nil, nil, invalidFile(path, "not a regular file")
 	}
-	if f, err = os.Open(path); err != nil {
+	if f, err = files.Open(path, os.O_RDONLY, 0); err != nil {
 		return st, nil, nil, openError(path, err)
 	}
 	defer func() {
@@ -164,7 +164,7 @@ func (w writer) replace(path, tmpPath string, data []byte, l files.Like) (err er
 	f, named := w.pre, false
 	if f == nil {
 		var err error
-		if f, err = os.OpenFile(tmpPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode); err != nil {
+		if f, err = files.Open(tmpPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode); err != nil {
 			return files.Error("create", tmpPath, err)
 		}
 		named = true

@@ -78,15 +78,16 @@ const (
 // the padding after its records: after the last byte that is not a space.
 func contentEnd(f *os.File, path string, size int64) (int64, error) {
 	end := size
-	buf := make([]byte, 4<<10)
+	// One read takes in the padding a growth leaves and the last records.
+	buf := make([]byte, growBy+4<<10)
 	for end > 0 {
 		start := max(end-int64(len(buf)), 0)
 		b := buf[:end-start]
 		if _, err := f.ReadAt(b, start); err != nil && !errors.Is(err, io.EOF) {
 			return 0, files.Error("read", path, err)
 		}
-		if i := bytes.LastIndexFunc(b, func(r rune) bool { return r != pad }); i >= 0 {
-			return start + int64(i) + 1, nil
+		if kept := bytes.TrimRight(b, string(pad)); len(kept) > 0 {
+			return start + int64(len(kept)), nil
 		}
 		end = start
 	}
@@ -111,7 +112,7 @@ func openJournal(path string, l files.Like, noSync bool) (*journal, error) {
 		var f *os.File
 		var err error
 		if seam.NoJournalLock {
-			f, err = os.OpenFile(path, os.O_RDWR, 0)
+			f, err = files.Open(path, os.O_RDWR, 0)
 		} else {
 			f, err = lock.OpenLocked(path, os.O_RDWR)
 		}

@@ -82,7 +82,7 @@ func OpenLocked(path string, flag int) (*os.File, error) {
 	var f *os.File
 	_, err := retry(path, func() (func(), error) {
 		var err error
-		if f, err = os.OpenFile(path, flag, 0); err != nil {
+		if f, err = files.Open(path, flag, 0); err != nil {
 			return nil, err // a missing file is the caller's to create
 		}
 		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {

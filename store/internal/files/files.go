@@ -153,3 +153,16 @@ var BootID = sync.OnceValue(func() []byte {
 // Stamp is the time in the names of what is kept aside instead of being
 // deleted: an archived journal, a damaged ticket file or state.
 func Stamp(t time.Time) string { return t.UTC().Format("20060102T150405.000000000Z") }
+
+// Open is os.OpenFile for the regular files of a sale, in fewer system
+// calls: os.OpenFile asks the poller to take every descriptor it opens
+// and, for a regular file, takes it back (four fcntl calls), where a
+// file the program only reads and writes in place gains nothing from it.
+// Reads and writes of the file block, as they do for any regular file.
+func Open(path string, flag int, perm fs.FileMode) (*os.File, error) {
+	fd, err := syscall.Open(path, flag|syscall.O_CLOEXEC, uint32(perm.Perm()))
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
