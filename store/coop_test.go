@@ -127,6 +127,30 @@ func TestCrashWindowForeignBuyer(t *testing.T) {
 	t.Logf("control: the last ticket sold twice, and reported, at %d of %d steps when read as after a restart", controlOversold, len(steps))
 }
 
+// deleteLockFile deletes PATH.lock again and again, every 200 us, as an
+// administrator cleaning up a "stale" lock file would, until the function
+// it returns is called; that returns how many times it was deleted.
+func deleteLockFile(path string) (stop func() int) {
+	done := make(chan struct{})
+	deleted := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-done:
+				deleted <- n
+				return
+			default:
+			}
+			if os.Remove(path+".lock") == nil {
+				n++
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+	}()
+	return func() int { close(done); return <-deleted }
+}
+
 // TestDeletedLockFileNeverSplits starts buyer processes against a sale
 // while the test deletes PATH.lock again and again, as an administrator
 // cleaning up a "stale" lock file would. Each buyer that then creates a
@@ -143,30 +167,13 @@ func TestDeletedLockFileNeverSplits(t *testing.T) {
 		if control {
 			env = append(env, storetest.Split+"=1")
 		}
-		stop := make(chan struct{})
-		deleted := make(chan int)
-		go func() {
-			n := 0
-			for {
-				select {
-				case <-stop:
-					deleted <- n
-					return
-				default:
-				}
-				if os.Remove(path+".lock") == nil {
-					n++
-				}
-				time.Sleep(200 * time.Microsecond)
-			}
-		}()
+		stopDeleting := deleteLockFile(path)
 		cmds := make([]*storetest.Proc, 0, procs)
 		for i := range procs {
 			cmds = append(cmds, storetest.Buyers(t, path, 1, each, append(env, storetest.Buyer+"="+fmt.Sprintf("b%d", i))...)...)
 		}
 		storetest.WaitAll(cmds, 60*time.Second)
-		close(stop)
-		n := <-deleted
+		n := stopDeleting()
 		reported := map[int64]int{}
 		for _, c := range cmds {
 			for _, f := range strings.Fields(c.Stdout()) {
@@ -249,23 +256,7 @@ func TestDeletedLockFileKeepsPeerSales(t *testing.T) {
 		if control {
 			env = append(env, storetest.NoExchange+"=1")
 		}
-		stop := make(chan struct{})
-		deleted := make(chan int)
-		go func() {
-			n := 0
-			for {
-				select {
-				case <-stop:
-					deleted <- n
-					return
-				default:
-				}
-				if os.Remove(path+".lock") == nil {
-					n++
-				}
-				time.Sleep(200 * time.Microsecond)
-			}
-		}()
+		stopDeleting := deleteLockFile(path)
 		peerGot := make(chan int)
 		go func() { // one peer at a time: peers exclude each other only by the lock file
 			got := 0
@@ -290,8 +281,7 @@ func TestDeletedLockFileKeepsPeerSales(t *testing.T) {
 		}
 		storetest.WaitAll(cmds, 60*time.Second)
 		got := <-peerGot
-		close(stop)
-		n := <-deleted
+		n := stopDeleting()
 		told := got
 		for _, c := range cmds {
 			told += len(strings.Fields(c.Stdout()))
