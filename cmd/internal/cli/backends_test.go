@@ -191,8 +191,8 @@ func TestRedisKill9Buyers(t *testing.T) {
 		if err := cmds[i].Start(); err != nil {
 			t.Fatal(err)
 		}
-		pid := cmds[i].Process.Pid
-		t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+		p := cmds[i].Process
+		t.Cleanup(func() { _ = p.Kill() })
 	}
 	for i := 0; i < buyers; i += 2 {
 		time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)

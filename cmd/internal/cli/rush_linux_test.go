@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -55,8 +56,7 @@ func TestRushProgress(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	pid := cmd.Process.Pid
-	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
 	var tty bytes.Buffer
 	read := make(chan struct{})
 	go func() {
@@ -129,8 +129,7 @@ func TestParentDeathSignalIsPerThread(t *testing.T) {
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
-	pid := doomed.Process.Pid
-	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	t.Cleanup(func() { _ = doomed.Process.Kill() })
 	select {
 	case <-reaped(doomed):
 		t.Logf("child of an ended thread: %v", doomed.ProcessState)
@@ -146,8 +145,7 @@ func TestParentDeathSignalIsPerThread(t *testing.T) {
 	if _, err := startTied(kept); err != nil {
 		t.Fatal(err)
 	}
-	pid2 := kept.Process.Pid
-	t.Cleanup(func() { _ = syscall.Kill(pid2, syscall.SIGKILL) })
+	t.Cleanup(func() { _ = kept.Process.Kill() })
 	done := reaped(kept)
 	runtime.GC() // give the runtime every chance to end idle threads
 	select {
@@ -157,4 +155,90 @@ func TestParentDeathSignalIsPerThread(t *testing.T) {
 	}
 	_ = kept.Process.Kill()
 	<-done
+}
+
+// killAtEnd kills process pid, which need not be a child of the test, with
+// SIGKILL when the test ends, whatever the outcome. It opens a pidfd now:
+// by the end pid may have exited, been reaped and been given to another
+// process (under go test ./..., one of another package's test binary),
+// which a kill(2) by number would kill instead. Where pidfds are missing
+// (Linux before 5.3) it falls back to the number.
+func killAtEnd(t *testing.T, pid int) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	switch {
+	case errors.Is(err, unix.ESRCH):
+		return // already gone
+	case err != nil:
+		t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+		return
+	}
+	t.Cleanup(func() {
+		_ = unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+		_ = unix.Close(fd)
+	})
+}
+
+// TestKillAtEndSparesAReusedPid: the tests' clean-ups must never kill a
+// process that got the pid of one they started, once that one is gone:
+// under go test ./... that can be another package's heartbeat child or
+// buyer, which then "dies" for no reason. As root the test makes the
+// kernel hand a reaped pid out again (ns_last_pid), runs the clean-up,
+// and checks the new process lives; the control, a kill(2) by number as
+// the clean-ups did, must kill it, or the test could not tell.
+func TestKillAtEndSparesAReusedPid(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to choose the next pid (/proc/sys/kernel/ns_last_pid)")
+	}
+	for _, control := range []bool{false, true} {
+		t.Run(fmt.Sprintf("control=%v", control), func(t *testing.T) {
+			var reused *exec.Cmd
+			t.Run("cleanup", func(t *testing.T) {
+				first := exec.Command("sleep", "60")
+				if err := first.Start(); err != nil {
+					t.Skipf("sleep: %v", err)
+				}
+				pid := first.Process.Pid
+				if control {
+					t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+				} else {
+					killAtEnd(t, pid)
+				}
+				_ = first.Process.Kill()
+				_ = first.Wait()
+				for range 20 { // other processes may take the pid first
+					if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(fmt.Sprint(pid-1)), 0); err != nil {
+						t.Skipf("cannot choose the next pid: %v", err)
+					}
+					c := exec.Command("sleep", "60")
+					if err := c.Start(); err != nil {
+						t.Fatal(err)
+					}
+					if c.Process.Pid == pid {
+						reused = c
+						break
+					}
+					_ = c.Process.Kill()
+					_ = c.Wait()
+				}
+				if reused == nil {
+					t.Skip("could not get the kernel to hand the pid out again")
+				}
+			}) // its clean-up runs here
+			if reused == nil {
+				t.Skip("no reused pid")
+			}
+			// SIGTERM now: the signal it dies of says whether the
+			// clean-up's SIGKILL reached it first.
+			_ = reused.Process.Signal(syscall.SIGTERM)
+			_ = reused.Wait()
+			ws, _ := reused.ProcessState.Sys().(syscall.WaitStatus)
+			killed := ws.Signaled() && ws.Signal() == syscall.SIGKILL
+			switch {
+			case killed && !control:
+				t.Errorf("the clean-up killed pid %d's next owner", reused.Process.Pid)
+			case !killed && control:
+				t.Errorf("the control's kill by number spared pid %d's next owner (%v): the test cannot tell", reused.Process.Pid, reused.ProcessState)
+			}
+		})
+	}
 }

@@ -51,8 +51,7 @@ func startEnv(t *testing.T, dir string, env []string, args ...string) *proc {
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start ticket %v: %v", args, err)
 	}
-	pid := p.cmd.Process.Pid
-	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	t.Cleanup(func() { _ = p.cmd.Process.Kill() }) // a pidfd: never another process (see killAtEnd)
 	return p
 }
 
@@ -331,7 +330,7 @@ func TestHeartbeatDiesWithRush(t *testing.T) {
 				time.Sleep(20 * time.Millisecond)
 			}
 			for _, pid := range append(buyers, watch) {
-				t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+				killAtEnd(t, pid)
 			}
 			if watch == 0 || len(buyers) < 2 {
 				t.Fatalf("found watch %d and buyers %v under the rush; stderr:\n%s", watch, buyers, rush.errs())
@@ -620,7 +619,7 @@ func TestRushInterrupted(t *testing.T) {
 		}
 	}
 	for _, pid := range buyers {
-		t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+		killAtEnd(t, pid)
 	}
 	if len(buyers) < 3 {
 		t.Fatalf("found buyers %v", buyers)

@@ -355,7 +355,7 @@ func startReady(t *testing.T, env []string, args ...string) (*exec.Cmd, int) {
 	if _, err := fmt.Sscanf(line, "ready %d", &pid); err != nil {
 		t.Fatalf("ready line %q: %v", line, err)
 	}
-	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	killAtEnd(t, pid)
 	return cmd, pid
 }
 

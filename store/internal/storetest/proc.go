@@ -290,7 +290,9 @@ func Buyers(t testing.TB, path string, n, buys int, env ...string) []*Proc {
 		p := &Proc{Cmd: cmd, Done: make(chan struct{})}
 		go func() { p.Err = cmd.Wait(); close(p.Done) }()
 		t.Cleanup(func() {
-			_ = syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
+			// Process.Kill, a pidfd: after Wait, never the process
+			// that got the pid next, maybe another test binary's.
+			_ = cmd.Process.Kill()
 			<-p.Done
 		})
 		procs[i] = p

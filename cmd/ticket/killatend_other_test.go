@@ -1,0 +1,14 @@
+//go:build !linux
+
+package main
+
+import (
+	"syscall"
+	"testing"
+)
+
+// killAtEnd kills process pid with SIGKILL when the test ends. Without
+// Linux's pidfds it can only name it by number (see the Linux one).
+func killAtEnd(t *testing.T, pid int) {
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+}
