@@ -51,6 +51,13 @@ var ErrJournalBehind = errors.New("journal is behind the ticket file")
 // wrapping it also wrap ticket.ErrInvalid.
 var ErrDamaged = errors.New("ticket file does not parse")
 
+// ErrRefusedContent reports a ticket file that reads as a JSON object but
+// is refused for what it says (a negative count, totals that do not add up
+// in a file without "version", a member twice): a program wrote it so; a
+// crash did not. Store.Repair does not rebuild it, which would undo that
+// program's change. Errors wrapping it also wrap ticket.ErrInvalid.
+var ErrRefusedContent = errors.New("ticket file refused for what it says")
+
 // ErrTicketFileMissing reports a sale whose ticket file is gone while its
 // journal holds records (moved or deleted): the sale exists, and starting
 // it again would sell its tickets twice. Store.Repair rebuilds the ticket

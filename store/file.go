@@ -82,7 +82,7 @@ func openState(path string) (st ticket.State, info fs.FileInfo, f *os.File, err 
 		var fe *ticket.FormatError
 		if errors.As(err, &fe) && !fe.Unreadable {
 			// Readable, and refused for what someone wrote: not damage.
-			return st, nil, f, fmt.Errorf("%s: invalid ticket file: %w", path, err)
+			return st, nil, f, &refusedError{fmt.Errorf("%s: invalid ticket file: %w", path, err)}
 		}
 		return st, nil, f, &parseError{fmt.Errorf("%s: invalid ticket file: %w", path, err)}
 	}
@@ -98,6 +98,14 @@ type parseError struct{ err error }
 func (e *parseError) Error() string { return e.err.Error() }
 
 func (e *parseError) Unwrap() []error { return []error{e.err, ErrDamaged} }
+
+// refusedError is a ticket file that reads as a JSON object but is refused
+// for what it says: it wraps ErrRefusedContent and ticket.ErrInvalid.
+type refusedError struct{ err error }
+
+func (e *refusedError) Error() string { return e.err.Error() }
+
+func (e *refusedError) Unwrap() []error { return []error{e.err, ErrRefusedContent} }
 
 // invalidFile is the error for a ticket file refused for what it is.
 func invalidFile(path, problem string) error {

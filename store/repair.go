@@ -57,7 +57,7 @@ func (s *Store) Repair(ctx context.Context) (Repaired, error) {
 	case err != nil:
 		return Repaired{}, openError(s.path, err)
 	case !info.Mode().IsRegular():
-		return Repaired{}, invalidFile(s.path, "not a regular file: move it away, then repair it again")
+		return Repaired{}, invalidFile(s.path, "not a regular file: move it away first")
 	}
 	unlock, err := s.lock(ctx, p.lock, files.LikeFile(info))
 	if err != nil {
@@ -189,7 +189,11 @@ func (s *Store) restartJournal(p paths, file ticket.State) (Repaired, error) {
 	if err := markVisible(j.f, state.Version()); err != nil {
 		return Repaired{}, files.Error("mark", p.journal, err)
 	}
-	return Repaired{State: state, Archive: archive, Note: fmt.Sprintf("%s: the journal ended before the ticket file's version %d: kept it as %s and started a new one from the ticket file's count", p.ticket, file.Version(), archive)}, nil
+	note := fmt.Sprintf("%s: the journal ended before the ticket file's version %d: kept it as %s and started a new one from the ticket file's count", p.ticket, file.Version(), archive)
+	if archive == "" {
+		note = fmt.Sprintf("%s: the ticket file is at version %d and there was no journal: started one from the ticket file's count", p.ticket, file.Version())
+	}
+	return Repaired{State: state, Archive: archive, Note: note}, nil
 }
 
 // rebuild is Repair of a ticket file that does not parse (damaged: kept

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/ticketd/ticket/store/internal/files"
+	"github.com/ticketd/ticket/store/lock"
 	"github.com/ticketd/ticket/ticket"
 )
 
@@ -42,7 +43,7 @@ func (s *Store) Verify(ctx context.Context) (Report, error) {
 		return r, err
 	}
 	defer unlock()
-	if j, err := openExistingJournal(p.journal); err != nil {
+	if j, err := lockJournalToRead(p.journal); err != nil {
 		return r, err
 	} else if j != nil {
 		defer j.Close()
@@ -103,6 +104,24 @@ func (s *Store) Verify(ctx context.Context) (Report, error) {
 	l.Check(r.State, "the journal's last record", "the ticket file")
 	r.Counts, r.Problems = l.Counts(), l.Problems()
 	return r, nil
+}
+
+// lockJournalToRead opens the journal at path, if there is one, to read
+// it, and locks it as a writer does (see openJournal): a user who may only
+// read the sale can verify it.
+func lockJournalToRead(path string) (*os.File, error) {
+	f, err := lock.OpenLocked(path, os.O_RDONLY)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, files.Error("open journal", path, err)
+	}
+	if err := oneName(f, path); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // openExistingJournal locks the journal at path, if there is one, as

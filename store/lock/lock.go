@@ -138,8 +138,14 @@ func lockOnce(ctx context.Context, path string, l files.Like) (unlock func(), er
 		return nil, files.Error("create lock file", path, err)
 	}
 	fl := flock.New(path, flock.SetFlag(os.O_RDWR))
-	release := func() { _ = fl.Unlock() } // closing the descriptor releases it even if LOCK_UN fails
 	ok, err := fl.TryLock()
+	if errors.Is(err, fs.ErrPermission) {
+		// A user who may only read the sale (ticket show, verify) locks
+		// it all the same: flock(2) takes a descriptor opened to read.
+		fl = flock.New(path, flock.SetFlag(os.O_RDONLY))
+		ok, err = fl.TryLock()
+	}
+	release := func() { _ = fl.Unlock() } // closing the descriptor releases it even if LOCK_UN fails
 	if err != nil {
 		return nil, lockError(path, err)
 	}

@@ -217,3 +217,45 @@ func asUser(t *testing.T, uid int, args ...string) *exec.Cmd {
 	cmd.Stdout, cmd.Stderr = &bytes.Buffer{}, &bytes.Buffer{}
 	return cmd
 }
+
+// TestReadOnlyUserReads: a user who may read a sale but not write any of
+// its files (here nobody, on root's 0644 files in a 0755 directory) can
+// show it and verify it: both lock the sale with descriptors opened to
+// read. A buy is refused for what it is, and nothing changes.
+func TestReadOnlyUserReads(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run a child as another user")
+	}
+	base, err := os.MkdirTemp("", "ticket-readonly-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	chmod(t, base, 0o755)
+	path := filepath.Join(base, "tickets.json")
+	if o := runCaptured(t, "init", "-f", path, "--count", "3"); o.code != exitOK {
+		t.Fatalf("init: %+v", o)
+	}
+	if o := runCaptured(t, "buy", "-f", path, "--buyer", "a"); o.code != exitOK {
+		t.Fatalf("buy: %+v", o)
+	}
+	for _, f := range []string{path, path + ".lock", path + ".journal"} {
+		chmod(t, f, 0o644)
+	}
+	before, _ := os.ReadFile(path + ".journal")
+	for _, args := range [][]string{{"show", "-f", path}, {"verify", "-f", path}} {
+		cmd := asUser(t, 65534, args...)
+		err := cmd.Run()
+		out := cmd.Stdout.(*bytes.Buffer).String() + cmd.Stderr.(*bytes.Buffer).String()
+		if err != nil || !strings.Contains(out, "2 left of 3") {
+			t.Errorf("ticket %v as nobody: %v: %s", args, err, out)
+		}
+	}
+	cmd := asUser(t, 65534, "buy", "-f", path, "--buyer", "b")
+	if err := cmd.Run(); err == nil {
+		t.Errorf("a buy as nobody on root's 0644 files succeeded")
+	}
+	if after, _ := os.ReadFile(path + ".journal"); !bytes.Equal(before, after) {
+		t.Errorf("the journal changed")
+	}
+}

@@ -115,7 +115,7 @@ func fileHint(err error, s *store.Store, op string) string {
 		return " (ticket repair keeps the ticket file's count and starts a new journal from it)"
 	case errors.As(err, new(*ticket.OversoldError)):
 		return "; ticket repair records the sale as sold out, and says how many were sold twice"
-	case errors.Is(err, ticket.ErrInvalid) && !errors.Is(err, store.ErrDamaged) && !errors.Is(err, store.ErrJournal) && errors.As(err, new(*ticket.FormatError)):
+	case errors.Is(err, store.ErrRefusedContent):
 		return fmt.Sprintf(` (a program wrote it so, not a crash: ticket repair would undo that program's change, and does not rebuild a file it can read; write the tickets left as "count", with flock %s held)`, s.LockPath())
 	case errors.Is(err, store.ErrDamaged) && journalHolds(s):
 		return fmt.Sprintf(" (if a power cut damaged it, ticket repair rebuilds it from %s, as of its last record)", s.JournalPath())
