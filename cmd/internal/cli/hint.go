@@ -112,10 +112,10 @@ func fileHint(err error, s *store.Store, op string) string {
 		}
 		return " (create it with: ticket init --count N)"
 	case errors.Is(err, store.ErrJournalBehind):
-		return " (ticket repair keeps the ticket file's count and starts a new journal from it)"
+		return " (ticket repair keeps the ticket file's count and starts a new journal from it; after a rush --unlocked, which writes no journal, start the sale again instead with ticket init --count N --force)"
 	case errors.As(err, new(*ticket.OversoldError)):
 		return "; ticket repair records the sale as sold out, and says how many were sold twice"
-	case errors.Is(err, ticket.ErrInvalid) && !errors.Is(err, store.ErrDamaged) && !errors.Is(err, store.ErrJournal) && errors.As(err, new(*ticket.FormatError)):
+	case errors.Is(err, ticket.ErrInvalid) && !errors.Is(err, store.ErrDamaged) && !errors.Is(err, store.ErrJournal) && errors.As(err, new(*ticket.FormatError)) && isRegular(s.Path()):
 		return fmt.Sprintf(` (a program wrote it so, not a crash: ticket repair would undo that program's change, and does not rebuild a file it can read; write the tickets left as "count", with flock %s held)`, s.LockPath())
 	case errors.Is(err, store.ErrDamaged) && journalHolds(s):
 		return fmt.Sprintf(" (if a power cut damaged it, ticket repair rebuilds it from %s, as of its last record)", s.JournalPath())
@@ -123,6 +123,13 @@ func fileHint(err error, s *store.Store, op string) string {
 		return ": if the sale had none, start it again with ticket init --count N --force after moving the damaged file away"
 	}
 	return ""
+}
+
+// isRegular reports whether path is a regular file: the hint on what a
+// program wrote in it is for a file, not a directory or a FIFO.
+func isRegular(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular()
 }
 
 // journalHolds reports whether the sale's journal holds anything.
