@@ -120,3 +120,15 @@ func TestCommandsDoc(t *testing.T) {
 		t.Errorf("%s is out of date with the commands' help: run go test ./cmd/internal/cli -run TestCommandsDoc -update", commandsDoc)
 	}
 }
+
+// TestReadmeExitTable: README.md shows the table of exit statuses
+// exactly as exitStatuses has it.
+func TestReadmeExitTable(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(moduleRoot, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), exitTableMarkdown()) {
+		t.Errorf("README.md does not hold the table of exit statuses as exit.go has it; it should read:\n%s", exitTableMarkdown())
+	}
+}
