@@ -106,8 +106,8 @@ func (c *cli) flagSet(synopsis, about string, exits ...exitNote) (*pflag.FlagSet
 	if def == "" {
 		def = "ticket.json"
 	}
-	file := fs.StringP("file", "f", def, "the ticket file `PATH` (default $TICKET_FILE, else ticket.json)")
-	fs.StringVar(file, "store", def, "the sale: `SPEC` is PATH, file:PATH or redis://HOST:PORT/DB?name=SALE (default $TICKET_STORE; a Redis password goes in $TICKET_REDIS_PASSWORD)")
+	file := fs.StringP("file", "f", def, "the ticket file `PATH` (the same as --store PATH)")
+	fs.StringVar(file, "store", def, "the sale: `SPEC` is PATH, file:PATH or redis://HOST:PORT/DB?name=SALE (default $TICKET_STORE, else $TICKET_FILE, else ticket.json; a Redis password goes in $TICKET_REDIS_PASSWORD)")
 	return fs, file
 }
 
