@@ -9,9 +9,12 @@
 //
 // The command line is thin: the sale is package store's (or store/redis's), the
 // buy rule package ticket's. Here are the flags (one parser, parse), the
-// output, the exit statuses (exitCode, the one place that maps errors to
-// them), the hints that complete the library's errors with what to type
-// next (hint.go), and the demonstrations that start processes.
+// help (help.go: each command gives its usage line, description and exit
+// statuses once, to flagSet; "ticket help NAME", "ticket NAME -h" and
+// cmd/ticket/COMMANDS.md print that text), the output, the exit statuses
+// (exit.go: the one table, exitStatuses, and exitCode, the one place that
+// maps errors to them), the hints that complete the library's errors with
+// what to type next (hint.go), and the demonstrations that start processes.
 //
 // # Children of this program
 //
