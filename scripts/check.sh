@@ -82,8 +82,14 @@ step "staticcheck"
 go tool staticcheck ./...
 done_step
 
-step "go test -race${short:+ -short}: one line per package as it finishes (the longest, cmd/internal/cli, takes minutes)"
+step "go test -race${short:+ -short}: a line per package, in order; cmd/internal/cli, the longest, comes first, after minutes"
+# go test prints nothing until the first package is done: say every minute
+# that it is still at work.
+(while sleep 60; do echo "   ... go test still running ($((SECONDS - t0)) s)"; done) &
+ticker=$!
+trap 'kill $ticker 2>/dev/null' EXIT
 go test -race -count=1 -timeout 20m "${short[@]}" ./...
+kill $ticker 2>/dev/null
 done_step
 echo
 echo "all checks passed in $SECONDS s"
