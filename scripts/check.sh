@@ -31,22 +31,22 @@ step() { printf '\n== %s\n' "$*"; t0=$SECONDS; }
 done_step() { echo "ok ($((SECONDS - t0)) s)"; }
 
 step "tools the tests need"
-# command, Debian package, what skips without it
+# command, Debian package, what happens without it
 tools=(
-  "flock util-linux the buyers written with flock(1) and the lock-protocol scripts"
-  "mkfs.ext4 e2fsprogs the full-disk test (also needs root)"
-  "chattr e2fsprogs the immutable-file case of the bad-files test (also needs root)"
-  "gcc gcc nothing: go test -race needs it, so this check fails without it"
-  "truncate coreutils the truncated-file cases"
-  "redis-server redis-server the Redis backend's tests"
-  "python3 python3 the buyers written in Python"
-  "jq jq the buyers written with flock(1) and jq"
+  "flock util-linux the tests of buyers written with flock(1) skip"
+  "mkfs.ext4 e2fsprogs the full-disk test skips (it also needs root)"
+  "chattr e2fsprogs the immutable-file case of the bad-files test skips (it also needs root)"
+  "gcc gcc go test -race cannot build, so this check fails"
+  "truncate coreutils the truncated-file cases skip"
+  "redis-server redis-server the Redis backend's tests skip"
+  "python3 python3 the tests of buyers written in Python skip"
+  "jq jq the tests of buyers written with flock(1) and jq skip"
 )
 missing=() pkgs=()
 for t in "${tools[@]}"; do
   read -r cmd pkg what <<<"$t"
   if ! command -v "$cmd" >/dev/null; then
-    missing+=("$cmd (Debian package $pkg): without it, $what skip")
+    missing+=("$cmd (Debian package $pkg): $what")
     [[ " ${pkgs[*]} " == *" $pkg "* ]] || pkgs+=("$pkg")
   fi
 done
