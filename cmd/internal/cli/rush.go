@@ -139,6 +139,14 @@ a new one afterwards with ticket init --count N --force.`,
 	}
 	r.collect(ctx, hb)
 	r.sum.Heartbeats = hb.stop()
+	// A beat that came after the last buyer's result is printed too, so
+	// that stderr shows the beats the summary counts. stop has returned:
+	// the channel is closed.
+	if hb.beats != nil {
+		for b := range hb.beats {
+			fmt.Fprintf(c.stderr, "ticket rush: heartbeat (pid %d): %d left of %d\n", hb.cmd.Process.Pid, b.Left, b.Total)
+		}
+	}
 	r.check(start)
 	if err := r.report(); err != nil {
 		return err
