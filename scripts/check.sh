@@ -25,26 +25,42 @@ short=()
 [[ ${1:-} == -short ]] && short=(-short)
 
 cd "$(dirname "$0")/.."
-step() { printf '\n== %s\n' "$*"; }
+# step prints a stage's header; done_step its end, with how long it took.
+t0=
+step() { printf '\n== %s\n' "$*"; t0=$SECONDS; }
+done_step() { echo "ok ($((SECONDS - t0)) s)"; }
 
 step "tools the tests need"
-missing=()
-command -v flock >/dev/null || missing+=(util-linux)
-command -v mkfs.ext4 >/dev/null || missing+=(e2fsprogs)
-command -v gcc >/dev/null || missing+=(gcc)
-command -v truncate >/dev/null || missing+=(coreutils)
-command -v redis-server >/dev/null || missing+=(redis-server)
-command -v python3 >/dev/null || missing+=(python3)
-command -v jq >/dev/null || missing+=(jq)
-if ((${#missing[@]})); then
+# command, Debian package, what happens without it
+tools=(
+  "flock util-linux the tests of buyers written with flock(1) skip"
+  "mkfs.ext4 e2fsprogs the full-disk test skips (it also needs root)"
+  "chattr e2fsprogs the immutable-file case of the bad-files test skips (it also needs root)"
+  "gcc gcc go test -race cannot build, so this check fails"
+  "truncate coreutils the truncated-file cases skip"
+  "redis-server redis-server the Redis backend's tests skip"
+  "python3 python3 the tests of buyers written in Python skip"
+  "jq jq the tests of buyers written with flock(1) and jq skip"
+)
+missing=() pkgs=()
+for t in "${tools[@]}"; do
+  read -r cmd pkg what <<<"$t"
+  if ! command -v "$cmd" >/dev/null; then
+    missing+=("$cmd (Debian package $pkg): $what")
+    [[ " ${pkgs[*]} " == *" $pkg "* ]] || pkgs+=("$pkg")
+  fi
+done
+if ((${#pkgs[@]})); then
   if [[ ${CI:-} == true && $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-    echo "installing: ${missing[*]}"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    echo "installing (CI=true): ${pkgs[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null
   else
-    echo "missing: ${missing[*]} (install with: sudo apt-get install ${missing[*]}; the tests that need them skip and say why)"
+    printf 'missing: %s\n' "${missing[@]}"
+    echo "to install them: sudo apt-get install ${pkgs[*]}"
+    echo "(check.sh installs them itself only with CI=true, as .ci/run sets; it goes on without them)"
   fi
 fi
-echo "ok"
+done_step
 
 step "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
@@ -52,19 +68,28 @@ if [[ -n $unformatted ]]; then
   echo "needs gofmt: $unformatted"
   exit 1
 fi
-echo "ok"
+done_step
 
 step "go vet"
 go vet ./...
-echo "ok"
+done_step
 
 step "go mod tidy"
 go mod tidy -diff
-echo "ok"
+done_step
 
 step "staticcheck"
 go tool staticcheck ./...
-echo "ok"
+done_step
 
-step "go test -race"
+step "go test -race${short:+ -short}: a line per package, in order; cmd/internal/cli, the longest, comes first, after minutes"
+# go test prints nothing until the first package is done: say every minute
+# that it is still at work.
+(while sleep 60; do echo "   ... go test still running ($((SECONDS - t0)) s)"; done) &
+ticker=$!
+trap 'kill $ticker 2>/dev/null' EXIT
 go test -race -count=1 -timeout 20m "${short[@]}" ./...
+kill $ticker 2>/dev/null
+done_step
+echo
+echo "all checks passed in $SECONDS s"

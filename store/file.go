@@ -48,7 +48,7 @@ func loadState(path string) (ticket.State, fs.FileInfo, error) {
 func openState(path string) (st ticket.State, info fs.FileInfo, f *os.File, err error) {
 	// A FIFO or device would block open or read: look before opening.
 	if info, err := os.Stat(path); err == nil && !info.IsDir() && !info.Mode().IsRegular() {
-		return st, nil, nil, invalidFile(path, "not a regular file")
+		return st, nil, nil, invalidFile(path, notRegular(info.Mode()))
 	}
 	if f, err = files.Open(path, os.O_RDONLY, 0); err != nil {
 		return st, nil, nil, openError(path, err)
@@ -62,11 +62,8 @@ func openState(path string) (st ticket.State, info fs.FileInfo, f *os.File, err 
 	if info, err = f.Stat(); err != nil {
 		return st, nil, f, files.Error("read", path, err)
 	}
-	if info.IsDir() {
-		return st, nil, f, invalidFile(path, "is a directory")
-	}
 	if !info.Mode().IsRegular() {
-		return st, nil, f, invalidFile(path, "not a regular file")
+		return st, nil, f, invalidFile(path, notRegular(info.Mode()))
 	}
 	if n := files.Links(info); n > 1 {
 		return st, nil, f, invalidFile(path, fmt.Sprintf("it has %d names (hard links): each name would become a sale of its own, since every buy replaces the file under the name it was given; remove the other names (find -samefile %s), and copy a sale with a plain copy of each file (cp, never cp -l or cp -al)", n, path))
@@ -108,6 +105,15 @@ func (e *refusedError) Error() string { return e.err.Error() }
 func (e *refusedError) Unwrap() []error { return []error{e.err, ErrRefusedContent} }
 
 // invalidFile is the error for a ticket file refused for what it is.
+// notRegular says what a ticket file of this mode is, in the same words
+// for every command: "is a directory", or "not a regular file".
+func notRegular(mode fs.FileMode) string {
+	if mode.IsDir() {
+		return "is a directory"
+	}
+	return "not a regular file"
+}
+
 func invalidFile(path, problem string) error {
 	return fmt.Errorf("%s: invalid ticket file: %w", path, &ticket.FormatError{Problem: problem})
 }

@@ -57,7 +57,7 @@ func (s *Store) Repair(ctx context.Context) (Repaired, error) {
 	case err != nil:
 		return Repaired{}, openError(s.path, err)
 	case !info.Mode().IsRegular():
-		return Repaired{}, invalidFile(s.path, "not a regular file: move it away first")
+		return Repaired{}, invalidFile(s.path, notRegular(info.Mode())+": move it away first")
 	}
 	unlock, err := s.lock(ctx, p.lock, files.LikeFile(info))
 	if err != nil {

@@ -512,7 +512,7 @@ func (s *Store) Restore(ctx context.Context, state ticket.State, records []ticke
 			return files.Error("stat", s.path, err)
 		}
 		if !info.Mode().IsRegular() {
-			return invalidFile(s.path, "not a regular file")
+			return invalidFile(s.path, notRegular(info.Mode()))
 		}
 		if mode != Replace {
 			return &sentinelError{s.path + " already exists", []error{ErrExists}}

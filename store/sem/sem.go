@@ -325,7 +325,11 @@ func writeSlotFile(path, content string) error {
 }
 
 func (s *Semaphore) noSlot() error {
-	return fmt.Errorf("semaphore %s in %s (%d slots): %w", s.name, s.dir, s.slots, ErrNoSlot)
+	slots := "slots"
+	if s.slots == 1 {
+		slots = "slot"
+	}
+	return fmt.Errorf("semaphore %s in %s (%d %s): %w", s.name, s.dir, s.slots, slots, ErrNoSlot)
 }
 
 func (s *Semaphore) gaveUp(ctx context.Context) error {

@@ -21,19 +21,27 @@ import (
 )
 
 func runBench(c *cli, args []string) error {
-	fs, file := c.flagSet("[--procs P] [--tickets N] [--no-sync] [--json] [flags]", `
+	fs, file := c.flagSet("[--procs P] [--tickets N] [--no-sync] [--force] [--json] [-f PATH | --store SPEC]", `
 Measure buys per second on this disk: P independent buyer processes (this
 binary, re-executed) loop "lock, read, take one, commit" until N tickets are
 sold from a fresh ticket file, all released at the same moment. Prints the
 rate, per-buy latency percentiles, CPU time per buy, and verifies the books.
 
-Without -f it works in a new directory under the current one (the disk you
-are sizing) and removes it afterwards; with -f it refuses an existing file
-unless --force.`)
-	fs.Lookup("file").Usage = "the ticket file to create (default: one in a new directory under the current one, removed afterwards; TICKET_FILE is not used)"
-	fs.Lookup("file").DefValue = ""
-	procs := wholeFlag(fs, "procs", 4, 0, 10000, "buyer processes")
-	tickets := wholeFlag(fs, "tickets", 5000, 0, math.MaxInt64, "tickets to sell")
+Without -f or --store it works in a new directory under the current one
+(the disk you are sizing) and removes it afterwards; it never takes the
+sale from $TICKET_FILE or $TICKET_STORE. With -f or --store it creates the
+sale there, and refuses an existing one unless --force. To measure a Redis
+sale, name one you can spare: --store redis://HOST:PORT/DB?name=SALE.`,
+		exitNote{exitOK, "measured, and the books balance"},
+		exitNote{exitError, "the sale exists (without --force), or any other error"},
+		exitNote{exitUsage, ""},
+		exitNote{exitInvalid, "the books do not balance"},
+		exitNote{exitUnreachable, ""},
+		signalExits[0], signalExits[1], signalExits[2])
+	fs.Lookup("file").Usage = "the ticket file `PATH` to create (default: one in a new directory under the current one, removed afterwards)"
+	fs.Lookup("store").Usage = "the sale to create: `SPEC` is PATH, file:PATH or redis://HOST:PORT/DB?name=SALE (default: as -f)"
+	procs := wholeFlag(fs, "procs", 4, 0, 10000, "start `P` buyer processes")
+	tickets := wholeFlag(fs, "tickets", 5000, 0, math.MaxInt64, "sell `N` tickets")
 	noSync := fs.Bool("no-sync", false, "skip fsync (not durable): to see what durability costs")
 	force := fs.Bool("force", false, "with -f: replace an existing ticket file")
 	fs.BoolVar(&c.json, "json", false, "print the result as one JSON object")
@@ -45,6 +53,12 @@ unless --force.`)
 	}
 	path := *file
 	if !specChanged(fs) {
+		for _, env := range []string{"TICKET_STORE", "TICKET_FILE"} {
+			if v := os.Getenv(env); v != "" {
+				fmt.Fprintf(c.stderr, "ticket bench: note: $%s (%s) is not used: bench measures a new ticket file under the current directory; to measure that sale, name it with --store (bench creates it: name one you can spare)\n", env, printable(v))
+				break
+			}
+		}
 		dir, err := os.MkdirTemp(".", "ticket-bench-")
 		if err != nil {
 			return fmt.Errorf("bench: %w", err)

@@ -15,7 +15,7 @@ import (
 )
 
 func runBuy(c *cli, args []string) error {
-	fs, file := c.flagSet("[--buyer NAME] [--qty K] [--wait D | --nowait] [--peek] [--no-sync] [--json] [flags]", `
+	fs, file := c.flagSet("[--buyer NAME] [--qty K] [--wait D | --nowait] [--peek] [--request-id ID] [--no-sync] [--json] [flags]", `
 Buy K tickets: take the lock (PATH.lock), re-read the ticket file under it,
 and take K tickets only if K are left, all or nothing. The sale is appended
 to the journal and fsynced (that makes it durable), and the ticket file is
@@ -28,15 +28,10 @@ SIGINT, SIGTERM or SIGHUP while waiting exits 130, 143 or 129 with nothing
 changed; once
 the lock is held the buy completes and is reported as usual.
 
-With --peek it first reads the tickets left without the lock, as the seed's
-buyers do, and says so on stderr ("person3 sees 5 left"; with --json also
+With --peek it first reads the tickets left without the lock, as a careless
+buyer would, and says so on stderr ("person3 sees 5 left"; with --json also
 as "seen" in the result). That count is only a glimpse: the buy itself
 re-reads the file under the lock and decides on what it finds there.
-
-Exit status: 0 bought, 3 sold out (fewer than K left), 4 lock not acquired
-in time, 5 invalid ticket file or journal (untouched), 6 sale recorded but
-not confirmed durable or not reported (check ticket show --sales), 7 the
-backend (Redis) unreachable, timed out or refused the credentials, 1 other.
 
 With --store redis://... there is no lock: one script on the server checks
 and takes the tickets and appends the sale to the journal (a stream) in one
@@ -50,16 +45,25 @@ never ran), or "outcome unknown" with the whole command that retries it
 (with --json: "outcome", "request_id", "buyer", "qty" and "retry"). SIGINT
 or SIGTERM always ends a buy: before it was sent, exit 130/143/129; after,
 exit 7, outcome unknown. With wait_replicas=N in the URL a sale is
-acknowledged once N replicas have it; exit 6 if they did not confirm it.`)
-	buyer := fs.String("buyer", "", "who is buying, as recorded in the journal (default pid<PID>, unique per process; Redis: the request id)")
-	qty := wholeFlag(fs, "qty", 1, 0, math.MaxInt64, "number of tickets to buy, all or nothing")
+acknowledged once N replicas have it; exit 6 if they did not confirm it.`,
+		exitNote{exitOK, "bought"},
+		exitNote{exitError, ""},
+		exitNote{exitUsage, ""},
+		exitNote{exitSoldOut, "fewer than K left; nothing bought"},
+		exitNote{exitLocked, "the lock was not acquired within --wait (or at once, with --nowait); nothing bought"},
+		exitNote{exitInvalid, ""},
+		exitNote{exitUnconfirmed, "the sale is recorded, but not confirmed durable or not reported: check with ticket show --sales"},
+		exitNote{exitUnreachable, "Redis could not be reached or timed out; the message says whether anything may have been bought"},
+		signalExits[0], signalExits[1], signalExits[2])
+	buyer := fs.String("buyer", "", "who is buying: `NAME` as recorded in the journal (default pid<PID>, unique per process; Redis: the request id)")
+	qty := wholeFlag(fs, "qty", 1, 0, math.MaxInt64, "buy `K` tickets, all or nothing")
 	var wait waitFlags
 	wait.add(fs, "lock")
 	noSync := fs.Bool("no-sync", false, "skip fsync: faster, not durable across a machine crash")
 	fs.BoolVar(&c.json, "json", false, "print the result as one JSON object")
 	unlocked := fs.Bool("unsafe-no-lock", false, "UNSAFE: skip the lock and the journal (only to show what the lock prevents)")
 	_ = fs.MarkHidden("unsafe-no-lock")
-	requestID := fs.String("request-id", "", "Redis: the id of this buy; a retry with the same id gets the original outcome (default: random)")
+	requestID := fs.String("request-id", "", "Redis: `ID` names this buy; a retry with the same id gets the original outcome (default: random)")
 	peek := fs.Bool("peek", false, "first report the tickets left as seen without the lock (stderr; \"seen\" with --json)")
 	if _, err := c.parse(fs, args, 0); err != nil {
 		return err

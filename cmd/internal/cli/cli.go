@@ -93,10 +93,12 @@ func (c *cli) line(format string, args ...any) error {
 // --store. The two name the same thing, the sale: --store takes any
 // backend (a path, file:PATH, redis://...), -f is its older name for files.
 // The default is $TICKET_STORE, else $TICKET_FILE, else ticket.json.
-func (c *cli) flagSet(synopsis, about string) (*pflag.FlagSet, *string) {
-	fs := pflag.NewFlagSet(c.name, pflag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.SortFlags = false
+//
+// synopsis (the usage line after "ticket NAME"), about and exits are the
+// command's help, the one source of "ticket help NAME", "ticket NAME -h"
+// and cmd/ticket/COMMANDS.md (see help).
+func (c *cli) flagSet(synopsis, about string, exits ...exitNote) (*pflag.FlagSet, *string) {
+	fs := c.plainFlagSet(synopsis, about, exits...)
 	def := os.Getenv("TICKET_STORE")
 	if def == "" {
 		def = os.Getenv("TICKET_FILE")
@@ -104,13 +106,22 @@ func (c *cli) flagSet(synopsis, about string) (*pflag.FlagSet, *string) {
 	if def == "" {
 		def = "ticket.json"
 	}
-	file := fs.StringP("file", "f", def, "the ticket file (env TICKET_FILE)")
-	fs.StringVar(file, "store", def, "the sale: PATH, file:PATH or redis://HOST:PORT/DB?name=SALE (env TICKET_STORE; a Redis password in env TICKET_REDIS_PASSWORD)")
+	file := fs.StringP("file", "f", def, "the ticket file `PATH` (the same as --store PATH)")
+	fs.StringVar(file, "store", def, "the sale: `SPEC` is PATH, file:PATH or redis://HOST:PORT/DB?name=SALE (default $TICKET_STORE, else $TICKET_FILE, else ticket.json; a Redis password goes in $TICKET_REDIS_PASSWORD)")
+	return fs, file
+}
+
+// plainFlagSet is flagSet without -f and --store, for a command that
+// works on no sale (sem).
+func (c *cli) plainFlagSet(synopsis, about string, exits ...exitNote) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(c.name, pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.SortFlags = false
 	fs.BoolP("help", "h", false, "show this help")
 	fs.Usage = func() {
-		fmt.Fprintf(c.stdout, "Usage: ticket %s %s\n\n%s\n\nFlags:\n%s", c.name, synopsis, strings.TrimSpace(about), fs.FlagUsages())
+		io.WriteString(c.stdout, help(c.name, synopsis, about, fs, exits))
 	}
-	return fs, file
+	return fs
 }
 
 // restArgs is what parse takes for a subcommand that runs a command of
@@ -131,6 +142,11 @@ func (c *cli) parse(fs *pflag.FlagSet, args []string, nargs int) ([]string, erro
 		if errors.Is(err, pflag.ErrHelp) {
 			fs.Usage()
 			return nil, errHelp
+		}
+		var bad *pflag.InvalidValueError
+		if errors.As(err, &bad) && bad.GetFlag() != nil {
+			// pflag's "invalid argument "x" for "--qty" flag: "x": ...".
+			return nil, &usageError{fmt.Sprintf("--%s %v (see ticket %s -h)", bad.GetFlag().Name, errors.Unwrap(err), c.name)}
 		}
 		return nil, &usageError{fmt.Sprintf("%v (see ticket %s -h)", err, c.name)}
 	}

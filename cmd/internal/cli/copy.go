@@ -33,11 +33,14 @@ copied into Redis, whose journal holds ticket's own sales only: copy exits
 1 with nothing written, and the way on is a new Redis sale started with the
 tickets left (ticket init --count N --store redis://...).
 
-Exit status: 0 copied and both sides balance, 3 never, 5 SRC or DST does
-not balance (or a Redis DST has a journal without its state: repair it or
-use --force), 7 a Redis server unreachable or unable to take the writes
-(a replica, out of memory), 1 DST exists (without --force) or another
-error.`)
+A Redis DST that has a journal without its state is refused (exit 5):
+repair it, or use --force.`,
+		exitNote{exitOK, "copied, and both sides balance"},
+		exitNote{exitError, "DST holds a sale (without --force), or any other error"},
+		exitNote{exitUsage, ""},
+		exitNote{exitInvalid, "SRC or DST does not balance"},
+		exitNote{exitUnreachable, "a Redis server could not be reached or could not take the writes (a replica, out of memory)"},
+		signalExits[0], signalExits[1], signalExits[2])
 	_ = fs.MarkHidden("file") // SRC and DST are arguments
 	_ = fs.MarkHidden("store")
 	force := fs.Bool("force", false, "replace a sale DST already holds (its journal is kept, renamed)")

@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/ticketd/ticket/store"
 	"github.com/ticketd/ticket/store/redis/redisspec"
 	"github.com/ticketd/ticket/ticket"
 )
 
-// The exit statuses, the same for every subcommand; README.md documents them.
+// The exit statuses, the same for every subcommand. exitStatuses below is
+// their one table: the main help, each command's help and README.md show
+// it (TestReadmeExitTable keeps README.md's copy in step).
 const (
 	exitOK          = 0   // done
 	exitError       = 1   // any other error: I/O, permissions, a missing file
@@ -26,6 +29,81 @@ const (
 	exitSIGINT      = 130 // interrupted by SIGINT before anything changed
 	exitSIGTERM     = 143 // terminated by SIGTERM before anything changed
 )
+
+// exitStatuses is the table of exit statuses, in order: each one's
+// short name, and what it means for every command.
+var exitStatuses = []struct {
+	code       int
+	name, text string
+}{
+	{exitOK, "done", "the command did what it was asked"},
+	{exitError, "error", "any other error: I/O, permissions, a missing file"},
+	{exitUsage, "usage", "bad flags or arguments"},
+	{exitSoldOut, "sold out", "fewer tickets left than asked for; nothing bought"},
+	{exitLocked, "not acquired", "the lock (or a slot) was not acquired in time"},
+	{exitInvalid, "invalid", "the ticket file or journal is invalid, and was left untouched"},
+	{exitUnconfirmed, "unconfirmed", "the sale is recorded, but was not confirmed durable or not reported"},
+	{exitUnreachable, "unreachable", "the backend (Redis) could not be reached, timed out or refused the credentials"},
+	{exitCannotRun, "cannot run", "sem: COMMAND was found but could not be run"},
+	{exitNotFound, "not found", "sem: COMMAND was not found"},
+	{exitSIGHUP, "hung up", "SIGHUP (the terminal closed) while waiting; nothing was changed"},
+	{exitSIGINT, "interrupted", "SIGINT (Ctrl-C) while waiting; nothing was changed"},
+	{exitSIGTERM, "terminated", "SIGTERM while waiting; nothing was changed"},
+}
+
+// exitEntry is code's row of exitStatuses; it panics on a code the table
+// lacks, which TestEveryHelp would catch.
+func exitEntry(code int) (name, text string) {
+	for _, e := range exitStatuses {
+		if e.code == code {
+			return e.name, e.text
+		}
+	}
+	panic(fmt.Sprintf("exit status %d is not in exitStatuses", code))
+}
+
+// exitNote is one exit status in a command's help: the code, whose meaning
+// comes from exitStatuses, and what it means for that command, if more.
+type exitNote struct {
+	code   int
+	detail string
+}
+
+// exitLines renders exits as a command's help shows them.
+func exitLines(exits []exitNote) string {
+	var b strings.Builder
+	for _, e := range exits {
+		name, text := exitEntry(e.code)
+		if e.detail != "" {
+			text = e.detail
+		}
+		fmt.Fprintf(&b, "  %-3d  %s: %s\n", e.code, name, text)
+	}
+	return b.String()
+}
+
+// exitTable renders the whole table of exit statuses as the main help
+// shows it.
+func exitTable() string {
+	notes := make([]exitNote, len(exitStatuses))
+	for i, e := range exitStatuses {
+		notes[i] = exitNote{code: e.code}
+	}
+	return exitLines(notes)
+}
+
+// exitTableMarkdown renders the table of exit statuses as README.md shows it.
+func exitTableMarkdown() string {
+	var b strings.Builder
+	b.WriteString("| Status | Name | Meaning |\n|---|---|---|\n")
+	for _, e := range exitStatuses {
+		fmt.Fprintf(&b, "| %d | %s | %s |\n", e.code, e.name, e.text)
+	}
+	return b.String()
+}
+
+// signalExits are the statuses of a command interrupted by a signal.
+var signalExits = []exitNote{{exitSIGHUP, ""}, {exitSIGINT, ""}, {exitSIGTERM, ""}}
 
 // errHelp is returned after -h printed the help: exit 0.
 var errHelp = errors.New("help shown")

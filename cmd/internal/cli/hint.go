@@ -112,7 +112,7 @@ func fileHint(err error, s *store.Store, op string) string {
 		}
 		return " (create it with: ticket init --count N)"
 	case errors.Is(err, store.ErrJournalBehind):
-		return " (ticket repair keeps the ticket file's count and starts a new journal from it)"
+		return " (ticket repair keeps the ticket file's count and starts a new journal from it; after a rush --unlocked, which writes no journal, start the sale again instead with ticket init --count N --force)"
 	case errors.As(err, new(*ticket.OversoldError)):
 		return "; ticket repair records the sale as sold out, and says how many were sold twice"
 	case errors.Is(err, store.ErrRefusedContent):

@@ -13,8 +13,15 @@ Create the ticket file with N tickets, an empty sales journal (PATH.journal)
 and the lock file (PATH.lock). It refuses to replace an existing ticket file
 unless --force, which resets the sale under the lock; the old journal is
 kept, renamed with a timestamp, never deleted. --force never overwrites a
-file it cannot parse.`)
-	count := wholeFlag(fs, "count", 0, 0, math.MaxInt64, "number of tickets (required; 0 to 9223372036854775807)")
+file it cannot parse.`,
+		exitNote{exitOK, "created"},
+		exitNote{exitError, "the ticket file exists (without --force), or any other error"},
+		exitNote{exitUsage, ""},
+		exitNote{exitLocked, "the lock was not acquired within --wait (or at once, with --nowait)"},
+		exitNote{exitInvalid, "--force found a file it cannot parse"},
+		exitNote{exitUnreachable, ""},
+		signalExits[0], signalExits[1], signalExits[2])
+	count := wholeFlag(fs, "count", 0, 0, math.MaxInt64, "the number of tickets (required; 0 to 9223372036854775807)")
 	force := fs.Bool("force", false, "reset an existing sale")
 	var wait waitFlags
 	wait.add(fs, "lock")

@@ -9,9 +9,12 @@
 //
 // The command line is thin: the sale is package store's (or store/redis's), the
 // buy rule package ticket's. Here are the flags (one parser, parse), the
-// output, the exit statuses (exitCode, the one place that maps errors to
-// them), the hints that complete the library's errors with what to type
-// next (hint.go), and the demonstrations that start processes.
+// help (help.go: each command gives its usage line, description and exit
+// statuses once, to flagSet; "ticket help NAME", "ticket NAME -h" and
+// cmd/ticket/COMMANDS.md print that text), the output, the exit statuses
+// (exit.go: the one table, exitStatuses, and exitCode, the one place that
+// maps errors to them), the hints that complete the library's errors with
+// what to type next (hint.go), and the demonstrations that start processes.
 //
 // # Children of this program
 //
@@ -99,21 +102,65 @@ func (c *cli) run(args []string) int {
 		return exitUsage
 	}
 	switch args[0] {
-	case "-h", "--help", "help":
+	case "-h", "--help":
 		c.usage(stdout)
 		return exitOK
+	case "help":
+		switch {
+		case len(args) == 1:
+			c.usage(stdout)
+			return exitOK
+		case len(args) > 2:
+			fmt.Fprintln(stderr, "ticket help: error: want one command: ticket help COMMAND")
+			return exitUsage
+		}
+		if cmd := lookup(args[1]); cmd != nil {
+			c.name = cmd.name
+			return c.exit(cmd.run(c, []string{"-h"}))
+		}
+		fmt.Fprintf(stderr, "ticket help: error: unknown command %q (run ticket --help for the list)\n", args[1])
+		return exitUsage
 	case "--version", "version":
 		fmt.Fprintln(stdout, "ticket", version())
 		return exitOK
 	}
-	for _, cmd := range commands {
-		if cmd.name == args[0] {
-			c.name = cmd.name
-			return c.exit(cmd.run(c, args[1:]))
-		}
+	if cmd := lookup(args[0]); cmd != nil {
+		c.name = cmd.name
+		return c.exit(cmd.run(c, args[1:]))
+	}
+	if strings.HasPrefix(args[0], "-") {
+		fmt.Fprintf(stderr, "ticket: error: %s: flags go after the command%s\n", args[0], reordered(args))
+		return exitUsage
 	}
 	fmt.Fprintf(stderr, "ticket: error: unknown command %q (run ticket --help for the list)\n", args[0])
 	return exitUsage
+}
+
+// lookup returns the command called name, or nil.
+func lookup(name string) *command {
+	for i := range commands {
+		if commands[i].name == name {
+			return &commands[i]
+		}
+	}
+	return nil
+}
+
+// reordered is, for a command line with flags before the command, the
+// same line with the command first, as a hint: ", as in: ticket buy -f x";
+// "" if no command is on the line.
+func reordered(args []string) string {
+	for i, a := range args {
+		if lookup(a) == nil {
+			continue
+		}
+		words := append(append([]string{"ticket", a}, args[:i]...), args[i+1:]...)
+		for j := 2; j < len(words); j++ {
+			words[j] = shellQuote(words[j])
+		}
+		return ", as in: " + strings.Join(words, " ")
+	}
+	return ": ticket COMMAND [flags] (run ticket --help for the commands)"
 }
 
 func (c *cli) usage(w io.Writer) {
@@ -122,6 +169,8 @@ func (c *cli) usage(w io.Writer) {
 
 Usage:
   ticket COMMAND [flags]
+  ticket help COMMAND     the command's help (the same as ticket COMMAND -h)
+  ticket --version        print the version
 
 Commands:
 `)
@@ -129,20 +178,17 @@ Commands:
 		fmt.Fprintf(&b, "  %-8s %s\n", cmd.name, cmd.summary)
 	}
 	b.WriteString(`
-Commands on a sale take -f, --file PATH or --store SPEC (PATH, file:PATH or
-redis://HOST:PORT/DB?name=SALE; default $TICKET_STORE, else $TICKET_FILE,
-else ticket.json); every command takes -h for its own help. A Redis
-password goes in $TICKET_REDIS_PASSWORD (or the URL: redis://:PASSWORD@...);
-ticket never prints it, and the commands it prints to run next need it
-there. The lock is
-PATH.lock: hold it from a shell with flock PATH.lock COMMAND and buyers
+Flags go after the command. Commands on a sale take -f, --file PATH or
+--store SPEC (PATH, file:PATH or redis://HOST:PORT/DB?name=SALE; default
+$TICKET_STORE, else $TICKET_FILE, else ticket.json). A Redis password goes
+in $TICKET_REDIS_PASSWORD (or the URL: redis://:PASSWORD@...); ticket never
+prints it, and the commands it prints to run next need it there. The lock
+is PATH.lock: hold it from a shell with flock PATH.lock COMMAND and buyers
 wait (COMMAND itself must not be a ticket command that takes the lock).
 
-Exit status: 0 done, 1 error, 2 usage, 3 sold out, 4 lock not acquired in
-time, 5 invalid ticket file or journal (left untouched), 6 sale recorded but
-not confirmed or not reported, 7 backend (Redis) unreachable, 130/143/129
-interrupted by SIGINT/SIGTERM/SIGHUP; sem exits with COMMAND's status
-(126/127: could not run it / not found).
+Exit status, for every command (each command's help says which it uses;
+sem exits with COMMAND's status):
 `)
+	b.WriteString(exitTable())
 	io.WriteString(w, b.String())
 }

@@ -8,7 +8,7 @@ import (
 )
 
 func runRepair(c *cli, args []string) error {
-	fs, file := c.flagSet("[--json] [flags]", `
+	fs, file := c.flagSet("[--wait D | --nowait] [--json] [flags]", `
 Bring a sale back to where buying can go on, without ever selling a ticket
 twice: repair never raises the count of a ticket file it can read, and
 rebuilds only what cannot be read. Under the lock:
@@ -30,9 +30,6 @@ rebuilds only what cannot be read. Under the lock:
     restored from an older copy) is kept: the journal is moved aside to
     FILE.journal.TIME and a new one starts from the ticket file's count.
 
-Exit 0 when the sale is sound or was repaired, 5 when the journal cannot
-rebuild it (nothing is changed).
-
 For a Redis sale (--store redis://...) it rebuilds the state hash from the
 journal when the state is missing (deleted, evicted) or damaged, moving a
 damaged one aside to ticket:{SALE}:damaged:TIME, or behind its journal (a
@@ -42,7 +39,14 @@ journal, and removes a TTL from the sale's keys. It decides on what verify
 finds and checks its work with it: it never says sound when verify would
 exit 5, and exits 5, leaving the sale as it is, when it cannot mend what
 verify found (a state ahead of its journal: rebuilding would sell tickets
-again).`)
+again).`,
+		exitNote{exitOK, "the sale is sound, or was repaired"},
+		exitNote{exitError, ""},
+		exitNote{exitUsage, ""},
+		exitNote{exitLocked, "the lock was not acquired within --wait (or at once, with --nowait)"},
+		exitNote{exitInvalid, "the journal cannot rebuild it; nothing was changed"},
+		exitNote{exitUnreachable, ""},
+		signalExits[0], signalExits[1], signalExits[2])
 	fs.BoolVar(&c.json, "json", false, "print the result as one JSON object")
 	var wait waitFlags
 	wait.add(fs, "lock")

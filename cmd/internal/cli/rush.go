@@ -22,8 +22,8 @@ import (
 const maxBuyers = 10000
 
 func runRush(c *cli, args []string) error {
-	fs, file := c.flagSet("--buyers N [--count C [--force]] [--qty K] [--wait D] [--unlocked] [--json] [flags]", `
-Start N buyer processes at once, the seed's person0..personN-1, and check
+	fs, file := c.flagSet("--buyers N [--count C [--force]] [--qty K] [--wait D] [--every D] [--unlocked] [--json] [flags]", `
+Start N buyer processes at once, named person0 to personN-1, and check
 that exactly as many got tickets as there were. Each buyer is this same
 program ("ticket buy") as its own OS process. All N are started first and
 held at a gate (a pipe), then released together; each reports the count it
@@ -49,23 +49,24 @@ still buys under the lock, so the books still balance.
 buyers skip the lock and the journal, read the same count, and overwrite
 each other's sales (lost updates), so more buyers are told "you got a
 ticket" than there were tickets. It needs an explicit -f PATH and says
-"oversold: YES" when that happens. Never use it on a real sale.
-
-Exit status: 0 the books balance and every buyer either bought or found the
-tickets sold out; 5 the books do not balance (oversold, lost updates, or
-ticket verify found discrepancies); 1 the books balance but some buyer
-failed (its error is shown; a lock not had within --wait counts); 2 usage;
-7 a Redis sale's server could not be reached to check the books;
-130/143/129 interrupted (running buyers get SIGTERM: those waiting for the lock
-stop with nothing changed, the others finish).`)
-	buyers := wholeFlag(fs, "buyers", 0, 0, math.MaxInt32, fmt.Sprintf("number of buyer processes to start (required, 1 to %d)", maxBuyers))
-	count := wholeFlag(fs, "count", 0, 0, math.MaxInt64, "first create the ticket file with C tickets")
+"oversold: YES" when that happens. Never use it on a real sale: start
+a new one afterwards with ticket init --count N --force.`,
+		exitNote{exitOK, "the books balance, and every buyer bought or found the tickets sold out"},
+		exitNote{exitError, "the books balance but some buyer failed (its error is shown; a lock not had within --wait counts)"},
+		exitNote{exitUsage, ""},
+		exitNote{exitInvalid, "the books do not balance (oversold, lost updates, or discrepancies ticket verify found)"},
+		exitNote{exitUnreachable, "a Redis sale's server could not be reached to check the books"},
+		exitNote{exitSIGHUP, "SIGHUP: buyers still waiting for the lock stop with nothing changed, the others finish"},
+		exitNote{exitSIGINT, "SIGINT (Ctrl-C): as for SIGHUP"},
+		exitNote{exitSIGTERM, "SIGTERM: as for SIGHUP"})
+	buyers := wholeFlag(fs, "buyers", 0, 0, math.MaxInt32, fmt.Sprintf("the number of buyer processes to start (required, 1 to %d)", maxBuyers))
+	count := wholeFlag(fs, "count", 0, 0, math.MaxInt64, "first create the ticket file with `C` tickets")
 	force := fs.Bool("force", false, "with --count: reset an existing sale (its journal is kept, renamed)")
-	qty := wholeFlag(fs, "qty", 1, 0, math.MaxInt64, "tickets each buyer asks for, all or nothing")
+	qty := wholeFlag(fs, "qty", 1, 0, math.MaxInt64, "each buyer asks for `K` tickets, all or nothing")
 	var wait seconds
 	fs.Var(&wait, "wait", "each buyer gives up after waiting this long for the lock (an error); default: as long as it takes")
 	every := seconds(500 * time.Millisecond)
-	fs.Var(&every, "every", "time between heartbeats")
+	fs.Var(&every, "every", "the time between heartbeats")
 	noSync := fs.Bool("no-sync", false, "buyers skip fsync: faster, not durable across a machine crash")
 	unlocked := fs.Bool("unlocked", false, "UNSAFE: buyers skip the lock and the journal (Redis: the script), to show what they prevent (needs -f or --store)")
 	fs.BoolVar(&c.json, "json", false, "print the results and the summary as one JSON object")
@@ -114,7 +115,7 @@ stop with nothing changed, the others finish).`)
 		progress: isTerminal(c.stderr),
 	}
 	r.sum = rushSummary{File: printable(*file), Unlocked: *unlocked, Buyers: int(*buyers), Qty: *qty, Tickets: start.Left(), Left: start.Left(), Results: []buyerResult{}}
-	fmt.Fprintf(c.stderr, "ticket rush: %d buyers, %d tickets left in %s\n", *buyers, start.Left(), printable(*file))
+	fmt.Fprintf(c.stderr, "ticket rush: %d %s, %d %s left in %s\n", *buyers, plural(*buyers, "buyer", "buyers"), start.Left(), plural(start.Left(), "ticket", "tickets"), printable(*file))
 
 	hb, err := startHeartbeat(*file, time.Duration(every), heartbeatGuard, c.stderr)
 	if err != nil {
@@ -138,6 +139,14 @@ stop with nothing changed, the others finish).`)
 	}
 	r.collect(ctx, hb)
 	r.sum.Heartbeats = hb.stop()
+	// A beat that came after the last buyer's result is printed too, so
+	// that stderr shows the beats the summary counts. stop has returned:
+	// the channel is closed.
+	if hb.beats != nil {
+		for b := range hb.beats {
+			fmt.Fprintf(c.stderr, "ticket rush: heartbeat (pid %d): %d left of %d\n", hb.cmd.Process.Pid, b.Left, b.Total)
+		}
+	}
 	r.check(start)
 	if err := r.report(); err != nil {
 		return err
@@ -517,7 +526,7 @@ func (r *rush) report() error {
 	if r.releasedKnown > 1 {
 		spread = round(sum.ReleaseSpread)
 	}
-	line("buyers:     %d processes (started in %s, all at the gate after %s, left it within %s)", sum.Buyers, round(sum.StartSeconds), round(sum.ReadySeconds), spread)
+	line("buyers:     %d %s (started in %s, all at the gate after %s, left it within %s)", sum.Buyers, plural(int64(sum.Buyers), "process", "processes"), round(sum.StartSeconds), round(sum.ReadySeconds), spread)
 	line("tickets:    %d in %s", sum.Tickets, sum.File)
 	if r.qty == 1 {
 		line("got one:    %d", sum.Got)
@@ -546,6 +555,9 @@ func (r *rush) report() error {
 		for _, p := range sum.Problems {
 			line("  - %s", p)
 		}
+	}
+	if sum.Unlocked {
+		line("next:       the unlocked buyers wrote no journal, so buy and verify refuse this sale: start a new one with ticket init --count N --force --store %s", shellQuote(sum.File))
 	}
 	r.c.wrote = true
 	_, err := io.WriteString(r.c.stdout, b.String())

@@ -34,6 +34,7 @@ func TestScripts(t *testing.T) {
 				}
 			}
 			env.Setenv("TICKET_FILE", "")
+			env.Setenv("SCRIPTS", filepath.Join(moduleRoot, "scripts"))
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){

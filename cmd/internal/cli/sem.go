@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"os/exec"
 	"strconv"
@@ -15,7 +16,7 @@ import (
 )
 
 func runSem(c *cli, args []string) error {
-	fs, _ := c.flagSet("--name NAME --slots N [--wait D | --nowait] [--dir DIR] -- COMMAND [ARGS...]\n       ticket sem --status --name NAME [--slots N] [--dir DIR] [--json]", `
+	fs := c.plainFlagSet("--name NAME --slots N [--wait D | --nowait] [--dir DIR] -- COMMAND [ARGS...]\n       ticket sem --status --name NAME [--slots N] [--dir DIR] [--json]", `
 Run COMMAND holding one of N slots of the semaphore NAME, so that at most N
 commands run at once across unrelated processes (N singers, N rooms).
 A slot is an flock(2) lock on DIR/NAME.K.slot: if ticket sem dies, even by
@@ -30,13 +31,19 @@ refused if it is a symlink, not yours, or writable by others.
 
 With --status, print each slot: free, or held by a pid.
 
-Exit status: COMMAND's (128+N if signal N killed it); 4 no slot free in
-time; 127 COMMAND not found, 126 not runnable; 2 usage; 1 other error;
-130/143/129 interrupted while waiting (nothing was run).`)
-	_ = fs.MarkHidden("file")
-	name := fs.String("name", "", "the semaphore's name (required): letters, digits, . _ - + @")
-	slots := fs.String("slots", "", "the number of slots N (required, except with --status)")
-	dir := fs.String("dir", "", "the directory of the slot files (default $XDG_RUNTIME_DIR/ticket-sem)")
+Once COMMAND runs, ticket sem exits with COMMAND's status (128+N if signal N
+killed it); the statuses below are its own.`,
+		exitNote{exitError, ""},
+		exitNote{exitUsage, ""},
+		exitNote{exitLocked, "no slot was free within --wait (or at once, with --nowait); COMMAND was not run"},
+		exitNote{exitCannotRun, ""},
+		exitNote{exitNotFound, ""},
+		exitNote{exitSIGHUP, "interrupted while waiting for a slot; COMMAND was not run"},
+		exitNote{exitSIGINT, "interrupted while waiting for a slot; COMMAND was not run"},
+		exitNote{exitSIGTERM, "interrupted while waiting for a slot; COMMAND was not run"})
+	name := fs.String("name", "", "the semaphore's `NAME` (required): letters, digits, . _ - + @")
+	slots := wholeFlag(fs, "slots", 0, 0, math.MaxInt64, "the number of slots (required, except with --status)")
+	dir := fs.String("dir", "", "the slot files go in `DIR` (default $XDG_RUNTIME_DIR/ticket-sem)")
 	var wait waitFlags
 	wait.add(fs, "slot")
 	status := fs.Bool("status", false, "show which slots are held, and by which pid")
@@ -55,11 +62,10 @@ time; 127 COMMAND not found, 126 not runnable; 2 usage; 1 other error;
 	n := 1
 	switch {
 	case fs.Changed("slots"):
-		v, err := parseWhole(*slots, 1, sem.MaxSlots)
-		if err != nil {
-			return &usageError{"--slots " + err.Error()}
+		if *slots < 1 || *slots > sem.MaxSlots {
+			return &usageError{fmt.Sprintf("--slots %d: want 1 to %d", *slots, sem.MaxSlots)}
 		}
-		n = int(v)
+		n = int(*slots)
 	case !*status:
 		return &usageError{"--slots N is required (see ticket sem -h)"}
 	}

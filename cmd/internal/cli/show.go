@@ -16,7 +16,12 @@ every write replaces the file by rename, so it always reads a whole version.
 With --sales it lists every record of the journal instead, oldest first:
 how the sale started, each sale ("alice bought 2"), and each change another
 process made to the count under the lock, which ticket records as tickets
-taken or added outside ticket.`)
+taken or added outside ticket.`,
+		exitNote{exitOK, ""},
+		exitNote{exitError, "the ticket file is missing, or any other error"},
+		exitNote{exitUsage, ""},
+		exitNote{exitInvalid, ""},
+		exitNote{exitUnreachable, ""})
 	sales := fs.Bool("sales", false, "list the journal's records (sales and other changes), one per line")
 	fs.BoolVar(&c.json, "json", false, "print JSON: one object, or with --sales one object per sale")
 	if _, err := c.parse(fs, args, 0); err != nil {

@@ -8,16 +8,15 @@ import (
 )
 
 func runVerify(c *cli, args []string) error {
-	fs, file := c.flagSet("[--json] [flags]", `
+	fs, file := c.flagSet("[--wait D | --nowait] [--json] [flags]", `
 Check, without changing anything, that the books balance: the ticket file
 is valid, the journal's records are numbered without gaps or repeats, each
 one's tickets left following from the one before, the total is the tickets
 left plus those sold, and the journal's last record is the ticket file's
 version. A count another process changed under the lock is a sale made (or
 stock added) outside ticket: counted, and noted as pending until the next
-buy records it. It holds the lock while it reads. Exit 0 with a one-line
-summary when everything balances, 5 with each discrepancy named on stderr
-otherwise.
+buy records it. It holds the lock while it reads, and prints a one-line summary when
+everything balances, each discrepancy on stderr otherwise.
 
 For a Redis sale it reads the state and the end of the journal as they
 were at one moment, then the journal up to there in pages of 1000 entries
@@ -25,7 +24,14 @@ were at one moment, then the journal up to there in pages of 1000 entries
 its progress on stderr for a journal of 100 000 entries or more, and says
 what the server promises about acknowledged sales: its persistence, its
 no-appendfsync-on-rewrite, its role, its replicas and the sale's
-wait_replicas, and its maxmemory-policy.`)
+wait_replicas, and its maxmemory-policy.`,
+		exitNote{exitOK, "the books balance"},
+		exitNote{exitError, ""},
+		exitNote{exitUsage, ""},
+		exitNote{exitLocked, "the lock was not acquired within --wait (or at once, with --nowait)"},
+		exitNote{exitInvalid, "the books do not balance (each discrepancy on stderr)"},
+		exitNote{exitUnreachable, ""},
+		signalExits[0], signalExits[1], signalExits[2])
 	fs.BoolVar(&c.json, "json", false, "print the result as one JSON object")
 	var wait waitFlags
 	wait.add(fs, "lock")

@@ -10,14 +10,20 @@ import (
 func runWatch(c *cli, args []string) error {
 	fs, file := c.flagSet("[--every D] [--json] [flags]", `
 Print a heartbeat with the tickets left, at once and then every D, until the
-tickets are sold out (exit 0) or it is interrupted (130/143/129). It takes no
+tickets are sold out or it is interrupted. It takes no
 lock: it reads whole versions of the ticket file, as ticket show does.
 
 ticket rush runs it as its heartbeat child, which never outlives the rush:
 it is stopped when the rush ends, and if the rush is killed (even with
-SIGKILL) it dies with it.`)
+SIGKILL) it dies with it.`,
+		exitNote{exitOK, "sold out"},
+		exitNote{exitError, ""},
+		exitNote{exitUsage, ""},
+		exitNote{exitInvalid, ""},
+		exitNote{exitUnreachable, ""},
+		signalExits[0], signalExits[1], signalExits[2])
 	every := seconds(500 * time.Millisecond)
-	fs.Var(&every, "every", "time between heartbeats (250ms, 2s, 1.5)")
+	fs.Var(&every, "every", "the time between heartbeats (250ms, 2s, 1.5)")
 	fs.BoolVar(&c.json, "json", false, "print each heartbeat as one JSON object per line")
 	if _, err := c.parse(fs, args, 0); err != nil {
 		return err
