@@ -52,6 +52,20 @@ func playRole(role string) int {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
+		// Stay until TEST_FILL singers are inside at once, or every one of
+		// TEST_SINGERS has started, or 20 s: on a loaded machine singers
+		// that merely sleep may come and go without ever filling the
+		// rooms, which would hide whether the bound lets them.
+		if fill, _ := strconv.Atoi(os.Getenv("TEST_FILL")); fill > 0 {
+			all, _ := strconv.Atoi(os.Getenv("TEST_SINGERS"))
+			for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+				data, _ := os.ReadFile(os.Getenv("TEST_LOG"))
+				starts, ends := strings.Count(string(data), "start "), strings.Count(string(data), "end ")
+				if starts-ends >= fill || starts >= all {
+					break
+				}
+			}
+		}
 		time.Sleep(hold)
 		if err := note("end"); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -132,8 +146,9 @@ func semDir(t *testing.T) string {
 }
 
 // TestSemKTV is the seed's case: 10 singers, 4 rooms. Each singer notes
-// when it starts and ends; at no moment may more than 4 be inside, and no
-// room may hold two. The control runs the same singers with 10 slots and
+// when it starts and ends, and stays until 4 are inside (or all have
+// started), so that the rooms fill however loaded the machine; at no
+// moment may more than 4 be inside, and no room may hold two. The control runs the same singers with 10 slots and
 // must see more than 4 inside: the check can fail.
 func TestSemKTV(t *testing.T) {
 	const singers, rooms = 10, 4
@@ -150,7 +165,7 @@ func TestSemKTV(t *testing.T) {
 			log := filepath.Join(t.TempDir(), "log")
 			var cmds []*exec.Cmd
 			for range singers {
-				cmd := semCmd(t, "singer", []string{"TEST_LOG=" + log, "TEST_HOLD=" + hold.String()},
+				cmd := semCmd(t, "singer", []string{"TEST_LOG=" + log, "TEST_HOLD=" + hold.String(), "TEST_FILL=" + strconv.Itoa(rooms), "TEST_SINGERS=" + strconv.Itoa(singers)},
 					"--name", "ktv", "--slots", strconv.Itoa(tc.slots), "--dir", dir)
 				cmd.Stderr = os.Stderr
 				cmds = append(cmds, cmd)
