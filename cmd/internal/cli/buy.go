@@ -25,8 +25,7 @@ one fsync for the whole batch, each with its own answer (group commit).
 
 Without --wait it waits for the lock as long as it takes, like flock(1).
 SIGINT, SIGTERM or SIGHUP while waiting exits 130, 143 or 129 with nothing
-changed; once
-the lock is held the buy completes and is reported as usual.
+changed; once the lock is held the buy completes and is reported as usual.
 
 With --peek it first reads the tickets left without the lock, as a careless
 buyer would, and says so on stderr ("person3 sees 5 left"; with --json also
@@ -42,9 +41,9 @@ and quantity within 24 hours gets the original outcome and buys nothing
 more; --buyer defaults to the request id, so that a retry repeats it. Exit 7
 says whether anything may have been bought: "nothing was bought" (the buy
 never ran), or "outcome unknown" with the whole command that retries it
-(with --json: "outcome", "request_id", "buyer", "qty" and "retry"). SIGINT
-or SIGTERM always ends a buy: before it was sent, exit 130/143/129; after,
-exit 7, outcome unknown. With wait_replicas=N in the URL a sale is
+(with --json: "outcome", "request_id", "buyer", "qty" and "retry"). SIGINT,
+SIGTERM or SIGHUP always ends a buy: before it was sent, exit 130, 143 or
+129; after, exit 7, outcome unknown. With wait_replicas=N in the URL a sale is
 acknowledged once N replicas have it; exit 6 if they did not confirm it.`,
 		exitNote{exitOK, "bought"},
 		exitNote{exitError, ""},
