@@ -125,12 +125,13 @@ func openJournal(path string, l files.Like, noSync bool) (*journal, error) {
 		if err != nil {
 			return nil, files.Error("open journal", path, err)
 		}
-		if err := oneName(f, path); err != nil {
+		info, err := oneName(f, path)
+		if err != nil {
 			f.Close()
 			return nil, err
 		}
-		j := &journal{path: path, f: f, noSync: noSync}
-		if err := j.measure(); err != nil {
+		j := &journal{path: path, f: f, noSync: noSync, phys: info.Size()}
+		if j.content, err = contentEnd(f, path, j.phys); err != nil {
 			f.Close()
 			return nil, err
 		}
@@ -145,15 +146,16 @@ func (j *journal) Close() error { return j.f.Close() }
 // of a sale (cp -l, cp -al) has its own ticket file and lock file but
 // shares this journal, so that each sale would cut the other's records as
 // a crashed buyer's, and verify the other's sales as its own.
-func oneName(f *os.File, path string) error {
+// It returns the journal's FileInfo, for its length.
+func oneName(f *os.File, path string) (fs.FileInfo, error) {
 	info, err := f.Stat()
 	if err != nil {
-		return files.Error("stat", path, err)
+		return nil, files.Error("stat", path, err)
 	}
 	if n := files.Links(info); n > 1 {
-		return &journalError{path: path, problem: fmt.Sprintf("it has %d names (hard links), so two sales would write one journal and cut each other's sales; remove the other names (find -samefile %s), and copy a sale with a plain copy of each file (cp, never cp -l or cp -al)", n, path)}
+		return nil, &journalError{path: path, problem: fmt.Sprintf("it has %d names (hard links), so two sales would write one journal and cut each other's sales; remove the other names (find -samefile %s), and copy a sale with a plain copy of each file (cp, never cp -l or cp -al)", n, path)}
 	}
-	return nil
+	return info, nil
 }
 
 // createJournal creates the journal at path, empty, unless it exists. The
@@ -581,21 +583,10 @@ func (j *journal) append(lines []byte, committed int64) error {
 	return j.sync()
 }
 
-// size returns the journal's length, where undo can cut it back to.
+// size returns where the journal's records end, without its padding (see
+// contentEnd): where undo can cut it back to. Only the process that holds
+// the journal's lock changes it, so it is measured once, at the opening.
 func (j *journal) size() (int64, error) { return j.content, nil }
-
-// measure finds the journal's length and where its records end (see
-// contentEnd), for the appends and cuts that follow: only the process that
-// holds the journal's lock changes either.
-func (j *journal) measure() error {
-	info, err := j.f.Stat()
-	if err != nil {
-		return fmt.Errorf("stat %s: %w", j.path, err)
-	}
-	j.phys = info.Size()
-	j.content, err = contentEnd(j.f, j.path, j.phys)
-	return err
-}
 
 // undo cuts the journal back to size, taking off the records of a change
 // that failed before the ticket file showed them, so that a failed buy

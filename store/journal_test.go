@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -97,4 +98,43 @@ func TestZeroResidueIsCut(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestJournalGrownAhead: the journal grows a block of padding at a time,
+// so that a commit writes its line over padding and leaves the file's size
+// as it was; its records are whole lines, the padding only spaces after
+// the last one, which a JSON Lines reader skips as whitespace.
+func TestJournalGrownAhead(t *testing.T) {
+	path := storetest.NewSale(t, 100, 1)
+	size := func() int64 {
+		fi, err := os.Stat(path + ".journal")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	grown := size()
+	s := store.Open(path, store.Options{})
+	for i := range 10 {
+		if _, err := s.Buy(context.Background(), fmt.Sprintf("b%d", i), 1); err != nil {
+			t.Fatal(err)
+		}
+		if now := size(); now != grown {
+			t.Fatalf("buy %d changed the journal's size from %d to %d: it was not written in place", i, grown, now)
+		}
+	}
+	data, err := os.ReadFile(path + ".journal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	records := strings.TrimRight(string(data), " ")
+	if len(records) == len(data) || strings.Count(records, "\n") != 12 || !strings.HasSuffix(records, "\n") {
+		t.Fatalf("the journal is not 12 whole lines and padding: %d bytes, %d of them records", len(data), len(records))
+	}
+	for line := range strings.Lines(records) {
+		if _, err := ticket.ParseRecord([]byte(strings.TrimSpace(line))); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+	}
+	storetest.MustBalance(t, path)
 }

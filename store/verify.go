@@ -117,7 +117,7 @@ func lockJournalToRead(path string) (*os.File, error) {
 	if err != nil {
 		return nil, files.Error("open journal", path, err)
 	}
-	if err := oneName(f, path); err != nil {
+	if _, err := oneName(f, path); err != nil {
 		f.Close()
 		return nil, err
 	}

@@ -83,6 +83,15 @@ func newParticipant(kind, name, path, gate string) *participant {
 	return p
 }
 
+// pids returns the participants' process ids.
+func pids(ps []*participant) []int {
+	out := make([]int, len(ps))
+	for i, p := range ps {
+		out[i] = p.cmd.Process.Pid
+	}
+	return out
+}
+
 // foreign reports whether the participant buys without ticket.
 func (p *participant) foreign() bool { return p.kind != "ticket" }
 
@@ -106,22 +115,7 @@ func rushAll(t *testing.T, ps []*participant, gate string, kill map[int]bool) {
 		}
 		t.Cleanup(func() { _ = p.cmd.Process.Kill(); _ = p.cmd.Wait() })
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		blocked, n := lockWaiters(), 0
-		for _, p := range ps {
-			if blocked[p.cmd.Process.Pid] {
-				n++
-			}
-		}
-		if n == len(ps) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d buyers reached the gate in 60s", n, len(ps))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitBlocked(t, pids(ps), 60*time.Second, "reached the gate in 60s")
 	if err := g.Unlock(); err != nil {
 		t.Fatal(err)
 	}
@@ -514,22 +508,7 @@ func TestCoopCopyMidRush(t *testing.T) {
 		t.Cleanup(func() { _ = p.cmd.Process.Kill(); _ = p.cmd.Wait() })
 		ps = append(ps, p)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		blocked, n := lockWaiters(), 0
-		for _, p := range ps {
-			if blocked[p.cmd.Process.Pid] {
-				n++
-			}
-		}
-		if n == len(ps) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d buyers waiting after 30s", n, len(ps))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitBlocked(t, pids(ps), 30*time.Second, "waiting after 30s")
 	backup := filepath.Join(dir, "backup")
 	if out, err := exec.Command("cp", "-a", orig, backup).CombinedOutput(); err != nil {
 		t.Fatalf("cp -a: %v: %s", err, out)

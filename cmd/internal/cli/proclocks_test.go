@@ -5,7 +5,29 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"testing"
+	"time"
 )
+
+// waitBlocked polls lockWaiters until every one of pids waits for a lock,
+// failing the test after d with "only N of M buyers " and what.
+func waitBlocked(t *testing.T, pids []int, d time.Duration, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(d); ; time.Sleep(5 * time.Millisecond) {
+		blocked, n := lockWaiters(), 0
+		for _, pid := range pids {
+			if blocked[pid] {
+				n++
+			}
+		}
+		if n == len(pids) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d buyers %s", n, len(pids), what)
+		}
+	}
+}
 
 // lockWaiters returns the pids waiting for the lock: blocked in flock(2),
 // from the "->" lines of /proc/locks, or asleep in a group commit slot (a

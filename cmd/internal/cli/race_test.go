@@ -76,22 +76,11 @@ func waitAtGate(t *testing.T, buyers []*buyer) {
 		t.Logf("no /proc/locks (%v): starting without waiting at the gate", err)
 		return
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		waiting, blocked := 0, lockWaiters()
-		for _, b := range buyers {
-			if blocked[b.cmd.Process.Pid] {
-				waiting++
-			}
-		}
-		if waiting == len(buyers) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d buyers reached the gate in 30s", waiting, len(buyers))
-		}
-		time.Sleep(10 * time.Millisecond)
+	pids := make([]int, len(buyers))
+	for i, b := range buyers {
+		pids[i] = b.cmd.Process.Pid
 	}
+	waitBlocked(t, pids, 30*time.Second, "reached the gate in 30s")
 }
 
 type buyResult struct {
