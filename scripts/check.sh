@@ -85,11 +85,24 @@ done_step
 step "go test -race${short:+ -short}: a line per package, in order; cmd/internal/cli, the longest, comes first, after minutes"
 # go test prints nothing until the first package is done: say every minute
 # that it is still at work.
-(while sleep 60; do echo "   ... go test still running ($((SECONDS - t0)) s)"; done) &
+# The ticker kills its own sleep when told to stop, so that no process is
+# left holding this script's output; stop_ticker may run twice (at the end
+# and on exit), and a second kill finding nothing must not fail the script
+# under set -e.
+(
+  trap 'kill $nap 2>/dev/null; exit 0' TERM
+  while :; do
+    sleep 60 &
+    nap=$!
+    wait $nap
+    echo "   ... go test still running ($((SECONDS - t0)) s)"
+  done
+) &
 ticker=$!
-trap 'kill $ticker 2>/dev/null' EXIT
+stop_ticker() { kill $ticker 2>/dev/null || true; wait $ticker 2>/dev/null || true; }
+trap stop_ticker EXIT
 go test -race -count=1 -timeout 20m "${short[@]}" ./...
-kill $ticker 2>/dev/null
+stop_ticker
 done_step
 echo
 echo "all checks passed in $SECONDS s"
