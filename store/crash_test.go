@@ -28,7 +28,8 @@ import (
 // without ticket) never decides on a stale count. Read agrees with the
 // ticket file, Verify balances (what the crash left is only Pending), and
 // the next buyer cuts what was never committed, says so, leaves no
-// PATH.Tmp, and Verify balances with nothing pending.
+// PATH.tmp and only an older version in PATH.spare, and Verify balances
+// with nothing pending.
 //
 // After a restart (simulated: the process sees another boot id), a whole
 // line beyond the ticket file may be a sale confirmed just before a power
@@ -49,7 +50,7 @@ func TestCrashPoints(t *testing.T) {
 		{seam.JournalSync, true, false, false, "cut what a crashed buyer never committed"}, // written, not yet fsynced
 		{seam.TempCreate, true, false, false, "cut what a crashed buyer never committed"},  // after the journal fsync
 		{seam.TempWrite, true, false, false, "cut what a crashed buyer never committed"},
-		{seam.Rename, true, false, false, "cut what a crashed buyer never committed"}, // PATH.Tmp written
+		{seam.Rename, true, false, false, "cut what a crashed buyer never committed"}, // PATH.spare written
 		{"done", true, true, false, ""},
 	}
 	for _, reboot := range []bool{false, true} {
@@ -121,6 +122,7 @@ func TestCrashPoints(t *testing.T) {
 				if _, err := os.Stat(path + ".tmp"); err == nil {
 					t.Fatalf("%s.Tmp left after the next buy", path)
 				}
+				mustSpareBehind(t, path, want+1)
 			})
 		}
 	}
@@ -247,10 +249,11 @@ func TestLockHolderDies(t *testing.T) {
 }
 
 // TestCrashThenSoldOut: a buyer that took the last ticket and died after
-// its journal line was fsynced but before it replaced the ticket file sold
-// nothing (in the same boot): the next buyer gets that ticket, cleans up
-// the crashed buyer's PATH.Tmp, and the one after is told it is sold out.
-// No temporary file or uncommitted line outlives the next buy.
+// its journal line was fsynced but before it swapped its version in sold
+// nothing (in the same boot): the next buyer gets that ticket, writes over
+// the crashed buyer's version in PATH.spare, and the one after is told it
+// is sold out. No uncommitted line outlives the next buy, and the spare
+// then holds only the version the next buy displaced.
 func TestCrashThenSoldOut(t *testing.T) {
 	path := storetest.NewSale(t, 3, 2) // 1 left
 	cmd := storetest.Child(t, "crash", path, storetest.Crash+"="+seam.Rename)
@@ -258,8 +261,8 @@ func TestCrashThenSoldOut(t *testing.T) {
 	if err := cmd.Wait(); !storetest.KilledBySIGKILL(err) {
 		t.Fatalf("crash child: got %v, want death by SIGKILL (stderr: %s)", err, cmd.Stderr)
 	}
-	if _, err := os.Stat(path + ".tmp"); err != nil {
-		t.Fatalf("the crash left no %s.Tmp to clean up: %v", path, err)
+	if spare, err := storetest.TicketFile(path + ".spare"); err != nil || spare.Left() != 0 {
+		t.Fatalf("the crash left no version selling the last ticket in %s.spare: %+v, %v", path, spare, err)
 	}
 	var notes []string
 	s := store.Open(path, store.Options{Warn: func(n string) { notes = append(notes, n) }})
@@ -270,10 +273,27 @@ func TestCrashThenSoldOut(t *testing.T) {
 	if _, err := os.Stat(path + ".tmp"); err == nil {
 		t.Fatalf("%s.Tmp is left after the next buy; notes: %q", path, notes)
 	}
+	mustSpareBehind(t, path, 2)
 	if r, err := s.Buy(context.Background(), "greedy", 1); !errors.Is(err, ticket.ErrSoldOut) || r.State.Left() != 0 {
 		t.Fatalf("the buy after that: %v, %d left; want store.ErrSoldOut, 0 left", err, r.State.Left())
 	}
 	if rep := storetest.MustBalance(t, path); rep.Pending != "" || rep.Sales != 2 {
 		t.Fatalf("after the next buys: %d sales, pending %q; want 2, none", rep.Sales, rep.Pending)
+	}
+}
+
+// mustSpareBehind fails t unless the ticket file at path is at version
+// want and its spare holds an older version (the one the last commit
+// read and displaced): never one at or ahead of the ticket file, nor one
+// that does not parse.
+func mustSpareBehind(t *testing.T, path string, want int64) {
+	t.Helper()
+	file, err := storetest.TicketFile(path)
+	if err != nil || file.Version() != want {
+		t.Fatalf("the ticket file is at version %d (%v), want %d", file.Version(), err, want)
+	}
+	spare, err := storetest.TicketFile(path + ".spare")
+	if err != nil || spare.Version() >= want {
+		t.Fatalf("%s.spare holds version %d (%v), want one before %d, the one the last commit displaced", path, spare.Version(), err, want)
 	}
 }

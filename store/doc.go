@@ -8,7 +8,11 @@
 //	PATH.lock     the lock file: an flock(2) exclusive lock on it guards the
 //	              other three; it is created once and never replaced or deleted
 //	PATH.journal  the sales journal, one JSON line per committed sale
-//	PATH.tmp      the next version of PATH while it is being written
+//	PATH.spare    an older version of PATH, which the next commit writes
+//	              over and swaps in, so that a commit makes no new file;
+//	              never read; deleting it costs the next commit a new file
+//	PATH.tmp      the next version of PATH while Init, Restore or Repair
+//	              writes it
 //
 // If PATH is a symbolic link, these names are taken beside the file it points
 // to, so that every path to one sale shares one lock.
@@ -19,16 +23,21 @@
 // it, applies the buy rule
 // (ticket.State.Take), appends the sale to the journal and fdatasyncs it: that
 // append is the commit point, and a whole line in the journal is a committed
-// sale. Then it writes the new version to PATH.tmp and renames it over PATH,
-// without fsync (the journal is what must survive a power cut), and
-// releases the lock. One fsync per buy, as in SQLite's WAL mode.
+// sale. Then it writes the new version over PATH.spare and swaps the two
+// in one step (renameat2 RENAME_EXCHANGE), without fsync (the journal is
+// what must survive a power cut), and releases the lock: the version it
+// swapped out is the next commit's spare. One fsync per buy, as in SQLite's
+// WAL mode, and no new inode: on ext4, making and freeing one costs more
+// than the fdatasync. The spare is written over only when no other process
+// has it open (a reader that opened it when it was PATH keeps its version
+// whole): see reuseSpare; otherwise a new file takes its place.
 //
-// A process killed after its append but before the rename leaves a sale the
-// ticket file does not show yet, and maybe a stale PATH.tmp; one killed in the
+// A process killed after its append but before the swap leaves a sale the
+// ticket file does not show yet, and its version in PATH.spare; one killed in the
 // middle of its append leaves an unfinished line, which nobody was told about.
 // The next lock holder writes the first into the ticket file (rolling it
 // forward: each such sale must follow from the one before), cuts the second
-// and removes PATH.tmp, saying so through Options.Warn, whether or not it then
+// and removes a stale PATH.tmp, saying so through Options.Warn, whether or not it then
 // sells anything. (Whether a line beyond the ticket file was written in this
 // boot of the machine, by a writer that died before it told anyone, or
 // before a restart, when it may have been confirmed, the journal's
@@ -36,7 +45,7 @@
 // roll-forward in memory, without the lock,
 // so readers never see a committed sale missing. A buy that fails after its
 // append (the ticket file cannot be replaced) takes its line back, fsynced, so
-// that a failed buy sells nothing. Readers need no lock: rename(2) replaces
+// that a failed buy sells nothing. Readers need no lock: the swap replaces
 // the file in one step, so they see one whole version or the next.
 //
 // Buyers that find the lock held are committed together: see package
@@ -49,11 +58,12 @@
 // differs from what the journal says is recorded as tickets taken (or
 // added) outside ticket by the next writer (ticket.Reconcile).
 //
-// The ticket file survives a power cut whole on ext4 with its journal (in
-// the default data=ordered mode, a file renamed over another is flushed
-// first) and on btrfs. Elsewhere (ext4 without a journal, xfs), a power cut
-// may leave it empty or garbled; the sales journal then still holds every
-// sale made, and the ticket file can be rebuilt from it (Store.Repair).
+// Since the ticket file is not fsynced, a power cut may bring it back as
+// an older version (the next writer rolls it forward from the journal),
+// or, where its length changed shortly before or on file systems that
+// write data and metadata in any order, empty or garbled; the sales
+// journal still holds every sale made, and the ticket file is rebuilt from
+// it (Store.Repair).
 // Init and Restore, which have no journal to rebuild
 // from, write the ticket file with fsyncs of the file and the directory.
 // The library's errors say what is wrong and wrap the sentinels of

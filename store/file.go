@@ -42,9 +42,8 @@ func loadState(path string) (ticket.State, fs.FileInfo, error) {
 }
 
 // openState is loadState that also returns the ticket file still open
-// (nil on error). A writer keeps it open until it has released the lock:
-// while it is open, replacing the file does not free the old version's
-// blocks, which would make the rename several times slower.
+// (nil on error): a writer keeps it to tell, after swapping its new
+// version in, whether what it swapped out is the version it read.
 func openState(path string) (st ticket.State, info fs.FileInfo, f *os.File, err error) {
 	// A FIFO or device would block open or read: look before opening.
 	if info, err := os.Stat(path); err == nil && !info.IsDir() && !info.Mode().IsRegular() {
@@ -71,7 +70,7 @@ func openState(path string) (st ticket.State, info fs.FileInfo, f *os.File, err 
 	if info.Size() > ticket.MaxFileSize {
 		return st, nil, f, invalidFile(path, fmt.Sprintf("%d bytes is more than %d", info.Size(), ticket.MaxFileSize))
 	}
-	data, err := io.ReadAll(io.LimitReader(f, ticket.MaxFileSize+1))
+	data, err := readAll(f, info.Size())
 	if err != nil {
 		return st, nil, f, files.Error("read", path, err)
 	}
@@ -84,6 +83,21 @@ func openState(path string) (st ticket.State, info fs.FileInfo, f *os.File, err 
 		return st, nil, f, &parseError{fmt.Errorf("%s: invalid ticket file: %w", path, err)}
 	}
 	return st, info, f, nil
+}
+
+// readAll reads f, of size bytes when it was stat'ed, to its end, at
+// most ticket.MaxFileSize+1 bytes: in one read(2) unless it grew since.
+func readAll(f *os.File, size int64) ([]byte, error) {
+	buf := make([]byte, size+512)
+	n, err := f.Read(buf)
+	if err != nil && err != io.EOF {
+		return nil, err
+	}
+	if n < len(buf) && int64(n) >= size { // all it had when stat'ed, and no more
+		return buf[:n], nil
+	}
+	rest, err := io.ReadAll(io.LimitReader(f, ticket.MaxFileSize+1-int64(n)))
+	return append(buf[:n], rest...), err
 }
 
 // parseError is a ticket file whose content is not a JSON object at all
@@ -139,34 +153,82 @@ func openError(path string, err error) error {
 type writer struct {
 	noSync bool
 
-	// pre, if not nil, is an unnamed temporary file (see newTempFile) in
-	// the target's directory, made before the lock was taken: replace
-	// writes it and links it as tmpPath instead of creating tmpPath, which
-	// keeps the inode allocation out of the critical section.
-	pre *os.File
+	// spare, if set, makes tmpPath the sale's spare (PATH.spare): the
+	// version of the ticket file before the one at path, kept after the
+	// swap below instead of being deleted. The next commit writes over it
+	// and swaps it in, so that a commit makes no new file: on ext4 a new
+	// inode per commit costs more than the journal's fdatasync. It is
+	// written over only when no other process has it open (see
+	// reuseSpare); otherwise a new file takes its name, as without spare.
+	spare bool
 
-	// expect, if not nil, is the file at path as the writer read it
-	// under the lock. The new version is then swapped in with the one at
+	// expect, if not nil, describes the file at path as the writer read
+	// it under the lock (and still holds open, so that its inode cannot
+	// be reused). The new version is then swapped in with the one at
 	// path in one step (RENAME_EXCHANGE where the file system has it),
 	// and if that was not expect, another process replaced it while this
 	// one held the lock (the lock file was deleted while it was held, and
 	// the other locked a new one): what it wrote is put in *displaced
 	// instead of being lost.
-	expect    *os.File
+	expect    fs.FileInfo
 	displaced *[]byte
 }
 
 // replace makes data the new content of path in one step: it writes
-// tmpPath (replacing a leftover from a killed writer), fsyncs it, renames it
-// over path and fsyncs the directory. The new file gets l's permissions
-// and, when running as root, its owner (see files.Like). On failure before
-// the rename, path is untouched and tmpPath is removed. A failure of the
-// final directory fsync happens after the commit: it is returned wrapping
+// tmpPath (replacing a leftover from a killed writer, or writing over the
+// spare), fsyncs it unless noSync, renames it over path (or swaps the
+// two) and fsyncs the directory. The new file gets l's permissions and,
+// when running as root, its owner (see files.Like). On failure before the
+// rename, path is untouched and tmpPath is removed. A failure of the final
+// directory fsync happens after the commit: it is returned wrapping
 // ErrUnconfirmed.
 func (w writer) replace(path, tmpPath string, data []byte, l files.Like) (err error) {
 	if err := seam.Fault(seam.TempCreate); err != nil {
 		return files.Error("create", tmpPath, err)
 	}
+	reused := false
+	if w.spare && w.noSync {
+		if reused, err = reuseSpare(tmpPath, data, l); err != nil {
+			os.Remove(tmpPath)
+			return files.Error("write", tmpPath, err)
+		}
+	}
+	if !reused {
+		if err := w.writeNew(tmpPath, data, l); err != nil {
+			return err
+		}
+	}
+	if err := seam.Fault(seam.Rename); err != nil {
+		os.Remove(tmpPath)
+		return files.Error("rename", tmpPath, err)
+	}
+	if w.expect != nil && !seam.NoExchange {
+		exchanged, err := exchange(tmpPath, path)
+		if err != nil {
+			os.Remove(tmpPath)
+			return files.Error("rename", tmpPath, err)
+		}
+		if exchanged {
+			w.takeDisplaced(tmpPath)
+		}
+	} else if err := os.Rename(tmpPath, path); err != nil {
+		os.Remove(tmpPath)
+		return files.Error("rename", tmpPath, err)
+	}
+	if w.noSync {
+		return nil
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnconfirmed, err)
+	}
+	return nil
+}
+
+// writeNew writes data to a new file at tmpPath, removing what was there
+// (a leftover, or a spare that cannot be written over), with l's
+// permissions and owner, fsynced unless noSync. On failure, nothing is
+// left at tmpPath.
+func (w writer) writeNew(tmpPath string, data []byte, l files.Like) (err error) {
 	if err := os.Remove(tmpPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return files.Error("remove leftover", tmpPath, err)
 	}
@@ -175,23 +237,14 @@ func (w writer) replace(path, tmpPath string, data []byte, l files.Like) (err er
 	if mode == 0 {
 		mode = 0o666 // a new file: the umask decides
 	}
-	f, named := w.pre, false
-	if f == nil {
-		var err error
-		if f, err = files.Open(tmpPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode); err != nil {
-			return files.Error("create", tmpPath, err)
-		}
-		named = true
+	f, err := files.Open(tmpPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return files.Error("create", tmpPath, err)
 	}
-	committed := false
 	defer func() {
-		if !committed {
-			if w.pre == nil {
-				f.Close()
-			}
-			if named {
-				os.Remove(tmpPath)
-			}
+		if err != nil {
+			f.Close()
+			os.Remove(tmpPath)
 		}
 	}()
 	if perm != 0 {
@@ -218,46 +271,23 @@ func (w writer) replace(path, tmpPath string, data []byte, l files.Like) (err er
 			return files.Error("fsync", tmpPath, err)
 		}
 	}
-	if w.pre != nil {
-		if err := linkTemp(f, tmpPath); err != nil {
-			return files.Error("create", tmpPath, err)
-		}
-		named = true
-	} else if err := f.Close(); err != nil {
+	if err := f.Close(); err != nil {
 		return files.Error("close", tmpPath, err)
-	}
-	if err := seam.Fault(seam.Rename); err != nil {
-		return files.Error("rename", tmpPath, err)
-	}
-	if w.expect != nil && !seam.NoExchange {
-		exchanged, err := exchange(tmpPath, path)
-		if err != nil {
-			return files.Error("rename", tmpPath, err)
-		}
-		committed = true
-		if exchanged {
-			w.takeDisplaced(tmpPath)
-		}
-	} else if err := os.Rename(tmpPath, path); err != nil {
-		return files.Error("rename", tmpPath, err)
-	}
-	committed = true
-	if w.noSync {
-		return nil
-	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
-		return fmt.Errorf("%w: %w", ErrUnconfirmed, err)
 	}
 	return nil
 }
 
-// takeDisplaced removes the file that an exchange put at tmpPath, keeping
-// its content in *w.displaced unless it is w.expect, the version read.
+// takeDisplaced deals with the file that an exchange put at tmpPath: it
+// keeps its content in *w.displaced unless it is w.expect, the version
+// read, and then removes it, or keeps it as the spare.
 func (w writer) takeDisplaced(tmpPath string) {
-	defer os.Remove(tmpPath)
-	was, err1 := os.Stat(tmpPath)
-	read, err2 := w.expect.Stat()
-	if err1 != nil || err2 != nil || os.SameFile(was, read) || w.displaced == nil {
+	if !w.spare {
+		defer os.Remove(tmpPath)
+	}
+	if w.displaced == nil {
+		return
+	}
+	if was, err := os.Lstat(tmpPath); err != nil || os.SameFile(was, w.expect) {
 		return
 	}
 	if data, err := os.ReadFile(tmpPath); err == nil {

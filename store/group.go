@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"path/filepath"
 
 	"github.com/ticketd/ticket/store/group"
 	"github.com/ticketd/ticket/store/internal/files"
@@ -56,10 +55,9 @@ func (e unsettled) Unwrap() error        { return e.error }
 // leader is the file store as group commit sees it: the sale's lock, and
 // its transaction (see group.Sale).
 type leader struct {
-	s   *Store
-	p   paths
-	l   files.Like
-	pre *os.File // the next version's file, made while waiting for the lock
+	s *Store
+	p paths
+	l files.Like
 }
 
 // LockPath names the sale's lock file.
@@ -68,29 +66,16 @@ func (ld *leader) LockPath() string { return ld.p.lock }
 // TryLock takes the sale's lock if it is free.
 func (ld *leader) TryLock() (func(), bool, error) { return lock.TryLockLike(ld.p.lock, ld.l) }
 
-// Lock waits for the sale's lock on behalf of every sleeping buyer,
-// making the next version's file meanwhile: a file system may take long
-// to allocate an inode.
+// Lock waits for the sale's lock on behalf of every sleeping buyer.
 func (ld *leader) Lock(ctx context.Context) (func(), error) {
-	ld.pre, _ = newTempFile(filepath.Dir(ld.p.ticket), ld.l.Perm)
-	unlock, err := lock.LockLike(ctx, ld.p.lock, ld.l)
-	if err != nil {
-		ld.closePre()
-		return nil, err
-	}
-	return func() { unlock(); ld.closePre() }, nil
-}
-
-func (ld *leader) closePre() {
-	closeAfterUnlock(ld.pre)
-	ld.pre = nil
+	return lock.LockLike(ctx, ld.p.lock, ld.l)
 }
 
 // Commit runs the transaction with the batch's records, fsynced if a
 // request in it is durable, and tells the batch how it ended while the
 // journal is still locked.
-func (ld *leader) Commit(b *group.Batch) (func(), error) {
-	old, err := ld.s.locked(ld.p, ld.l, ld.pre, func(state ticket.State, j *journal) (ticket.State, []ticket.Record, error) {
+func (ld *leader) Commit(b *group.Batch) error {
+	err := ld.s.locked(ld.p, ld.l, func(state ticket.State, j *journal) (ticket.State, []ticket.Record, error) {
 		next, records, err := b.Decide(state, j)
 		if err == nil && b.Durable() {
 			j.noSync = false // a --no-sync leader fsyncs a durable buyer's batch
@@ -106,5 +91,5 @@ func (ld *leader) Commit(b *group.Batch) (func(), error) {
 			b.Done(group.Failed)
 		}
 	})
-	return func() { closeAfterUnlock(old) }, err
+	return err
 }

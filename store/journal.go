@@ -574,8 +574,13 @@ func (j *journal) append(lines []byte, committed int64) error {
 		// commits that write over it change no file size.
 		data = append(slices.Clip(lines), bytes.Repeat([]byte{pad}, growBy-int(end%growBy))...)
 	}
-	if _, err := j.f.WriteAt(data, j.content); err != nil {
-		j.content += int64(len(lines)) // perhaps written: for undo to blank
+	if n, err := j.f.WriteAt(data, j.content); err != nil {
+		// What may be written of the records, for undo to blank: what
+		// the write says it wrote, and all that lies in the space the
+		// journal had (a write that found the disk full while growing
+		// it can leave its first pages there and still report nothing
+		// written), but no further, where blanking would need space too.
+		j.content += int64(min(len(lines), max(n, int(j.phys-j.content))))
 		return files.Error("append to", j.path, err)
 	}
 	j.phys = max(j.phys, j.content+int64(len(data)))

@@ -137,11 +137,10 @@ func (s *Store) settleLocked(p paths, note string) (Repaired, error) {
 	if info, err := os.Stat(p.ticket); err == nil {
 		l = files.LikeFile(info)
 	}
-	old, err := s.locked(p, l, nil, func(state ticket.State, _ *journal) (ticket.State, []ticket.Record, error) {
+	err := s.locked(p, l, func(state ticket.State, _ *journal) (ticket.State, []ticket.Record, error) {
 		r.State = state
 		return state, nil, nil
 	}, nil)
-	closeAfterUnlock(old)
 	if err != nil {
 		return Repaired{}, err
 	}

@@ -66,18 +66,23 @@ func (s *Store) JournalPath() string { return s.paths().journal }
 // paths are the names of a sale's files, beside the ticket file's target
 // when the ticket file is a symlink.
 type paths struct {
-	ticket, lock, journal, tmp string
+	ticket, lock, journal, tmp, spare string
 }
 
 func (s *Store) paths() paths {
 	p := target(s.path)
-	return paths{ticket: p, lock: p + ".lock", journal: p + ".journal", tmp: p + ".tmp"}
+	return paths{ticket: p, lock: p + ".lock", journal: p + ".journal", tmp: p + ".tmp", spare: p + ".spare"}
 }
 
 // target resolves symbolic links in path. A dangling link resolves to the
 // file it names, so that Init creates the target instead of replacing the
 // link.
 func target(path string) string {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&fs.ModeSymlink == 0 {
+		// Not a link: its siblings are the sale's files, whatever links
+		// the directories above are (one lstat instead of one per part).
+		return path
+	}
 	if real, err := filepath.EvalSymlinks(path); err == nil {
 		return real
 	}
@@ -206,19 +211,8 @@ func (s *Store) update(ctx context.Context, fn change) error {
 	if err != nil {
 		return err
 	}
-	old, err := s.locked(p, l, nil, fn, nil)
-	unlock()
-	closeAfterUnlock(old)
-	return err
-}
-
-// closeAfterUnlock closes the replaced version of the ticket file that
-// locked kept open, once the lock is released: the filesystem frees its
-// blocks now, outside the critical section.
-func closeAfterUnlock(old *os.File) {
-	if old != nil {
-		old.Close()
-	}
+	defer unlock()
+	return s.locked(p, l, fn, nil)
 }
 
 // prepare returns the sale's files and what new files beside the ticket
@@ -244,19 +238,17 @@ func (s *Store) prepare() (paths, files.Like, error) {
 	return p, l, nil
 }
 
-// locked is update's transaction, run with the lock held. It returns the
-// ticket file it read still open, for closeAfterUnlock. pre, if not nil,
-// is the unnamed temporary file the new version is written to (see
-// writer). done, if not nil, is called with the outcome while the journal
-// is still locked, once fn has run (or failed to): group commit publishes
-// its outcomes there, so that no other leader sees its requests half done.
-func (s *Store) locked(p paths, l files.Like, pre *os.File, fn change, done func(error)) (old *os.File, err error) {
+// locked is update's transaction, run with the lock held. done, if not
+// nil, is called with the outcome while the journal is still locked, once
+// fn has run (or failed to): group commit publishes its outcomes there, so
+// that no other leader sees its requests half done.
+func (s *Store) locked(p paths, l files.Like, fn change, done func(error)) (err error) {
 	// The journal is locked before the ticket file is read: a process that
 	// locked another lock file (someone deleted PATH.lock) must not decide
 	// on a version another one is replacing.
 	j, err := openJournal(p.journal, l, s.opts.NoSync)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer j.Close()
 	if done != nil {
@@ -264,19 +256,23 @@ func (s *Store) locked(p paths, l files.Like, pre *os.File, fn change, done func
 	}
 	stored, info, old, err := readOpenState(p.ticket)
 	if err != nil {
-		return nil, err
+		return err
 	}
+	// Closed before the unlock: once swapped out, the version read is the
+	// spare the next commit writes over, which it may only do when no
+	// process has it open.
+	defer old.Close()
 	like := files.LikeFile(info)
 	size, err := j.size()
 	if err != nil {
-		return old, err
+		return err
 	}
 	st, err := settle(j.f, j.path, size, stored, time.Now())
 	if err != nil {
-		return old, err
+		return err
 	}
 	if err := j.recoverLocked(st); err != nil {
-		return old, err
+		return err
 	}
 	s.warn(removeStale(p.tmp))
 	next, records, ferr := fn(st.state, j)
@@ -285,7 +281,7 @@ func (s *Store) locked(p paths, l files.Like, pre *os.File, fn change, done func
 	}
 	if len(records) == 0 && !st.changes() {
 		s.warn(st.note(p.ticket)) // cut only
-		return old, ferr
+		return ferr
 	}
 	var lines []byte
 	for _, r := range append(st.add, records...) {
@@ -295,14 +291,14 @@ func (s *Store) locked(p paths, l files.Like, pre *os.File, fn change, done func
 		// A buy reported as failed must leave no sale: take back what
 		// may have been written.
 		if uerr := s.undo(j, st.end, err, len(records) > 0); uerr != nil {
-			return old, uerr
+			return uerr
 		}
-		return old, err
+		return err
 	}
 	s.warn(st.note(p.ticket))
 	var displaced []byte
-	w := writer{noSync: true, pre: pre, expect: old, displaced: &displaced} // the journal made it durable
-	rerr := w.replace(p.ticket, p.tmp, next.Encode(), like)
+	w := writer{noSync: true, spare: true, expect: info, displaced: &displaced} // the journal made it durable
+	rerr := w.replace(p.ticket, p.spare, next.Encode(), like)
 	if rerr == nil && displaced != nil {
 		s.keepDisplaced(p, j, like, stored, next, displaced)
 	}
@@ -312,14 +308,14 @@ func (s *Store) locked(p paths, l files.Like, pre *os.File, fn change, done func
 			// this boot, would then cut what this one shows.
 			s.warn(files.Error("mark", j.path, err).Error())
 		}
-		return old, ferr
+		return ferr
 	}
 	// The records are in the journal but the ticket file does not show
 	// them: take them back, so that a failed buy sold nothing.
 	if uerr := s.undo(j, st.end, rerr, len(records) > 0); uerr != nil {
-		return old, uerr
+		return uerr
 	}
-	return old, rerr
+	return rerr
 }
 
 // keepDisplaced keeps the change another process made to the ticket file

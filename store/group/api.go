@@ -28,9 +28,8 @@ type Sale interface {
 	// settles the sale, calls b.Decide with the state and the journal,
 	// commits the records it returns (fsynced if b.Durable), and, while
 	// the journal is still locked, tells b.Done how the transaction ended.
-	// It returns the transaction's error, and what to release once the
-	// lock is released.
-	Commit(b *Batch) (release func(), err error)
+	// It returns the transaction's error.
+	Commit(b *Batch) error
 }
 
 // Journal is the sale's journal as a leader sees it, locked.

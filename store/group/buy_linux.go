@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/ticketd/ticket/store/internal/seam"
@@ -38,7 +37,7 @@ func (r *Region) Buy(ctx context.Context, sale Sale, req Request) (ticket.Record
 	sl.post(req)
 	stop := context.AfterFunc(ctx, func() { wakeSlot(sl) })
 	defer stop()
-	b := &buyer{ctx: ctx, r: r, sl: sl, sale: sale, req: req, me: int32(os.Getpid())}
+	b := &buyer{ctx: ctx, r: r, sl: sl, sale: sale, req: req, me: self}
 	for {
 		if out := b.round(); out != nil {
 			return out.rec, out.state, out.err
@@ -139,19 +138,15 @@ func (b *buyer) answered() *result {
 // buy alone).
 func (b *buyer) lead(unlock func()) *result {
 	batch := b.r.begin()
-	var release func()
 	var lerr error
 	if batch != nil {
-		release, lerr = b.sale.Commit(batch)
+		lerr = b.sale.Commit(batch)
 	}
 	// A request still pending is withdrawn before the unlock, or the next
 	// leader could sell it meanwhile.
 	withdrawn := lerr != nil && b.withdraw()
 	unlock()
 	b.r.wakeAfterUnlock()
-	if release != nil {
-		release()
-	}
 	if lerr == nil {
 		return nil
 	}
@@ -234,7 +229,7 @@ func (s slot) receipt(req Request) *result {
 	if s.state().Load() == slotSoldOut {
 		return &result{state: st, err: fmt.Errorf("%w: %d left, wanted %d", ticket.ErrSoldOut, left, req.Qty)}
 	}
-	rec := ticket.Record{Seq: seq, Buyer: req.Buyer, Qty: req.Qty, Left: left, Total: total, PID: os.Getpid(), Time: time.Unix(0, s.i64(offTime).Load()).UTC()}
+	rec := ticket.Record{Seq: seq, Buyer: req.Buyer, Qty: req.Qty, Left: left, Total: total, PID: int(self), Time: time.Unix(0, s.i64(offTime).Load()).UTC()}
 	return &result{rec: rec, state: st}
 }
 

@@ -295,10 +295,9 @@ func mapRegion(key regionKey, path string) (*Region, error) {
 
 // claim takes a free slot for this process, or returns false if all are busy.
 func (r *Region) claim() (slot, bool) {
-	pid := int32(os.Getpid())
 	for i := range groupSlots {
 		s := r.slot(i)
-		if s.owner().Load() == 0 && s.owner().CompareAndSwap(0, pid) {
+		if s.owner().Load() == 0 && s.owner().CompareAndSwap(0, self) {
 			return s, true
 		}
 	}

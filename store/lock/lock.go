@@ -134,11 +134,15 @@ func retry(path string, once func() (func(), error)) (func(), error) {
 // lockOnce is one attempt of Lock: it returns errMoved when the file it
 // locked is no longer at path (or was deleted before it was opened).
 func lockOnce(ctx context.Context, path string, l files.Like) (unlock func(), err error) {
-	if _, err := files.Create(path, l); err != nil {
-		return nil, files.Error("create lock file", path, err)
-	}
 	fl := flock.New(path, flock.SetFlag(os.O_RDWR))
 	ok, err := fl.TryLock()
+	if errors.Is(err, fs.ErrNotExist) {
+		// Created here, once: a lock file that exists is opened as it is.
+		if _, err := files.Create(path, l); err != nil {
+			return nil, files.Error("create lock file", path, err)
+		}
+		ok, err = fl.TryLock()
+	}
 	if errors.Is(err, fs.ErrPermission) {
 		// A user who may only read the sale (ticket show, verify) locks
 		// it all the same: flock(2) takes a descriptor opened to read.

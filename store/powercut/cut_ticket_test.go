@@ -276,9 +276,10 @@ func protocolBuyer(t *testing.T) string {
 
 // commitPoints are the named points of a commit: the journal's write and
 // its fdatasync (before, and just after: durable but unconfirmed), the
-// next version's temporary file made and written, and its rename over
-// the ticket file (before and after), for the first and the second commit
-// of a round.
+// next version written to the spare (made by the first commit, written
+// over by the next ones where leases let ticket know nobody has it open),
+// and its swap with the ticket file (before and after), for the first and
+// the second commit of a round.
 func commitPoints() []Trigger {
 	var ts []Trigger
 	for _, nth := range []int{1, 2} {
@@ -286,10 +287,10 @@ func commitPoints() []Trigger {
 			{Op: "write", Path: "*.journal"},
 			{Op: "fdatasync", Path: "*.journal"},
 			{Op: "fdatasync", Path: "*.journal", After: true},
-			{Op: "create", Path: "*.tmp"},
-			{Op: "write", Path: "*.tmp"},
-			{Op: "rename", Path: "*.tmp"},
-			{Op: "rename", Path: "*.tmp", After: true},
+			{Op: "create", Path: "*.spare"},
+			{Op: "write", Path: "*.spare"},
+			{Op: "rename", Path: "*.spare"},
+			{Op: "rename", Path: "*.spare", After: true},
 		} {
 			p.Nth = nth
 			ts = append(ts, p)

@@ -16,7 +16,7 @@ rebuilds only what cannot be read. Under the lock:
   - A ticket file that does not parse, or is missing while its journal
     holds the sale, is rebuilt from the journal. A buy is made durable by
     its journal record and the ticket file is replaced without fsync, so a
-    power cut on ext4 without its journal or on xfs may leave it empty or
+    power cut may leave it behind (the next buy completes it), empty or
     garbled. Repair checks the whole journal, moves a damaged file aside to
     FILE.damaged.TIME (it is never deleted) and writes the state the
     journal's last record leaves. A change another process made to the

@@ -29,10 +29,10 @@ const (
 	JournalSync  = "journal.sync"  // fsync the journal: the commit point
 	JournalUndo  = "journal.undo"  // cut the sale of a buy whose ticket file could not be replaced
 	TempRemove   = "temp.remove"   // remove a PATH.tmp a crashed writer left
-	TempCreate   = "temp.create"   // create PATH.tmp
+	TempCreate   = "temp.create"   // create PATH.tmp, or open PATH.spare to write over it
 	TempWrite    = "temp.write"    // write the new version
 	TempSync     = "temp.sync"     // fsync PATH.tmp (Init and Restore only)
-	Rename       = "rename"        // rename PATH.tmp over PATH
+	Rename       = "rename"        // rename PATH.tmp over PATH, or swap PATH.spare with it
 	DirSync      = "dir.sync"      // fsync the directory (Init, Restore, a new journal)
 
 	// Group commit's points, where crash tests die through Crash; no I/O
@@ -62,4 +62,7 @@ var (
 	// at the path instead of swapping the two, and so cannot see another
 	// process's version it replaces.
 	NoExchange bool
+	// NoSpareLease: the file store writes over its spare without first
+	// making sure, with a lease, that no other process has it open.
+	NoSpareLease bool
 )
