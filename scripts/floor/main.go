@@ -5,8 +5,10 @@
 // temporary file, fsync, rename, fsync the directory, unlock" until the
 // count is 0, and nothing else: no JSON parser, no journal, no checks.
 // With -design each buy is instead what ticket's design needs and no
-// more: "flock, read the count, append a line to a journal and fdatasync
-// it, write count-1 to a temporary file and rename it (no fsync), unlock".
+// more: "flock, read the count, write a line into the journal's space
+// (grown 16 KiB at a time) and fdatasync it, write count-1 over the spare
+// file and swap it with the count file (renameat2 RENAME_EXCHANGE, no
+// fsync), unlock".
 //
 //	go run ./scripts/floor -procs 4 -tickets 20000 [-design] [-no-sync] [-dir DIR]
 //	go run ./scripts/floor -once -dir DIR   # one naive durable replace, then exit
@@ -17,6 +19,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -122,22 +125,7 @@ func buy(dir string, sync, design, once bool) error {
 		return errSoldOut
 	}
 	if design {
-		j, err := os.OpenFile(filepath.Join(dir, "journal"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			return err
-		}
-		line := fmt.Sprintf(`{"seq":%d,"buyer":"floor","qty":1,"left":%d,"pid":%d,"time":"%s"}`+"\n", n, n-1, os.Getpid(), time.Now().UTC().Format(time.RFC3339Nano))
-		if _, err := j.WriteString(line); err != nil {
-			return err
-		}
-		if sync {
-			if err := unix.Fdatasync(int(j.Fd())); err != nil {
-				return err
-			}
-		}
-		if err := j.Close(); err != nil {
-			return err
-		}
+		return designBuy(dir, path, n, sync)
 	}
 	f, err := os.Create(tmp)
 	if err != nil {
@@ -175,4 +163,56 @@ func check(err error) {
 		fmt.Fprintln(os.Stderr, "floor:", err)
 		os.Exit(1)
 	}
+}
+
+// designBuy is the rest of a -design buy, the lock held and the count n
+// read: the journal line written where the last one ended (the journal is
+// grown 16 KiB at a time with spaces, and a line ends in a newline), then
+// the count written over the spare and swapped in.
+func designBuy(dir, path string, n int, sync bool) error {
+	j, err := os.OpenFile(filepath.Join(dir, "journal"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return err
+	}
+	defer j.Close()
+	info, err := j.Stat()
+	if err != nil {
+		return err
+	}
+	// Where the content ends: the tickets sold so far times the line's
+	// length would do as well, but a floor should not be cleverer than
+	// ticket, which finds it from the end of the file.
+	tail := make([]byte, min(info.Size(), 20480))
+	if _, err := j.ReadAt(tail, info.Size()-int64(len(tail))); err != nil {
+		return err
+	}
+	end := info.Size() - int64(len(tail)) + int64(bytes.LastIndexByte(tail, '\n')+1)
+	line := fmt.Sprintf(`{"seq":%d,"buyer":"floor","qty":1,"left":%d,"pid":%d,"time":"%s"}`+"\n", n, n-1, os.Getpid(), time.Now().UTC().Format(time.RFC3339Nano))
+	data := []byte(line)
+	if end+int64(len(data)) > info.Size() {
+		data = append(data, bytes.Repeat([]byte(" "), 16384)...)
+	}
+	if _, err := j.WriteAt(data, end); err != nil {
+		return err
+	}
+	if sync {
+		if err := unix.Fdatasync(int(j.Fd())); err != nil {
+			return err
+		}
+	}
+	spare := path + ".spare"
+	f, err := os.OpenFile(spare, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(strconv.Itoa(n - 1)); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := unix.Renameat2(unix.AT_FDCWD, spare, unix.AT_FDCWD, path, unix.RENAME_EXCHANGE); err != nil {
+		return os.Rename(spare, path)
+	}
+	return nil
 }
