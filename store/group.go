@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io/fs"
-	"os"
 
 	"github.com/ticketd/ticket/store/group"
 	"github.com/ticketd/ticket/store/internal/files"
@@ -23,7 +22,8 @@ func (s *Store) groupBuy(ctx context.Context, buyer string, qty int64) (Receipt,
 	if err != nil {
 		return Receipt{}, err
 	}
-	if _, err := os.Stat(p.journal); errors.Is(err, fs.ErrNotExist) {
+	reg, err := group.Open(p.journal)
+	if errors.Is(err, fs.ErrNotExist) {
 		// The region is named after the journal, which a seed file has
 		// not had yet. Nothing is created beside a file that is refused.
 		if _, _, err := loadState(p.ticket); err != nil {
@@ -32,8 +32,8 @@ func (s *Store) groupBuy(ctx context.Context, buyer string, qty int64) (Receipt,
 		if err := createJournal(p.journal, l); err != nil {
 			return Receipt{}, err
 		}
+		reg, err = group.Open(p.journal)
 	}
-	reg, err := group.Open(p.journal)
 	if err != nil {
 		return Receipt{}, errAlone
 	}

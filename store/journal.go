@@ -3,6 +3,7 @@ package store
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -86,12 +87,27 @@ func contentEnd(f *os.File, path string, size int64) (int64, error) {
 		if _, err := f.ReadAt(b, start); err != nil && !errors.Is(err, io.EOF) {
 			return 0, files.Error("read", path, err)
 		}
-		if kept := bytes.TrimRight(b, string(pad)); len(kept) > 0 {
-			return start + int64(len(kept)), nil
+		if n := padStart(b); n > 0 {
+			return start + int64(n), nil
 		}
 		end = start
 	}
 	return 0, nil
+}
+
+// padStart returns the length of b without the padding at its end: what
+// bytes.TrimRight(b, " ") keeps, eight bytes at a time over the padding a
+// growth leaves (up to 16 KiB, read at every opening).
+func padStart(b []byte) int {
+	const pads = 0x2020202020202020 // eight pad bytes
+	n := len(b)
+	for n >= 8 && binary.LittleEndian.Uint64(b[n-8:]) == pads {
+		n -= 8
+	}
+	for n > 0 && b[n-1] == pad {
+		n--
+	}
+	return n
 }
 
 // openJournal opens the journal for appending, creating it (see files.Create)
@@ -110,11 +126,16 @@ func openJournal(path string, l files.Like, noSync bool) (*journal, error) {
 	}
 	for range 3 {
 		var f *os.File
+		var info fs.FileInfo
 		var err error
 		if seam.NoJournalLock {
-			f, err = files.Open(path, os.O_RDWR, 0)
+			if f, err = files.Open(path, os.O_RDWR, 0); err == nil {
+				if info, err = f.Stat(); err != nil {
+					f.Close()
+				}
+			}
 		} else {
-			f, err = lock.OpenLocked(path, os.O_RDWR)
+			f, info, err = lock.OpenLocked(path, os.O_RDWR)
 		}
 		if errors.Is(err, fs.ErrNotExist) { // beside a seed file: create it once
 			if err := createJournal(path, l); err != nil {
@@ -125,8 +146,7 @@ func openJournal(path string, l files.Like, noSync bool) (*journal, error) {
 		if err != nil {
 			return nil, files.Error("open journal", path, err)
 		}
-		info, err := oneName(f, path)
-		if err != nil {
+		if err := oneName(info, path); err != nil {
 			f.Close()
 			return nil, err
 		}
@@ -147,15 +167,11 @@ func (j *journal) Close() error { return j.f.Close() }
 // shares this journal, so that each sale would cut the other's records as
 // a crashed buyer's, and verify the other's sales as its own.
 // It returns the journal's FileInfo, for its length.
-func oneName(f *os.File, path string) (fs.FileInfo, error) {
-	info, err := f.Stat()
-	if err != nil {
-		return nil, files.Error("stat", path, err)
-	}
+func oneName(info fs.FileInfo, path string) error {
 	if n := files.Links(info); n > 1 {
-		return nil, &journalError{path: path, problem: fmt.Sprintf("it has %d names (hard links), so two sales would write one journal and cut each other's sales; remove the other names (find -samefile %s), and copy a sale with a plain copy of each file (cp, never cp -l or cp -al)", n, path)}
+		return &journalError{path: path, problem: fmt.Sprintf("it has %d names (hard links), so two sales would write one journal and cut each other's sales; remove the other names (find -samefile %s), and copy a sale with a plain copy of each file (cp, never cp -l or cp -al)", n, path)}
 	}
-	return info, nil
+	return nil
 }
 
 // createJournal creates the journal at path, empty, unless it exists. The

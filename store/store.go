@@ -70,19 +70,38 @@ type paths struct {
 }
 
 func (s *Store) paths() paths {
-	p := target(s.path)
-	return paths{ticket: p, lock: p + ".lock", journal: p + ".journal", tmp: p + ".tmp", spare: p + ".spare"}
+	p, _ := s.pathsInfo()
+	return p
+}
+
+// pathsInfo is paths, with the ticket file's FileInfo when looking for
+// links found it (not a link), and nil otherwise.
+func (s *Store) pathsInfo() (paths, fs.FileInfo) {
+	p, info := targetInfo(s.path)
+	return paths{ticket: p, lock: p + ".lock", journal: p + ".journal", tmp: p + ".tmp", spare: p + ".spare"}, info
 }
 
 // target resolves symbolic links in path. A dangling link resolves to the
 // file it names, so that Init creates the target instead of replacing the
 // link.
 func target(path string) string {
+	p, _ := targetInfo(path)
+	return p
+}
+
+// targetInfo is target, with path's FileInfo when path is no link (nil
+// otherwise).
+func targetInfo(path string) (string, fs.FileInfo) {
 	if fi, err := os.Lstat(path); err == nil && fi.Mode()&fs.ModeSymlink == 0 {
 		// Not a link: its siblings are the sale's files, whatever links
 		// the directories above are (one lstat instead of one per part).
-		return path
+		return path, fi
 	}
+	return resolve(path), nil
+}
+
+// resolve is target for a path that is a link, or missing.
+func resolve(path string) string {
 	if real, err := filepath.EvalSymlinks(path); err == nil {
 		return real
 	}
@@ -218,10 +237,12 @@ func (s *Store) update(ctx context.Context, fn change) error {
 // prepare returns the sale's files and what new files beside the ticket
 // file copy, and creates the lock file if it is missing.
 func (s *Store) prepare() (paths, files.Like, error) {
-	p := s.paths()
-	info, err := os.Stat(s.path)
-	if err != nil {
-		return p, files.Like{}, openError(s.path, err) // names a dangling link as such
+	p, info := s.pathsInfo()
+	if info == nil {
+		var err error
+		if info, err = os.Stat(s.path); err != nil {
+			return p, files.Like{}, openError(s.path, err) // names a dangling link as such
+		}
 	}
 	l := files.LikeFile(info)
 	// The lock file is created once. Before creating it, refuse what

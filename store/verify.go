@@ -110,14 +110,14 @@ func (s *Store) Verify(ctx context.Context) (Report, error) {
 // it, and locks it as a writer does (see openJournal): a user who may only
 // read the sale can verify it.
 func lockJournalToRead(path string) (*os.File, error) {
-	f, err := lock.OpenLocked(path, os.O_RDONLY)
+	f, info, err := lock.OpenLocked(path, os.O_RDONLY)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, files.Error("open journal", path, err)
 	}
-	if _, err := oneName(f, path); err != nil {
+	if err := oneName(info, path); err != nil {
 		f.Close()
 		return nil, err
 	}

@@ -75,11 +75,12 @@ func TryLockLike(path string, l files.Like) (unlock func(), ok bool, err error) 
 // OpenLocked opens the existing file at path with flag (os.O_RDWR, say,
 // with os.O_APPEND), takes its exclusive lock, waiting as long as it
 // takes, and checks, as Lock does, that the file it locked is still the
-// one at path. The lock is released when the file is closed. A missing
-// file is an error wrapping fs.ErrNotExist, which the caller may create
-// and try again.
-func OpenLocked(path string, flag int) (*os.File, error) {
+// one at path. It returns the file and what it was when locked. The lock
+// is released when the file is closed. A missing file is an error wrapping
+// fs.ErrNotExist, which the caller may create and try again.
+func OpenLocked(path string, flag int) (*os.File, fs.FileInfo, error) {
 	var f *os.File
+	var info fs.FileInfo
 	_, err := retry(path, func() (func(), error) {
 		var err error
 		if f, err = files.Open(path, flag, 0); err != nil {
@@ -89,12 +90,22 @@ func OpenLocked(path string, flag int) (*os.File, error) {
 			f.Close()
 			return nil, files.Error("lock", path, err)
 		}
-		return held(path, f.Stat, func() { f.Close() })
+		stat := func() (fs.FileInfo, error) {
+			info, err = f.Stat()
+			return info, err
+		}
+		return held(path, stat, func() { f.Close() })
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return f, nil
+	if info == nil { // seam.NoIdentityCheck: held did not stat it
+		if info, err = f.Stat(); err != nil {
+			f.Close()
+			return nil, nil, files.Error("stat", path, err)
+		}
+	}
+	return f, info, nil
 }
 
 // WaitError is the error of a lock not had at path before ctx was done:
