@@ -8,7 +8,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -218,13 +217,69 @@ func (c *cli) saleContext(fs *pflag.FlagSet, w *waitFlags, spec, interrupted str
 // (1_0, 0x1p-2, 1e3, +2, .5, inf) is refused.
 type seconds time.Duration
 
-// The two forms seconds takes: plain decimal seconds, and a Go duration
-// (time.ParseDuration's units, each after a decimal number), either one
-// possibly negative, which Set then refuses as negative.
-var (
-	plainSeconds = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
-	goDuration   = regexp.MustCompile(`^-?([0-9]+(\.[0-9]+)?(ns|us|µs|μs|ms|s|m|h))+$`)
-)
+// The two forms seconds takes, either one possibly negative, which Set
+// then refuses as negative: plain decimal seconds (-?[0-9]+(\.[0-9]+)?),
+// and a Go duration, time.ParseDuration's units each after such a number
+// (-?([0-9]+(\.[0-9]+)?(ns|us|µs|μs|ms|s|m|h))+). Matched by hand: a
+// regular expression package costs every ticket process its start-up.
+func plainSeconds(v string) bool {
+	rest, ok := decimal(strings.TrimPrefix(v, "-"))
+	return ok && rest == ""
+}
+
+func goDuration(v string) bool {
+	rest := strings.TrimPrefix(v, "-")
+	if rest == "" {
+		return false
+	}
+	for rest != "" {
+		var ok bool
+		if rest, ok = decimal(rest); !ok {
+			return false
+		}
+		unit := ""
+		for _, u := range durationUnits {
+			if strings.HasPrefix(rest, u) {
+				unit = u
+				break
+			}
+		}
+		if unit == "" {
+			return false
+		}
+		rest = rest[len(unit):]
+	}
+	return true
+}
+
+// durationUnits are time.ParseDuration's units, each before any unit it
+// begins (ms before m).
+var durationUnits = [...]string{"ns", "us", "µs", "μs", "ms", "s", "m", "h"}
+
+// decimal takes a decimal number, digits with a fraction of digits or
+// none, off the start of v, and reports whether there was one.
+func decimal(v string) (rest string, ok bool) {
+	digits := func(v string) int {
+		i := 0
+		for i < len(v) && v[i] >= '0' && v[i] <= '9' {
+			i++
+		}
+		return i
+	}
+	n := digits(v)
+	if n == 0 {
+		return v, false
+	}
+	v = v[n:]
+	if strings.HasPrefix(v, ".") {
+		f := digits(v[1:])
+		if f == 0 {
+			return v, false
+		}
+		v = v[1+f:]
+	}
+	return v, true
+}
 
 func (s *seconds) String() string {
 	if *s == 0 {
@@ -236,13 +291,13 @@ func (s *seconds) String() string {
 func (s *seconds) Set(v string) error {
 	var d time.Duration
 	switch {
-	case plainSeconds.MatchString(v):
+	case plainSeconds(v):
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil || math.Abs(f) > float64(math.MaxInt64)/float64(time.Second) {
 			return fmt.Errorf("%q is too long (at most %v)", v, time.Duration(math.MaxInt64))
 		}
 		d = time.Duration(f * float64(time.Second))
-	case goDuration.MatchString(v):
+	case goDuration(v):
 		var err error
 		if d, err = time.ParseDuration(v); err != nil {
 			return fmt.Errorf("%q is too long (at most %v)", v, time.Duration(math.MaxInt64))
