@@ -118,3 +118,37 @@ func FuzzParseRecord(f *testing.F) {
 		}
 	})
 }
+
+// FuzzFlatObject: what parseObject's quick path (flatObject) accepts, the
+// strict reading through encoding/json accepts too, with the same members,
+// so that the quick path never lets through what the strict one refuses.
+func FuzzFlatObject(f *testing.F) {
+	for _, s := range []string{
+		`{"count": 5, "total": 5, "sold": 0, "version": 0}` + "\n",
+		`{"seq":1,"buyer":"alice","qty":1,"left":4,"total":5,"pid":12,"time":"2026-11-30T07:21:32.302589839Z"}`,
+		`{"count":5}`, `{"count": 05}`, `{"count": -1}`, `{"count": 5, "count": 4}`, `{"Count": 5}`,
+		`{"a":"x\"y"}`, `{"a":"é"}`, "{\"a\":\"\x01\"}", `{"a":1}x`, `{"a":1} `, `{}`, `{"a":1,}`, `{"a" :  1 ,"b":"2"}`,
+		`{"count": 5}` + "\t\r\n", `{"count": 5.0}`, `{"count": 1e3}`, `{"a":"\u00e9"}`, "\xef\xbb\xbf{\"a\":1}",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		quick, ok := flatObject(data)
+		if !ok {
+			return
+		}
+		strict, err := strictObject(data, stateNames)
+		if err != nil {
+			t.Fatalf("flatObject accepts %q, strictObject refuses it: %v", data, err)
+		}
+		if len(quick) != len(strict) {
+			t.Fatalf("%q: %d members quick, %d strict", data, len(quick), len(strict))
+		}
+		for i := range quick {
+			q, s := quick[i], strict[i]
+			if q.key != s.key || !bytes.Equal(q.rawKey, s.rawKey) || !bytes.Equal(q.value, s.value) {
+				t.Fatalf("%q: member %d is %q=%s (%s) quick, %q=%s (%s) strict", data, i, q.key, q.value, q.rawKey, s.key, s.value, s.rawKey)
+			}
+		}
+	})
+}

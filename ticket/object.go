@@ -25,6 +25,15 @@ var bom = []byte{0xEF, 0xBB, 0xBF}
 // repair: duplicate names (it keeps the last), names differing only in case
 // (it folds them), invalid UTF-8 (it substitutes U+FFFD).
 func parseObject(data []byte, known []string) ([]member, error) {
+	if members, ok := flatObject(data); ok {
+		return members, nil
+	}
+	return strictObject(data, known)
+}
+
+// strictObject is parseObject through encoding/json's tokenizer: every
+// object, and the error that says what is wrong with one.
+func strictObject(data []byte, known []string) ([]member, error) {
 	if bytes.HasPrefix(data, bom) {
 		return nil, invalidf("starts with a UTF-8 byte order mark; save it without one")
 	}
@@ -122,4 +131,102 @@ func describe(tok json.Token) string {
 		return "a boolean"
 	}
 	return fmt.Sprintf("%v", tok)
+}
+
+// flatObject is parseObject's quick path, for what ticket writes itself
+// (a ticket file, a journal line) and most of what others write: one
+// object of members whose names are lowercase ASCII letters and
+// underscores, each once, and whose values are whole numbers without a
+// leading zero or strings without escapes or control characters, with
+// only spaces between them and only white space after the object. It
+// reports false for anything else, which strictObject then reads (and
+// refuses where it must): what flatObject accepts, strictObject accepts
+// with the same members (FuzzFlatObject).
+func flatObject(data []byte) ([]member, bool) {
+	i := 0
+	spaces := func() {
+		for i < len(data) && data[i] == ' ' {
+			i++
+		}
+	}
+	if len(data) == 0 || data[0] != '{' || !utf8.Valid(data) {
+		return nil, false
+	}
+	i++
+	members := make([]member, 0, 8)
+	spaces()
+	if i < len(data) && data[i] == '}' {
+		return nil, false // an empty object: rare, and refused anyway
+	}
+	for {
+		// The name.
+		if i >= len(data) || data[i] != '"' {
+			return nil, false
+		}
+		start := i
+		i++
+		for i < len(data) && (data[i] >= 'a' && data[i] <= 'z' || data[i] == '_') {
+			i++
+		}
+		if i >= len(data) || data[i] != '"' || i == start+1 {
+			return nil, false
+		}
+		i++
+		rawKey := data[start:i]
+		key := string(rawKey[1 : len(rawKey)-1])
+		for _, m := range members {
+			if m.key == key {
+				return nil, false // twice: strictObject says so
+			}
+		}
+		spaces()
+		if i >= len(data) || data[i] != ':' {
+			return nil, false
+		}
+		i++
+		spaces()
+		// The value.
+		vstart := i
+		switch {
+		case i < len(data) && data[i] == '"':
+			i++
+			for i < len(data) && data[i] != '"' && data[i] != '\\' && data[i] >= 0x20 {
+				i++
+			}
+			if i >= len(data) || data[i] != '"' {
+				return nil, false
+			}
+			i++
+		case i < len(data) && data[i] == '0':
+			i++
+		case i < len(data) && data[i] >= '1' && data[i] <= '9':
+			for i < len(data) && data[i] >= '0' && data[i] <= '9' {
+				i++
+			}
+		default:
+			return nil, false
+		}
+		members = append(members, member{key: key, rawKey: rawKey, value: json.RawMessage(data[vstart:i])})
+		spaces()
+		if i >= len(data) {
+			return nil, false
+		}
+		if data[i] == '}' {
+			i++
+			break
+		}
+		if data[i] != ',' {
+			return nil, false
+		}
+		i++
+		spaces()
+	}
+	for ; i < len(data); i++ {
+		switch data[i] {
+		case ' ', '\t', '\r', '\n':
+		default:
+			return nil, false
+		}
+	}
+	return members, true
 }

@@ -1,6 +1,7 @@
 package ticket
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -231,7 +232,7 @@ func recordOf(members []member) (Record, error) {
 			s.PID = int(n)
 		case "kind":
 			var k string
-			if err := json.Unmarshal(m.value, &k); err != nil {
+			if err := unquote(m.value, &k); err != nil {
 				return Record{}, invalidf("kind is not a string")
 			}
 			if _, ok := recordMembers[Kind(k)]; !ok || k == "" {
@@ -239,7 +240,7 @@ func recordOf(members []member) (Record, error) {
 			}
 			s.Kind = Kind(k)
 		case "buyer":
-			if err := json.Unmarshal(m.value, &s.Buyer); err != nil {
+			if err := unquote(m.value, &s.Buyer); err != nil {
 				return Record{}, invalidf("buyer is not a string")
 			}
 			if p := buyerProblem(s.Buyer); p != "" {
@@ -247,7 +248,7 @@ func recordOf(members []member) (Record, error) {
 			}
 		case "time":
 			var text string
-			if err := json.Unmarshal(m.value, &text); err != nil {
+			if err := unquote(m.value, &text); err != nil {
 				return Record{}, invalidf("time is not a string")
 			}
 			if s.Time, err = time.Parse(time.RFC3339Nano, text); err != nil {
@@ -280,6 +281,26 @@ func recordOf(members []member) (Record, error) {
 		return Record{}, invalidf("left %d is more than total %d", s.Left, s.Total)
 	}
 	return s, nil
+}
+
+// unquote reads a JSON string value into dst: at once when it has no
+// escapes (and, as every value parseObject returns, is valid UTF-8 without
+// control characters), through encoding/json otherwise.
+func unquote(v []byte, dst *string) error {
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' && !bytes.ContainsAny(v[1:len(v)-1], "\\\"") {
+		plain := true
+		for _, c := range v[1 : len(v)-1] {
+			if c < 0x20 {
+				plain = false
+				break
+			}
+		}
+		if plain {
+			*dst = string(v[1 : len(v)-1])
+			return nil
+		}
+	}
+	return json.Unmarshal(v, dst)
 }
 
 func listNames(names []string) string {
