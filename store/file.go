@@ -153,14 +153,18 @@ func openError(path string, err error) error {
 type writer struct {
 	noSync bool
 
-	// spare, if set, makes tmpPath the sale's spare (PATH.spare): the
-	// version of the ticket file before the one at path, kept after the
-	// swap below instead of being deleted. The next commit writes over it
-	// and swaps it in, so that a commit makes no new file: on ext4 a new
-	// inode per commit costs more than the journal's fdatasync. It is
-	// written over only when no other process has it open (see
-	// reuseSpare); otherwise a new file takes its name, as without spare.
-	spare bool
+	// spare, if not "", is the sale's spare (PATH.spare): the version of
+	// the ticket file before the one at path, kept after the swap below
+	// instead of being deleted. The next commit writes over it and swaps
+	// it in, so that a commit makes no new file: on ext4 a new inode per
+	// commit costs more than the journal's fdatasync. It is written over
+	// only when it is a plain file no other process has open (see
+	// reuseSpare); otherwise a new file takes its name, or, where its name
+	// cannot be freed (a directory, an immutable file, a mount point), the
+	// new version is written to tmpPath as without a spare, and warn says
+	// so.
+	spare string
+	warn  func(string)
 
 	// expect, if not nil, describes the file at path as the writer read
 	// it under the lock (and still holds open, so that its inode cannot
@@ -187,10 +191,17 @@ func (w writer) replace(path, tmpPath string, data []byte, l files.Like) (err er
 		return files.Error("create", tmpPath, err)
 	}
 	reused := false
-	if w.spare && w.noSync {
-		if reused, err = reuseSpare(tmpPath, data, l); err != nil {
-			os.Remove(tmpPath)
-			return files.Error("write", tmpPath, err)
+	if w.spare != "" && w.noSync {
+		if reused, err = reuseSpare(w.spare, data, l); err != nil {
+			os.Remove(w.spare)
+			return files.Error("write", w.spare, err)
+		}
+		if reused {
+			tmpPath = w.spare
+		} else if err := os.Remove(w.spare); err == nil || errors.Is(err, fs.ErrNotExist) {
+			tmpPath = w.spare // a new spare
+		} else if w.warn != nil {
+			w.warn(fmt.Sprintf("%s cannot be written over or removed (%v): each buy makes a new file until it is removed", w.spare, unwrapPath(err)))
 		}
 	}
 	if !reused {
@@ -281,7 +292,7 @@ func (w writer) writeNew(tmpPath string, data []byte, l files.Like) (err error) 
 // keeps its content in *w.displaced unless it is w.expect, the version
 // read, and then removes it, or keeps it as the spare.
 func (w writer) takeDisplaced(tmpPath string) {
-	if !w.spare {
+	if tmpPath != w.spare {
 		defer os.Remove(tmpPath)
 	}
 	if w.displaced == nil {
@@ -293,6 +304,16 @@ func (w writer) takeDisplaced(tmpPath string) {
 	if data, err := os.ReadFile(tmpPath); err == nil {
 		*w.displaced = data
 	}
+}
+
+// unwrapPath is err without the operation and path an *fs.PathError
+// names, for a message that names the file itself.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // syncDir fsyncs a directory, so that a rename or a new file in it survives

@@ -5,6 +5,7 @@ package store
 import (
 	"errors"
 	"os"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 
@@ -15,8 +16,9 @@ import (
 // reuseSpare writes data over the spare at path (see writer.spare), with
 // l's permissions and owner, and reports true; it reports false, having
 // changed nothing, when the spare cannot be written over: it is missing,
-// not a regular file with one name, or open in another process, or the
-// file system or the spare's owner does not allow a lease.
+// not a regular file with one name, a file mounted over the spare's name,
+// or open in another process, or the file system or the spare's owner
+// does not allow a lease.
 //
 // A reader that opened the spare when it was the ticket file must never
 // see it change: the write lease (F_SETLEASE, F_WRLCK) is granted only on a
@@ -35,14 +37,20 @@ func reuseSpare(path string, data []byte, l files.Like) (reused bool, err error)
 			err = cerr
 		}
 	}()
-	var st unix.Stat_t
-	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink != 1 {
+	var st unix.Statx_t
+	if unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_BASIC_STATS|unix.STATX_MNT_ID, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink != 1 {
+		return false, nil
+	}
+	// A file mounted over the spare's name (a bind mount of one file, as
+	// containers make) is another file: its mount is not the directory's.
+	var dir unix.Statx_t
+	if st.Mask&unix.STATX_MNT_ID == 0 || unix.Statx(unix.AT_FDCWD, filepath.Dir(path), 0, unix.STATX_MNT_ID, &dir) != nil || dir.Mask&unix.STATX_MNT_ID == 0 || dir.Mnt_id != st.Mnt_id {
 		return false, nil
 	}
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETLEASE, unix.F_WRLCK); err != nil && !seam.NoSpareLease {
 		return false, nil
 	}
-	if perm := uint32(l.Perm); perm != 0 && st.Mode&0o7777 != perm {
+	if perm := uint32(l.Perm); perm != 0 && uint32(st.Mode)&0o7777 != perm {
 		if err := unix.Fchmod(fd, perm); err != nil {
 			return true, err
 		}
@@ -58,7 +66,7 @@ func reuseSpare(path string, data []byte, l files.Like) (reused bool, err error)
 	if _, err := unix.Pwrite(fd, data, 0); err != nil {
 		return true, err
 	}
-	if st.Size > int64(len(data)) {
+	if st.Size > uint64(len(data)) {
 		if err := unix.Ftruncate(fd, int64(len(data))); err != nil {
 			return true, err
 		}

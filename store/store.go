@@ -318,8 +318,8 @@ func (s *Store) locked(p paths, l files.Like, fn change, done func(error)) (err 
 	}
 	s.warn(st.note(p.ticket))
 	var displaced []byte
-	w := writer{noSync: true, spare: true, expect: info, displaced: &displaced} // the journal made it durable
-	rerr := w.replace(p.ticket, p.spare, next.Encode(), like)
+	w := writer{noSync: true, spare: p.spare, warn: s.warn, expect: info, displaced: &displaced} // the journal made it durable
+	rerr := w.replace(p.ticket, p.tmp, next.Encode(), like)
 	if rerr == nil && displaced != nil {
 		s.keepDisplaced(p, j, like, stored, next, displaced)
 	}
