@@ -66,6 +66,21 @@ type journal struct {
 
 	content int64 // where the records end: the file's length without the padding after them
 	phys    int64 // the file's length
+
+	// tail is the end of the file from tailAt, as read at the opening to
+	// find content: the reads of the last records are served from it
+	// until the journal is written (see ReadAt).
+	tail   []byte
+	tailAt int64
+}
+
+// ReadAt reads the journal at off: from what the opening read when that
+// covers it, from the file otherwise.
+func (j *journal) ReadAt(p []byte, off int64) (int, error) {
+	if j.tail != nil && off >= j.tailAt && off+int64(len(p)) <= j.tailAt+int64(len(j.tail)) {
+		return copy(p, j.tail[off-j.tailAt:]), nil
+	}
+	return j.f.ReadAt(p, off)
 }
 
 // pad is what the journal is grown with, growBy bytes at a time, ahead of
@@ -77,22 +92,29 @@ const (
 
 // contentEnd returns where the journal f, size bytes long, ends without
 // the padding after its records: after the last byte that is not a space.
-func contentEnd(f *os.File, path string, size int64) (int64, error) {
-	end := size
+func contentEnd(f io.ReaderAt, path string, size int64) (int64, error) {
+	end, _, _, err := contentTail(f, path, size)
+	return end, err
+}
+
+// contentTail is contentEnd that also returns the bytes it read last, from
+// tailAt on: the padding and the last records before it.
+func contentTail(f io.ReaderAt, path string, size int64) (end int64, tail []byte, tailAt int64, err error) {
+	end = size
 	// One read takes in the padding a growth leaves and the last records.
 	buf := make([]byte, growBy+4<<10)
 	for end > 0 {
 		start := max(end-int64(len(buf)), 0)
 		b := buf[:end-start]
 		if _, err := f.ReadAt(b, start); err != nil && !errors.Is(err, io.EOF) {
-			return 0, files.Error("read", path, err)
+			return 0, nil, 0, files.Error("read", path, err)
 		}
 		if n := padStart(b); n > 0 {
-			return start + int64(n), nil
+			return start + int64(n), b, start, nil
 		}
 		end = start
 	}
-	return 0, nil
+	return 0, nil, 0, nil
 }
 
 // padStart returns the length of b without the padding at its end: what
@@ -151,7 +173,7 @@ func openJournal(path string, l files.Like, noSync bool) (*journal, error) {
 			return nil, err
 		}
 		j := &journal{path: path, f: f, noSync: noSync, phys: info.Size()}
-		if j.content, err = contentEnd(f, path, j.phys); err != nil {
+		if j.content, j.tail, j.tailAt, err = contentTail(f, path, j.phys); err != nil {
 			f.Close()
 			return nil, err
 		}
@@ -261,12 +283,12 @@ func describe(records []ticket.Record) string {
 // settle reads the end of the journal back to the record at the ticket
 // file's version and works out the settlement for file, the ticket file's
 // state (see settleTail). It changes nothing.
-func settle(f *os.File, path string, size int64, file ticket.State, now time.Time) (settlement, error) {
+func settle(r io.ReaderAt, f *os.File, path string, size int64, file ticket.State, now time.Time) (settlement, error) {
 	stop := func(r ticket.Record) bool { return r.Seq <= file.Version() }
 	if !file.Stored() {
 		stop = func(ticket.Record) bool { return true } // the last record
 	}
-	entries, found, end, err := tailRecords(f, path, size, stop)
+	entries, found, end, err := tailRecords(r, path, size, stop)
 	if err != nil {
 		return settlement{}, err
 	}
@@ -419,7 +441,7 @@ func settleFile(path string, file ticket.State) (settlement, error) {
 	if err != nil {
 		return settlement{}, err
 	}
-	return settle(j, path, size, file, time.Now())
+	return settle(j, j, path, size, file, time.Now())
 }
 
 // recoverLocked applies a settlement's cuts to the journal, under the
@@ -441,6 +463,7 @@ func (j *journal) recoverLocked(st settlement) error {
 // blank cuts the journal back to end: what follows is written over with
 // padding, which keeps the space grown for the records to come.
 func (j *journal) blank(end int64) error {
+	j.tail = nil
 	if _, err := j.f.WriteAt(bytes.Repeat([]byte{pad}, int(j.content-end)), end); err != nil {
 		return files.Error("cut", j.path, err)
 	}
@@ -461,7 +484,7 @@ func (j *journal) Sales(from, to int64) (map[int64]ticket.Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	entries, _, _, err := tailRecords(j.f, j.path, size, func(s ticket.Record) bool { return s.Seq < from })
+	entries, _, _, err := tailRecords(j, j.path, size, func(s ticket.Record) bool { return s.Seq < from })
 	if err != nil {
 		return nil, err
 	}
@@ -480,7 +503,7 @@ func (j *journal) booksAt(file ticket.State) (ticket.State, error) {
 	if err != nil {
 		return ticket.State{}, err
 	}
-	entries, found, _, err := tailRecords(j.f, j.path, size, func(r ticket.Record) bool { return r.Seq <= file.Version() })
+	entries, found, _, err := tailRecords(j, j.path, size, func(r ticket.Record) bool { return r.Seq <= file.Version() })
 	if err != nil {
 		return ticket.State{}, err
 	}
@@ -497,7 +520,7 @@ func (j *journal) booksAt(file ticket.State) (ticket.State, error) {
 // lines end (before an unfinished last line, which is no record). Lines
 // before the accepted one are not read: a buy stays O(1) in the number of
 // sales.
-func tailRecords(f *os.File, path string, size int64, stop func(ticket.Record) bool) (entries []entry, found bool, end int64, err error) {
+func tailRecords(f io.ReaderAt, path string, size int64, stop func(ticket.Record) bool) (entries []entry, found bool, end int64, err error) {
 	for window := int64(tailWindow); ; window *= 2 {
 		start := max(size-window, 0)
 		buf := make([]byte, size-start)
@@ -590,6 +613,7 @@ func (j *journal) append(lines []byte, committed int64) error {
 		// commits that write over it change no file size.
 		data = append(slices.Clip(lines), bytes.Repeat([]byte{pad}, growBy-int(end%growBy))...)
 	}
+	j.tail = nil
 	if n, err := j.f.WriteAt(data, j.content); err != nil {
 		// What may be written of the records, for undo to blank: what
 		// the write says it wrote, and all that lies in the space the

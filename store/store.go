@@ -288,7 +288,7 @@ func (s *Store) locked(p paths, l files.Like, fn change, done func(error)) (err 
 	if err != nil {
 		return err
 	}
-	st, err := settle(j.f, j.path, size, stored, time.Now())
+	st, err := settle(j, j.f, j.path, size, stored, time.Now())
 	if err != nil {
 		return err
 	}
