@@ -16,6 +16,7 @@ import (
 	"github.com/ticketd/ticket/store/internal/seam"
 	"github.com/ticketd/ticket/store/internal/storetest"
 	"github.com/ticketd/ticket/ticket"
+	"golang.org/x/sys/unix"
 )
 
 // TestCrashPoints kills a buyer with SIGKILL at each step of the commit
@@ -264,6 +265,9 @@ func TestCrashThenSoldOut(t *testing.T) {
 	if spare, err := storetest.TicketFile(path + ".spare"); err != nil || spare.Left() != 0 {
 		t.Fatalf("the crash left no version selling the last ticket in %s.spare: %+v, %v", path, spare, err)
 	}
+	// Mark the crashed buyer's spare (an inode number is reused as soon
+	// as it is freed, an extended attribute is not).
+	marked := unix.Setxattr(path+".spare", "user.ticket-test", []byte("crashed"), 0) == nil
 	var notes []string
 	s := store.Open(path, store.Options{Warn: func(n string) { notes = append(notes, n) }})
 	r, err := s.Buy(context.Background(), "next", 1)
@@ -274,6 +278,12 @@ func TestCrashThenSoldOut(t *testing.T) {
 		t.Fatalf("%s.Tmp is left after the next buy; notes: %q", path, notes)
 	}
 	mustSpareBehind(t, path, 2)
+	// The crashed buyer's spare, holding a version whose record was cut,
+	// is not written over in place: after a power cut its old content
+	// could come back as the ticket file.
+	if _, err := unix.Getxattr(path, "user.ticket-test", make([]byte, 16)); marked && err == nil {
+		t.Fatal("the ticket file is the crashed buyer's spare, written over in place")
+	}
 	if r, err := s.Buy(context.Background(), "greedy", 1); !errors.Is(err, ticket.ErrSoldOut) || r.State.Left() != 0 {
 		t.Fatalf("the buy after that: %v, %d left; want store.ErrSoldOut, 0 left", err, r.State.Left())
 	}

@@ -12,7 +12,8 @@
 //	              over and swaps in, so that a commit makes no new file;
 //	              never read; deleting it costs the next commit a new file
 //	PATH.tmp      the next version of PATH while Init, Restore or Repair
-//	              writes it
+//	              writes it (or a buy, when PATH.spare cannot be
+//	              written over or removed)
 //
 // If PATH is a symbolic link, these names are taken beside the file it points
 // to, so that every path to one sale shares one lock.

@@ -25,8 +25,8 @@ func TestPadStart(t *testing.T) {
 // its opening read (journal.ReadAt), so a write must drop that copy: a
 // record appended after the opening must be read back from the file, not
 // as the padding the copy holds there (keepDisplaced reads the books
-// through the same open journal after a commit), and a record cut must not
-// be read back either.
+// through the same open journal after a commit). (A cut needs no drop:
+// reads stop at the content's end, before what was cut.)
 func TestJournalTailNotStale(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "t.json.journal")
 	now := time.Now().UTC()

@@ -25,7 +25,12 @@ import (
 // file that no other open file refers to, and, until it is released (by
 // the close), any process that opens the file waits. So nobody reads the
 // spare while it is written, and whoever had it open keeps the version it
-// opened: the caller then puts a new file in its place.
+// opened: the caller then puts a new file in its place. (One case is left:
+// an open that looked the name up just before the last swap and reaches
+// the lease just after this one is taken waits, then reads the version
+// written here a few microseconds before the swap shows it; and if this
+// process were stopped for the kernel's lease-break time, 45 s, in the
+// middle of the write, such a reader would read it half written.)
 func reuseSpare(path string, data []byte, l files.Like) (reused bool, err error) {
 	// O_NONBLOCK: a FIFO or device put there must not block the open.
 	fd, err := unix.Open(path, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)

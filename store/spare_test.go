@@ -192,3 +192,21 @@ func TestStuckSpareKeepsBuying(t *testing.T) {
 	}
 	storetest.MustBalance(t, path)
 }
+
+// TestInitForceDropsTheSpare: a sale made anew over another (init --force,
+// copy --force) removes the old sale's spare, so that the new sale's first
+// buy never writes over the old sale's file in place (after a power cut it
+// could come back with the old sale's content).
+func TestInitForceDropsTheSpare(t *testing.T) {
+	path := storetest.NewSale(t, 1000, 1, 1)
+	if _, err := os.Stat(path + ".spare"); err != nil {
+		t.Fatalf("no spare to begin with: %v", err)
+	}
+	if _, _, err := store.Open(path, store.Options{}).Init(context.Background(), 10, store.Replace); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path + ".spare"); err == nil {
+		t.Fatalf("%s.spare of the old sale is still there after init --force", path)
+	}
+	storetest.MustBalance(t, path)
+}

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ticketd/ticket/store/internal/files"
@@ -92,7 +93,10 @@ func target(path string) string {
 // targetInfo is target, with path's FileInfo when path is no link (nil
 // otherwise).
 func targetInfo(path string) (string, fs.FileInfo) {
-	if fi, err := os.Lstat(path); err == nil && fi.Mode()&fs.ModeSymlink == 0 {
+	// Only a clean path without "..": through a link to a directory,
+	// "sub/../x" is not where it reads.
+	clean := filepath.Clean(path) == path && !strings.Contains(path, "..")
+	if fi, err := os.Lstat(path); clean && err == nil && fi.Mode()&fs.ModeSymlink == 0 {
 		// Not a link: its siblings are the sale's files, whatever links
 		// the directories above are (one lstat instead of one per part).
 		return path, fi
@@ -318,6 +322,15 @@ func (s *Store) locked(p paths, l files.Like, fn change, done func(error)) (err 
 	}
 	s.warn(st.note(p.ticket))
 	var displaced []byte
+	if len(st.cut) > 0 {
+		// A buyer that died before its swap left its version, never
+		// committed, in the spare: written over in place, the spare
+		// could come back after a power cut with that content, whose
+		// version number a later record now has. A new file instead.
+		if err := os.Remove(p.spare); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.warn(files.Error("remove", p.spare, err).Error())
+		}
+	}
 	w := writer{noSync: true, spare: p.spare, warn: s.warn, expect: info, displaced: &displaced} // the journal made it durable
 	rerr := w.replace(p.ticket, p.tmp, next.Encode(), like)
 	if rerr == nil && displaced != nil {
@@ -563,6 +576,12 @@ func (s *Store) Restore(ctx context.Context, state ticket.State, records []ticke
 	// journal would make its records look uncommitted.
 	if archive, err = archiveJournal(p.journal); err != nil {
 		return "", err
+	}
+	// The old sale's spare goes too: written over in place by the new
+	// sale's first buy, it could come back after a power cut with the
+	// old sale's content under the new sale's name.
+	if err := os.Remove(p.spare); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return archive, files.Error("remove", p.spare, err)
 	}
 	j, err := openJournal(p.journal, l, s.opts.NoSync)
 	if err != nil {

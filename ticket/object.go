@@ -143,6 +143,7 @@ func describe(tok json.Token) string {
 // refuses where it must): what flatObject accepts, strictObject accepts
 // with the same members (FuzzFlatObject).
 func flatObject(data []byte) ([]member, bool) {
+	const maxFlatMembers = 16 // a ticket file has 4 members or a few more, a record at most 8
 	i := 0
 	spaces := func() {
 		for i < len(data) && data[i] == ' ' {
@@ -174,6 +175,9 @@ func flatObject(data []byte) ([]member, bool) {
 		i++
 		rawKey := data[start:i]
 		key := string(rawKey[1 : len(rawKey)-1])
+		if len(members) == maxFlatMembers {
+			return nil, false // the duplicate check below is quadratic
+		}
 		for _, m := range members {
 			if m.key == key {
 				return nil, false // twice: strictObject says so

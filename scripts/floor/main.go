@@ -27,6 +27,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -81,7 +82,7 @@ func main() {
 	wall := time.Since(start)
 	data, err := os.ReadFile(filepath.Join(*dir, "count"))
 	check(err)
-	if string(data) != "0" {
+	if strings.TrimSpace(string(data)) != "0" {
 		check(fmt.Errorf("count ended at %q, want 0", data))
 	}
 	fmt.Printf("%.0f buys/s\n", float64(*tickets)/wall.Seconds())
@@ -117,7 +118,7 @@ func buy(dir string, sync, design, once bool) error {
 	if err != nil {
 		return err
 	}
-	n, err := strconv.Atoi(string(data))
+	n, err := strconv.Atoi(strings.TrimSpace(string(data)))
 	if err != nil {
 		return err
 	}
@@ -200,12 +201,15 @@ func designBuy(dir, path string, n int, sync bool) error {
 			return err
 		}
 	}
+	// The count written over the spare in place, as ticket does (a
+	// truncation first would free its block and allocate it again).
 	spare := path + ".spare"
-	f, err := os.OpenFile(spare, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(spare, os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
 	}
-	if _, err := f.WriteString(strconv.Itoa(n - 1)); err != nil {
+	count := []byte(fmt.Sprintf("%-20d", n-1)) // one length for every count
+	if _, err := f.WriteAt(count, 0); err != nil {
 		return err
 	}
 	if err := f.Close(); err != nil {
