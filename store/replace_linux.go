@@ -43,14 +43,20 @@ func reuseSpare(path string, data []byte, l files.Like) (reused bool, err error)
 		}
 	}()
 	var st unix.Statx_t
-	if unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_BASIC_STATS|unix.STATX_MNT_ID, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink != 1 {
+	if unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_BASIC_STATS|unix.STATX_MNT_ID, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return false, nil
 	}
-	// A file mounted over the spare's name (a bind mount of one file, as
-	// containers make) is another file: its mount is not the directory's.
-	var dir unix.Statx_t
-	if st.Mask&unix.STATX_MNT_ID == 0 || unix.Statx(unix.AT_FDCWD, filepath.Dir(path), 0, unix.STATX_MNT_ID, &dir) != nil || dir.Mask&unix.STATX_MNT_ID == 0 || dir.Mnt_id != st.Mnt_id {
-		return false, nil
+	if !seam.NoSpareNameChecks {
+		if st.Nlink != 1 {
+			return false, nil // another name would see the write
+		}
+		// A file mounted over the spare's name (a bind mount of one
+		// file, as containers make) is another file: its mount is not
+		// the directory's.
+		var dir unix.Statx_t
+		if st.Mask&unix.STATX_MNT_ID == 0 || unix.Statx(unix.AT_FDCWD, filepath.Dir(path), 0, unix.STATX_MNT_ID, &dir) != nil || dir.Mask&unix.STATX_MNT_ID == 0 || dir.Mnt_id != st.Mnt_id {
+			return false, nil
+		}
 	}
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETLEASE, unix.F_WRLCK); err != nil && !seam.NoSpareLease {
 		return false, nil

@@ -4,6 +4,7 @@ package store_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"os"
@@ -93,13 +94,19 @@ func TestSpareKeepsOpenReadersVersion(t *testing.T) {
 // points to (a hard link an administrator made, a symbolic link put in its
 // place) is never written over, which would change the other file: the
 // commit puts a new file in its place instead.
+//
+// The control writes over the spare without looking at its names: the
+// hard link's other name then shows the next version.
 func TestSpareNotWrittenThroughOtherNames(t *testing.T) {
-	for _, kind := range []string{"hard link", "symbolic link"} {
+	for _, kind := range []string{"hard link", "symbolic link", "control hard link"} {
 		t.Run(strings.ReplaceAll(kind, " ", "-"), func(t *testing.T) {
+			control := strings.HasPrefix(kind, "control")
+			seam.NoSpareNameChecks = control
+			defer func() { seam.NoSpareNameChecks = false }()
 			path := storetest.NewSale(t, 10, 1, 1)
 			other := filepath.Join(t.TempDir(), "other.json")
 			var err error
-			if kind == "hard link" {
+			if strings.HasSuffix(kind, "hard link") {
 				err = os.Link(path+".spare", other)
 			} else {
 				if err = os.WriteFile(other, []byte("keep me\n"), 0o644); err == nil {
@@ -118,7 +125,15 @@ func TestSpareNotWrittenThroughOtherNames(t *testing.T) {
 			if _, err := store.Open(path, store.Options{}).Buy(context.Background(), "b", 1); err != nil {
 				t.Fatal(err)
 			}
-			if after, err := os.ReadFile(other); err != nil || string(after) != string(before) {
+			after, err := os.ReadFile(other)
+			if control {
+				if err != nil || string(after) == string(before) {
+					t.Fatalf("control: the hard link's other name still shows %q (%v)", after, err)
+				}
+				t.Logf("control: the other name now shows %q", bytes.TrimSpace(after))
+				return
+			}
+			if err != nil || string(after) != string(before) {
 				t.Fatalf("the file the spare's %s names changed: %q, want %q (%v)", kind, after, before, err)
 			}
 			storetest.MustBalance(t, path)
@@ -136,12 +151,23 @@ func TestSpareNotWrittenThroughOtherNames(t *testing.T) {
 //
 // The spare's mount must be its directory's (statx STX_MNT_ID); the name
 // then cannot be freed either (EBUSY), so the commit writes its version to
-// PATH.tmp, as without a spare, and says so. (Without the mount check the
-// mounted file holds the next version: checked by hand, 2026-11-30.)
+// PATH.tmp, as without a spare, and says so. The control writes over the
+// spare without looking at its names: the mounted file holds the next
+// version.
 func TestSpareNotWrittenThroughBindMount(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: mount --bind")
 	}
+	for _, control := range []bool{false, true} {
+		t.Run(map[bool]string{false: "check", true: "control"}[control], func(t *testing.T) {
+			seam.NoSpareNameChecks = control
+			defer func() { seam.NoSpareNameChecks = false }()
+			bindMountOverSpare(t, control)
+		})
+	}
+}
+
+func bindMountOverSpare(t *testing.T, control bool) {
 	path := storetest.NewSale(t, 10, 1, 1)
 	other := filepath.Join(t.TempDir(), "precious.txt")
 	const want = "precious data\n"
@@ -153,10 +179,19 @@ func TestSpareNotWrittenThroughBindMount(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = exec.Command("umount", path+".spare").Run() })
 	var notes []string
-	if _, err := store.Open(path, store.Options{Warn: func(n string) { notes = append(notes, n) }}).Buy(context.Background(), "b", 1); err != nil {
-		t.Fatalf("buy with a file mounted over the spare: %v", err)
+	_, berr := store.Open(path, store.Options{Warn: func(n string) { notes = append(notes, n) }}).Buy(context.Background(), "b", 1)
+	got, err := os.ReadFile(other)
+	if control {
+		if err != nil || string(got) == want {
+			t.Fatalf("control: the mounted file still holds %q (%v; buy: %v)", got, err, berr)
+		}
+		t.Logf("control: the mounted file now holds %q (buy: %v)", bytes.TrimSpace(got), berr)
+		return
 	}
-	if got, err := os.ReadFile(other); err != nil || string(got) != want {
+	if berr != nil {
+		t.Fatalf("buy with a file mounted over the spare: %v", berr)
+	}
+	if err != nil || string(got) != want {
 		t.Fatalf("the file mounted over %s.spare was written over: %q, want %q (%v)", path, got, want, err)
 	}
 	if len(notes) != 1 || !strings.Contains(notes[0], "cannot be written over or removed") {

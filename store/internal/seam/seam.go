@@ -65,4 +65,7 @@ var (
 	// NoSpareLease: the file store writes over its spare without first
 	// making sure, with a lease, that no other process has it open.
 	NoSpareLease bool
+	// NoSpareNameChecks: the file store writes over a spare that has
+	// other names (hard links) or is a file mounted over the spare's name.
+	NoSpareNameChecks bool
 )
