@@ -47,19 +47,12 @@ func TestNewFilesCopyTheTicketFile(t *testing.T) {
 // new lock file and journal, and the replaced ticket file, to that user,
 // who can then still buy.
 func TestRootKeepsTheOwner(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: only root can create files for another user")
-	}
-	const uid, gid = 65534, 65534 // nobody
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o777); err != nil {
-		t.Fatal(err)
-	}
+	dir := sharedDir(t)
 	path := filepath.Join(dir, "t.json")
 	if err := os.WriteFile(path, []byte(`{"count": 5}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chown(path, uid, gid); err != nil {
+	if err := os.Chown(path, nobodyUID, nobodyGID); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := store.Open(path, store.Options{}).Buy(context.Background(), "root", 1); err != nil {
@@ -71,8 +64,8 @@ func TestRootKeepsTheOwner(t *testing.T) {
 			t.Fatal(err)
 		}
 		st := info.Sys().(*syscall.Stat_t)
-		if st.Uid != uid || st.Gid != gid {
-			t.Errorf("%s: owner %d:%d, want %d:%d", filepath.Base(p), st.Uid, st.Gid, uid, gid)
+		if st.Uid != nobodyUID || st.Gid != nobodyGID {
+			t.Errorf("%s: owner %d:%d, want %d:%d", filepath.Base(p), st.Uid, st.Gid, nobodyUID, nobodyGID)
 		}
 	}
 }
@@ -83,21 +76,14 @@ func TestRootKeepsTheOwner(t *testing.T) {
 // root creates must be the ticket file's owner's, with the ticket file's
 // mode, or the owner and its peers could no longer lock their own sale.
 func TestRootRecreatesTheLockFileForTheOwner(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: only root can create files for another user")
-	}
-	const uid, gid = 65534, 65534 // nobody
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o777); err != nil {
-		t.Fatal(err)
-	}
+	dir := sharedDir(t)
 	path := filepath.Join(dir, "t.json")
 	s := store.Open(path, store.Options{})
 	if _, _, err := s.Init(context.Background(), 5, store.Create); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{path, path + ".lock", path + ".journal"} {
-		if err := os.Chown(p, uid, gid); err != nil {
+		if err := os.Chown(p, nobodyUID, nobodyGID); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.Chmod(p, 0o664); err != nil {
@@ -111,8 +97,8 @@ func TestRootRecreatesTheLockFileForTheOwner(t *testing.T) {
 			t.Fatalf("after %s: %v", after, err)
 		}
 		st := info.Sys().(*syscall.Stat_t)
-		if st.Uid != uid || st.Gid != gid || info.Mode().Perm() != 0o664 {
-			t.Errorf("after %s: the new lock file is %d:%d %v, want %d:%d -rw-rw-r--", after, st.Uid, st.Gid, info.Mode().Perm(), uid, gid)
+		if st.Uid != nobodyUID || st.Gid != nobodyGID || info.Mode().Perm() != 0o664 {
+			t.Errorf("after %s: the new lock file is %d:%d %v, want %d:%d -rw-rw-r--", after, st.Uid, st.Gid, info.Mode().Perm(), nobodyUID, nobodyGID)
 		}
 	}
 	ctx := context.Background()
@@ -149,4 +135,22 @@ func TestRootRecreatesTheLockFileForTheOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("a verify that waited while the lock file was deleted")
+}
+
+// nobody is the user whose sale root buys from in these tests.
+const nobodyUID, nobodyGID = 65534, 65534
+
+// sharedDir returns a new directory every user may write, skipping the
+// test unless it runs as root (only root can create files for another
+// user).
+func sharedDir(t *testing.T) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: only root can create files for another user")
+	}
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
