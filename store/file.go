@@ -190,7 +190,7 @@ func (w writer) replace(path, tmpPath string, data []byte, l files.Like) (err er
 	if err := seam.Fault(seam.TempCreate); err != nil {
 		return files.Error("create", tmpPath, err)
 	}
-	reused := false
+	reused, freed := false, false // freed: nothing is left at tmpPath
 	if w.spare != "" && w.noSync {
 		if reused, err = reuseSpare(w.spare, data, l); err != nil {
 			os.Remove(w.spare)
@@ -199,12 +199,17 @@ func (w writer) replace(path, tmpPath string, data []byte, l files.Like) (err er
 		if reused {
 			tmpPath = w.spare
 		} else if err := os.Remove(w.spare); err == nil || errors.Is(err, fs.ErrNotExist) {
-			tmpPath = w.spare // a new spare
+			tmpPath, freed = w.spare, true // a new spare
 		} else if w.warn != nil {
-			w.warn(fmt.Sprintf("%s cannot be written over or removed (%v): each buy makes a new file until it is removed", w.spare, unwrapPath(err)))
+			w.warn(fmt.Sprintf("%s cannot be written over or removed (%v): each buy makes a new file until it is removed", w.spare, errors.Unwrap(err)))
 		}
 	}
 	if !reused {
+		if !freed {
+			if err := os.Remove(tmpPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return files.Error("remove leftover", tmpPath, err)
+			}
+		}
 		if err := w.writeNew(tmpPath, data, l); err != nil {
 			return err
 		}
@@ -235,14 +240,10 @@ func (w writer) replace(path, tmpPath string, data []byte, l files.Like) (err er
 	return nil
 }
 
-// writeNew writes data to a new file at tmpPath, removing what was there
-// (a leftover, or a spare that cannot be written over), with l's
-// permissions and owner, fsynced unless noSync. On failure, nothing is
+// writeNew writes data to a new file at tmpPath, which must be free, with
+// l's permissions and owner, fsynced unless noSync. On failure, nothing is
 // left at tmpPath.
 func (w writer) writeNew(tmpPath string, data []byte, l files.Like) (err error) {
-	if err := os.Remove(tmpPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return files.Error("remove leftover", tmpPath, err)
-	}
 	perm, uid, gid := l.Perm, l.UID, l.GID
 	mode := perm
 	if mode == 0 {
@@ -304,16 +305,6 @@ func (w writer) takeDisplaced(tmpPath string) {
 	if data, err := os.ReadFile(tmpPath); err == nil {
 		*w.displaced = data
 	}
-}
-
-// unwrapPath is err without the operation and path an *fs.PathError
-// names, for a message that names the file itself.
-func unwrapPath(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 // syncDir fsyncs a directory, so that a rename or a new file in it survives

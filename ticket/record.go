@@ -284,21 +284,13 @@ func recordOf(members []member) (Record, error) {
 }
 
 // unquote reads a JSON string value into dst: at once when it has no
-// escapes (and, as every value parseObject returns, is valid UTF-8 without
-// control characters), through encoding/json otherwise.
+// escapes (every value parseObject returns is valid JSON, so a string has
+// no raw quote or control character inside), through encoding/json
+// otherwise.
 func unquote(v []byte, dst *string) error {
-	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' && !bytes.ContainsAny(v[1:len(v)-1], "\\\"") {
-		plain := true
-		for _, c := range v[1 : len(v)-1] {
-			if c < 0x20 {
-				plain = false
-				break
-			}
-		}
-		if plain {
-			*dst = string(v[1 : len(v)-1])
-			return nil
-		}
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' && bytes.IndexByte(v[1:len(v)-1], '\\') < 0 {
+		*dst = string(v[1 : len(v)-1])
+		return nil
 	}
 	return json.Unmarshal(v, dst)
 }
