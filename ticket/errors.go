@@ -50,3 +50,20 @@ func invalidf(format string, args ...any) error {
 func unreadablef(format string, args ...any) error {
 	return &FormatError{Problem: fmt.Sprintf(format, args...), Unreadable: true}
 }
+
+// ErrLimit reports a buy or hold that would give a buyer more tickets than
+// the sale's per-buyer limit, or a limit below what a buyer already has.
+var ErrLimit = errors.New("buyer limit reached")
+
+// ErrHoldLapsed reports a confirm of a hold that expired or was released:
+// its tickets went back to the stock.
+var ErrHoldLapsed = errors.New("hold lapsed or released")
+
+// ErrUnknownHold reports a hold id that names no hold of the sale.
+var ErrUnknownHold = errors.New("no such hold")
+
+// ErrUnknownSale reports a return naming no sale of the sale's journal.
+var ErrUnknownSale = errors.New("no such sale")
+
+// ErrReturn reports a return of more tickets than the sale still has.
+var ErrReturn = errors.New("return is more than the sale has")

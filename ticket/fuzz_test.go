@@ -32,6 +32,8 @@ func FuzzParse(f *testing.F) {
 		`{"count": 5}{"count": 6}`, `{"count": 5} x`, `{"count": 5`, `[5]`, `null`, `5`, `"5"`, ``, "\n",
 		"\xef\xbb\xbf{\"count\": 5}", "{\"count\": 5, \"x\": \"\xff\"}", `{"\u0063ount": 5}`, `{"coUnt": 1}`,
 		`{"ſ": 1, "count": 2}`, `{"K": 1, "count": 2, "k": 3}`,
+		`{"count": 2, "total": 5, "sold": 1, "version": 3, "limit": 2, "held": 2, "holds": [{"id": "3-0a1b2c3d", "buyer": "a", "qty": 2, "expires": "2026-11-30T12:00:00Z"}], "holders": {"a": 2, "b": 1}}`,
+		`{"count": 2, "total": 5, "sold": 1, "version": 3, "held": 1, "holds": [{"id": "3-0a1b2c3d", "buyer": "a", "qty": 2, "expires": "2026-11-30T12:00:00Z"}]}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -43,7 +45,7 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		if s.Left() < 0 || s.Sold() < 0 || s.Total() < 0 || s.Version() < 0 || s.Total() != s.Left()+s.Sold() {
+		if s.Left() < 0 || s.Sold() < 0 || s.Total() < 0 || s.Version() < 0 || s.Total() != s.Left()+s.Held()+s.Sold() {
 			t.Fatalf("Parse(%q) = %+v: not a valid state", data, s)
 		}
 		enc := s.Encode()
@@ -90,6 +92,18 @@ func FuzzParseRecord(f *testing.F) {
 		`{"seq":1,"seq":1,"buyer":"a","qty":1,"left":0,"pid":1,"time":"2026-11-25T20:00:00Z"}`,
 		`{"seq":1,"buyer":"a","qty":1,"left":0,"pid":99999999999,"time":"2026-11-25T20:00:00Z"}`,
 		`{"seq":1,"buyer":7,"qty":1,"left":0,"pid":1,"time":"2026-11-25T20:00:00Z"}`,
+		`{"seq":3,"kind":"hold","hold":"3-0a1b2c3d","buyer":"a","qty":2,"left":3,"held":2,"total":5,"expires":"2026-11-25T20:10:00Z","pid":9,"time":"2026-11-25T20:00:00Z"}`,
+		`{"seq":3,"kind":"hold","hold":"4-0a1b2c3d","buyer":"a","qty":2,"left":3,"held":2,"total":5,"expires":"2026-11-25T20:10:00Z","pid":9,"time":"2026-11-25T20:00:00Z"}`,
+		`{"seq":4,"kind":"confirm","hold":"3-0a1b2c3d","buyer":"a","qty":2,"left":3,"total":5,"pid":9,"time":"2026-11-25T20:00:00Z"}`,
+		`{"seq":4,"kind":"release","hold":"3-0a1b2c3d","buyer":"a","qty":2,"reason":"lapsed","left":5,"total":5,"time":"2026-11-25T20:00:00Z"}`,
+		`{"seq":4,"kind":"release","hold":"3-0a1b2c3d","buyer":"a","qty":2,"reason":"bored","left":5,"total":5,"time":"2026-11-25T20:00:00Z"}`,
+		`{"seq":5,"kind":"return","sale":4,"buyer":"a","qty":1,"left":4,"total":5,"pid":9,"time":"2026-11-25T20:00:00Z"}`,
+		`{"seq":5,"kind":"return","sale":5,"buyer":"a","qty":1,"left":4,"total":5,"pid":9,"time":"2026-11-25T20:00:00Z"}`,
+		`{"seq":6,"kind":"remove","qty":1,"left":3,"total":4,"pid":9,"time":"2026-11-25T20:00:00Z"}`,
+		`{"seq":7,"kind":"restock","qty":1,"left":4,"total":5,"pid":9,"time":"2026-11-25T20:00:00Z"}`,
+		`{"seq":0,"kind":"init","left":5,"total":5,"limit":2,"time":"2026-11-25T20:00:00Z"}`,
+		`{"seq":1,"buyer":"a","qty":1,"left":3,"held":1,"total":5,"pid":9,"time":"2026-11-25T20:00:00Z"}`,
+		`{"seq":1,"buyer":"a","qty":1,"left":3,"held":3,"total":5,"pid":9,"time":"2026-11-25T20:00:00Z"}`,
 		``, `{}`, `null`, `[]`,
 	} {
 		f.Add([]byte(s))
@@ -102,8 +116,20 @@ func FuzzParseRecord(f *testing.F) {
 			}
 			return
 		}
-		if s.Seq < 1 || s.Qty < 1 || s.Left < 0 || CheckBuyer(s.Buyer) != nil {
-			t.Fatalf("ParseRecord(%q) = %+v: not a valid sale", data, s)
+		named := map[Kind]bool{KindSale: true, KindHold: true, KindConfirm: true, KindRelease: true, KindReturn: true}
+		switch {
+		case s.Kind != KindInit && (s.Seq < 1 || s.Qty < 1),
+			s.Left < 0 || s.Held < 0 || s.Total < 0,
+			named[s.Kind] && CheckBuyer(s.Buyer) != nil,
+			(s.Kind == KindHold || s.Kind == KindConfirm || s.Kind == KindRelease) && s.Hold == "",
+			s.Kind == KindRelease && s.Reason != ReasonReleased && s.Reason != ReasonLapsed,
+			s.Kind == KindReturn && (s.Sale < 1 || s.Sale >= s.Seq):
+			t.Fatalf("ParseRecord(%q) = %+v: not a valid record", data, s)
+		}
+		if s.Hold != "" {
+			if n, err := HoldSeq(s.Hold); err != nil || (s.Kind == KindHold) != (n == s.Seq) {
+				t.Fatalf("ParseRecord(%q) = %+v: hold id %q does not fit", data, s, s.Hold)
+			}
 		}
 		line := s.AppendLine(nil)
 		if bytes.Count(line, []byte("\n")) != 1 || line[len(line)-1] != '\n' {
@@ -113,7 +139,8 @@ func FuzzParseRecord(f *testing.F) {
 		if err != nil {
 			t.Fatalf("ParseRecord(%q) = %+v, whose line %q is refused: %v", data, s, line, err)
 		}
-		if s2.Seq != s.Seq || s2.Buyer != s.Buyer || s2.Qty != s.Qty || s2.Left != s.Left || s2.PID != s.PID || !s2.Time.Equal(s.Time) {
+		if s2.Seq != s.Seq || s2.Kind != s.Kind || s2.Buyer != s.Buyer || s2.Qty != s.Qty || s2.Left != s.Left || s2.PID != s.PID || !s2.Time.Equal(s.Time) ||
+			s2.Hold != s.Hold || s2.Sale != s.Sale || s2.Reason != s.Reason || s2.Held != s.Held || s2.Total != s.Total || s2.Limit != s.Limit || !s2.Expires.Equal(s.Expires) {
 			t.Fatalf("round trip of %q: %+v, then %+v", data, s, s2)
 		}
 	})

@@ -2,52 +2,60 @@ package ticket
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"time"
 )
 
-// Books returns the state the record leaves the sale in: its left and
-// total, sold the difference, at version Seq. It needs the record's total,
-// and reports false for a sale written before totals were recorded.
+// Books returns the state the record leaves the sale in: its left, held
+// and total, sold the rest, at version Seq. It needs the record's total,
+// and reports false for a sale written before totals were recorded. The
+// open holds, limit and holders are the ticket file's to say (see
+// State.WithBookingOf).
 func (s Record) Books() (State, bool) {
 	if s.Kind == KindSale && s.Total == 0 {
 		return State{}, false // a sale takes at least 1: 0 is "not recorded"
 	}
 	st, err := At(s.Seq, s.Left, s.Total)
-	return st, err == nil
+	if err != nil || s.Held > st.sold {
+		return State{}, false
+	}
+	st.held, st.sold = s.Held, st.sold-s.Held
+	if s.Kind == KindInit {
+		st.limit = s.Limit
+		if st.limit != 0 {
+			st.holders = map[string]int64{}
+		}
+	}
+	return st, true
 }
 
 // Apply returns the state after record r, which must follow s: its
 // sequence number is the next, its tickets are there to take (or its
-// restock fits in int64), and its left and total are what they make. The
-// result keeps s's unknown members. An init record does not follow
-// anything: Apply refuses it.
+// restock fits in int64), its hold is open (confirm, release), and its
+// left, held and total are what they make. The result keeps s's unknown
+// members. An init record does not follow anything: Apply refuses it.
 func (s State) Apply(r Record) (State, error) {
-	next := s
-	next.stored = true
-	switch r.Kind {
-	case KindSale, KindOutside:
-		var err error
-		if next, err = s.Take(r.Qty); err != nil {
-			return s, fmt.Errorf("record #%d takes %d of %d left: %w", r.Seq, r.Qty, s.left, err)
-		}
-	case KindRestock:
-		if r.Qty > math.MaxInt64-s.total {
-			return s, invalidf("restock #%d of %d makes the total beyond int64", r.Seq, r.Qty)
-		}
-		next.left += r.Qty
-		next.total += r.Qty
-		next.version++
-	default:
+	if r.Kind == KindInit {
 		return s, invalidf("%s record #%d in the middle of the journal", r.Kind, r.Seq)
 	}
+	next, got, err := s.Next(r)
 	switch {
-	case r.Seq != next.version:
+	case err != nil && (r.Kind == KindSale || r.Kind == KindOutside):
+		return s, fmt.Errorf("record #%d takes %d of %d left: %w", r.Seq, r.Qty, s.left, err)
+	case err != nil:
+		return s, fmt.Errorf("%s record #%d: %w", r.Kind, r.Seq, err)
+	case r.Seq != got.Seq:
 		return s, invalidf("record #%d follows version %d", r.Seq, s.version)
-	case r.Left != next.left:
-		return s, invalidf("record #%d says %d left, but %d left minus its %d is %d", r.Seq, r.Left, s.left, r.Taken(), next.left)
-	case r.Total != 0 && r.Total != next.total:
+	case r.Left != got.Left:
+		return s, invalidf("record #%d says %d left, but %d left minus its %d is %d", r.Seq, r.Left, s.left, r.Taken(), got.Left)
+	case r.Total != 0 && r.Total != got.Total:
 		return s, invalidf("record #%d says total %d, but it follows total %d", r.Seq, r.Total, s.total)
+	case r.Held != got.Held:
+		return s, invalidf("record #%d says %d held, but it follows %d held", r.Seq, r.Held, s.held)
+	case r.Buyer != got.Buyer || r.Qty != got.Qty:
+		return s, invalidf("%s record #%d says %s's %d, but hold %s is %s's %d", r.Kind, r.Seq, r.Buyer, r.Qty, r.Hold, got.Buyer, got.Qty)
 	}
 	return next, nil
 }
@@ -72,16 +80,11 @@ func reconcile(books, file State, d int64, now time.Time) (State, Record, bool) 
 	if d == 0 || books.version == math.MaxInt64 {
 		return books, Record{}, false
 	}
-	r := Record{Seq: books.version + 1, Kind: KindOutside, Qty: d, Time: now.UTC()}
+	r := Record{Kind: KindOutside, Qty: d, Time: now.UTC()}
 	if d < 0 {
 		r.Kind, r.Qty = KindRestock, -d
 	}
-	r.Left = books.left - r.Taken()
-	r.Total = books.total
-	if r.Kind == KindRestock {
-		r.Total += r.Qty
-	}
-	next, err := books.Apply(r)
+	next, r, err := books.Next(r)
 	if err != nil {
 		return books, Record{}, false // beyond int64: left for a ledger to report
 	}
@@ -149,20 +152,35 @@ func (e *OversoldError) Unwrap() error { return ErrInvalid }
 
 // A Ledger checks a journal's records one at a time, in order, as Verify
 // and Repair read them: sequence numbers running up by one, each record's
-// "left" and "total" following from the one before. Check then matches
-// the end against the state the sale is in; Books says what state the
-// records leave. The zero Ledger is ready for the first record.
+// "left", "held" and "total" following from the one before, every confirm
+// and release naming an open hold, every return a sale that still has the
+// tickets, and no buyer above the sale's limit. Check then matches the end
+// against the state the sale is in; Books says what state the records
+// leave. The zero Ledger is ready for the first record.
 type Ledger struct {
 	n        int    // records seen
 	last     Record // the last record seen
 	left     int64  // tickets left after the records so far
+	held     int64  // tickets in open holds after the records so far
 	total    int64  // the total after the records so far, when known
 	known    bool   // total is known: an init record, or a record that carries it
 	left0    int64  // tickets left before the first record
-	restock  int64  // tickets added by the records so far
+	restock  int64  // tickets added (less those removed) by the records so far
 	presold  int64  // tickets sold before the journal began (an init record says)
+	limit    int64  // the per-buyer limit, from the init record
 	counts   Counts
+	booked   Bookings
 	problems []string
+
+	holds   map[string]Hold    // open holds by id
+	sales   map[int64]saleLeft // sales (and confirms) by number, with what is not yet returned
+	holders map[string]int64   // with a limit, each buyer's tickets
+}
+
+// saleLeft is a sale as a return sees it.
+type saleLeft struct {
+	buyer string
+	qty   int64
 }
 
 // Counts are what a journal's records did, by kind.
@@ -170,11 +188,29 @@ type Counts struct {
 	Sales   int64 // sales (records of kind sale)
 	Tickets int64 // tickets those sales took
 	Outside int64 // tickets taken outside ticket
-	Added   int64 // tickets added outside ticket
+	Added   int64 // tickets added outside ticket (and by a restock)
+}
+
+// Bookings are what a journal's booking records did, in tickets.
+type Bookings struct {
+	Holds     int64 // tickets held
+	Confirmed int64 // tickets held, then confirmed: sold
+	Released  int64 // tickets held, then released by the holder
+	Lapsed    int64 // tickets held, then lapsed
+	Returned  int64 // tickets returned
+	Removed   int64 // tickets taken out of the stock by the seller
 }
 
 // Counts returns what the records so far did.
 func (l *Ledger) Counts() Counts { return l.counts }
+
+// Bookings returns what the booking records so far did.
+func (l *Ledger) Bookings() Bookings { return l.booked }
+
+// sold returns the tickets the records sold and did not take back.
+func (l *Ledger) sold() int64 {
+	return l.counts.Tickets + l.booked.Confirmed - l.booked.Returned + l.counts.Outside
+}
 
 // Problems returns every discrepancy found so far, one line each; none
 // when the books balance.
@@ -192,12 +228,16 @@ func (l *Ledger) Problem(format string, args ...any) {
 // Add checks the next record of the journal.
 func (l *Ledger) Add(rec Record) {
 	defer func() { l.n++; l.last = rec }()
+	if l.holds == nil {
+		l.holds, l.sales, l.holders = map[string]Hold{}, map[int64]saleLeft{}, map[string]int64{}
+	}
 	if rec.Kind == KindInit {
 		if l.n > 0 {
 			l.Problem("record #%d: an init record in the middle of the journal", rec.Seq)
 		}
 		l.left, l.total, l.known = rec.Left, rec.Total, true
 		l.left0, l.presold = rec.Left, rec.Total-rec.Left
+		l.limit = rec.Limit
 		return
 	}
 	if l.n == 0 {
@@ -207,8 +247,11 @@ func (l *Ledger) Add(rec Record) {
 		l.left0 = l.left
 		if rec.Total != 0 {
 			l.total, l.known = rec.Total, true
-			if rec.Kind == KindRestock {
+			switch rec.Kind {
+			case KindRestock:
 				l.total -= rec.Qty
+			case KindRemove:
+				l.total += rec.Qty
 			}
 		}
 	} else if rec.Seq != l.last.Seq+1 {
@@ -219,16 +262,67 @@ func (l *Ledger) Add(rec Record) {
 	case KindSale:
 		l.counts.Sales++
 		l.counts.Tickets += rec.Qty
+		l.sales[rec.Seq] = saleLeft{rec.Buyer, rec.Qty}
+		l.hold(rec, rec.Qty)
 	case KindOutside:
 		l.counts.Outside += rec.Qty
 	case KindRestock:
 		l.counts.Added += rec.Qty
 		l.restock += rec.Qty
 		l.total += rec.Qty
+	case KindRemove:
+		l.booked.Removed += rec.Qty
+		l.restock -= rec.Qty
+		l.total -= rec.Qty
+	case KindHold:
+		l.booked.Holds += rec.Qty
+		l.held += rec.Qty
+		l.holds[rec.Hold] = Hold{ID: rec.Hold, Buyer: rec.Buyer, Qty: rec.Qty, Expires: rec.Expires.UTC()}
+		l.hold(rec, rec.Qty)
+	case KindConfirm, KindRelease:
+		h, ok := l.holds[rec.Hold]
+		switch {
+		case !ok:
+			l.Problem("record #%d: %s of hold %s, which is not open", rec.Seq, rec.Kind, rec.Hold)
+		case h.Buyer != rec.Buyer || h.Qty != rec.Qty:
+			l.Problem("record #%d: %s of hold %s says %s's %d, but the hold is %s's %d", rec.Seq, rec.Kind, rec.Hold, rec.Buyer, rec.Qty, h.Buyer, h.Qty)
+		}
+		delete(l.holds, rec.Hold)
+		l.held -= rec.Qty
+		switch {
+		case rec.Kind == KindConfirm:
+			l.booked.Confirmed += rec.Qty
+			l.sales[rec.Seq] = saleLeft{rec.Buyer, rec.Qty}
+		case rec.Reason == ReasonLapsed:
+			l.booked.Lapsed += rec.Qty
+			l.hold(rec, -rec.Qty)
+		default:
+			l.booked.Released += rec.Qty
+			l.hold(rec, -rec.Qty)
+		}
+	case KindReturn:
+		l.booked.Returned += rec.Qty
+		sale, ok := l.sales[rec.Sale]
+		switch {
+		case !ok:
+			l.Problem("record #%d: return of sale #%d, which is not a sale of the journal", rec.Seq, rec.Sale)
+		case sale.buyer != rec.Buyer:
+			l.Problem("record #%d: return of sale #%d names %s, but %s bought it", rec.Seq, rec.Sale, rec.Buyer, sale.buyer)
+		case rec.Qty > sale.qty:
+			l.Problem("record #%d: return of %d of sale #%d, which has %d", rec.Seq, rec.Qty, rec.Sale, sale.qty)
+		default:
+			sale.qty -= rec.Qty
+			l.sales[rec.Sale] = sale
+		}
+		l.hold(rec, -rec.Qty)
 	}
 	if rec.Left != l.left {
 		l.Problem("record #%d says %d left, but the records before it leave %d, minus its %d, %d", rec.Seq, rec.Left, l.left+rec.Taken(), rec.Taken(), l.left)
 		l.left = rec.Left
+	}
+	if rec.Held != l.held {
+		l.Problem("record #%d says %d held, but the records before it leave %d held", rec.Seq, rec.Held, l.held)
+		l.held = rec.Held
 	}
 	if rec.Total != 0 {
 		if l.known && rec.Total != l.total {
@@ -238,11 +332,28 @@ func (l *Ledger) Add(rec Record) {
 	}
 }
 
+// hold counts d more tickets for the record's buyer under the limit.
+func (l *Ledger) hold(rec Record, d int64) {
+	if l.limit == 0 {
+		return
+	}
+	n := l.holders[rec.Buyer] + d
+	if d > 0 && n > l.limit {
+		l.Problem("record #%d: %s has %d tickets, more than the limit of %d", rec.Seq, rec.Buyer, n, l.limit)
+	}
+	if n > 0 {
+		l.holders[rec.Buyer] = n
+	} else {
+		delete(l.holders, rec.Buyer)
+	}
+}
+
 // Check matches the end of the journal with st, the state the sale is in,
 // naming the journal's last record and the state's holder as given in the
 // problems it records: the last record is st's version and leaves st's
-// tickets, the journal makes st's total, and the total is what is left
-// plus what was sold (and sold before the journal began).
+// tickets, the journal makes st's total, its open holds are st's, and the
+// total is what is left plus what is held plus what was sold (and sold
+// before the journal began).
 func (l *Ledger) Check(st State, lastRecord, holder string) {
 	if l.last.Seq != st.version && (l.n > 0 || st.version != 0) {
 		l.Problem("%s is #%d but %s is at version %d", lastRecord, l.last.Seq, holder, st.version)
@@ -253,16 +364,35 @@ func (l *Ledger) Check(st State, lastRecord, holder string) {
 	if l.known && l.total != st.total {
 		l.Problem("the journal makes the total %d but %s says %d", l.total, holder, st.total)
 	}
-	sold := l.counts.Tickets + l.counts.Outside + l.presold
-	if st.total != st.left+sold {
+	if l.held != st.held || len(l.holds) != len(st.holds) {
+		l.Problem("the journal leaves %d held in %d holds but %s says %d in %d", l.held, len(l.holds), holder, st.held, len(st.holds))
+	} else {
+		for _, h := range st.holds {
+			if lh, ok := l.holds[h.ID]; !ok || lh.Buyer != h.Buyer || lh.Qty != h.Qty || !lh.Expires.Equal(h.Expires) {
+				l.Problem("%s has hold %s (%s's %d), which the journal does not leave open as that", holder, h.ID, h.Buyer, h.Qty)
+			}
+		}
+	}
+	if l.limit != st.limit && l.n > 0 {
+		l.Problem("the journal sets a limit of %d but %s says %d", l.limit, holder, st.limit)
+	} else if st.limit != 0 && !maps.Equal(l.holders, st.holders) && l.n > 0 {
+		l.Problem("the journal's buyers under the limit are not those %s lists", holder)
+	}
+	sold := l.sold() + l.presold
+	switch {
+	case st.total == st.left+st.held+sold:
+	case st.held == 0:
 		l.Problem("total %d is not the %d left plus the %d sold in the journal", st.total, st.left, sold)
+	default:
+		l.Problem("total %d is not the %d left plus the %d held plus the %d sold in the journal", st.total, st.left, st.held, sold)
 	}
 }
 
 // Books returns the state the records leave the sale in, at the last
-// one's version, for rebuilding a state from its journal. It refuses a
-// journal whose records do not balance (its first problem), that holds no
-// record, or whose numbers make no state; its errors wrap ErrInvalid.
+// one's version, for rebuilding a state from its journal: its open holds,
+// limit and holders too. It refuses a journal whose records do not balance
+// (its first problem), that holds no record, or whose numbers make no
+// state; its errors wrap ErrInvalid.
 func (l *Ledger) Books() (State, error) {
 	switch {
 	case len(l.problems) > 0:
@@ -274,8 +404,20 @@ func (l *Ledger) Books() (State, error) {
 	if !l.known {
 		total = l.left0 + l.restock // a journal from before totals were recorded
 	}
-	if l.left < 0 || l.left > total {
-		return State{}, invalidf("%d left of %d", l.left, total)
+	if l.left < 0 || l.left > total || l.held < 0 || l.held > total-l.left {
+		return State{}, invalidf("%d left and %d held of %d", l.left, l.held, total)
 	}
-	return At(l.last.Seq, l.left, total)
+	st, err := At(l.last.Seq, l.left, total)
+	if err != nil {
+		return st, err
+	}
+	st.held, st.sold = l.held, st.sold-l.held
+	for _, h := range l.holds {
+		st.holds = append(st.holds, h)
+	}
+	slices.SortFunc(st.holds, compareHolds)
+	if l.limit != 0 {
+		st.limit, st.holders = l.limit, maps.Clone(l.holders)
+	}
+	return st, nil
 }

@@ -35,9 +35,30 @@ const (
 	// written by this version of ticket (a journal written before has none
 	// and starts with sale #1).
 	KindInit Kind = "init"
+	// KindHold is Qty tickets taken out of the stock into held for Buyer,
+	// until Expires; Hold is its id (see NewHoldID).
+	KindHold Kind = "hold"
+	// KindConfirm turns hold Hold (Buyer's Qty tickets) into a sale.
+	KindConfirm Kind = "confirm"
+	// KindRelease gives hold Hold's Qty tickets back to the stock, Reason
+	// saying why: ReasonReleased (asked for) or ReasonLapsed (expired).
+	KindRelease Kind = "release"
+	// KindReturn gives back Qty tickets of sale number Sale (a sale or a
+	// confirm), which Buyer made.
+	KindReturn Kind = "return"
+	// KindRemove is Qty tickets the seller took out of the stock: left and
+	// total fall by Qty.
+	KindRemove Kind = "remove"
 )
 
-// String names the kind for people: "sale", "outside", "restock", "init".
+// The reasons of a release.
+const (
+	ReasonReleased = "released" // the holder gave it back
+	ReasonLapsed   = "lapsed"   // it expired
+)
+
+// String names the kind for people: "sale", "outside", "restock", "init",
+// "hold", "confirm", "release", "return", "remove".
 func (k Kind) String() string {
 	if k == KindSale {
 		return "sale"
@@ -49,24 +70,30 @@ func (k Kind) String() string {
 // the stock (see Kind). ParseRecord reads one from its journal line, and
 // AppendLine writes it.
 type Record struct {
-	Seq   int64     `json:"seq"`             // 1 for the first sale, then one more per record; an init record's is the version it starts at
-	Kind  Kind      `json:"kind,omitempty"`  // what the record records; "" for a sale
-	Buyer string    `json:"buyer,omitempty"` // a sale: who bought, as given to the buy
-	Qty   int64     `json:"qty,omitempty"`   // tickets taken (a sale, outside) or added (restock); at least 1
-	Left  int64     `json:"left"`            // tickets left after this record
-	Total int64     `json:"total,omitempty"` // the sale's size after this record; 0 in lines written before it was recorded
-	PID   int       `json:"pid,omitempty"`   // a sale: the process that made it
-	Time  time.Time `json:"time"`            // when the record was committed, UTC
+	Seq     int64     `json:"seq"`              // 1 for the first sale, then one more per record; an init record's is the version it starts at
+	Kind    Kind      `json:"kind,omitempty"`   // what the record records; "" for a sale
+	Hold    string    `json:"hold,omitempty"`   // hold, confirm, release: the hold's id
+	Sale    int64     `json:"sale,omitempty"`   // return: the number of the sale returned from
+	Buyer   string    `json:"buyer,omitempty"`  // a sale, hold, confirm, release, return: whose tickets
+	Qty     int64     `json:"qty,omitempty"`    // tickets the record moves; at least 1
+	Reason  string    `json:"reason,omitempty"` // release: ReasonReleased or ReasonLapsed
+	Left    int64     `json:"left"`             // tickets left after this record
+	Held    int64     `json:"held,omitempty"`   // tickets in open holds after this record
+	Total   int64     `json:"total,omitempty"`  // the sale's size after this record; 0 in lines written before it was recorded
+	Limit   int64     `json:"limit,omitempty"`  // init: the per-buyer limit, 0 for none
+	Expires time.Time `json:"expires,omitzero"` // hold: when it lapses
+	PID     int       `json:"pid,omitempty"`    // the process that made it (a sale, hold, confirm, return, remove; a restock made by ticket)
+	Time    time.Time `json:"time"`             // when the record was committed, UTC
 }
 
-// Taken returns the tickets the record took out of the stock: its Qty for
-// a sale or a change made outside ticket, minus its Qty for a restock, 0
-// for an init record.
+// Taken returns the tickets the record took out of "count": its Qty for a
+// sale, a change made outside ticket, a hold or a removal, minus its Qty
+// for a restock, a release or a return, 0 for an init or confirm record.
 func (s Record) Taken() int64 {
 	switch s.Kind {
-	case KindSale, KindOutside:
+	case KindSale, KindOutside, KindHold, KindRemove:
 		return s.Qty
-	case KindRestock:
+	case KindRestock, KindRelease, KindReturn:
 		return -s.Qty
 	}
 	return 0
@@ -79,9 +106,25 @@ func (s Record) Describe() string {
 	case KindOutside:
 		return fmt.Sprintf("%d taken outside ticket", s.Qty)
 	case KindRestock:
+		if s.PID != 0 {
+			return fmt.Sprintf("%d added", s.Qty)
+		}
 		return fmt.Sprintf("%d added outside ticket", s.Qty)
+	case KindRemove:
+		return fmt.Sprintf("%d removed", s.Qty)
 	case KindInit:
+		if s.Limit != 0 {
+			return fmt.Sprintf("started with %d left of %d, at most %d a buyer", s.Left, s.Total, s.Limit)
+		}
 		return fmt.Sprintf("started with %d left of %d", s.Left, s.Total)
+	case KindHold:
+		return fmt.Sprintf("%s held %d until %s (hold %s)", s.Buyer, s.Qty, s.Expires.UTC().Format(time.RFC3339), s.Hold)
+	case KindConfirm:
+		return fmt.Sprintf("%s confirmed %d (hold %s)", s.Buyer, s.Qty, s.Hold)
+	case KindRelease:
+		return fmt.Sprintf("%s's hold %s of %d %s", s.Buyer, s.Hold, s.Qty, s.Reason)
+	case KindReturn:
+		return fmt.Sprintf("%s returned %d of sale #%d", s.Buyer, s.Qty, s.Sale)
 	}
 	return fmt.Sprintf("%s bought %d", s.Buyer, s.Qty)
 }
@@ -123,49 +166,102 @@ func buyerProblem(name string) string {
 }
 
 // AppendLine appends the journal line of s, ending in a newline, to b.
-// A sale's line is {"seq", "buyer", "qty", "left", "total", "pid", "time"};
-// the other kinds have "kind" after "seq" and no buyer or pid; an init
-// record has no "qty" either. A sale's "total" is left out when it is 0
-// (unknown).
+// Its members come in this order, each where its kind has it (see
+// recordMembers): "seq", "kind" (not for a sale), "hold", "sale",
+// "buyer", "qty", "reason", "left", "held" (when not 0), "total", "limit"
+// (init, when not 0), "expires", "pid", "time". A sale's line is
+// {"seq", "buyer", "qty", "left", "total", "pid", "time"}, its "total"
+// left out when it is 0 (unknown); a restock's "pid" only when ticket made
+// it.
 func (s Record) AppendLine(b []byte) []byte {
+	has := recordMembers[s.Kind]
+	in := func(name string) bool { return slices.Contains(has, name) }
 	b = append(b, `{"seq":`...)
 	b = strconv.AppendInt(b, s.Seq, 10)
 	if s.Kind != KindSale {
 		b = append(b, `,"kind":"`...)
 		b = append(b, s.Kind...)
 		b = append(b, '"')
-	} else {
-		b = append(b, `,"buyer":`...)
-		name, _ := json.Marshal(s.Buyer) // a string always marshals
+	}
+	str := func(name, v string) {
+		b = append(b, `,"`...)
 		b = append(b, name...)
+		b = append(b, `":`...)
+		q, _ := json.Marshal(v) // a string always marshals
+		b = append(b, q...)
 	}
-	if s.Kind != KindInit {
-		b = append(b, `,"qty":`...)
-		b = strconv.AppendInt(b, s.Qty, 10)
+	num := func(name string, v int64) {
+		b = append(b, `,"`...)
+		b = append(b, name...)
+		b = append(b, `":`...)
+		b = strconv.AppendInt(b, v, 10)
 	}
-	b = append(b, `,"left":`...)
-	b = strconv.AppendInt(b, s.Left, 10)
+	if in("hold") {
+		str("hold", s.Hold)
+	}
+	if in("sale") {
+		num("sale", s.Sale)
+	}
+	if in("buyer") {
+		str("buyer", s.Buyer)
+	}
+	if in("qty") {
+		num("qty", s.Qty)
+	}
+	if in("reason") {
+		str("reason", s.Reason)
+	}
+	num("left", s.Left)
+	if s.Held != 0 {
+		num("held", s.Held)
+	}
 	if s.Total != 0 || s.Kind != KindSale {
-		b = append(b, `,"total":`...)
-		b = strconv.AppendInt(b, s.Total, 10)
+		num("total", s.Total)
 	}
-	if s.Kind == KindSale {
-		b = append(b, `,"pid":`...)
-		b = strconv.AppendInt(b, int64(s.PID), 10)
+	if s.Kind == KindInit && s.Limit != 0 {
+		num("limit", s.Limit)
+	}
+	if in("expires") {
+		b = append(b, `,"expires":"`...)
+		b = s.Expires.UTC().AppendFormat(b, time.RFC3339Nano)
+		b = append(b, '"')
+	}
+	if in("pid") || s.Kind == KindRestock && s.PID != 0 {
+		num("pid", int64(s.PID))
 	}
 	b = append(b, `,"time":"`...)
 	b = s.Time.UTC().AppendFormat(b, time.RFC3339Nano)
 	return append(b, "\"}\n"...)
 }
 
-// recordMembers lists, for each kind, the members its line must have;
-// "total" may be missing only from a sale (lines written before it was
-// recorded).
+// recordMembers lists, for each kind, the members its line must have.
+// Others may be there (optionalMembers): "total" in a sale (lines written
+// before it was recorded have none), "held" (when not 0), "limit" in an
+// init record, "pid" in a restock made by ticket.
 var recordMembers = map[Kind][]string{
 	KindSale:    {"seq", "buyer", "qty", "left", "pid", "time"},
 	KindOutside: {"seq", "kind", "qty", "left", "total", "time"},
 	KindRestock: {"seq", "kind", "qty", "left", "total", "time"},
 	KindInit:    {"seq", "kind", "left", "total", "time"},
+	KindHold:    {"seq", "kind", "hold", "buyer", "qty", "left", "total", "expires", "pid", "time"},
+	KindConfirm: {"seq", "kind", "hold", "buyer", "qty", "left", "total", "pid", "time"},
+	KindRelease: {"seq", "kind", "hold", "buyer", "qty", "reason", "left", "total", "time"},
+	KindReturn:  {"seq", "kind", "sale", "buyer", "qty", "left", "total", "pid", "time"},
+	KindRemove:  {"seq", "kind", "qty", "left", "total", "pid", "time"},
+}
+
+// optionalMembers lists, for each kind, the members its line may have
+// beyond recordMembers.
+var optionalMembers = map[Kind][]string{
+	KindSale:    {"total", "held"},
+	KindOutside: {"held"},
+	KindRestock: {"held", "pid"},
+	KindInit:    {"limit"},
+	KindHold:    {"held"},
+	KindConfirm: {"held"},
+	KindRelease: {"held"},
+	KindReturn:  {"held"},
+	KindRemove:  {"held"},
 }
 
 // ParseRecord reads one journal line (without its newline) as strictly as
@@ -195,7 +291,7 @@ func ParseFields(fields map[string]string) (Record, error) {
 	for _, name := range names {
 		v := []byte(fields[name])
 		switch name {
-		case "kind", "buyer", "time":
+		case "kind", "buyer", "time", "hold", "reason", "expires":
 			v, _ = json.Marshal(fields[name]) // a string always marshals
 		}
 		members = append(members, member{key: name, value: v})
@@ -211,12 +307,39 @@ func recordOf(members []member) (Record, error) {
 		var n int64
 		var err error
 		switch m.key {
-		case "seq", "qty", "left", "pid", "total":
+		case "seq", "qty", "left", "pid", "total", "held", "limit", "sale":
 			if n, err = wholeNumber(m.key, m.value); err != nil {
 				return Record{}, err
 			}
 		}
 		switch m.key {
+		case "held":
+			s.Held = n
+		case "limit":
+			s.Limit = n
+		case "sale":
+			s.Sale = n
+		case "hold", "reason", "expires":
+			var text string
+			if err := json.Unmarshal(m.value, &text); err != nil {
+				return Record{}, invalidf("%s is not a string", m.key)
+			}
+			switch m.key {
+			case "hold":
+				if _, err := HoldSeq(text); err != nil {
+					return Record{}, invalidf("%v", err)
+				}
+				s.Hold = text
+			case "reason":
+				if text != ReasonReleased && text != ReasonLapsed {
+					return Record{}, invalidf("reason %q is not %q or %q", clipString(text), ReasonReleased, ReasonLapsed)
+				}
+				s.Reason = text
+			case "expires":
+				if s.Expires, err = time.Parse(time.RFC3339Nano, text); err != nil {
+					return Record{}, invalidf("expires %q is not RFC 3339", clipString(text))
+				}
+			}
 		case "seq":
 			s.Seq = n
 		case "qty":
@@ -236,7 +359,7 @@ func recordOf(members []member) (Record, error) {
 				return Record{}, invalidf("kind is not a string")
 			}
 			if _, ok := recordMembers[Kind(k)]; !ok || k == "" {
-				return Record{}, invalidf("kind %q is not a kind of record (outside, restock, init)", k)
+				return Record{}, invalidf("kind %q is not a kind of record (outside, restock, init, hold, confirm, release, return, remove)", clipString(k))
 			}
 			s.Kind = Kind(k)
 		case "buyer":
@@ -265,20 +388,36 @@ func recordOf(members []member) (Record, error) {
 			return Record{}, invalidf("a %s record needs %s, not %q", s.Kind, listNames(want), name)
 		}
 	}
-	extra := len(seen) - len(want)
-	if s.Kind == KindSale && seen["total"] {
-		extra--
-	}
-	if extra != 0 {
-		return Record{}, invalidf("a %s record has only %s (and total)", s.Kind, listNames(want))
+	for name := range seen {
+		if !slices.Contains(want, name) && !slices.Contains(optionalMembers[s.Kind], name) {
+			return Record{}, invalidf("a %s record has only %s (and %s), not %q", s.Kind, listNames(want), listNames(optionalMembers[s.Kind]), name)
+		}
 	}
 	switch {
 	case s.Kind != KindInit && s.Seq < 1:
 		return Record{}, invalidf("seq must be at least 1")
 	case s.Kind != KindInit && s.Qty < 1:
 		return Record{}, invalidf("qty must be at least 1")
-	case seen["total"] && s.Left > s.Total:
-		return Record{}, invalidf("left %d is more than total %d", s.Left, s.Total)
+	case seen["held"] && s.Held == 0:
+		return Record{}, invalidf("held 0 is left out of a record")
+	case seen["limit"] && s.Limit == 0:
+		return Record{}, invalidf("limit 0 is left out of a record")
+	case seen["pid"] && s.Kind == KindRestock && s.PID == 0:
+		return Record{}, invalidf("a restock's pid is at least 1")
+	case seen["total"] && (s.Left > s.Total || s.Held > s.Total-s.Left):
+		return Record{}, invalidf("left %d and held %d are more than total %d", s.Left, s.Held, s.Total)
+	case seen["sale"] && (s.Sale < 1 || s.Sale >= s.Seq):
+		return Record{}, invalidf("return #%d names sale #%d, which does not come before it", s.Seq, s.Sale)
+	}
+	if s.Kind == KindHold {
+		if n, _ := HoldSeq(s.Hold); n != s.Seq {
+			return Record{}, invalidf("hold #%d has the id %s of another record", s.Seq, s.Hold)
+		}
+	}
+	if s.Kind == KindConfirm || s.Kind == KindRelease {
+		if n, _ := HoldSeq(s.Hold); n >= s.Seq {
+			return Record{}, invalidf("%s #%d names hold %s, which does not come before it", s.Kind, s.Seq, s.Hold)
+		}
 	}
 	return s, nil
 }

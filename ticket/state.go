@@ -19,13 +19,19 @@ const MaxFileSize = 1 << 20
 //
 // Left is the file's "count" member. The store adds "total", "sold" and
 // "version" the first time it writes a file (a seed file {"count": 5} has
-// none of them). In a state the store wrote, Total == Left + Sold, unless
-// another process changed "count" since (see Consistent).
+// none of them). In a state the store wrote, Total == Left + Held + Sold,
+// unless another process changed "count" since (see Consistent).
 type State struct {
 	left    int64 // tickets left: the file's "count"
 	total   int64 // tickets the sale started with, plus those added
 	sold    int64 // tickets sold so far
 	version int64 // sequence number of the last record, 0 for none
+
+	// The booking members (see hold.go), each in the file only when used.
+	held    int64            // tickets in open holds: the file's "held"
+	limit   int64            // the most tickets one buyer may have at once, 0 for none: "limit"
+	holds   []Hold           // the open holds, by expiry then id: "holds"; never modified in place
+	holders map[string]int64 // with a limit, each buyer's tickets bought and not returned plus held: "holders"; never modified in place
 
 	extra  []member // members this package does not know, in file order
 	stored bool     // the file had "version": it was written by the store
@@ -104,19 +110,25 @@ func (s State) Take(qty int64) (State, error) {
 	return next, nil
 }
 
-// Consistent reports whether Total == Left + Sold: true for every state
-// the store writes, false for a ticket file whose "count" another process
-// changed since (see Reconcile).
-func (s State) Consistent() bool { return s.total-s.sold == s.left }
+// Consistent reports whether Total == Left + Held + Sold: true for every
+// state the store writes, false for a ticket file whose "count" another
+// process changed since (see Reconcile).
+func (s State) Consistent() bool { return s.total-s.sold-s.held == s.left }
 
-// String describes the state for people: "4 left of 5 (1 sold)".
+// String describes the state for people: "4 left of 5 (1 sold)", and with
+// tickets in holds "2 left of 5 (2 held, 1 sold)".
 func (s State) String() string {
+	if s.held != 0 {
+		return fmt.Sprintf("%d left of %d (%d held, %d sold)", s.left, s.total, s.held, s.sold)
+	}
 	return fmt.Sprintf("%d left of %d (%d sold)", s.left, s.total, s.sold)
 }
 
 // Encode returns the ticket file's bytes for s: one JSON object on one line
-// with "count", "total", "sold" and "version" first, then every member that
-// Parse did not know, byte for byte as it was read.
+// with "count", "total", "sold" and "version" first, then the booking
+// members that are in use ("limit", "held", "holds", "holders"; see
+// hold.go), then every member that Parse did not know, byte for byte as it
+// was read. A sale that uses no holds and no limit has none of them.
 func (s State) Encode() []byte {
 	return s.AppendEncode(make([]byte, 0, 80))
 }
@@ -131,6 +143,7 @@ func (s State) AppendEncode(b []byte) []byte {
 	b = strconv.AppendInt(b, s.sold, 10)
 	b = append(b, `, "version": `...)
 	b = strconv.AppendInt(b, s.version, 10)
+	b = s.appendBooking(b)
 	for _, m := range s.extra {
 		b = append(b, ", "...)
 		b = append(b, m.rawKey...)
@@ -154,7 +167,11 @@ func (s State) AppendEncode(b []byte) []byte {
 //   - "total", "sold" or "version" that are present but not whole numbers
 //     from 0 up;
 //   - in a file without "version" (a seed file, which the store never
-//     wrote), a total that is not count + sold.
+//     wrote), a total that is not count + sold;
+//   - booking members (see hold.go) that do not describe open holds:
+//     "held" that is not the sum of "holds", a hold or holder that is
+//     not valid, "holders" without "limit", or any of them without
+//     "total", "sold" and "version".
 //
 // In a file with "version", "count" may differ from total minus sold:
 // another process changed it under the lock, as the protocol allows. The
@@ -181,6 +198,11 @@ func Parse(data []byte) (State, error) {
 			dst, haveSold = &s.sold, true
 		case "version":
 			dst, s.stored = &s.version, true
+		case "held", "limit", "holds", "holders":
+			if err := s.parseBooking(m); err != nil {
+				return State{}, err
+			}
+			continue
 		default:
 			s.extra = append(s.extra, m)
 			continue
@@ -193,6 +215,9 @@ func Parse(data []byte) (State, error) {
 	}
 	if !haveCount {
 		return State{}, invalidf(`no "count" member`)
+	}
+	if err := s.checkBooking(haveTotal && haveSold); err != nil {
+		return State{}, err
 	}
 	if s.stored && haveTotal && haveSold {
 		// Written by the store: "total" and "sold" are its books as of

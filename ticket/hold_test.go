@@ -1,0 +1,188 @@
+package ticket
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+
+// next applies r to s through Next, failing the test on an error.
+func next(t *testing.T, s State, r Record) (State, Record) {
+	t.Helper()
+	n, rec, err := s.Next(r)
+	if err != nil {
+		t.Fatalf("%v.Next(%+v): %v", s, r, err)
+	}
+	if !n.Consistent() {
+		t.Fatalf("%+v after %+v is not consistent", n, rec)
+	}
+	return n, rec
+}
+
+// TestPlainSaleFileUnchanged: a sale that holds nothing and has no limit
+// writes exactly the members it wrote before holds existed.
+func TestPlainSaleFileUnchanged(t *testing.T) {
+	s, _ := New(5)
+	s, _ = next(t, s, Record{Kind: KindSale, Buyer: "a", Qty: 2})
+	if got, want := string(s.Encode()), "{\"count\": 3, \"total\": 5, \"sold\": 2, \"version\": 1}\n"; got != want {
+		t.Fatalf("Encode = %q, want %q", got, want)
+	}
+}
+
+// TestBookingFlow walks a sale through every kind of record, checks the
+// file's round trip at each step, and replays the records with Apply and
+// a Ledger, which must agree with the state.
+func TestBookingFlow(t *testing.T) {
+	s, _ := New(5)
+	s, _ = s.WithLimit(3, nil)
+	var records []Record
+	step := func(r Record) Record {
+		t.Helper()
+		var rec Record
+		s, rec = next(t, s, r)
+		records = append(records, rec)
+		back, err := Parse(s.Encode())
+		if err != nil {
+			t.Fatalf("the file after %s does not parse: %v\n%s", rec.Describe(), err, s.Encode())
+		}
+		if !bytes.Equal(back.Encode(), s.Encode()) || !sameBooking(back, s) {
+			t.Fatalf("round trip after %s:\n%s\n%s", rec.Describe(), s.Encode(), back.Encode())
+		}
+		line := rec.AppendLine(nil)
+		if r2, err := ParseRecord(line[:len(line)-1]); err != nil || r2.Hold != rec.Hold || r2.Held != rec.Held || r2.Sale != rec.Sale {
+			t.Fatalf("record %q parses as %+v, %v", line, r2, err)
+		}
+		return rec
+	}
+	h1 := step(Record{Kind: KindHold, Buyer: "alice", Qty: 2, Expires: t0.Add(time.Minute), PID: 1, Time: t0})
+	if s.Left() != 3 || s.Held() != 2 || s.Holding("alice") != 2 {
+		t.Fatalf("after a hold of 2: %v, alice has %d", s, s.Holding("alice"))
+	}
+	if err := s.Allowed("alice", 2); !errors.Is(err, ErrLimit) {
+		t.Fatalf("alice's 2 more past a limit of 3: %v", err)
+	}
+	if err := s.Allowed("bob", 3); err != nil {
+		t.Fatalf("bob's 3: %v", err)
+	}
+	h2 := step(Record{Kind: KindHold, Buyer: "bob", Qty: 1, Expires: t0.Add(time.Second), PID: 1, Time: t0})
+	c := step(Record{Kind: KindConfirm, Hold: h1.Hold, PID: 1, Time: t0})
+	if c.Buyer != "alice" || c.Qty != 2 || s.Sold() != 2 || s.Held() != 1 {
+		t.Fatalf("confirm: %+v, %v", c, s)
+	}
+	if _, _, err := s.Next(Record{Kind: KindConfirm, Hold: h1.Hold}); !errors.Is(err, ErrUnknownHold) {
+		t.Fatalf("a second confirm: %v", err)
+	}
+	// bob's hold lapses, alice's does not exist any more.
+	var lapsed []Record
+	s, lapsed = s.Expire(t0.Add(time.Second))
+	if len(lapsed) != 1 || lapsed[0].Hold != h2.Hold || lapsed[0].Reason != ReasonLapsed || s.Held() != 0 || s.Left() != 3 {
+		t.Fatalf("expiry: %+v, %v", lapsed, s)
+	}
+	records = append(records, lapsed...)
+	step(Record{Kind: KindReturn, Sale: c.Seq, Buyer: "alice", Qty: 1, PID: 1, Time: t0})
+	if s.Holding("alice") != 1 || s.Sold() != 1 || s.Left() != 4 {
+		t.Fatalf("after a return: %v, alice %d", s, s.Holding("alice"))
+	}
+	step(Record{Kind: KindRestock, Qty: 2, PID: 1, Time: t0})
+	step(Record{Kind: KindRemove, Qty: 6, PID: 1, Time: t0})
+	if s.Left() != 0 || s.Total() != 1 {
+		t.Fatalf("after +2 -6: %v", s)
+	}
+	if _, _, err := s.Next(Record{Kind: KindRemove, Qty: 1}); !errors.Is(err, ErrSoldOut) {
+		t.Fatalf("removing below zero left: %v", err)
+	}
+	if got := string(s.Encode()); strings.Contains(got, "held") || strings.Contains(got, "holds") {
+		t.Fatalf("no hold is open, yet the file has them: %s", got)
+	}
+
+	// Replay.
+	start, _ := New(5)
+	start, _ = start.WithLimit(3, nil)
+	r := start
+	var l Ledger
+	l.Add(Record{Kind: KindInit, Left: 5, Total: 5, Limit: 3, Time: t0})
+	for _, rec := range records {
+		var err error
+		if r, err = r.Apply(rec); err != nil {
+			t.Fatalf("Apply(%+v): %v", rec, err)
+		}
+		l.Add(rec)
+	}
+	if !same(r, s) || !sameBooking(r, s) {
+		t.Fatalf("replayed %v, made %v", r, s)
+	}
+	l.Check(s, "last", "state")
+	if p := l.Problems(); len(p) > 0 {
+		t.Fatalf("ledger: %q", p)
+	}
+	if b, err := l.Books(); err != nil || !same(b, s) || !sameBooking(b, s) {
+		t.Fatalf("ledger books %v (%v), want %v", b, err, s)
+	}
+}
+
+// TestLedgerFindsBookingProblems: a confirm of no hold, a return of more
+// than the sale has, a buyer above the limit.
+func TestLedgerFindsBookingProblems(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		recs []Record
+		want string
+	}{
+		{"confirm of no hold", []Record{{Seq: 1, Kind: KindConfirm, Hold: "1-00000000", Buyer: "a", Qty: 1, Left: 5}}, "not open"},
+		{"return beyond the sale", []Record{
+			{Seq: 1, Buyer: "a", Qty: 1, Left: 4, Total: 5},
+			{Seq: 2, Kind: KindReturn, Sale: 1, Buyer: "a", Qty: 2, Left: 6, Total: 5},
+		}, "which has 1"},
+		{"return of no sale", []Record{{Seq: 1, Kind: KindReturn, Sale: 1, Buyer: "a", Qty: 1, Left: 5, Total: 5}}, "not a sale"},
+		{"over the limit", []Record{
+			{Seq: 1, Buyer: "a", Qty: 2, Left: 3, Total: 5},
+			{Seq: 2, Buyer: "a", Qty: 1, Left: 2, Total: 5},
+		}, "more than the limit of 2"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var l Ledger
+			l.Add(Record{Kind: KindInit, Left: 5, Total: 5, Limit: 2})
+			for _, r := range c.recs {
+				l.Add(r)
+			}
+			if !strings.Contains(strings.Join(l.Problems(), "\n"), c.want) {
+				t.Fatalf("problems %q, want one with %q", l.Problems(), c.want)
+			}
+		})
+	}
+}
+
+// TestParseRefusesBooking: booking members that do not describe open holds.
+func TestParseRefusesBooking(t *testing.T) {
+	for _, in := range []string{
+		`{"count": 3, "held": 2}`,
+		`{"count": 3, "total": 5, "sold": 0, "version": 1, "held": 2, "holds": []}`,
+		`{"count": 3, "total": 5, "sold": 0, "version": 1, "held": 2, "holds": [{"id": "1-0000000x", "buyer": "a", "qty": 2, "expires": "2026-11-30T12:00:00Z"}]}`,
+		`{"count": 3, "total": 5, "sold": 0, "version": 1, "held": 2, "holds": [{"id": "1-00000000", "buyer": "a", "qty": 2}]}`,
+		`{"count": 3, "total": 5, "sold": 0, "version": 1, "held": 2, "holds": [{"id": "1-00000000", "buyer": "a", "qty": 2, "expires": "soon"}]}`,
+		`{"count": 3, "total": 5, "sold": 0, "version": 1, "held": 2, "holds": [{"id": "1-00000000", "buyer": "a", "qty": 1, "expires": "2026-11-30T12:00:00Z"}, {"id": "1-00000000", "buyer": "a", "qty": 1, "expires": "2026-11-30T12:00:00Z"}]}`,
+		`{"count": 3, "total": 5, "sold": 2, "version": 1, "holders": {"a": 2}}`,
+		`{"count": 3, "total": 5, "sold": 2, "version": 1, "limit": 2, "holders": {"a": 0}}`,
+		`{"count": 3, "total": 5, "sold": 2, "version": 1, "limit": -1}`,
+		`{"count": 3, "total": 5, "sold": 2, "version": 1, "Held": 0}`,
+	} {
+		if _, err := Parse([]byte(in)); !errors.Is(err, ErrInvalid) {
+			t.Errorf("Parse(%s): %v, want ErrInvalid", in, err)
+		}
+	}
+}
+
+func TestHoldSeq(t *testing.T) {
+	if n, err := HoldSeq(NewHoldID(42)); err != nil || n != 42 {
+		t.Fatalf("HoldSeq(NewHoldID(42)) = %d, %v", n, err)
+	}
+	for _, bad := range []string{"", "42", "42-", "042-00000000", "0-00000000", "-1-00000000", "42-0000000", "42-0000000G", "42-00000000x", "x-00000000"} {
+		if _, err := HoldSeq(bad); !errors.Is(err, ErrUnknownHold) {
+			t.Errorf("HoldSeq(%q): %v", bad, err)
+		}
+	}
+}
