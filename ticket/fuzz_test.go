@@ -102,6 +102,7 @@ func FuzzParseRecord(f *testing.F) {
 		`{"seq":6,"kind":"remove","qty":1,"left":3,"total":4,"pid":9,"time":"2026-11-25T20:00:00Z"}`,
 		`{"seq":7,"kind":"restock","qty":1,"left":4,"total":5,"pid":9,"time":"2026-11-25T20:00:00Z"}`,
 		`{"seq":0,"kind":"init","left":5,"total":5,"limit":2,"time":"2026-11-25T20:00:00Z"}`,
+		`{"seq":8,"kind":"limit","left":5,"total":5,"limit":3,"pid":9,"time":"2026-11-25T20:00:00Z"}`,
 		`{"seq":1,"buyer":"a","qty":1,"left":3,"held":1,"total":5,"pid":9,"time":"2026-11-25T20:00:00Z"}`,
 		`{"seq":1,"buyer":"a","qty":1,"left":3,"held":3,"total":5,"pid":9,"time":"2026-11-25T20:00:00Z"}`,
 		``, `{}`, `null`, `[]`,
@@ -118,7 +119,7 @@ func FuzzParseRecord(f *testing.F) {
 		}
 		named := map[Kind]bool{KindSale: true, KindHold: true, KindConfirm: true, KindRelease: true, KindReturn: true}
 		switch {
-		case s.Kind != KindInit && (s.Seq < 1 || s.Qty < 1),
+		case s.Kind != KindInit && (s.Seq < 1 || s.Qty < 1 && s.Kind != KindLimit),
 			s.Left < 0 || s.Held < 0 || s.Total < 0,
 			named[s.Kind] && CheckBuyer(s.Buyer) != nil,
 			(s.Kind == KindHold || s.Kind == KindConfirm || s.Kind == KindRelease) && s.Hold == "",

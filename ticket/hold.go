@@ -12,31 +12,6 @@ import (
 	"time"
 )
 
-// Booking: holds that expire, confirms, releases, returns and a per-buyer
-// limit.
-//
-// A hold takes tickets out of "count" into "held" until it expires; a
-// confirm turns it into a sale, a release (by hand, or because it lapsed)
-// puts its tickets back. A return puts tickets of a committed sale back.
-// Total = Left + Held + Sold always holds in the books.
-//
-// What a decision needs lives in the ticket file itself, written in the
-// same transaction as the journal record, so that no decision scans the
-// journal:
-//
-//   - "holds", the open holds (id, buyer, qty, expiry), sorted by expiry:
-//     at most one per ticket held, and gone from the file once confirmed
-//     or released. Expiry reads them from the front and stops at the
-//     first that has not expired, so it costs in proportion to the holds
-//     that expired.
-//   - "holders", only when the sale has a "limit": each buyer's tickets
-//     bought and not returned plus held, a buyer with none left out. It
-//     has at most one entry per ticket, and the limit rule (Allowed) is
-//     one look-up in it.
-//
-// A sale that never holds and has no limit has none of these members, and
-// its ticket file stays byte for byte what it was before they existed.
-
 // Hold is an open hold: Qty tickets kept for Buyer until Expires.
 type Hold struct {
 	ID      string    `json:"id"`
@@ -230,6 +205,15 @@ func (s State) Next(r Record) (State, Record, error) {
 			next.left += h.Qty
 			next.holders = addHolding(s, h.Buyer, -h.Qty)
 		}
+	case KindLimit:
+		if s.limit == 0 || r.Limit < 1 {
+			return s, r, invalidf("limit #%d: only a sale that has a limit changes it, to 1 or more", r.Seq)
+		}
+		n, err := s.WithLimit(r.Limit, s.holders)
+		if err != nil {
+			return s, r, err
+		}
+		next.limit, next.holders = n.limit, n.holders
 	case KindReturn:
 		if r.Qty > s.sold {
 			return s, r, invalidf("return #%d of %d is more than the %d sold", r.Seq, r.Qty, s.sold)
@@ -448,10 +432,14 @@ func sameBooking(a, b State) bool {
 	return a.held == b.held && a.limit == b.limit && slices.Equal(a.holds, b.holds) && maps.Equal(a.holders, b.holders)
 }
 
-// WithBookingOf returns s with file's open holds, limit and holders: the
-// books of a journal record are its numbers, and the ticket file at the
-// same version says the rest.
+// WithBookingOf returns s with file's held tickets, open holds, limit and
+// holders, and sold what the rest of its total is: the books of a journal
+// record are its numbers, and the ticket file at the same version says the
+// rest.
 func (s State) WithBookingOf(file State) State {
-	s.holds, s.limit, s.holders = file.holds, file.limit, file.holders
+	s.held, s.holds, s.limit, s.holders = file.held, file.holds, file.limit, file.holders
+	if sold := s.total - s.left - s.held; sold >= 0 {
+		s.sold = sold
+	}
 	return s
 }

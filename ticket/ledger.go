@@ -300,6 +300,13 @@ func (l *Ledger) Add(rec Record) {
 			l.booked.Released += rec.Qty
 			l.hold(rec, -rec.Qty)
 		}
+	case KindLimit:
+		l.limit = rec.Limit
+		for name, n := range l.holders {
+			if n > rec.Limit {
+				l.Problem("record #%d: a limit of %d is below the %d %s has", rec.Seq, rec.Limit, n, name)
+			}
+		}
 	case KindReturn:
 		l.booked.Returned += rec.Qty
 		sale, ok := l.sales[rec.Sale]

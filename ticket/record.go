@@ -49,6 +49,9 @@ const (
 	// KindRemove is Qty tickets the seller took out of the stock: left and
 	// total fall by Qty.
 	KindRemove Kind = "remove"
+	// KindLimit changes the per-buyer limit of a sale that has one to
+	// Limit; it moves no ticket.
+	KindLimit Kind = "limit"
 )
 
 // The reasons of a release.
@@ -112,6 +115,8 @@ func (s Record) Describe() string {
 		return fmt.Sprintf("%d added outside ticket", s.Qty)
 	case KindRemove:
 		return fmt.Sprintf("%d removed", s.Qty)
+	case KindLimit:
+		return fmt.Sprintf("at most %d a buyer", s.Limit)
 	case KindInit:
 		if s.Limit != 0 {
 			return fmt.Sprintf("started with %d left of %d, at most %d a buyer", s.Left, s.Total, s.Limit)
@@ -218,7 +223,7 @@ func (s Record) AppendLine(b []byte) []byte {
 	if s.Total != 0 || s.Kind != KindSale {
 		num("total", s.Total)
 	}
-	if s.Kind == KindInit && s.Limit != 0 {
+	if s.Kind == KindInit && s.Limit != 0 || s.Kind == KindLimit {
 		num("limit", s.Limit)
 	}
 	if in("expires") {
@@ -248,6 +253,7 @@ var recordMembers = map[Kind][]string{
 	KindRelease: {"seq", "kind", "hold", "buyer", "qty", "reason", "left", "total", "time"},
 	KindReturn:  {"seq", "kind", "sale", "buyer", "qty", "left", "total", "pid", "time"},
 	KindRemove:  {"seq", "kind", "qty", "left", "total", "pid", "time"},
+	KindLimit:   {"seq", "kind", "left", "total", "limit", "pid", "time"},
 }
 
 // optionalMembers lists, for each kind, the members its line may have
@@ -262,6 +268,7 @@ var optionalMembers = map[Kind][]string{
 	KindRelease: {"held"},
 	KindReturn:  {"held"},
 	KindRemove:  {"held"},
+	KindLimit:   {"held"},
 }
 
 // ParseRecord reads one journal line (without its newline) as strictly as
@@ -359,7 +366,7 @@ func recordOf(members []member) (Record, error) {
 				return Record{}, invalidf("kind is not a string")
 			}
 			if _, ok := recordMembers[Kind(k)]; !ok || k == "" {
-				return Record{}, invalidf("kind %q is not a kind of record (outside, restock, init, hold, confirm, release, return, remove)", clipString(k))
+				return Record{}, invalidf("kind %q is not a kind of record (outside, restock, init, hold, confirm, release, return, remove, limit)", clipString(k))
 			}
 			s.Kind = Kind(k)
 		case "buyer":
@@ -396,11 +403,11 @@ func recordOf(members []member) (Record, error) {
 	switch {
 	case s.Kind != KindInit && s.Seq < 1:
 		return Record{}, invalidf("seq must be at least 1")
-	case s.Kind != KindInit && s.Qty < 1:
+	case s.Kind != KindInit && s.Kind != KindLimit && s.Qty < 1:
 		return Record{}, invalidf("qty must be at least 1")
 	case seen["held"] && s.Held == 0:
 		return Record{}, invalidf("held 0 is left out of a record")
-	case seen["limit"] && s.Limit == 0:
+	case seen["limit"] && s.Limit == 0 && s.Kind == KindInit:
 		return Record{}, invalidf("limit 0 is left out of a record")
 	case seen["pid"] && s.Kind == KindRestock && s.PID == 0:
 		return Record{}, invalidf("a restock's pid is at least 1")
