@@ -58,10 +58,11 @@ type Receipt struct {
 
 // Report is what Verify found.
 type Report struct {
-	State         ticket.State // the sale as it now is: the ticket file, as the journal explains it
-	ticket.Counts              // the journal's records, by kind (and the records the next buy writes)
-	Pending       string       // what the next buy completes, records or cuts; "" if nothing
-	Problems      []string     // every discrepancy found; empty when the books balance
+	State         ticket.State    // the sale as it now is: the ticket file, as the journal explains it
+	ticket.Counts                 // the journal's records, by kind (and the records the next buy writes)
+	Booked        ticket.Bookings // what its holds, confirms, releases, returns and removals did
+	Pending       string          // what the next buy completes, records or cuts; "" if nothing
+	Problems      []string        // every discrepancy found; empty when the books balance
 }
 
 // Balanced reports whether the books balance.

@@ -70,6 +70,15 @@
 // The library's errors say what is wrong and wrap the sentinels of
 // errors.go; they name no command: what to type next is the caller's.
 //
+// # Holds, confirms, returns and restocks
+//
+// Hold, Confirm, Release, Return, Restock and SetLimit are transactions
+// like a buy's, one record each, without group commit (a buy in a sale
+// with open holds or a limit is made alone too). Every transaction first
+// releases, as lapsed, the holds that expired, in the same journal append
+// as its own records; Read and Verify count them as released without
+// writing. See package ticket for what the ticket file keeps of them.
+//
 // # Why a separate lock file
 //
 // A lock on PATH itself would be lost at the first rename (waiters would hold

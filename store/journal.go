@@ -64,6 +64,8 @@ type journal struct {
 	f      *os.File
 	noSync bool
 
+	lapsed []ticket.Record // holds this transaction releases as lapsed, before its own records
+
 	content int64 // where the records end: the file's length without the padding after them
 	phys    int64 // the file's length
 
@@ -229,6 +231,8 @@ type settlement struct {
 
 	committed int64 // the version the journal's committed records reach, before add
 
+	lapsed []ticket.Record // holds found expired, released as lapsed: written after add (see lapse)
+
 	unfinished  bool // an unfinished last line is cut
 	unversioned bool // the ticket file had no "version" beside a journal: continued from its last record
 	empty       bool // the journal holds no record at all
@@ -242,7 +246,14 @@ func (st settlement) changes() bool {
 			return true
 		}
 	}
-	return len(st.rolled) > 0
+	return len(st.rolled) > 0 || len(st.lapsed) > 0
+}
+
+// lapse releases, as lapsed, the holds of the settled state that expired
+// at now: whoever next holds the lock records it (see settlement.lapsed),
+// and a reader counts them so without writing.
+func (st *settlement) lapse(now time.Time) {
+	st.state, st.lapsed = st.state.Expire(now)
 }
 
 // note says, in one line, what a writer applying the settlement repairs,
@@ -262,6 +273,9 @@ func (st settlement) note(path string) string {
 		if r.Kind != ticket.KindInit {
 			parts = append(parts, fmt.Sprintf("recorded #%d: %s (the ticket file's count was changed by another process)", r.Seq, r.Describe()))
 		}
+	}
+	if len(st.lapsed) > 0 {
+		parts = append(parts, "released expired holds: "+describe(st.lapsed))
 	}
 	if st.unversioned {
 		parts = append(parts, `the ticket file had lost its "version" member: continued from the journal's last record`)
@@ -401,16 +415,18 @@ func booksAt(path string, anchor *ticket.Record, file ticket.State) (ticket.Stat
 		if file.Sold() > file.Total() {
 			return file, &journalError{path: path, problem: fmt.Sprintf("the ticket file says %d sold of %d, and the journal holds nothing to tell", file.Sold(), file.Total())}
 		}
-		return books(path, file.Version(), file.Total()-file.Sold(), file.Total())
+		b, err := books(path, file.Version(), file.Total()-file.Sold()-file.Held(), file.Total())
+		return b.WithBookingOf(file), err
 	}
 	if b, ok := anchor.Books(); ok {
-		return b, nil
+		return b.WithBookingOf(file), nil
 	}
 	total := file.Total()
 	if total < anchor.Left {
 		total = file.Sold() + anchor.Left
 	}
-	return books(path, anchor.Seq, anchor.Left, total)
+	b, err := books(path, anchor.Seq, anchor.Left, total)
+	return b.WithBookingOf(file), err
 }
 
 // books is ticket.At for the books of the journal at path.

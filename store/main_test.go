@@ -6,4 +6,4 @@ import (
 	"github.com/ticketd/ticket/store/internal/storetest"
 )
 
-func TestMain(m *testing.M) { storetest.Main(m, nil) }
+func TestMain(m *testing.M) { storetest.Main(m, map[string]func() int{"book": bookChild}) }

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -164,6 +165,7 @@ func (s *Store) read() (settlement, ticket.State, error) {
 	if err != nil {
 		return settlement{state: file}, file, err
 	}
+	st.lapse(time.Now()) // counted as released, recorded by the next writer
 	return st, file, nil
 }
 
@@ -174,7 +176,8 @@ func (s *Store) read() (settlement, ticket.State, error) {
 // committed together (see package store/group).
 //
 // It returns ticket.ErrSoldOut (with the Receipt's State filled in) when
-// fewer than qty are left, ErrLocked when the lock was not had in time,
+// fewer than qty are left, ticket.ErrLimit when the sale's per-buyer limit
+// would be passed, ErrLocked when the lock was not had in time,
 // errors wrapping ticket.ErrInvalid for a ticket file or journal it refuses
 // (untouched), and ErrUnconfirmed for a sale that was committed but not
 // confirmed durable. Any other error means nothing was sold.
@@ -193,13 +196,15 @@ func (s *Store) Buy(ctx context.Context, buyer string, qty int64) (Receipt, erro
 	)
 	err := s.update(ctx, func(state ticket.State, _ *journal) (ticket.State, []ticket.Record, error) {
 		r.State, before = state, state
-		next, err := state.Take(qty)
+		if err := allowed(state, buyer, qty); err != nil {
+			return state, nil, err
+		}
+		next, sale, err := state.Next(ticket.Record{Kind: ticket.KindSale, Buyer: buyer, Qty: qty, PID: os.Getpid(), Time: time.Now().UTC()})
 		if errors.Is(err, ticket.ErrSoldOut) {
 			return state, nil, err
 		} else if err != nil { // the file cannot take a sale (its version cannot grow)
 			return state, nil, fmt.Errorf("%s: %w", s.path, err)
 		}
-		sale := ticket.Record{Seq: next.Version(), Buyer: buyer, Qty: qty, Left: next.Left(), Total: next.Total(), PID: os.Getpid(), Time: time.Now().UTC()}
 		r.Sale, r.State = sale, next // kept if the sale may stand (ErrUnconfirmed)
 		return next, []ticket.Record{sale}, nil
 	})
@@ -300,6 +305,8 @@ func (s *Store) locked(p paths, l files.Like, fn change, done func(error)) (err 
 		return err
 	}
 	s.warn(removeStale(p.tmp))
+	st.lapse(time.Now())
+	j.lapsed = st.lapsed
 	next, records, ferr := fn(st.state, j)
 	if ferr != nil {
 		next, records = st.state, nil
@@ -309,7 +316,7 @@ func (s *Store) locked(p paths, l files.Like, fn change, done func(error)) (err 
 		return ferr
 	}
 	var lines []byte
-	for _, r := range append(st.add, records...) {
+	for _, r := range slices.Concat(st.add, st.lapsed, records) {
 		lines = r.AppendLine(lines)
 	}
 	if err := j.append(lines, st.committed); err != nil {
@@ -395,7 +402,7 @@ func (s *Store) keepDisplaced(p paths, j *journal, like files.Like, read, next t
 	note := ""
 	kept, err := ticket.At(next.Version(), left, total)
 	if err == nil {
-		err = (writer{noSync: true}).replace(p.ticket, p.tmp, kept.WithMembersOf(next).Encode(), like)
+		err = (writer{noSync: true}).replace(p.ticket, p.tmp, kept.WithBookingOf(next).WithMembersOf(next).Encode(), like)
 	}
 	if err != nil {
 		s.warn(fmt.Sprintf("%s: another process replaced it while this one held the lock (was %s deleted?) and changed the count by %d, which could not be kept: %v", p.ticket, p.lock, -taken, err))
@@ -604,7 +611,7 @@ func (s *Store) Restore(ctx context.Context, state ticket.State, records []ticke
 // another so far. Records that do not follow are written as they are, for
 // Verify to report, as Restore promises.
 func journalOf(state ticket.State, records []ticket.Record) []byte {
-	init := ticket.Record{Kind: ticket.KindInit, Seq: state.Version(), Left: state.Left(), Total: state.Total(), Time: time.Now().UTC()}
+	init := ticket.Record{Kind: ticket.KindInit, Seq: state.Version(), Left: state.Left(), Total: state.Total(), Limit: state.Limit(), Time: time.Now().UTC()}
 	rest := records
 	switch {
 	case len(records) > 0 && records[0].Kind == ticket.KindInit:

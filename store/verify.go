@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/ticketd/ticket/store/internal/files"
 	"github.com/ticketd/ticket/store/lock"
@@ -26,7 +27,8 @@ import (
 // records a crashed buyer left uncommitted (cut), records a reboot left
 // committed beyond the ticket file (written), an unfinished last line
 // (cut), and a count another process changed under the lock (recorded as
-// taken or added outside ticket). These are counted as they will be.
+// taken or added outside ticket), and holds that expired (released as
+// lapsed). These are counted as they will be.
 //
 // It returns an error only when it cannot check (the ticket file is missing
 // or invalid, the lock is busy past ctx, I/O fails); an unbalanced journal
@@ -58,6 +60,7 @@ func (s *Store) Verify(ctx context.Context) (Report, error) {
 	if serr != nil {
 		l.Problem("%v", serr)
 	} else {
+		st.lapse(time.Now()) // counted as released; the next writer records it
 		r.State = st.state
 	}
 	// The journal's committed end: the ticket file's version, or beyond
@@ -100,9 +103,13 @@ func (s *Store) Verify(ctx context.Context) (Report, error) {
 		pending = append(pending, fmt.Sprintf("#%d: %s: another process changed the ticket file's count under the lock (the next buy records it)", rec.Seq, rec.Describe()))
 		l.Add(rec)
 	}
+	for _, rec := range st.lapsed {
+		pending = append(pending, fmt.Sprintf("#%d: %s (expired; the next writer records it)", rec.Seq, rec.Describe()))
+		l.Add(rec)
+	}
 	r.Pending = strings.Join(pending, "; ")
 	l.Check(r.State, "the journal's last record", "the ticket file")
-	r.Counts, r.Problems = l.Counts(), l.Problems()
+	r.Counts, r.Booked, r.Problems = l.Counts(), l.Bookings(), l.Problems()
 	return r, nil
 }
 

@@ -162,12 +162,16 @@ func (r *Region) take(j Journal, state ticket.State) (batch []slot, err error) {
 	return batch, nil
 }
 
+// errBooking is a request decide leaves to buy alone (see decide).
+var errBooking = errors.New("a sale with holds or a limit buys alone")
+
 // decide applies the batch's requests to state in turn, writes each one's
 // intended outcome into its slot, and returns the slots it decided, the
 // new state and the records of the sales. Only ticket.ErrSoldOut is a
 // sold-out outcome: a request the state refuses for another reason (its
 // version cannot grow) is sent back to buy alone, where the buyer gets
-// that error itself, and the slots after it are decided on as before.
+// that error itself, and the slots after it are decided on as before. In a
+// sale with a per-buyer limit or open holds every request buys alone.
 func (r *Region) decide(batch []slot, state ticket.State) ([]slot, ticket.State, []ticket.Record) {
 	var records []ticket.Record
 	decided := batch[:0:0]
@@ -175,6 +179,11 @@ func (r *Region) decide(batch []slot, state ticket.State) ([]slot, ticket.State,
 	for _, s := range batch {
 		qty := s.i64(offQty).Load()
 		next, err := state.Take(qty)
+		if state.Limit() != 0 || state.Held() != 0 {
+			// A sale with a per-buyer limit or open holds: its records
+			// carry more than a slot publishes, so each buys alone.
+			err = errBooking
+		}
 		switch {
 		case errors.Is(err, ticket.ErrSoldOut):
 			s.i64(offSeq).Store(0) // sold out

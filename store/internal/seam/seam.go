@@ -68,4 +68,7 @@ var (
 	// NoSpareNameChecks: the file store writes over a spare that has
 	// other names (hard links) or is a file mounted over the spare's name.
 	NoSpareNameChecks bool
+	// NoLimitCheck: a buy or hold is not checked against the sale's
+	// per-buyer limit (the file store's transaction still counts it).
+	NoLimitCheck bool
 )

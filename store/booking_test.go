@@ -1,0 +1,472 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ticketd/ticket/store"
+	"github.com/ticketd/ticket/store/internal/seam"
+	"github.com/ticketd/ticket/store/internal/storetest"
+	"github.com/ticketd/ticket/ticket"
+)
+
+// The environment of a "book" child (see bookChild).
+const (
+	bookOp      = "STORE_TEST_BOOK_OP"      // buy, hold, confirm, release, return
+	bookArg     = "STORE_TEST_BOOK_ARG"     // hold: the duration; confirm, release: the hold id; return: the sale number
+	bookBuyer   = "STORE_TEST_BOOK_BUYER"   // buy, hold: the buyer
+	bookCrash   = "STORE_TEST_BOOK_CRASH"   // the step at which to die by SIGKILL
+	bookNoLimit = "STORE_TEST_BOOK_NOLIMIT" // set: the limit check is off (the negative control)
+)
+
+// bookChild makes one booking request and exits 0 done, 3 sold out, 8
+// limit reached, 9 hold lapsed, 1 anything else; it prints the hold's id
+// or the record's number. With bookCrash it SIGKILLs itself at that step.
+func bookChild() int {
+	path := os.Getenv(storetest.File)
+	seam.NoLimitCheck = os.Getenv(bookNoLimit) != ""
+	if step := os.Getenv(bookCrash); step != "" {
+		at := func(s string) {
+			if s == step {
+				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				time.Sleep(time.Hour)
+			}
+		}
+		seam.Fault = func(s string) error { at(s); return nil }
+		seam.Crash = at
+	}
+	s := store.Open(path, store.Options{})
+	ctx := context.Background()
+	arg, buyer := os.Getenv(bookArg), os.Getenv(bookBuyer)
+	var out string
+	var err error
+	switch os.Getenv(bookOp) {
+	case "buy":
+		var r store.Receipt
+		r, err = s.Buy(ctx, buyer, 1)
+		out = strconv.FormatInt(r.Sale.Seq, 10)
+	case "hold":
+		d, _ := time.ParseDuration(arg)
+		var r store.HoldReceipt
+		r, err = s.Hold(ctx, buyer, 1, d)
+		out = r.Hold.Hold
+	case "confirm":
+		var r store.Receipt
+		r, err = s.Confirm(ctx, arg)
+		out = strconv.FormatInt(r.Sale.Seq, 10)
+	case "release":
+		_, err = s.Release(ctx, arg)
+	case "return":
+		n, _ := strconv.ParseInt(arg, 10, 64)
+		var r ticket.Record
+		r, err = s.Return(ctx, n, 1)
+		out = strconv.FormatInt(r.Seq, 10)
+	}
+	if step := os.Getenv(bookCrash); step != "" {
+		fmt.Fprintf(os.Stderr, "step %s never reached: %v\n", step, err)
+		return 1
+	}
+	switch {
+	case err == nil:
+		fmt.Println(out)
+		return 0
+	case errors.Is(err, ticket.ErrSoldOut):
+		return 3
+	case errors.Is(err, ticket.ErrLimit):
+		return 8
+	case errors.Is(err, ticket.ErrHoldLapsed):
+		return 9
+	}
+	fmt.Fprintln(os.Stderr, err)
+	return 1
+}
+
+// book runs one book child to its end and returns its exit status and
+// what it printed.
+func book(t *testing.T, path string, env ...string) (int, string) {
+	t.Helper()
+	cmd := storetest.Child(t, "book", path, env...)
+	var stdout strings.Builder
+	cmd.Stdout = &stdout
+	storetest.StartChild(t, cmd)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, strings.TrimSpace(stdout.String())
+	case errors.As(err, &ee) && ee.Exited():
+		if ee.ExitCode() == 1 {
+			t.Logf("child %v: %s", env, cmd.Stderr)
+		}
+		return ee.ExitCode(), ""
+	case storetest.KilledBySIGKILL(err):
+		return -9, ""
+	}
+	t.Fatalf("book child %v: %v", env, err)
+	return 0, ""
+}
+
+// newLimitSale starts a sale of total tickets with a per-buyer limit.
+func newLimitSale(t *testing.T, total, limit int64) string {
+	t.Helper()
+	path := t.TempDir() + "/tickets.json"
+	if _, _, err := store.Open(path, store.Options{}).InitLimit(context.Background(), total, limit, store.Create); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestBookingFlow: hold, confirm (twice: one sale), release, return,
+// restock and removal through the store, the ticket file showing each, and
+// verify balancing after each.
+func TestBookingFlow(t *testing.T) {
+	ctx := context.Background()
+	path := newLimitSale(t, 5, 3)
+	s := store.Open(path, store.Options{})
+	h, err := s.Hold(ctx, "alice", 2, time.Hour)
+	if err != nil || h.State.Left() != 3 || h.State.Held() != 2 {
+		t.Fatalf("hold: %+v, %v", h, err)
+	}
+	storetest.MustBalance(t, path)
+	if _, err := s.Buy(ctx, "alice", 2); !errors.Is(err, ticket.ErrLimit) {
+		t.Fatalf("alice's buy of 2 beside a hold of 2 under a limit of 3: %v", err)
+	}
+	c, err := s.Confirm(ctx, h.Hold.Hold)
+	if err != nil || c.Sale.Kind != ticket.KindConfirm || c.Sale.Qty != 2 {
+		t.Fatalf("confirm: %+v, %v", c, err)
+	}
+	again, err := s.Confirm(ctx, h.Hold.Hold)
+	if err != nil || again.Sale.Seq != c.Sale.Seq {
+		t.Fatalf("the second confirm: %+v, %v; want the first, #%d", again, err, c.Sale.Seq)
+	}
+	if st, _ := s.Read(); st.Sold() != 2 || st.Held() != 0 || st.Left() != 3 || st.Version() != c.Sale.Seq {
+		t.Fatalf("after confirming twice: %v at %d", st, st.Version())
+	}
+	if _, err := s.Release(ctx, h.Hold.Hold); !errors.Is(err, store.ErrConfirmed) {
+		t.Fatalf("release of a confirmed hold: %v", err)
+	}
+	h2, _ := s.Hold(ctx, "bob", 1, time.Hour)
+	if _, err := s.Release(ctx, h2.Hold.Hold); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Confirm(ctx, h2.Hold.Hold); !errors.Is(err, ticket.ErrHoldLapsed) {
+		t.Fatalf("confirm of a released hold: %v", err)
+	}
+	if _, err := s.Return(ctx, c.Sale.Seq, 3); !errors.Is(err, ticket.ErrReturn) {
+		t.Fatalf("return of 3 of a sale of 2: %v", err)
+	}
+	if r, err := s.Return(ctx, c.Sale.Seq, 0); err != nil || r.Qty != 2 || r.Buyer != "alice" {
+		t.Fatalf("return of all: %+v, %v", r, err)
+	}
+	if _, err := s.Return(ctx, c.Sale.Seq, 1); !errors.Is(err, ticket.ErrReturn) {
+		t.Fatalf("a second return: %v", err)
+	}
+	if _, _, err := s.Restock(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Restock(ctx, -8); !errors.Is(err, ticket.ErrSoldOut) {
+		t.Fatalf("removing 8 of 7 left: %v", err)
+	}
+	if _, st, err := s.Restock(ctx, -7); err != nil || st.Left() != 0 || st.Total() != 0 {
+		t.Fatalf("removing all: %v, %v", st, err)
+	}
+	rep := storetest.MustBalance(t, path)
+	if rep.Booked.Confirmed != 2 || rep.Booked.Returned != 2 || rep.Booked.Released != 1 || rep.Booked.Removed != 7 {
+		t.Fatalf("verify counts %+v", rep.Booked)
+	}
+}
+
+// TestBookingRefusals: bad requests are refused with their sentinel and
+// leave the files as they were.
+func TestBookingRefusals(t *testing.T) {
+	ctx := context.Background()
+	path := newLimitSale(t, 5, 2)
+	s := store.Open(path, store.Options{})
+	r, err := s.Buy(ctx, "alice", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := newLimitSale(t, 5, 2)
+	oh, err := store.Open(other, store.Options{}).Hold(ctx, "x", 1, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := storetest.TakeSnapshot(t, path)
+	for _, c := range []struct {
+		name string
+		do   func() error
+		want error
+	}{
+		{"unknown hold", func() error { _, err := s.Confirm(ctx, "99-0a1b2c3d"); return err }, ticket.ErrUnknownHold},
+		{"not a hold id", func() error { _, err := s.Confirm(ctx, "abc"); return err }, ticket.ErrUnknownHold},
+		{"hold of another sale", func() error { _, err := s.Confirm(ctx, oh.Hold.Hold); return err }, ticket.ErrUnknownHold},
+		{"hold for 0", func() error { _, err := s.Hold(ctx, "bob", 1, 0); return err }, store.ErrDuration},
+		{"return beyond the sale", func() error { _, err := s.Return(ctx, r.Sale.Seq, 3); return err }, ticket.ErrReturn},
+		{"return of no sale", func() error { _, err := s.Return(ctx, 0, 1); return err }, ticket.ErrUnknownSale},
+		{"return of the init record", func() error { _, err := s.Return(ctx, r.Sale.Seq+5, 1); return err }, ticket.ErrUnknownSale},
+		{"over the limit", func() error { _, err := s.Hold(ctx, "alice", 1, time.Hour); return err }, ticket.ErrLimit},
+		{"limit below a holding", func() error { _, _, err := s.SetLimit(ctx, 1); return err }, ticket.ErrLimit},
+	} {
+		if err := c.do(); !errors.Is(err, c.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: %v, want %v on one line", c.name, err, c.want)
+		}
+	}
+	if after := storetest.TakeSnapshot(t, path); !bytes.Equal(after.Ticket, before.Ticket) || !bytes.Equal(after.Journal, before.Journal) || after.Tmp {
+		t.Fatalf("a refusal changed the files:\n%+v\n%+v", before, after)
+	}
+}
+
+// TestHoldLapses: an expired hold counts as released for readers, who
+// write nothing; the next writer records the release, and a confirm then
+// says it lapsed.
+func TestHoldLapses(t *testing.T) {
+	ctx := context.Background()
+	path := storetest.NewSale(t, 3)
+	s := store.Open(path, store.Options{})
+	h, err := s.Hold(ctx, "alice", 2, time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for time.Now().Before(h.Hold.Expires.Add(time.Millisecond)) {
+		time.Sleep(time.Millisecond)
+	}
+	before := storetest.TakeSnapshot(t, path)
+	if st, err := s.Read(); err != nil || st.Left() != 3 || st.Held() != 0 {
+		t.Fatalf("read after expiry: %v, %v", st, err)
+	}
+	rep := storetest.MustBalance(t, path)
+	if !strings.Contains(rep.Pending, "lapsed") || rep.State.Held() != 0 {
+		t.Fatalf("verify after expiry: pending %q, %v", rep.Pending, rep.State)
+	}
+	if after := storetest.TakeSnapshot(t, path); !bytes.Equal(after.Ticket, before.Ticket) || !bytes.Equal(after.Journal, before.Journal) {
+		t.Fatal("a reader wrote")
+	}
+	if _, err := s.Confirm(ctx, h.Hold.Hold); !errors.Is(err, ticket.ErrHoldLapsed) || !strings.Contains(err.Error(), "lapsed") {
+		t.Fatalf("confirm after expiry: %v", err)
+	}
+	rep = storetest.MustBalance(t, path)
+	if rep.Pending != "" || rep.Booked.Lapsed != 2 || rep.State.Left() != 3 {
+		t.Fatalf("after the lapse was recorded: %+v", rep)
+	}
+}
+
+// TestLimitRace: many processes buy (or hold) as one buyer against a
+// limit of K: exactly K succeed, the rest are refused with ErrLimit. The
+// negative control switches the limit check off in the children
+// (seam.NoLimitCheck), and the same race then gives the buyer more than K.
+func TestLimitRace(t *testing.T) {
+	const n, k = 12, 3
+	for _, control := range []bool{false, true} {
+		for _, op := range []string{"buy", "hold"} {
+			t.Run(fmt.Sprintf("%s/control=%v", op, control), func(t *testing.T) {
+				path := newLimitSale(t, 2*n, k)
+				env := []string{bookOp + "=" + op, bookBuyer + "=alice", bookArg + "=1h"}
+				if control {
+					env = append(env, bookNoLimit+"=1")
+				}
+				codes := make(chan int, n)
+				var wg sync.WaitGroup
+				for range n {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						code, _ := book(t, path, env...)
+						codes <- code
+					}()
+				}
+				wg.Wait()
+				close(codes)
+				count := map[int]int{}
+				for c := range codes {
+					count[c]++
+				}
+				st, err := store.Open(path, store.Options{}).Read()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if control {
+					if count[0] <= k || st.Holding("alice") <= k {
+						t.Fatalf("without the check: %v, alice has %d: the race never overstepped the limit, so it proves nothing", count, st.Holding("alice"))
+					}
+					rep, err := store.Open(path, store.Options{}).Verify(context.Background())
+					if err != nil || !strings.Contains(strings.Join(rep.Problems, "\n"), "more than the limit") {
+						t.Fatalf("verify did not find alice above the limit: %q, %v", rep.Problems, err)
+					}
+					return
+				}
+				if count[0] != k || count[8] != n-k || st.Holding("alice") != k {
+					t.Fatalf("outcomes %v (want %d done, %d refused with exit 8), alice has %d", count, k, n-k, st.Holding("alice"))
+				}
+				storetest.MustBalance(t, path)
+			})
+		}
+	}
+}
+
+// TestConfirmRacesExpiry: a confirm started in another process just as
+// its hold expires, while other processes write (and so may record the
+// lapse): exactly one outcome each round, the confirm's sale or the
+// lapse, never both, and the books balance.
+func TestConfirmRacesExpiry(t *testing.T) {
+	rounds := 8
+	if os.Getenv("TICKET_TEST_LONG") != "" {
+		rounds = 60
+	}
+	path := storetest.NewSale(t, int64(rounds))
+	s := store.Open(path, store.Options{})
+	outcomes := map[int]int{}
+	for i := range rounds {
+		h, err := s.Hold(context.Background(), "racer", 1, time.Duration(5+8*(i%8))*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var code int
+		wg.Add(2)
+		go func() { defer wg.Done(); code, _ = book(t, path, bookOp+"=confirm", bookArg+"="+h.Hold.Hold) }()
+		go func() {
+			defer wg.Done()
+			book(t, path, bookOp+"=hold", bookBuyer+"=other", bookArg+"=1ns") // a writer that records lapses
+		}()
+		wg.Wait()
+		outcomes[code]++
+		var confirms, releases int
+		for r, err := range s.Sales() {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Hold == h.Hold.Hold {
+				switch r.Kind {
+				case ticket.KindConfirm:
+					confirms++
+				case ticket.KindRelease:
+					releases++
+				}
+			}
+		}
+		// The lapse may still be only pending (no writer after it).
+		if st, _ := s.Read(); st.Held() != 0 && code != 0 {
+			t.Fatalf("round %d: the confirm said %d, yet the hold is still held", i, code)
+		}
+		switch {
+		case code == 0 && (confirms != 1 || releases != 0):
+			t.Fatalf("round %d: confirmed, yet the journal has %d confirms, %d releases of the hold", i, confirms, releases)
+		case code == 9 && (confirms != 0 || releases > 1):
+			t.Fatalf("round %d: lapsed, yet the journal has %d confirms, %d releases", i, confirms, releases)
+		case code != 0 && code != 9:
+			t.Fatalf("round %d: confirm exited %d", i, code)
+		}
+		storetest.MustBalance(t, path)
+	}
+	t.Logf("confirm outcomes over %d rounds: %v (0 confirmed, 9 lapsed)", rounds, outcomes)
+}
+
+// TestBookingCrash kills a process with SIGKILL in the middle of a hold,
+// a confirm and a return (after deciding, before and after the journal's
+// fsync, before the ticket file's rename): the books balance after each,
+// the request either happened wholly or not at all, and the sale goes on.
+func TestBookingCrash(t *testing.T) {
+	steps := []string{"", seam.JournalWrite, seam.JournalSync, seam.Rename}
+	for _, op := range []string{"hold", "confirm", "return"} {
+		for _, step := range steps {
+			if step == "" {
+				step = op + ".decided"
+			}
+			t.Run(op+"/"+step, func(t *testing.T) {
+				ctx := context.Background()
+				path := storetest.NewSale(t, 4, 1)
+				s := store.Open(path, store.Options{})
+				h, err := s.Hold(ctx, "setup", 1, time.Hour)
+				if err != nil {
+					t.Fatal(err)
+				}
+				env := []string{bookOp + "=" + op, bookCrash + "=" + step, bookBuyer + "=victim", bookArg + "=1h"}
+				switch op {
+				case "confirm":
+					env[3] = bookArg + "=" + h.Hold.Hold
+				case "return":
+					env[3] = bookArg + "=1"
+				}
+				if code, _ := book(t, path, env...); code != -9 {
+					t.Fatalf("the child exited %d, want death by SIGKILL", code)
+				}
+				storetest.MustBalance(t, path)
+				st, err := s.Read()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.Version() != h.State.Version() {
+					t.Fatalf("after a crash at %s before the rename, the sale is at version %d, want %d", step, st.Version(), h.State.Version())
+				}
+				// The sale goes on: every request works after it.
+				if _, err := s.Confirm(ctx, h.Hold.Hold); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := s.Return(ctx, 1, 1); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := s.Hold(ctx, "after", 1, time.Hour); err != nil {
+					t.Fatal(err)
+				}
+				if rep := storetest.MustBalance(t, path); rep.Pending != "" {
+					t.Fatalf("pending after recovery: %q", rep.Pending)
+				}
+			})
+		}
+	}
+}
+
+// TestHoldRushLapses: many processes hold at once, a third of them
+// confirm, the rest let their holds lapse: at the end every ticket is sold
+// or back in stock, none held, and the books balance.
+func TestHoldRushLapses(t *testing.T) {
+	const n, total = 15, 10
+	path := storetest.NewSale(t, total)
+	var wg sync.WaitGroup
+	ids := make([]string, n)
+	codes := make([]int, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := "20ms"
+			if i%3 == 0 {
+				d = "1h"
+			}
+			codes[i], ids[i] = book(t, path, bookOp+"=hold", bookBuyer+"="+fmt.Sprint("b", i), bookArg+"="+d)
+		}()
+	}
+	wg.Wait()
+	confirmed := 0
+	for i := range n {
+		if codes[i] != 0 && codes[i] != 3 {
+			t.Fatalf("hold %d exited %d", i, codes[i])
+		}
+		if codes[i] == 0 && i%3 == 0 {
+			if code, _ := book(t, path, bookOp+"=confirm", bookArg+"="+ids[i]); code != 0 {
+				t.Fatalf("confirm of %s exited %d", ids[i], code)
+			}
+			confirmed++
+		}
+	}
+	time.Sleep(30 * time.Millisecond) // past every short hold's expiry
+	if code, _ := book(t, path, bookOp+"=buy", bookBuyer+"=late"); code != 0 && code != 3 {
+		t.Fatalf("the last buy exited %d", code)
+	}
+	rep := storetest.MustBalance(t, path)
+	st := rep.State
+	if st.Held() != 0 || rep.Pending != "" || st.Left()+st.Sold() != total || rep.Booked.Confirmed != int64(confirmed) || rep.Booked.Lapsed+rep.Booked.Confirmed != rep.Booked.Holds {
+		t.Fatalf("after the rush: %v, %+v, pending %q, %d confirmed", st, rep.Booked, rep.Pending, confirmed)
+	}
+	t.Logf("%d holders: %d held, %d confirmed, %d lapsed; %v", n, rep.Booked.Holds, rep.Booked.Confirmed, rep.Booked.Lapsed, st)
+}
