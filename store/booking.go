@@ -56,7 +56,7 @@ func (s *Store) commitRecord(ctx context.Context, decide func(state ticket.State
 		after = state
 		r, err := decide(state, j)
 		if err != nil {
-			return state, nil, err
+			return state, nil, s.named(err)
 		}
 		if r.Seq != 0 { // an outcome already recorded (see Confirm)
 			rec = r
@@ -75,10 +75,17 @@ func (s *Store) commitRecord(ctx context.Context, decide func(state ticket.State
 	return rec, after, err
 }
 
-// named wraps a refusal of the ticket file's state with its path, leaving
-// the outcomes a caller branches on (sold out, no such hold) as they are.
+// named wraps a refusal with the ticket file's path, so that its one-line
+// message names the sale: an invalid state, or a request the sale refuses.
+// Errors that name a file already (the journal's) are left as they are.
 func (s *Store) named(err error) error {
-	if errors.Is(err, ticket.ErrInvalid) {
+	var je *journalError
+	switch {
+	case err == nil, errors.As(err, &je):
+		return err
+	case errors.Is(err, ticket.ErrInvalid), errors.Is(err, ticket.ErrLimit), errors.Is(err, ErrNoLimit), errors.Is(err, ticket.ErrHoldLapsed),
+		errors.Is(err, ticket.ErrUnknownHold), errors.Is(err, ticket.ErrUnknownSale), errors.Is(err, ticket.ErrReturn),
+		errors.Is(err, ticket.ErrSoldOut), errors.Is(err, ErrConfirmed):
 		return fmt.Errorf("%s: %w", s.path, err)
 	}
 	return err
@@ -142,7 +149,7 @@ var ErrConfirmed = errors.New("hold was confirmed")
 func (s *Store) closeHold(ctx context.Context, id string, kind ticket.Kind) (ticket.Record, ticket.State, error) {
 	seq, err := ticket.HoldSeq(id)
 	if err != nil {
-		return ticket.Record{}, ticket.State{}, err
+		return ticket.Record{}, ticket.State{}, s.named(err)
 	}
 	return s.commitRecord(ctx, func(state ticket.State, j *journal) (ticket.Record, error) {
 		if _, open := state.FindHold(id); open {
@@ -157,7 +164,7 @@ func (s *Store) closeHold(ctx context.Context, id string, kind ticket.Kind) (tic
 		}
 		end, err := j.holdEnd(state, id, seq)
 		if err != nil {
-			return ticket.Record{}, s.named(err)
+			return ticket.Record{}, err
 		}
 		switch {
 		case end.Kind == ticket.KindConfirm && kind == ticket.KindConfirm:
@@ -217,12 +224,12 @@ func (s *Store) Return(ctx context.Context, sale, qty int64) (ticket.Record, err
 		return ticket.Record{}, ticket.ErrQuantity
 	}
 	if sale < 1 {
-		return ticket.Record{}, fmt.Errorf("sale #%d: %w", sale, ticket.ErrUnknownSale)
+		return ticket.Record{}, s.named(fmt.Errorf("sale #%d: %w", sale, ticket.ErrUnknownSale))
 	}
 	rec, _, err := s.commitRecord(ctx, func(state ticket.State, j *journal) (ticket.Record, error) {
 		buyer, has, err := j.saleLeft(state, sale)
 		if err != nil {
-			return ticket.Record{}, s.named(err)
+			return ticket.Record{}, err
 		}
 		n := qty
 		if n == 0 {
@@ -293,7 +300,7 @@ func (s *Store) SetLimit(ctx context.Context, k int64) (ticket.Record, ticket.St
 	}
 	return s.commitRecord(ctx, func(state ticket.State, _ *journal) (ticket.Record, error) {
 		if state.Limit() == 0 {
-			return ticket.Record{}, fmt.Errorf("%s: %w (it is set when the sale starts)", s.path, ErrNoLimit)
+			return ticket.Record{}, fmt.Errorf("%w (it is set when the sale starts)", ErrNoLimit)
 		}
 		return ticket.Record{Kind: ticket.KindLimit, Limit: k, PID: os.Getpid(), Time: time.Now().UTC()}, nil
 	})

@@ -197,7 +197,7 @@ func (s *Store) Buy(ctx context.Context, buyer string, qty int64) (Receipt, erro
 	err := s.update(ctx, func(state ticket.State, _ *journal) (ticket.State, []ticket.Record, error) {
 		r.State, before = state, state
 		if err := allowed(state, buyer, qty); err != nil {
-			return state, nil, err
+			return state, nil, s.named(err)
 		}
 		next, sale, err := state.Next(ticket.Record{Kind: ticket.KindSale, Buyer: buyer, Qty: qty, PID: os.Getpid(), Time: time.Now().UTC()})
 		if errors.Is(err, ticket.ErrSoldOut) {

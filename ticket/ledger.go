@@ -199,6 +199,7 @@ type Bookings struct {
 	Lapsed    int64 // tickets held, then lapsed
 	Returned  int64 // tickets returned
 	Removed   int64 // tickets taken out of the stock by the seller
+	Restocked int64 // tickets added by the seller through ticket (not counted in Counts.Added)
 }
 
 // Counts returns what the records so far did.
@@ -267,7 +268,11 @@ func (l *Ledger) Add(rec Record) {
 	case KindOutside:
 		l.counts.Outside += rec.Qty
 	case KindRestock:
-		l.counts.Added += rec.Qty
+		if rec.PID != 0 {
+			l.booked.Restocked += rec.Qty
+		} else {
+			l.counts.Added += rec.Qty
+		}
 		l.restock += rec.Qty
 		l.total += rec.Qty
 	case KindRemove:

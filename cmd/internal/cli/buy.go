@@ -47,12 +47,13 @@ SIGTERM or SIGHUP always ends a buy: before it was sent, exit 130, 143 or
 acknowledged once N replicas have it; exit 6 if they did not confirm it.`,
 		exitNote{exitOK, "bought"},
 		exitNote{exitError, ""},
-		exitNote{exitUsage, ""},
+		exitNote{exitUsage, "bad flags, or no --buyer in a sale started with ticket init --limit"},
 		exitNote{exitSoldOut, "fewer than K left; nothing bought"},
 		exitNote{exitLocked, "the lock was not acquired within --wait (or at once, with --nowait); nothing bought"},
 		exitNote{exitInvalid, ""},
 		exitNote{exitUnconfirmed, "the sale is recorded, but not confirmed durable or not reported: check with ticket show --sales"},
 		exitNote{exitUnreachable, "Redis could not be reached or timed out; the message says whether anything may have been bought"},
+		exitNote{exitLimit, "the buyer would have more than the sale's per-buyer limit (ticket init --limit); nothing bought"},
 		signalExits[0], signalExits[1], signalExits[2])
 	buyer := fs.String("buyer", "", "who is buying: `NAME` as recorded in the journal (default pid<PID>, unique per process; Redis: the request id)")
 	qty := wholeFlag(fs, "qty", 1, 0, math.MaxInt64, "buy `K` tickets, all or nothing")
@@ -109,6 +110,11 @@ acknowledged once N replicas have it; exit 6 if they did not confirm it.`,
 		return err
 	}
 	defer s.Close()
+	if !isRedis && !*unlocked {
+		if err := needBuyer(fs, s); err != nil {
+			return err
+		}
+	}
 	if *peek {
 		st, err := s.Read()
 		if err != nil {

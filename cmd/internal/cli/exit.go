@@ -23,6 +23,8 @@ const (
 	exitInvalid     = 5   // the ticket file or journal is invalid; left untouched
 	exitUnconfirmed = 6   // the sale is recorded but was not confirmed or reported
 	exitUnreachable = 7   // the backend (Redis) could not be reached, timed out or refused the credentials
+	exitLimit       = 8   // the buyer's per-buyer limit would be passed
+	exitLapsed      = 9   // the hold lapsed or was released
 	exitCannotRun   = 126 // ticket sem: COMMAND was found but could not be run
 	exitNotFound    = 127 // ticket sem: COMMAND was not found
 	exitSIGHUP      = 129 // hung up (SIGHUP: the terminal closed) before anything changed
@@ -44,6 +46,8 @@ var exitStatuses = []struct {
 	{exitInvalid, "invalid", "the ticket file or journal is invalid, and was left untouched"},
 	{exitUnconfirmed, "unconfirmed", "the sale is recorded, but was not confirmed durable or not reported"},
 	{exitUnreachable, "unreachable", "the backend (Redis) could not be reached, timed out or refused the credentials"},
+	{exitLimit, "limit", "the buyer's per-buyer limit would be passed; nothing bought or held"},
+	{exitLapsed, "lapsed", "the hold lapsed or was released; its tickets are back in stock"},
 	{exitCannotRun, "cannot run", "sem: COMMAND was found but could not be run"},
 	{exitNotFound, "not found", "sem: COMMAND was not found"},
 	{exitSIGHUP, "hung up", "SIGHUP (the terminal closed) while waiting; nothing was changed"},
@@ -159,7 +163,8 @@ func exitCode(err error, interrupted int) int {
 	case errors.As(err, &start):
 		return start.code
 	case errors.As(err, &usage), errors.As(err, &mismatch),
-		errors.Is(err, ticket.ErrQuantity), errors.Is(err, ticket.ErrBuyer), errors.Is(err, redisspec.ErrRequestID):
+		errors.Is(err, ticket.ErrQuantity), errors.Is(err, ticket.ErrBuyer), errors.Is(err, redisspec.ErrRequestID),
+		errors.Is(err, store.ErrDuration):
 		return exitUsage
 	case errors.As(err, &report), errors.Is(err, store.ErrUnconfirmed):
 		return exitUnconfirmed
@@ -169,6 +174,10 @@ func exitCode(err error, interrupted int) int {
 		return interrupted
 	case errors.Is(err, ticket.ErrSoldOut):
 		return exitSoldOut
+	case errors.Is(err, ticket.ErrLimit):
+		return exitLimit
+	case errors.Is(err, ticket.ErrHoldLapsed):
+		return exitLapsed
 	case errors.Is(err, store.ErrLocked):
 		return exitLocked
 	case errors.Is(err, ticket.ErrInvalid):

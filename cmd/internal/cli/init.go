@@ -5,15 +5,18 @@ import (
 	"math"
 
 	"github.com/ticketd/ticket/store"
+	"github.com/ticketd/ticket/ticket"
 )
 
 func runInit(c *cli, args []string) error {
-	fs, file := c.flagSet("--count N [--force] [--wait D | --nowait] [flags]", `
+	fs, file := c.flagSet("--count N [--limit K] [--force] [--wait D | --nowait] [flags]", `
 Create the ticket file with N tickets, an empty sales journal (PATH.journal)
 and the lock file (PATH.lock). It refuses to replace an existing ticket file
 unless --force, which resets the sale under the lock; the old journal is
 kept, renamed with a timestamp, never deleted. --force never overwrites a
-file it cannot parse.`,
+file it cannot parse. With --limit K no buyer may have more than K tickets
+at once (bought and not returned, plus held): buy and hold then need
+--buyer, and refuse with exit 8 what would pass the limit.`,
 		exitNote{exitOK, "created"},
 		exitNote{exitError, "the ticket file exists (without --force), or any other error"},
 		exitNote{exitUsage, ""},
@@ -22,6 +25,7 @@ file it cannot parse.`,
 		exitNote{exitUnreachable, ""},
 		signalExits[0], signalExits[1], signalExits[2])
 	count := wholeFlag(fs, "count", 0, 0, math.MaxInt64, "the number of tickets (required; 0 to 9223372036854775807)")
+	limit := wholeFlag(fs, "limit", 0, 1, math.MaxInt64, "at most `K` tickets a buyer may have at once, bought and not returned plus held (default: no limit); buy and hold then need --buyer")
 	force := fs.Bool("force", false, "reset an existing sale")
 	var wait waitFlags
 	wait.add(fs, "lock")
@@ -44,7 +48,18 @@ file it cannot parse.`,
 		return err
 	}
 	defer s.Close()
-	state, archive, err := s.Init(ctx, n, mode(*force))
+	var state ticket.State
+	var archive string
+	if fs.Changed("limit") {
+		f, ok := s.(*hinted).Backend.(*store.Store)
+		if !ok {
+			return fmt.Errorf("%s: --limit works on ticket files; a Redis sale does not take it yet", printable(*file))
+		}
+		state, archive, err = f.InitLimit(ctx, n, *limit, mode(*force))
+		err = s.(*hinted).hint(err, "init")
+	} else {
+		state, archive, err = s.Init(ctx, n, mode(*force))
+	}
 	if err != nil {
 		return err
 	}
@@ -55,10 +70,14 @@ file it cannot parse.`,
 			Left            int64  `json:"left"`
 			Total           int64  `json:"total"`
 			ArchivedJournal string `json:"archived_journal,omitempty"`
-		}{printable(*file), state.Left(), state.Total(), archive})
+			Limit           int64  `json:"limit,omitempty"`
+		}{printable(*file), state.Left(), state.Total(), archive, state.Limit()})
 	}
 	if archive != "" {
 		fmt.Fprintf(c.stderr, "ticket init: kept the old journal as %s\n", archive)
+	}
+	if state.Limit() != 0 {
+		return c.line("%s: %d %s, at most %d a buyer", printable(*file), state.Total(), plural(state.Total(), "ticket", "tickets"), state.Limit())
 	}
 	return c.line("%s: %d %s", printable(*file), state.Total(), plural(state.Total(), "ticket", "tickets"))
 }

@@ -11,12 +11,14 @@ import (
 
 func runShow(c *cli, args []string) error {
 	fs, file := c.flagSet("[--sales] [--json] [flags]", `
-Print the tickets left, the total and the number sold. It takes no lock:
+Print the tickets left, the total and the number sold (and held, when
+holds are open; an expired hold counts as released). It takes no lock:
 every write replaces the file by rename, so it always reads a whole version.
 With --sales it lists every record of the journal instead, oldest first:
-how the sale started, each sale ("alice bought 2"), and each change another
-process made to the count under the lock, which ticket records as tickets
-taken or added outside ticket.`,
+how the sale started, each sale ("alice bought 2"), each hold, confirm,
+release (or lapse), return and restock, and each change another process
+made to the count under the lock, which ticket records as tickets taken or
+added outside ticket.`,
 		exitNote{exitOK, ""},
 		exitNote{exitError, "the ticket file is missing, or any other error"},
 		exitNote{exitUsage, ""},
@@ -41,7 +43,7 @@ taken or added outside ticket.`,
 	}
 	dur := c.durability(s, true)
 	if c.json {
-		return c.result(stateJSON{printable(*file), state.Left(), state.Total(), state.Sold(), state.Version(), dur})
+		return c.result(stateJSON{printable(*file), state.Left(), state.Total(), state.Sold(), state.Version(), state.Held(), state.Limit(), dur})
 	}
 	return c.line("%s", state)
 }
@@ -53,6 +55,8 @@ type stateJSON struct {
 	Total   int64  `json:"total"`
 	Sold    int64  `json:"sold"`
 	Version int64  `json:"version"`
+	Held    int64  `json:"held,omitempty"`
+	Limit   int64  `json:"limit,omitempty"`
 
 	Durability string `json:"durability,omitempty"` // a Redis server's persistence, in words
 }

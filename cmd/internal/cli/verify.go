@@ -12,10 +12,13 @@ func runVerify(c *cli, args []string) error {
 Check, without changing anything, that the books balance: the ticket file
 is valid, the journal's records are numbered without gaps or repeats, each
 one's tickets left following from the one before, the total is the tickets
-left plus those sold, and the journal's last record is the ticket file's
-version. A count another process changed under the lock is a sale made (or
-stock added) outside ticket: counted, and noted as pending until the next
-buy records it. It holds the lock while it reads, and prints a one-line summary when
+left plus those held plus those sold, every confirm and release names an
+open hold and every return a sale that has the tickets, no buyer ever has
+more than the sale's limit, and the journal's last record is the ticket
+file's version. An expired hold counts as released. A count another
+process changed under the lock is a sale made (or stock added) outside
+ticket: counted, and noted as pending until the next buy records it. It
+holds the lock while it reads, and prints a one-line summary when
 everything balances, each discrepancy on stderr otherwise.
 
 For a Redis sale it reads the state and the end of the journal as they
@@ -79,6 +82,9 @@ wait_replicas, and its maxmemory-policy.`,
 		}
 		if r.Added > 0 {
 			outside += fmt.Sprintf(", %d added outside ticket", r.Added)
+		}
+		if b := r.Booked; b != (ticket.Bookings{}) {
+			outside += fmt.Sprintf(", %d held (%d confirmed, %d released, %d lapsed, %d held now), %d returned, %d added, %d removed", b.Holds, b.Confirmed, b.Released, b.Lapsed, r.State.Held(), b.Returned, b.Restocked, b.Removed)
 		}
 		switch {
 		case r.Sales == 0 && outside == "":
