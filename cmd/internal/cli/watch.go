@@ -9,14 +9,15 @@ import (
 
 func runWatch(c *cli, args []string) error {
 	fs, file := c.flagSet("[--every D] [--json] [flags]", `
-Print a heartbeat with the tickets left, at once and then every D, until the
-tickets are sold out or it is interrupted. It takes no
-lock: it reads whole versions of the ticket file, as ticket show does.
+Print a heartbeat with the tickets left (and held, while holds are open), at
+once and then every D, until the tickets are sold out, none left and none
+held, or it is interrupted. It takes no lock: it reads whole versions of the
+ticket file, as ticket show does, and counts an expired hold as released.
 
 ticket rush runs it as its heartbeat child, which never outlives the rush:
 it is stopped when the rush ends, and if the rush is killed (even with
 SIGKILL) it dies with it.`,
-		exitNote{exitOK, "sold out"},
+		exitNote{exitOK, "sold out: none left and none held"},
 		exitNote{exitError, ""},
 		exitNote{exitUsage, ""},
 		exitNote{exitInvalid, ""},
@@ -46,11 +47,15 @@ SIGKILL) it dies with it.`,
 			return err
 		}
 		if c.json {
-			err = c.result(heartbeat{printable(*file), state.Left(), state.Total(), state.Sold(), time.Now().UTC()})
+			err = c.result(heartbeat{printable(*file), state.Left(), state.Total(), state.Sold(), time.Now().UTC(), state.Held()})
+		} else if state.Held() != 0 {
+			err = c.line("heartbeat: %d left of %d, %d held", state.Left(), state.Total(), state.Held())
 		} else {
 			err = c.line("heartbeat: %d left of %d", state.Left(), state.Total())
 		}
-		if err != nil || state.Left() == 0 {
+		// Held tickets may come back (a hold released or lapsed): watch
+		// on while there are any.
+		if err != nil || state.Left() == 0 && state.Held() == 0 {
 			return err
 		}
 		select {
@@ -70,4 +75,5 @@ type heartbeat struct {
 	Total int64     `json:"total"`
 	Sold  int64     `json:"sold"`
 	Time  time.Time `json:"time"`
+	Held  int64     `json:"held,omitempty"` // tickets in open holds (an expired hold counts as released)
 }
