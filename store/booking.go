@@ -279,7 +279,7 @@ func (s *Store) Restock(ctx context.Context, delta int64) (ticket.Record, ticket
 		return ticket.Record{}, ticket.State{}, ticket.ErrQuantity
 	}
 	return s.commitRecord(ctx, func(ticket.State, *journal) (ticket.Record, error) {
-		r := ticket.Record{Kind: ticket.KindRestock, Qty: delta, PID: os.Getpid(), Time: time.Now().UTC()}
+		r := ticket.Record{Kind: ticket.KindAdd, Qty: delta, PID: os.Getpid(), Time: time.Now().UTC()}
 		if delta < 0 {
 			r.Kind, r.Qty = ticket.KindRemove, -delta
 		}

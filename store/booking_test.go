@@ -181,7 +181,7 @@ func TestBookingFlow(t *testing.T) {
 		t.Fatalf("removing all: %v, %v", st, err)
 	}
 	rep := storetest.MustBalance(t, path)
-	if rep.Booked.Confirmed != 2 || rep.Booked.Returned != 2 || rep.Booked.Released != 1 || rep.Booked.Removed != 7 {
+	if rep.Booked.Confirmed != 2 || rep.Booked.Returned != 2 || rep.Booked.Released != 1 || rep.Booked.Removed != 7 || rep.Booked.Restocked != 2 || rep.Added != 0 {
 		t.Fatalf("verify counts %+v", rep.Booked)
 	}
 }

@@ -620,9 +620,7 @@ func journalOf(state ticket.State, records []ticket.Record) []byte {
 		first := records[0]
 		init.Seq, init.Left = first.Seq-1, first.Left+first.Taken()
 		for _, r := range records {
-			if r.Kind == ticket.KindRestock {
-				init.Total -= r.Qty
-			}
+			init.Total -= r.Stocked()
 		}
 	}
 	lines := init.AppendLine(nil)

@@ -100,6 +100,8 @@ func FuzzParseRecord(f *testing.F) {
 		`{"seq":5,"kind":"return","sale":4,"buyer":"a","qty":1,"left":4,"total":5,"pid":9,"time":"2026-11-25T20:00:00Z"}`,
 		`{"seq":5,"kind":"return","sale":5,"buyer":"a","qty":1,"left":4,"total":5,"pid":9,"time":"2026-11-25T20:00:00Z"}`,
 		`{"seq":6,"kind":"remove","qty":1,"left":3,"total":4,"pid":9,"time":"2026-11-25T20:00:00Z"}`,
+		`{"seq":7,"kind":"add","qty":1,"left":4,"total":5,"pid":9,"time":"2026-11-25T20:00:00Z"}`,
+		`{"seq":7,"kind":"add","qty":1,"left":4,"total":5,"time":"2026-11-25T20:00:00Z"}`,
 		`{"seq":7,"kind":"restock","qty":1,"left":4,"total":5,"pid":9,"time":"2026-11-25T20:00:00Z"}`,
 		`{"seq":0,"kind":"init","left":5,"total":5,"limit":2,"time":"2026-11-25T20:00:00Z"}`,
 		`{"seq":8,"kind":"limit","left":5,"total":5,"limit":3,"pid":9,"time":"2026-11-25T20:00:00Z"}`,

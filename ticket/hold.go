@@ -140,7 +140,7 @@ func (s State) Expire(now time.Time) (State, []Record) {
 // nor that a return's sale has the tickets (the journal says).
 func (s State) Next(r Record) (State, Record, error) {
 	switch r.Kind {
-	case KindRestock, KindRemove, KindHold, KindReturn:
+	case KindRestock, KindAdd, KindRemove, KindHold, KindReturn:
 		if r.Qty < 1 {
 			return s, r, ErrQuantity
 		}
@@ -162,9 +162,9 @@ func (s State) Next(r Record) (State, Record, error) {
 		if r.Kind == KindSale {
 			next.holders = addHolding(s, r.Buyer, r.Qty)
 		}
-	case KindRestock:
+	case KindRestock, KindAdd:
 		if r.Qty > math.MaxInt64-s.total {
-			return s, r, invalidf("restock #%d of %d makes the total beyond int64", r.Seq, r.Qty)
+			return s, r, invalidf("%s #%d of %d makes the total beyond int64", r.Kind, r.Seq, r.Qty)
 		}
 		next.left += r.Qty
 		next.total += r.Qty

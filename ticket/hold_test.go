@@ -87,7 +87,7 @@ func TestBookingFlow(t *testing.T) {
 	if s.Holding("alice") != 1 || s.Sold() != 1 || s.Left() != 4 {
 		t.Fatalf("after a return: %v, alice %d", s, s.Holding("alice"))
 	}
-	step(Record{Kind: KindRestock, Qty: 2, PID: 1, Time: t0})
+	step(Record{Kind: KindAdd, Qty: 2, PID: 1, Time: t0})
 	step(Record{Kind: KindRemove, Qty: 6, PID: 1, Time: t0})
 	if s.Left() != 0 || s.Total() != 1 {
 		t.Fatalf("after +2 -6: %v", s)
@@ -184,5 +184,73 @@ func TestHoldSeq(t *testing.T) {
 		if _, err := HoldSeq(bad); !errors.Is(err, ErrUnknownHold) {
 			t.Errorf("HoldSeq(%q): %v", bad, err)
 		}
+	}
+}
+
+// TestStockKinds: "restock" keeps the one meaning it had before booking,
+// stock found added outside ticket, and its line stays what ticket writes
+// for it (no pid; a line with one is refused); stock the seller adds
+// through ticket is "add", which names its process. A journal with both
+// balances, each counted where it belongs.
+func TestStockKinds(t *testing.T) {
+	// A restock line as ticket writes it today: byte for byte the same
+	// after a round trip.
+	old := `{"seq":3,"kind":"restock","qty":3,"left":5,"total":8,"time":"2026-11-25T20:35:19.5Z"}`
+	r, err := ParseRecord([]byte(old))
+	if err != nil || r.Kind != KindRestock || r.Describe() != "3 added outside ticket" {
+		t.Fatalf("ParseRecord(%s) = %+v (%q), %v", old, r, r.Describe(), err)
+	}
+	if got := string(r.AppendLine(nil)); got != old+"\n" {
+		t.Fatalf("AppendLine = %q, want %q", got, old+"\n")
+	}
+	for _, bad := range []string{
+		`{"seq":3,"kind":"restock","qty":3,"left":5,"total":8,"pid":9,"time":"2026-11-25T20:35:19.5Z"}`,
+		`{"seq":3,"kind":"add","qty":3,"left":5,"total":8,"time":"2026-11-25T20:35:19.5Z"}`,
+	} {
+		if r, err := ParseRecord([]byte(bad)); !errors.Is(err, ErrInvalid) {
+			t.Errorf("ParseRecord(%s) = %+v, %v; want ErrInvalid", bad, r, err)
+		}
+	}
+	// What a settlement records for a count found higher is a restock.
+	five, _ := New(5)
+	five, _ = next(t, five, Record{Kind: KindSale, Buyer: "a", Qty: 2})
+	found, _ := At(five.Version(), 6, 6)
+	_, rec, ok := Reconcile(five, found, t0)
+	if !ok || rec.Kind != KindRestock || rec.Qty != 3 || rec.PID != 0 {
+		t.Fatalf("Reconcile of a count raised by 3: %+v, %v", rec, ok)
+	}
+	// The seller's add and remove, beside it.
+	s := five
+	var l Ledger
+	l.Add(Record{Kind: KindInit, Left: 5, Total: 5})
+	for _, r := range []Record{
+		{Kind: KindSale, Buyer: "a", Qty: 2, PID: 1},
+		{Kind: KindAdd, Qty: 4, PID: 1},
+		{Kind: KindRemove, Qty: 1, PID: 1},
+	} {
+		var rec Record
+		if r.Kind == KindSale {
+			rec = Record{Seq: 1, Buyer: "a", Qty: 2, Left: 3, Total: 5, PID: 1}
+		} else {
+			s, rec = next(t, s, r)
+		}
+		line := rec.AppendLine(nil)
+		back, err := ParseRecord(line[:len(line)-1])
+		if err != nil || back.Kind != r.Kind {
+			t.Fatalf("the line %q parses as %+v, %v", line, back, err)
+		}
+		l.Add(back)
+	}
+	s, rec = next(t, s, Record{Kind: KindRestock, Qty: 3})
+	l.Add(rec)
+	if got := rec.Describe(); got != "3 added outside ticket" {
+		t.Fatalf("a restock describes itself as %q", got)
+	}
+	l.Check(s, "the last record", "the state")
+	if p := l.Problems(); len(p) != 0 {
+		t.Fatalf("problems: %q", p)
+	}
+	if l.Counts().Added != 3 || l.Bookings().Restocked != 4 || l.Bookings().Removed != 1 || s.Total() != 11 || s.Left() != 9 {
+		t.Fatalf("counts %+v, bookings %+v, state %v", l.Counts(), l.Bookings(), s)
 	}
 }

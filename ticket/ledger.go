@@ -188,7 +188,7 @@ type Counts struct {
 	Sales   int64 // sales (records of kind sale)
 	Tickets int64 // tickets those sales took
 	Outside int64 // tickets taken outside ticket
-	Added   int64 // tickets added outside ticket (and by a restock)
+	Added   int64 // tickets added outside ticket (restock records)
 }
 
 // Bookings are what a journal's booking records did, in tickets.
@@ -199,7 +199,7 @@ type Bookings struct {
 	Lapsed    int64 // tickets held, then lapsed
 	Returned  int64 // tickets returned
 	Removed   int64 // tickets taken out of the stock by the seller
-	Restocked int64 // tickets added by the seller through ticket (not counted in Counts.Added)
+	Restocked int64 // tickets added by the seller through ticket (add records; not counted in Counts.Added)
 }
 
 // Counts returns what the records so far did.
@@ -247,13 +247,7 @@ func (l *Ledger) Add(rec Record) {
 		l.left = rec.Left + rec.Taken()
 		l.left0 = l.left
 		if rec.Total != 0 {
-			l.total, l.known = rec.Total, true
-			switch rec.Kind {
-			case KindRestock:
-				l.total -= rec.Qty
-			case KindRemove:
-				l.total += rec.Qty
-			}
+			l.total, l.known = rec.Total-rec.Stocked(), true
 		}
 	} else if rec.Seq != l.last.Seq+1 {
 		l.Problem("record #%d follows record #%d: sequence numbers must run up by one without gaps or repeats", rec.Seq, l.last.Seq)
@@ -268,11 +262,11 @@ func (l *Ledger) Add(rec Record) {
 	case KindOutside:
 		l.counts.Outside += rec.Qty
 	case KindRestock:
-		if rec.PID != 0 {
-			l.booked.Restocked += rec.Qty
-		} else {
-			l.counts.Added += rec.Qty
-		}
+		l.counts.Added += rec.Qty
+		l.restock += rec.Qty
+		l.total += rec.Qty
+	case KindAdd:
+		l.booked.Restocked += rec.Qty
 		l.restock += rec.Qty
 		l.total += rec.Qty
 	case KindRemove:

@@ -27,8 +27,10 @@ const (
 	// found lower than the books say, changed under the lock by a buyer
 	// that follows the lock protocol without writing to the journal.
 	KindOutside Kind = "outside"
-	// KindRestock is Qty tickets added: "count" was found higher than the
-	// books say (stock added by hand, under the lock). Total grows by Qty.
+	// KindRestock is Qty tickets added outside ticket: "count" was found
+	// higher than the books say (stock added by hand, under the lock).
+	// Total grows by Qty. Only a settlement records it, and its line has no
+	// "pid": stock the seller adds through ticket is KindAdd.
 	KindRestock Kind = "restock"
 	// KindInit starts the books: the sale has Total tickets, Left of them
 	// not yet sold, at version Seq. It is the first record of a journal
@@ -46,8 +48,12 @@ const (
 	// KindReturn gives back Qty tickets of sale number Sale (a sale or a
 	// confirm), which Buyer made.
 	KindReturn Kind = "return"
-	// KindRemove is Qty tickets the seller took out of the stock: left and
-	// total fall by Qty.
+	// KindAdd is Qty tickets the seller added through ticket (Store.Restock):
+	// left and total grow by Qty. Unlike KindRestock, which ticket finds
+	// after the fact, it names the process that made it.
+	KindAdd Kind = "add"
+	// KindRemove is Qty tickets the seller took out of the stock through
+	// ticket: left and total fall by Qty.
 	KindRemove Kind = "remove"
 	// KindLimit changes the per-buyer limit of a sale that has one to
 	// Limit; it moves no ticket.
@@ -61,7 +67,7 @@ const (
 )
 
 // String names the kind for people: "sale", "outside", "restock", "init",
-// "hold", "confirm", "release", "return", "remove".
+// "hold", "confirm", "release", "return", "add", "remove", "limit".
 func (k Kind) String() string {
 	if k == KindSale {
 		return "sale"
@@ -85,18 +91,32 @@ type Record struct {
 	Total   int64     `json:"total,omitempty"`  // the sale's size after this record; 0 in lines written before it was recorded
 	Limit   int64     `json:"limit,omitempty"`  // init: the per-buyer limit, 0 for none
 	Expires time.Time `json:"expires,omitzero"` // hold: when it lapses
-	PID     int       `json:"pid,omitempty"`    // the process that made it (a sale, hold, confirm, return, remove; a restock made by ticket)
+	PID     int       `json:"pid,omitempty"`    // the process that made it (a sale, hold, confirm, return, add, remove, limit)
 	Time    time.Time `json:"time"`             // when the record was committed, UTC
 }
 
 // Taken returns the tickets the record took out of "count": its Qty for a
 // sale, a change made outside ticket, a hold or a removal, minus its Qty
-// for a restock, a release or a return, 0 for an init or confirm record.
+// for a restock, an add, a release or a return, 0 for an init, confirm or
+// limit record.
 func (s Record) Taken() int64 {
 	switch s.Kind {
 	case KindSale, KindOutside, KindHold, KindRemove:
 		return s.Qty
-	case KindRestock, KindRelease, KindReturn:
+	case KindRestock, KindAdd, KindRelease, KindReturn:
+		return -s.Qty
+	}
+	return 0
+}
+
+// Stocked returns what the record changed the sale's total by: its Qty for
+// stock added (outside ticket, or through it), minus its Qty for stock
+// removed, 0 for every other kind.
+func (s Record) Stocked() int64 {
+	switch s.Kind {
+	case KindRestock, KindAdd:
+		return s.Qty
+	case KindRemove:
 		return -s.Qty
 	}
 	return 0
@@ -109,10 +129,9 @@ func (s Record) Describe() string {
 	case KindOutside:
 		return fmt.Sprintf("%d taken outside ticket", s.Qty)
 	case KindRestock:
-		if s.PID != 0 {
-			return fmt.Sprintf("%d added", s.Qty)
-		}
 		return fmt.Sprintf("%d added outside ticket", s.Qty)
+	case KindAdd:
+		return fmt.Sprintf("%d added", s.Qty)
 	case KindRemove:
 		return fmt.Sprintf("%d removed", s.Qty)
 	case KindLimit:
@@ -231,7 +250,7 @@ func (s Record) AppendLine(b []byte) []byte {
 		b = s.Expires.UTC().AppendFormat(b, time.RFC3339Nano)
 		b = append(b, '"')
 	}
-	if in("pid") || s.Kind == KindRestock && s.PID != 0 {
+	if in("pid") {
 		num("pid", int64(s.PID))
 	}
 	b = append(b, `,"time":"`...)
@@ -242,7 +261,7 @@ func (s Record) AppendLine(b []byte) []byte {
 // recordMembers lists, for each kind, the members its line must have.
 // Others may be there (optionalMembers): "total" in a sale (lines written
 // before it was recorded have none), "held" (when not 0), "limit" in an
-// init record, "pid" in a restock made by ticket.
+// init record.
 var recordMembers = map[Kind][]string{
 	KindSale:    {"seq", "buyer", "qty", "left", "pid", "time"},
 	KindOutside: {"seq", "kind", "qty", "left", "total", "time"},
@@ -252,6 +271,7 @@ var recordMembers = map[Kind][]string{
 	KindConfirm: {"seq", "kind", "hold", "buyer", "qty", "left", "total", "pid", "time"},
 	KindRelease: {"seq", "kind", "hold", "buyer", "qty", "reason", "left", "total", "time"},
 	KindReturn:  {"seq", "kind", "sale", "buyer", "qty", "left", "total", "pid", "time"},
+	KindAdd:     {"seq", "kind", "qty", "left", "total", "pid", "time"},
 	KindRemove:  {"seq", "kind", "qty", "left", "total", "pid", "time"},
 	KindLimit:   {"seq", "kind", "left", "total", "limit", "pid", "time"},
 }
@@ -261,12 +281,13 @@ var recordMembers = map[Kind][]string{
 var optionalMembers = map[Kind][]string{
 	KindSale:    {"total", "held"},
 	KindOutside: {"held"},
-	KindRestock: {"held", "pid"},
+	KindRestock: {"held"},
 	KindInit:    {"limit"},
 	KindHold:    {"held"},
 	KindConfirm: {"held"},
 	KindRelease: {"held"},
 	KindReturn:  {"held"},
+	KindAdd:     {"held"},
 	KindRemove:  {"held"},
 	KindLimit:   {"held"},
 }
@@ -366,7 +387,7 @@ func recordOf(members []member) (Record, error) {
 				return Record{}, invalidf("kind is not a string")
 			}
 			if _, ok := recordMembers[Kind(k)]; !ok || k == "" {
-				return Record{}, invalidf("kind %q is not a kind of record (outside, restock, init, hold, confirm, release, return, remove, limit)", clipString(k))
+				return Record{}, invalidf("kind %q is not a kind of record (outside, restock, init, hold, confirm, release, return, add, remove, limit)", clipString(k))
 			}
 			s.Kind = Kind(k)
 		case "buyer":
@@ -409,8 +430,6 @@ func recordOf(members []member) (Record, error) {
 		return Record{}, invalidf("held 0 is left out of a record")
 	case seen["limit"] && s.Limit == 0 && s.Kind == KindInit:
 		return Record{}, invalidf("limit 0 is left out of a record")
-	case seen["pid"] && s.Kind == KindRestock && s.PID == 0:
-		return Record{}, invalidf("a restock's pid is at least 1")
 	case seen["total"] && (s.Left > s.Total || s.Held > s.Total-s.Left):
 		return Record{}, invalidf("left %d and held %d are more than total %d", s.Left, s.Held, s.Total)
 	case seen["sale"] && (s.Sale < 1 || s.Sale >= s.Seq):
