@@ -373,10 +373,12 @@ func TestConfirmRacesExpiry(t *testing.T) {
 
 // TestBookingCrash kills a process with SIGKILL in the middle of a hold,
 // a confirm and a return (after deciding, before and after the journal's
-// fsync, before the ticket file's rename): the books balance after each,
-// the request either happened wholly or not at all, and the sale goes on.
+// fsync, with the spare opened (and leased) to be written over, and with
+// the next version written over the spare but not swapped in): the books
+// balance after each, the request either happened wholly or not at all,
+// and the sale goes on.
 func TestBookingCrash(t *testing.T) {
-	steps := []string{"", seam.JournalWrite, seam.JournalSync, seam.Rename}
+	steps := []string{"", seam.JournalWrite, seam.JournalSync, seam.TempWrite, seam.Rename}
 	for _, op := range []string{"hold", "confirm", "return"} {
 		for _, step := range steps {
 			if step == "" {
