@@ -195,6 +195,7 @@ type Counts struct {
 type Bookings struct {
 	Holds     int64 // tickets held
 	Confirmed int64 // tickets held, then confirmed: sold
+	Confirms  int64 // confirm records: each a sale, of a hold
 	Released  int64 // tickets held, then released by the holder
 	Lapsed    int64 // tickets held, then lapsed
 	Returned  int64 // tickets returned
@@ -291,6 +292,7 @@ func (l *Ledger) Add(rec Record) {
 		switch {
 		case rec.Kind == KindConfirm:
 			l.booked.Confirmed += rec.Qty
+			l.booked.Confirms++
 			l.sales[rec.Seq] = saleLeft{rec.Buyer, rec.Qty}
 		case rec.Reason == ReasonLapsed:
 			l.booked.Lapsed += rec.Qty

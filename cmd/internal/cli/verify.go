@@ -60,6 +60,8 @@ wait_replicas, and its maxmemory-policy.`,
 	for _, p := range r.Problems {
 		fmt.Fprintf(c.stderr, "ticket verify: %s: %s\n", printable(*file), p)
 	}
+	// A confirmed hold is a sale like a buy: count both.
+	sales, sold := r.Sales+r.Booked.Confirms, r.Tickets+r.Booked.Confirmed
 	if c.json {
 		err = c.result(struct {
 			File     string   `json:"file"`
@@ -74,7 +76,7 @@ wait_replicas, and its maxmemory-policy.`,
 			Problems []string `json:"problems"`
 
 			Durability string `json:"durability,omitempty"`
-		}{printable(*file), r.Balanced(), r.State.Left(), r.State.Total(), r.Tickets, r.Sales, r.Outside, r.Added, r.Pending, append([]string{}, r.Problems...), dur})
+		}{printable(*file), r.Balanced(), r.State.Left(), r.State.Total(), sold, sales, r.Outside, r.Added, r.Pending, append([]string{}, r.Problems...), dur})
 	} else if r.Balanced() {
 		var outside string
 		if r.Outside > 0 {
@@ -87,10 +89,10 @@ wait_replicas, and its maxmemory-policy.`,
 			outside += fmt.Sprintf(", %d held (%d confirmed, %d released, %d lapsed, %d held now), %d returned, %d added, %d removed", b.Holds, b.Confirmed, b.Released, b.Lapsed, r.State.Held(), b.Returned, b.Restocked, b.Removed)
 		}
 		switch {
-		case r.Sales == 0 && outside == "":
+		case sales == 0 && outside == "":
 			err = c.line("ok: no sales recorded; %d left of %d", r.State.Left(), r.State.Total())
 		default:
-			err = c.line("ok: %d %s, %d %s sold%s, %d left of %d: the books balance", r.Sales, plural(r.Sales, "sale", "sales"), r.Tickets, plural(r.Tickets, "ticket", "tickets"), outside, r.State.Left(), r.State.Total())
+			err = c.line("ok: %d %s, %d %s sold%s, %d left of %d: the books balance", sales, plural(sales, "sale", "sales"), sold, plural(sold, "ticket", "tickets"), outside, r.State.Left(), r.State.Total())
 		}
 		if r.Pending != "" {
 			fmt.Fprintf(c.stderr, "ticket verify: note: %s\n", r.Pending)
