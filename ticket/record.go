@@ -122,6 +122,22 @@ func (s Record) Stocked() int64 {
 	return 0
 }
 
+// Holding returns the buyer whose tickets under a per-buyer limit the
+// record changes, and by how much: a sale or a hold adds its Qty, a
+// release or a return takes it away, and a confirm changes nothing (the
+// held tickets stay the buyer's, now bought). Every other kind changes no
+// buyer's holding ("", 0). Both backends keep each buyer's holding by this
+// rule alone, so that the limit is one look-up, never a scan.
+func (s Record) Holding() (buyer string, delta int64) {
+	switch s.Kind {
+	case KindSale, KindHold:
+		return s.Buyer, s.Qty
+	case KindRelease, KindReturn:
+		return s.Buyer, -s.Qty
+	}
+	return "", 0
+}
+
 // Describe says what the record did, for people: "alice bought 2",
 // "2 taken outside ticket", "3 added", "started with 5 of 5".
 func (s Record) Describe() string {
