@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"iter"
+	"time"
 
 	"github.com/ticketd/ticket/ticket"
 )
@@ -36,6 +37,33 @@ type Backend interface {
 }
 
 var _ Backend = (*Store)(nil)
+
+// Booking is a sale's holds, confirms, releases, returns, restocks and
+// per-buyer limit, wherever it is kept: a ticket file (Store) or a Redis
+// server (package store/redis). Both backends give the same answers and
+// the same sentinel errors: ticket.ErrSoldOut, ticket.ErrLimit,
+// ticket.ErrHoldLapsed, ticket.ErrUnknownHold, ticket.ErrUnknownSale,
+// ticket.ErrReturn, ticket.ErrQuantity, ErrConfirmed, ErrNoLimit and
+// ErrDuration (see Store's methods for when).
+type Booking interface {
+	// InitLimit is Init with a per-buyer limit of limit tickets (0: none).
+	InitLimit(ctx context.Context, n, limit int64, mode Mode) (state ticket.State, archive string, err error)
+	// Hold takes qty tickets out of the stock into held for buyer, for d.
+	Hold(ctx context.Context, buyer string, qty int64, d time.Duration) (HoldReceipt, error)
+	// Confirm turns an open hold into a sale; a hold confirmed already
+	// returns its first confirm.
+	Confirm(ctx context.Context, id string) (Receipt, error)
+	// Release gives an open hold's tickets back to the stock.
+	Release(ctx context.Context, id string) (ticket.Record, error)
+	// Return gives back qty tickets (0: all it still has) of sale number sale.
+	Return(ctx context.Context, sale, qty int64) (ticket.Record, error)
+	// Restock adds delta tickets to the stock (delta > 0) or removes -delta.
+	Restock(ctx context.Context, delta int64) (ticket.Record, ticket.State, error)
+	// SetLimit changes the per-buyer limit of a sale started with one.
+	SetLimit(ctx context.Context, k int64) (ticket.Record, ticket.State, error)
+}
+
+var _ Booking = (*Store)(nil)
 
 // Mode says whether Init and Restore may replace a sale that exists.
 type Mode int
