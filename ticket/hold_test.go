@@ -254,3 +254,30 @@ func TestStockKinds(t *testing.T) {
 		t.Fatalf("counts %+v, bookings %+v, state %v", l.Counts(), l.Bookings(), s)
 	}
 }
+
+func TestBooked(t *testing.T) {
+	exp := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	holds := []Hold{{ID: "3-0000000b", Buyer: "b", Qty: 2, Expires: exp.Add(time.Minute)}, {ID: "2-0000000a", Buyer: "a", Qty: 1, Expires: exp}}
+	st, err := Booked(3, 5, 3, 10, holds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Left() != 5 || st.Held() != 3 || st.Sold() != 2 || st.Total() != 10 || len(st.Holds()) != 2 || st.Holds()[0].ID != "2-0000000a" {
+		t.Fatalf("Booked: %v held %d holds %v", st, st.Held(), st.Holds())
+	}
+	if next, recs := st.Expire(exp); len(recs) != 1 || next.Held() != 2 || next.Left() != 6 {
+		t.Fatalf("Expire after Booked: %v %v", next, recs)
+	}
+	for _, bad := range []struct {
+		left, held, total int64
+		holds             []Hold
+	}{
+		{5, 4, 10, holds},                      // held is not the holds' tickets
+		{8, 3, 10, holds},                      // more held than total minus left
+		{5, 2, 10, []Hold{holds[1], holds[1]}}, // an id twice
+	} {
+		if _, err := Booked(3, bad.left, bad.held, bad.total, bad.holds); !errors.Is(err, ErrInvalid) {
+			t.Errorf("Booked(%d, %d, %d, %v) = %v, want ErrInvalid", bad.left, bad.held, bad.total, bad.holds, err)
+		}
+	}
+}
