@@ -9,7 +9,7 @@ import (
 // Scripts are made on first use: a file sale's buy must not pay for them
 // when the process starts.
 var (
-	buyScript     = sync.OnceValue(func() *goredis.Script { return goredis.NewScript(serverCheck + buySource) })
+	buyScript     = sync.OnceValue(func() *goredis.Script { return goredis.NewScript(serverCheck + bookCommon + buySource) })
 	initScript    = sync.OnceValue(func() *goredis.Script { return goredis.NewScript(serverCheck + initSource) })
 	restoreScript = sync.OnceValue(func() *goredis.Script { return goredis.NewScript(restoreSource) })
 	checkScript   = sync.OnceValue(func() *goredis.Script { return goredis.NewScript(serverCheck + "return 'ok'") })
@@ -93,30 +93,24 @@ end
 // the journal is never reported as a buy that bought nothing. A script
 // error is thus always one raised before anything was written.
 //
-// KEYS: state hash, journal stream, requests hash.
-// ARGV[1], ARGV[2]: see serverCheck. ARGV[3..]: qty, buyer, pid, time,
-// request id, request TTL in milliseconds.
+// Before it decides, it releases as lapsed up to ARGV[9] holds that
+// expired by the server's clock (see bookSource), and in a sale with a
+// per-buyer limit it refuses a buy that would give the buyer more than the
+// limit ("limit HAVE LIMIT ..."), looking up the buyer's holding in the
+// holdings hash (one HGET, not a scan), which it then raises by qty.
+//
+// KEYS: see bookCommon. ARGV[1], ARGV[2]: see serverCheck. ARGV[3..]:
+// qty, buyer, pid, time, request id, request TTL in milliseconds, the
+// most lapses to record.
 // Flags: T gives the requests hash a TTL, as request keys once had (tests
 // only: the negative control of the eviction test); A skips the ACL check
-// (tests only).
+// (tests only); L skips the limit check (tests only).
 const buySource = `
-local qtys, buyer, pid, now, id, ttl = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
-local bad = keytype(KEYS[1], 'hash')
-if bad then return 'wrongtype ' .. KEYS[1] .. ' ' .. bad end
-bad = keytype(KEYS[2], 'stream')
-if bad then return 'wrongtype ' .. KEYS[2] .. ' ' .. bad end
-bad = keytype(KEYS[3], 'hash')
-if bad then return 'wrongtype ' .. KEYS[3] .. ' ' .. bad end
-local s = redis.call('HMGET', KEYS[1], 'total', 'left', 'version')
-if not s[1] and not s[2] and not s[3] then
-  if redis.call('EXISTS', KEYS[2]) == 1 then
-    local n = redis.call('XLEN', KEYS[2])
-    if n > 0 then return 'nostate ' .. n end
-  end
-  return 'nosale'
-end
-local total, left, version = whole(s[1]), whole(s[2]), whole(s[3])
-if not total or not left or not version or left > total then return 'invalid' end
+local qtys, buyer, pid, now, id, ttl, bound = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9])
+local bad = types()
+if bad then return bad end
+local S, why = loadState()
+if not S then return why end
 local qty = whole(qtys)
 if not qty or qty < 1 then return 'invalid' end
 local done = redis.call('HGET', KEYS[3], id)
@@ -125,45 +119,65 @@ if done then
   if q ~= qtys or b ~= buyer then return 'mismatch ' .. (q or '?') .. ' ' .. (b or '?') end
   return 'replay ' .. out
 end
-if left < qty then
-  return string.format('soldout 0 %d %d %d -', left, total, version)
-end
 local denied = allowed({{'XADD', KEYS[2], '*', 'seq', '1'}, {'HSET', KEYS[1], 'left', '0'},
-  {'HSET', KEYS[3], id, 'x'}, {'HDEL', KEYS[3], id}})
+  {'HSET', KEYS[3], id, 'x'}, {'HDEL', KEYS[3], id}, {'HDEL', KEYS[4], 'x'}, {'ZREM', KEYS[5], 'x'},
+  {'HINCRBY', KEYS[6], 'x', '1'}, {'HDEL', KEYS[6], 'x'}, {'HSET', KEYS[7], 'x', 'x'}})
 if denied then return denied end
 -- Every read the buy makes comes before its first write: a read the
 -- server refuses (an ACL without XRANGE, TIME or HGET) fails the script
 -- while it has written nothing, on every Redis version.
 local t = redis.call('TIME')
 local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local cursor = redis.call('HGET', KEYS[3], '>') or '0-0'
-local forget, moved = {}, false
-for _, e in ipairs(redis.call('XRANGE', KEYS[2], '(' .. cursor, '+', 'COUNT', 4)) do
-  local at = tonumber(string.match(e[1], '^(%d+)'))
-  if not at or at + ttl > ms then break end
-  for i = 1, #e[2] - 1, 2 do
-    if e[2][i] == 'request' and e[2][i + 1] ~= id then table.insert(forget, e[2][i + 1]) end
-  end
-  cursor = e[1]
-  moved = true
+local hs, orphans = expiredHolds(ms, bound)
+local forget, cursor, moved = oldRequests(ms, ttl, id)
+local have = 0
+if S.limit > 0 then have = tonumber(redis.call('HGET', KEYS[6], buyer) or '0') end
+local lapsed = lapses(S, hs, ms)
+for _, r in ipairs(lapsed) do if r.buyer == buyer then have = have - r.qty end end
+local function state() return string.format('%d %d %d', S.left, S.total, S.version) end
+local refusal
+if S.left < qty then
+  refusal = string.format('soldout 0 %s - %d', state(), S.held)
+elseif S.limit > 0 and not flag('L') and qty > S.limit - have then
+  refusal = string.format('limit %d %d %s %d', have, S.limit, state(), S.held)
 end
-left = left - qty
-version = version + 1
-local l, v = string.format('%d', left), string.format('%d', version)
-local out = string.format('ok %d %d %d %d %s', version, left, total, version, now)
-redis.call('XADD', KEYS[2], '*', 'seq', v, 'buyer', buyer, 'qty', qtys, 'left', l, 'pid', pid, 'time', now, 'request', id)
--- The sale is in the journal. A later write the server refuses (an ACL
--- the check above could not ask: Redis 6) must not pass for a buy that
--- bought nothing: the error is caught and answered as "written".
+if refusal then
+  if #lapsed == 0 and #orphans == 0 then return refusal end
+  local ok, err = pcall(function()
+    writeLapses(S, hs, lapsed, orphans)
+    redis.call('HSET', KEYS[1], 'left', num(S.left), 'version', num(S.version), 'held', num(S.held))
+  end)
+  if not ok then
+    if type(err) == 'table' then err = err.err end
+    if not W.wrote then return redis.error_reply(tostring(err)) end
+  end
+  return refusal
+end
+S.left = S.left - qty
+S.version = S.version + 1
+local l, v = num(S.left), num(S.version)
+local out = string.format('ok %d %d %d %d %s %d', S.version, S.left, S.total, S.version, now, S.held)
+-- The first write is an XADD (a lapse's, or the sale's): the only one a
+-- server out of memory refuses. A later write the server refuses (an
+-- ACL the check above could not ask: Redis 6) must not pass for a buy
+-- that bought nothing: the error is caught and answered as "written".
 local ok, err = pcall(function()
+  writeLapses(S, hs, lapsed, orphans)
+  local f = {'seq', v, 'buyer', buyer, 'qty', qtys, 'left', l}
+  if S.held > 0 then table.insert(f, 'held'); table.insert(f, num(S.held)) end
+  for _, x in ipairs({'pid', pid, 'time', now, 'request', id}) do table.insert(f, x) end
+  redis.call('XADD', KEYS[2], '*', unpack(f))
+  W.wrote = true
   redis.call('HSET', KEYS[1], 'left', l, 'version', v)
+  if #lapsed > 0 then redis.call('HSET', KEYS[1], 'held', num(S.held)) end
+  if S.limit > 0 then holding(S, buyer, qty) end
   redis.call('HSET', KEYS[3], id, qtys .. '\n' .. buyer .. '\n' .. out)
   if flag('T') then redis.call('PEXPIRE', KEYS[3], ttl) end
-  for _, old in ipairs(forget) do redis.call('HDEL', KEYS[3], old) end
-  if moved then redis.call('HSET', KEYS[3], '>', cursor) end
+  forgetRequests(forget, cursor, moved)
 end)
 if not ok then
   if type(err) == 'table' then err = err.err end
+  if not W.wrote then return redis.error_reply(tostring(err)) end
   return 'written ' .. out .. '\n' .. tostring(err)
 end
 return out
@@ -178,10 +192,17 @@ return out
 // or the journal belongs is refused even with force: it is not the sale's,
 // and is left as it is.
 //
-// KEYS: state hash, journal stream, archive name, requests hash.
-// ARGV[1], ARGV[2]: see serverCheck. ARGV[3..]: total, force ("1"), gen.
+// A sale with a per-buyer limit (ARGV[6] not "0") gets the limit in its
+// state hash and an init record, which keeps it, as the journal's first
+// entry; the booking keys of an old sale (holds, holdings, closed holds,
+// returns) are deleted with its request ids.
+//
+// KEYS: state hash, journal stream, archive name, requests hash, then the
+// booking keys: holds, expiry, holdings, closed, returned (see bookCommon).
+// ARGV[1], ARGV[2]: see serverCheck. ARGV[3..]: total, force ("1"), gen,
+// limit, time.
 const initSource = `
-local total, force, gen = ARGV[3], ARGV[4] == '1', ARGV[5]
+local total, force, gen, limit, now = ARGV[3], ARGV[4] == '1', ARGV[5], ARGV[6], ARGV[7]
 local bad = keytype(KEYS[1], 'hash')
 if bad then return 'wrongtype ' .. KEYS[1] .. ' ' .. bad end
 bad = keytype(KEYS[2], 'stream')
@@ -194,15 +215,19 @@ elseif n > 0 and not force then
   return 'nostate ' .. n
 end
 local denied = allowed({{'RENAME', KEYS[2], KEYS[3]}, {'DEL', KEYS[2]}, {'DEL', KEYS[1]}, {'DEL', KEYS[4]},
-  {'HSET', KEYS[1], 'total', total}})
+  {'HSET', KEYS[1], 'total', total}, {'XADD', KEYS[2], '*', 'seq', '0'}})
 if denied then return denied end
 local kept = ''
 if n > 0 then
   redis.call('RENAME', KEYS[2], KEYS[3])
   kept = KEYS[3]
 end
-redis.call('DEL', KEYS[2], KEYS[1], KEYS[4])
+redis.call('DEL', KEYS[2], KEYS[1], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9])
 redis.call('HSET', KEYS[1], 'total', total, 'left', total, 'version', '0', 'gen', gen)
+if limit ~= '0' then
+  redis.call('HSET', KEYS[1], 'limit', limit)
+  redis.call('XADD', KEYS[2], '*', 'seq', '0', 'kind', 'init', 'left', total, 'total', total, 'limit', limit, 'time', now)
+end
 return 'ok ' .. kept
 `
 

@@ -51,6 +51,7 @@ var (
 	testSkipACLCheck   bool          // let the buy script write without checking the ACL first
 	testSkipRoleCheck  bool          // let the scripts write on a replica
 	testPage           int           // the journal's page size, when set
+	testNoLimitCheck   bool          // let buys and holds pass the per-buyer limit
 )
 
 // pageSize is how many journal entries one command reads or writes: small
@@ -326,6 +327,23 @@ func (r *Store) stateKey() string    { return "ticket:{" + r.name + "}" }
 func (r *Store) journalKey() string  { return r.key("journal") }
 func (r *Store) requestsKey() string { return r.key("requests") }
 
+// bookingKeys are the keys of the sale's holds, holdings and returns, in
+// the order the scripts take them after the state, journal and requests
+// (see bookCommon).
+func (r *Store) bookingKeys() []string {
+	return []string{r.key("holds"), r.key("expiry"), r.key("holdings"), r.key("closed"), r.key("returned")}
+}
+
+// scriptKeys are the keys every script that changes the sale takes.
+func (r *Store) scriptKeys() []string {
+	return append([]string{r.stateKey(), r.journalKey(), r.requestsKey()}, r.bookingKeys()...)
+}
+
+// lapseBound is the most expired holds one script releases: expiry costs
+// in proportion to the holds that expired, and no script holds the server
+// for long however many expired at once (the next scripts release the rest).
+const lapseBound = 64
+
 // key returns the sale's key with the suffix.
 func (r *Store) key(suffix string) string { return r.stateKey() + ":" + suffix }
 
@@ -395,10 +413,16 @@ func (r *Store) call(ctx context.Context, fn func(ctx context.Context) error) er
 	return <-done // past a deadline: the call goes on, bounded by the client's timeouts
 }
 
-// Read returns the sale's current state.
+// Read returns the sale's current state, with its open holds: a hold
+// that expired by the server's clock counts as released, as the next
+// script that changes the sale will record it (Read writes nothing).
 func (r *Store) Read() (ticket.State, error) {
 	snap, err := r.snapshot(context.Background())
-	return snap.state, err
+	if err != nil {
+		return snap.state, err
+	}
+	st, _ := snap.state.Expire(snap.now)
+	return st, nil
 }
 
 // parseState reads the state hash's total, left and version; all nil is
@@ -450,6 +474,9 @@ func (r *Store) flags() string {
 	}
 	if testSkipACLCheck {
 		f += "A"
+	}
+	if testNoLimitCheck {
+		f += "L"
 	}
 	if f == "" {
 		f = "-"
@@ -505,12 +532,12 @@ func (r *Store) BuyRequest(ctx context.Context, id, buyer string, qty int64) (st
 	if testRequestTTL > 0 {
 		ttl = testRequestTTL
 	}
-	keys := []string{r.stateKey(), r.journalKey(), r.requestsKey()}
+	keys := r.scriptKeys()
 	var out string
 	err := r.call(ctx, func(ctx context.Context) error {
 		var err error
 		out, err = buyScript().Run(ctx, r.client, keys, r.flags(), r.waitReplicas,
-			qty, buyer, os.Getpid(), now, id, ttl.Milliseconds()).Text()
+			qty, buyer, os.Getpid(), now, id, ttl.Milliseconds(), lapseBound).Text()
 		return err
 	})
 	if err != nil {
@@ -626,6 +653,20 @@ func (r *Store) parseOutcome(out, id, buyer string, qty int64) (store.Receipt, e
 		q, b, _ := strings.Cut(rest, " ")
 		return rc, &RequestMismatchError{ID: id, Qty: q, Buyer: b}
 	}
+	if rest, ok := strings.CutPrefix(out, "limit "); ok {
+		f := strings.Fields(rest) // have, limit, left, total, version, held
+		var n [6]int64
+		for i := range n {
+			if i < len(f) {
+				n[i], _ = strconv.ParseInt(f[i], 10, 64)
+			}
+		}
+		if len(f) != 6 {
+			return rc, fmt.Errorf("%s: unexpected answer from the buy script: %q", r.where(), out)
+		}
+		rc.State, _ = ticket.Booked(n[4], n[2], n[5], n[3], nil)
+		return rc, fmt.Errorf("%s: %w: %s has %d of at most %d, wanted %d more", r.where(), ticket.ErrLimit, buyer, n[0], n[1], qty)
+	}
 	var late string // a write the server refused after the sale's XADD
 	if rest, ok := strings.CutPrefix(out, "written "); ok {
 		out, late, _ = strings.Cut(rest, "\n")
@@ -635,7 +676,7 @@ func (r *Store) parseOutcome(out, id, buyer string, qty int64) (store.Receipt, e
 		rc.Replayed = true
 		f = f[1:]
 	}
-	if len(f) != 6 {
+	if len(f) != 6 && len(f) != 7 { // an answer stored before holds has no held
 		return rc, fmt.Errorf("%s: unexpected answer from the buy script: %q", r.where(), out)
 	}
 	var n [4]int64
@@ -646,7 +687,11 @@ func (r *Store) parseOutcome(out, id, buyer string, qty int64) (store.Receipt, e
 		}
 		n[i] = x
 	}
-	st, err := ticket.At(n[3], n[1], n[2])
+	var held int64
+	if len(f) == 7 {
+		held, _ = strconv.ParseInt(f[6], 10, 64)
+	}
+	st, err := ticket.Booked(n[3], n[1], held, n[2], nil)
 	if err != nil {
 		return rc, fmt.Errorf("%s: unexpected answer from the buy script: %q: %w", r.where(), out, err)
 	}
@@ -655,7 +700,7 @@ func (r *Store) parseOutcome(out, id, buyer string, qty int64) (store.Receipt, e
 		return rc, ticket.ErrSoldOut
 	}
 	t, _ := time.Parse(time.RFC3339Nano, f[5])
-	rc.Sale = ticket.Record{Seq: n[0], Buyer: buyer, Qty: qty, Left: n[1], PID: os.Getpid(), Time: t}
+	rc.Sale = ticket.Record{Seq: n[0], Buyer: buyer, Qty: qty, Left: n[1], Held: held, PID: os.Getpid(), Time: t}
 	if late != "" || f[0] != "ok" {
 		return rc, fmt.Errorf("%s: sale #%d is in the journal, but the server refused a later write of the same buy (%s): the sale's state or its request id may not show it, and a retry with request id %s could buy again; verify the sale: %w",
 			r.where(), n[0], late, id, store.ErrUnconfirmed)
@@ -688,9 +733,22 @@ func (r *Store) checkServer(ctx context.Context, doing string) error {
 // refused with a *StateMissingError unless store.Replace: Repair rebuilds
 // its state.
 func (r *Store) Init(ctx context.Context, n int64, mode store.Mode) (ticket.State, string, error) {
+	return r.InitLimit(ctx, n, 0, mode)
+}
+
+// InitLimit is Init with a per-buyer limit of limit tickets (0: none),
+// which the state hash keeps, and the journal's first entry, an init
+// record, as a ticket file's journal does.
+func (r *Store) InitLimit(ctx context.Context, n, limit int64, mode store.Mode) (ticket.State, string, error) {
 	state, err := ticket.New(n)
 	if err != nil {
 		return state, "", err
+	}
+	if state, err = state.WithLimit(limit, nil); err != nil {
+		return state, "", err
+	}
+	if limit > MaxCount {
+		return state, "", fmt.Errorf("%s: a limit of %d: a Redis sale counts at most %d: %w", r.where(), limit, int64(MaxCount), ticket.ErrInvalid)
 	}
 	if n > MaxCount {
 		return state, "", fmt.Errorf("%s: %d tickets: a Redis sale holds at most %d: %w", r.where(), n, int64(MaxCount), ticket.ErrInvalid)
@@ -703,8 +761,9 @@ func (r *Store) Init(ctx context.Context, n int64, mode store.Mode) (ticket.Stat
 	var out string
 	err = r.call(ctx, func(ctx context.Context) error {
 		var err error
-		out, err = initScript().Run(ctx, r.client, []string{r.stateKey(), r.journalKey(), archive, r.requestsKey()},
-			r.flags(), r.waitReplicas, strconv.FormatInt(n, 10), f, NewRequestID()).Text()
+		keys := append([]string{r.stateKey(), r.journalKey(), archive, r.requestsKey()}, r.bookingKeys()...)
+		out, err = initScript().Run(ctx, r.client, keys, r.flags(), r.waitReplicas, strconv.FormatInt(n, 10), f, NewRequestID(),
+			strconv.FormatInt(limit, 10), time.Now().UTC().Format(time.RFC3339Nano)).Text()
 		return err
 	})
 	if err != nil {
