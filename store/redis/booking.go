@@ -48,8 +48,11 @@ func (r *Store) HoldRequest(ctx context.Context, id, buyer string, qty int64, d 
 	ms := (d + time.Millisecond - 1) / time.Millisecond
 	a, err := r.book(ctx, "hold", id, buyer, qty, int64(ms), fmt.Sprintf("%08x", rand.Uint32()))
 	if err != nil {
-		if errors.Is(err, ticket.ErrLimit) {
+		switch {
+		case errors.Is(err, ticket.ErrLimit):
 			return store.HoldReceipt{State: a.state}, fmt.Errorf("%w: %s has %s of at most %d, wanted %d more", err, buyer, a.detail, a.state.Limit(), qty)
+		case errors.Is(err, ticket.ErrSoldOut):
+			return store.HoldReceipt{State: a.state}, fmt.Errorf("%w, wanted %d", err, qty)
 		}
 		return store.HoldReceipt{State: a.state}, err
 	}
@@ -72,7 +75,15 @@ func (r *Store) ConfirmRequest(ctx context.Context, id, hold string) (store.Rece
 		return store.Receipt{}, fmt.Errorf("%s: %w", r.where(), err)
 	}
 	a, err := r.book(ctx, "confirm", id, hold)
-	return store.Receipt{Sale: a.rec, State: a.state, Replayed: a.replayed}, err
+	return store.Receipt{Sale: a.rec, State: a.state, Replayed: a.replayed}, r.noHold(err, hold)
+}
+
+// noHold names the hold in a refusal of an id that names no hold of the sale.
+func (r *Store) noHold(err error, hold string) error {
+	if err == ticket.ErrUnknownHold {
+		return fmt.Errorf("%s: no hold %s in this sale: %w", r.where(), hold, ticket.ErrUnknownHold)
+	}
+	return err
 }
 
 // Release gives the open hold id's tickets back to the stock, with a fresh
@@ -89,7 +100,7 @@ func (r *Store) ReleaseRequest(ctx context.Context, id, hold string) (ticket.Rec
 		return ticket.Record{}, fmt.Errorf("%s: %w", r.where(), err)
 	}
 	a, err := r.book(ctx, "release", id, hold)
-	return a.rec, err
+	return a.rec, r.noHold(err, hold)
 }
 
 // Return gives back qty tickets (0: all it still has) of sale number sale,
@@ -168,6 +179,36 @@ func (r *Store) SetLimitRequest(ctx context.Context, id string, k int64) (ticket
 		err = fmt.Errorf("%s: buyer %q already has %s tickets, more than a limit of %d: %w", r.where(), buyer, has, k, ticket.ErrLimit)
 	}
 	return a.rec, a.state, err
+}
+
+// Limit returns the sale's per-buyer limit, 0 for none: one read of the
+// state hash, cheaper than Read, which lists the open holds.
+func (r *Store) Limit(ctx context.Context) (int64, error) {
+	var v []any
+	err := r.call(ctx, func(ctx context.Context) error {
+		var err error
+		v, err = r.client.HMGet(ctx, r.stateKey(), "limit", "version").Result()
+		return err
+	})
+	if err != nil {
+		if isWrongType(err) {
+			return 0, r.wrongType(ctx, r.stateKey())
+		}
+		return 0, r.fail("read", err)
+	}
+	if v[1] == nil {
+		_, err := r.Read() // no state: Read says why
+		return 0, err
+	}
+	s, _ := v[0].(string)
+	if v[0] == nil {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%s: %w", r.where(), &ticket.FormatError{Problem: fmt.Sprintf("\"limit\" of the state hash is %q, not a whole number", s)})
+	}
+	return n, nil
 }
 
 // settle records, as lapsed, the holds that expired (up to lapseBound a
@@ -332,7 +373,7 @@ func (r *Store) parseBook(op, id, out string) (answer, error) {
 		a.detail = strings.Join(f[1:], "\t")
 		return a, ticket.ErrLimit
 	case "unknownhold":
-		return a, fmt.Errorf("%s: no hold in this sale by that id: %w", r.where(), ticket.ErrUnknownHold)
+		return a, ticket.ErrUnknownHold
 	case "confirmed":
 		return a, fmt.Errorf("%s: the hold was confirmed as sale #%s: %w", r.where(), strings.Join(f[1:], ""), store.ErrConfirmed)
 	case "unknownsale":

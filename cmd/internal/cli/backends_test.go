@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -227,4 +228,80 @@ func TestRedisKill9Buyers(t *testing.T) {
 		}
 	}
 	t.Logf("%d killed, %d told they got a ticket, %d sales in the journal", killed, len(told), len(inJournal))
+}
+
+// TestBookingBothBackends runs every booking command, and the bad input
+// each refuses, against a ticket file and a Redis sale: the same output,
+// the same exit statuses, and books that balance after.
+func TestBookingBothBackends(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			spec := be.spec(t)
+			must := func(want int, args ...string) outcome {
+				t.Helper()
+				o := runCaptured(t, append(args, "--store", spec)...)
+				if o.code != want {
+					t.Fatalf("ticket %v: exit %d, want %d: %s%s", args, o.code, want, o.stdout, o.stderr)
+				}
+				return o
+			}
+			stdout := func(o outcome, re string) {
+				t.Helper()
+				if !regexp.MustCompile(re).MatchString(o.stdout) {
+					t.Fatalf("stdout %q, want %q", o.stdout, re)
+				}
+			}
+			stdout(must(exitOK, "init", "--count", "10", "--limit", "3"), `: 10 tickets, at most 3 a buyer\n$`)
+			must(exitUsage, "buy")
+			must(exitUsage, "hold", "--for", "1h")
+			must(exitUsage, "hold", "--buyer", "a", "--for", "0")
+			o := must(exitOK, "hold", "--buyer", "alice", "--qty", "2", "--for", "1h", "--json")
+			var h struct {
+				Hold string `json:"hold"`
+				Seq  int64  `json:"seq"`
+				Left int64  `json:"left"`
+				Held int64  `json:"held"`
+			}
+			if err := json.Unmarshal([]byte(o.stdout), &h); err != nil || h.Left != 8 || h.Held != 2 || !regexp.MustCompile(`^\d+-[0-9a-f]{8}$`).MatchString(h.Hold) {
+				t.Fatalf("hold --json: %s (%v)", o.stdout, err)
+			}
+			stdout(must(exitOK, "show"), `^8 left of 10 \(2 held, 0 sold\)\n$`)
+			stdout(must(exitOK, "show", "--json"), `"held":2,"limit":3`)
+			must(exitLimit, "hold", "--buyer", "alice", "--qty", "2", "--for", "1h")
+			must(exitLimit, "buy", "--buyer", "alice", "--qty", "2")
+			must(exitError, "confirm", "99-0a1b2c3d")
+			must(exitError, "confirm", "nonsense")
+			must(exitLimit, "restock", "--limit", "1")
+			must(exitSoldOut, "restock", "--remove", "9")
+			must(exitUsage, "restock", "--add", "1", "--remove", "1")
+			stdout(must(exitOK, "confirm", h.Hold), `^alice got 2 tickets: hold `+h.Hold+` is sale #\d+\n$`)
+			first := must(exitOK, "confirm", h.Hold).stdout
+			stdout(must(exitOK, "confirm", h.Hold), "^"+regexp.QuoteMeta(first)+"$")
+			must(exitError, "release", h.Hold)
+			sale := regexp.MustCompile(`#(\d+)`).FindStringSubmatch(first)[1]
+			must(exitError, "return", sale, "--qty", "3")
+			stdout(must(exitOK, "return", sale, "--qty", "1"), `^alice returned 1 ticket of sale #`+sale+` \(9 left\)\n$`)
+			must(exitError, "return", "1") // a hold's number is no sale
+			o = must(exitOK, "hold", "--buyer", "bob", "--for", "1h")
+			bob := strings.TrimSpace(o.stdout)
+			stdout(must(exitOK, "release", bob), `^released hold `+bob+`: 1 ticket back \(9 left\)\n$`)
+			must(exitLapsed, "confirm", bob)
+			must(exitLapsed, "release", bob)
+			stdout(must(exitOK, "restock", "--add", "5"), `add|added`)
+			stdout(must(exitOK, "restock", "--remove", "2"), `removed`)
+			stdout(must(exitOK, "restock", "--limit", "4"), `at most 4 a buyer`)
+			must(exitOK, "buy", "--buyer", "carol", "--qty", "4")
+			stdout(must(exitOK, "show"), `^8 left of 13 \(5 sold\)\n$`)
+			sales := must(exitOK, "show", "--sales").stdout
+			for _, want := range []string{"alice held 2", "alice confirmed 2", "alice returned 1", "bob's hold " + bob + " of 1 released", "5 added", "2 removed", "at most 4 a buyer", "carol bought 4"} {
+				if !strings.Contains(sales, want) {
+					t.Errorf("show --sales lacks %q:\n%s", want, sales)
+				}
+			}
+			must(exitOK, "restock", "--remove", "6")
+			must(exitSoldOut, "hold", "--buyer", "dan", "--qty", "3", "--for", "1h")
+			must(exitSoldOut, "buy", "--buyer", "dan", "--qty", "3")
+			stdout(must(exitOK, "verify"), `balance`)
+		})
+	}
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -13,12 +14,22 @@ import (
 	"github.com/ticketd/ticket/ticket"
 )
 
-// fileSale opens the ticket file named by spec for a booking command:
-// holds, confirms, returns and restocks are made on files (a Redis sale
-// does not take them yet). Its errors come with hints, as open's do.
-func (c *cli) fileSale(fs *pflag.FlagSet, spec string, w *waitFlags) (*store.Store, *hinted, error) {
-	if redisspec.IsURL(spec) {
-		return nil, nil, fmt.Errorf("%s: ticket %s works on ticket files; a Redis sale does not take it yet", printable(spec), c.name)
+// bookingSale opens the sale named by spec for a booking command: a
+// ticket file, or a Redis sale, whose requests carry a request id
+// (--request-id, else a fresh one) that makes a retry safe. Its errors
+// come with hints, as open's do.
+func (c *cli) bookingSale(fs *pflag.FlagSet, spec string, w *waitFlags) (store.Booking, *hinted, error) {
+	isRedis := redisspec.IsURL(spec)
+	id, _ := fs.GetString("request-id")
+	if fs.Changed("request-id") {
+		if !isRedis {
+			return nil, nil, &usageError{"--request-id goes with a Redis sale (--store redis://...): a file's requests need none"}
+		}
+		if err := redisspec.CheckRequestID(id); err != nil {
+			return nil, nil, &usageError{"--request-id: " + err.Error()}
+		}
+	} else if isRedis {
+		id = redisspec.NewRequestID()
 	}
 	b, err := c.open(spec, store.Options{
 		NoWait: w.nowait,
@@ -28,24 +39,97 @@ func (c *cli) fileSale(fs *pflag.FlagSet, spec string, w *waitFlags) (*store.Sto
 		return nil, nil, err
 	}
 	h := b.(*hinted)
-	return h.Backend.(*store.Store), h, nil
+	if r, ok := h.Backend.(bookingRequests); ok && isRedis {
+		h.requestID = id
+		return requested{r, id}, h, nil
+	}
+	bk, ok := h.Backend.(store.Booking)
+	if !ok {
+		return nil, nil, fmt.Errorf("%s: this sale does not take ticket %s", printable(spec), c.name)
+	}
+	return bk, h, nil
+}
+
+// bookingRequests is a Redis sale's booking, each request made as a
+// request id: a request id answered already gets its first outcome again.
+type bookingRequests interface {
+	HoldRequest(ctx context.Context, id, buyer string, qty int64, d time.Duration) (store.HoldReceipt, error)
+	ConfirmRequest(ctx context.Context, id, hold string) (store.Receipt, error)
+	ReleaseRequest(ctx context.Context, id, hold string) (ticket.Record, error)
+	ReturnRequest(ctx context.Context, id string, sale, qty int64) (ticket.Record, error)
+	RestockRequest(ctx context.Context, id string, delta int64) (ticket.Record, ticket.State, error)
+	SetLimitRequest(ctx context.Context, id string, k int64) (ticket.Record, ticket.State, error)
+	InitLimit(ctx context.Context, n, limit int64, mode store.Mode) (ticket.State, string, error)
+}
+
+// requested is a Redis sale's store.Booking whose requests all carry one
+// request id: a command line makes one request.
+type requested struct {
+	r  bookingRequests
+	id string
+}
+
+func (q requested) InitLimit(ctx context.Context, n, limit int64, mode store.Mode) (ticket.State, string, error) {
+	return q.r.InitLimit(ctx, n, limit, mode)
+}
+func (q requested) Hold(ctx context.Context, buyer string, qty int64, d time.Duration) (store.HoldReceipt, error) {
+	return q.r.HoldRequest(ctx, q.id, buyer, qty, d)
+}
+func (q requested) Confirm(ctx context.Context, id string) (store.Receipt, error) {
+	return q.r.ConfirmRequest(ctx, q.id, id)
+}
+func (q requested) Release(ctx context.Context, id string) (ticket.Record, error) {
+	return q.r.ReleaseRequest(ctx, q.id, id)
+}
+func (q requested) Return(ctx context.Context, sale, qty int64) (ticket.Record, error) {
+	return q.r.ReturnRequest(ctx, q.id, sale, qty)
+}
+func (q requested) Restock(ctx context.Context, delta int64) (ticket.Record, ticket.State, error) {
+	return q.r.RestockRequest(ctx, q.id, delta)
+}
+func (q requested) SetLimit(ctx context.Context, k int64) (ticket.Record, ticket.State, error) {
+	return q.r.SetLimitRequest(ctx, q.id, k)
+}
+
+// requestIDFlag adds --request-id, for a Redis sale's booking requests.
+func requestIDFlag(fs *pflag.FlagSet) {
+	fs.String("request-id", "", "Redis: `ID` names this request; a retry with the same id gets the first outcome and changes nothing more (default: random)")
 }
 
 // needBuyer refuses a buy or hold without --buyer in a sale with a
 // per-buyer limit (exit 2): the limit is per name, and the default name is
 // one per process.
-func needBuyer(fs *pflag.FlagSet, b interface{ Read() (ticket.State, error) }) error {
+func needBuyer(fs *pflag.FlagSet, b store.Backend) error {
 	if fs.Changed("buyer") {
 		return nil
 	}
-	st, err := b.Read()
-	if err != nil {
-		return err
+	if h, ok := b.(*hinted); ok {
+		b = h.Backend
 	}
-	if st.Limit() != 0 {
-		return &usageError{fmt.Sprintf("--buyer NAME is required: the sale allows at most %d %s a buyer", st.Limit(), plural(st.Limit(), "ticket", "tickets"))}
+	var limit int64
+	if l, ok := b.(limiter); ok {
+		n, err := l.Limit(context.Background())
+		if err != nil {
+			return err
+		}
+		limit = n
+	} else {
+		st, err := b.Read()
+		if err != nil {
+			return err
+		}
+		limit = st.Limit()
+	}
+	if limit != 0 {
+		return &usageError{fmt.Sprintf("--buyer NAME is required: the sale allows at most %d %s a buyer", limit, plural(limit, "ticket", "tickets"))}
 	}
 	return nil
+}
+
+// limiter is a sale that tells its per-buyer limit alone, more cheaply
+// than Read (a Redis sale: one HGET, where Read lists the open holds).
+type limiter interface {
+	Limit(ctx context.Context) (int64, error)
 }
 
 func runHold(c *cli, args []string) error {
@@ -61,7 +145,8 @@ In a sale with a per-buyer limit (ticket init --limit K), --buyer is
 required, and a hold that would give the buyer more than the limit (bought
 and not returned, plus held) is refused.
 
-Holds work on ticket files; a Redis sale does not take them yet.`,
+On a Redis sale the hold lasts D by the server's clock, and --request-id ID
+makes a retry safe: the same id gets the same hold again.`,
 		exitNote{exitOK, "held; the hold's id is on stdout"},
 		exitNote{exitError, ""},
 		exitNote{exitUsage, "bad flags, --for missing or 0, or no --buyer in a sale with a per-buyer limit"},
@@ -77,6 +162,7 @@ Holds work on ticket files; a Redis sale does not take them yet.`,
 	fs.Var(&d, "for", "how long the hold lasts (10m, 90s, 2.5): required, more than 0")
 	var wait waitFlags
 	wait.add(fs, "lock")
+	requestIDFlag(fs)
 	fs.BoolVar(&c.json, "json", false, "print the result as one JSON object")
 	if _, err := c.parse(fs, args, 0); err != nil {
 		return err
@@ -95,7 +181,7 @@ Holds work on ticket files; a Redis sale does not take them yet.`,
 		return err
 	}
 	defer done()
-	s, h, err := c.fileSale(fs, *file, &wait)
+	s, h, err := c.bookingSale(fs, *file, &wait)
 	if err != nil {
 		return err
 	}
@@ -137,6 +223,7 @@ again reports its first confirm and sells nothing more.`,
 		signalExits[0], signalExits[1], signalExits[2])
 	var wait waitFlags
 	wait.add(fs, "lock")
+	requestIDFlag(fs)
 	fs.BoolVar(&c.json, "json", false, "print the result as one JSON object")
 	rest, err := c.parse(fs, args, 1)
 	if err != nil {
@@ -147,7 +234,7 @@ again reports its first confirm and sells nothing more.`,
 		return err
 	}
 	defer done()
-	s, h, err := c.fileSale(fs, *file, &wait)
+	s, h, err := c.bookingSale(fs, *file, &wait)
 	if err != nil {
 		return err
 	}
@@ -186,6 +273,7 @@ lapses.`,
 		signalExits[0], signalExits[1], signalExits[2])
 	var wait waitFlags
 	wait.add(fs, "lock")
+	requestIDFlag(fs)
 	fs.BoolVar(&c.json, "json", false, "print the result as one JSON object")
 	rest, err := c.parse(fs, args, 1)
 	if err != nil {
@@ -196,7 +284,7 @@ lapses.`,
 		return err
 	}
 	defer done()
-	s, h, err := c.fileSale(fs, *file, &wait)
+	s, h, err := c.bookingSale(fs, *file, &wait)
 	if err != nil {
 		return err
 	}
@@ -235,6 +323,7 @@ sale; never more than the sale still has is returned.`,
 	qty := wholeFlag(fs, "qty", 0, 1, math.MaxInt64, "return `K` tickets (default: all the sale still has)")
 	var wait waitFlags
 	wait.add(fs, "lock")
+	requestIDFlag(fs)
 	fs.BoolVar(&c.json, "json", false, "print the result as one JSON object")
 	rest, err := c.parse(fs, args, 1)
 	if err != nil {
@@ -249,7 +338,7 @@ sale; never more than the sale still has is returned.`,
 		return err
 	}
 	defer done()
-	s, h, err := c.fileSale(fs, *file, &wait)
+	s, h, err := c.bookingSale(fs, *file, &wait)
 	if err != nil {
 		return err
 	}
@@ -291,6 +380,7 @@ record.`,
 	limit := wholeFlag(fs, "limit", 0, 1, math.MaxInt64, "the new per-buyer limit: `K` tickets")
 	var wait waitFlags
 	wait.add(fs, "lock")
+	requestIDFlag(fs)
 	fs.BoolVar(&c.json, "json", false, "print the result as one JSON object")
 	if _, err := c.parse(fs, args, 0); err != nil {
 		return err
@@ -309,7 +399,7 @@ record.`,
 		return err
 	}
 	defer done()
-	s, h, err := c.fileSale(fs, *file, &wait)
+	s, h, err := c.bookingSale(fs, *file, &wait)
 	if err != nil {
 		return err
 	}

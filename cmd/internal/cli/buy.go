@@ -110,7 +110,7 @@ acknowledged once N replicas have it; exit 6 if they did not confirm it.`,
 		return err
 	}
 	defer s.Close()
-	if !isRedis && !*unlocked {
+	if !*unlocked {
 		if err := needBuyer(fs, s); err != nil {
 			return err
 		}

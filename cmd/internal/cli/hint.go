@@ -20,6 +20,8 @@ import (
 type hinted struct {
 	store.Backend
 	c *cli
+
+	requestID string // a Redis booking request's id, which a retry repeats
 }
 
 // Read is Backend.Read with hints.
@@ -79,6 +81,9 @@ func (h *hinted) hint(err error, op string) error {
 	var add string
 	if r, ok := h.Backend.(RedisSale); ok {
 		add = redisHint(err, r, op)
+		if add == "" && h.requestID != "" && errors.Is(err, store.ErrUnreachable) && strings.Contains(err.Error(), "outcome unknown") {
+			add = "; to learn it, run the same ticket " + h.c.name + " again with --request-id " + h.requestID + passwordNote(r) + " (it never acts twice)"
+		}
 	} else if s, ok := h.Backend.(*store.Store); ok {
 		add = fileHint(err, s, op)
 	}

@@ -51,11 +51,11 @@ at once (bought and not returned, plus held): buy and hold then need
 	var state ticket.State
 	var archive string
 	if fs.Changed("limit") {
-		f, ok := s.(*hinted).Backend.(*store.Store)
+		b, ok := s.(*hinted).Backend.(store.Booking)
 		if !ok {
-			return fmt.Errorf("%s: --limit works on ticket files; a Redis sale does not take it yet", printable(*file))
+			return &usageError{fmt.Sprintf("%s: this sale does not take --limit", printable(*file))}
 		}
-		state, archive, err = f.InitLimit(ctx, n, *limit, mode(*force))
+		state, archive, err = b.InitLimit(ctx, n, *limit, mode(*force))
 		err = s.(*hinted).hint(err, "init")
 	} else {
 		state, archive, err = s.Init(ctx, n, mode(*force))
