@@ -3,6 +3,10 @@ package redis
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -189,4 +193,188 @@ func TestRedisHoldLapses(t *testing.T) {
 	if rep := mustBalance(t, r); rep.Pending != "" || rep.Booked.Lapsed != 2 {
 		t.Fatalf("verify after: %+v", rep)
 	}
+}
+
+// TestRedisLimitRace: many processes buy (or hold) as one buyer against a
+// limit of K: exactly K succeed, the rest are refused with ErrLimit (exit
+// 8), and the buyer's holding is K. The negative control switches the
+// limit check off in the children (the scripts' flag L), and the same race
+// then gives the buyer more than K, which Verify reports.
+func TestRedisLimitRace(t *testing.T) {
+	const n, k = 12, 3
+	for _, control := range []bool{false, true} {
+		for _, op := range []string{"buy", "hold"} {
+			t.Run(fmt.Sprintf("%s/control=%v", op, control), func(t *testing.T) {
+				srv, r := newLimitSale(t, 2*n, k)
+				env := []string{childOp + "=" + op, childBuyer + "=alice", childArg + "=1h"}
+				if control {
+					env = append(env, childNoLimit+"=1")
+				}
+				cmds := make([]*exec.Cmd, n)
+				for i := range cmds {
+					cmds[i] = child(t, srv.URL("book"), env...)
+					if err := cmds[i].Start(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				count := map[int]int{}
+				for _, cmd := range cmds {
+					count[exitCode(cmd.Wait())]++
+				}
+				have, err := r.client.HGet(context.Background(), r.key("holdings"), "alice").Int64()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if control {
+					if count[0] <= k || have <= k {
+						t.Fatalf("without the check: %v, alice has %d: the race never overstepped the limit, so it proves nothing", count, have)
+					}
+					rep, err := r.Verify(context.Background())
+					if err != nil || !strings.Contains(strings.Join(rep.Problems, "\n"), "more than the limit") {
+						t.Fatalf("verify did not find alice above the limit: %q, %v", rep.Problems, err)
+					}
+					return
+				}
+				if count[0] != k || count[8] != n-k || have != k {
+					t.Fatalf("exits %v (want %d of 0, %d of 8), alice has %d", count, k, n-k, have)
+				}
+				mustBalance(t, r)
+			})
+		}
+	}
+}
+
+// TestRedisConfirmRacesExpiry: a confirm sent as its hold expires, while
+// another process records lapses: exactly one outcome each round, the
+// ticket sold once (the confirm exits 0, no lapse recorded) or back in
+// stock once (it exits 9, one lapse recorded), and the books balance.
+func TestRedisConfirmRacesExpiry(t *testing.T) {
+	ctx := context.Background()
+	srv, r := newRedisSale(t, "race", 100)
+	outcomes := map[int]int{}
+	for round := range 12 {
+		const d = 300 * time.Millisecond
+		h, err := r.Hold(ctx, "ann", 1, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Both children connect first, then wait at a gate (stdin), which
+		// opens around the expiry: from 6 ms before it to 5 ms after.
+		confirm := child(t, srv.URL("race"), childOp+"=confirm", childArg+"="+h.Hold.Hold, childGate+"=1")
+		settle := child(t, srv.URL("race"), childOp+"=settle", childGate+"=1")
+		var gates []io.WriteCloser
+		for _, c := range []*exec.Cmd{confirm, settle} {
+			w, err := c.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			gates = append(gates, w)
+			if err := c.Start(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(time.Until(h.Hold.Expires.Add(time.Duration(round-6) * time.Millisecond)))
+		for _, w := range gates {
+			_, _ = w.Write([]byte{1})
+			w.Close()
+		}
+		code := exitCode(confirm.Wait())
+		if c := exitCode(settle.Wait()); c != 0 {
+			t.Fatalf("settle exits %d", c)
+		}
+		if err := r.settle(ctx); err != nil { // a hold not yet expired when settle ran
+			t.Fatal(err)
+		}
+		var confirms, lapses int
+		for rec, err := range r.Sales() {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec.Hold == h.Hold.Hold && rec.Kind == ticket.KindConfirm {
+				confirms++
+			}
+			if rec.Hold == h.Hold.Hold && rec.Kind == ticket.KindRelease {
+				lapses++
+			}
+		}
+		switch {
+		case code == 0 && confirms == 1 && lapses == 0:
+		case code == 9 && confirms == 0 && lapses == 1:
+		default:
+			t.Fatalf("round %d: confirm exits %d; the journal holds %d confirms and %d releases of hold %s", round, code, confirms, lapses, h.Hold.Hold)
+		}
+		outcomes[code]++
+		mustBalance(t, r)
+	}
+	st, err := r.Read()
+	if err != nil || st.Sold() != int64(outcomes[0]) || st.Left() != 100-int64(outcomes[0]) || st.Held() != 0 {
+		t.Fatalf("after the rounds: %v, %v; confirmed %d", st, err, outcomes[0])
+	}
+	t.Logf("confirmed %d, lapsed first %d", outcomes[0], outcomes[9])
+}
+
+// TestRedisBookingKill9: a process killed with SIGKILL in the middle of a
+// hold, a confirm or a return, then the same request retried with the same
+// request id: one record in the journal for it, whatever moment the kill
+// came at, and books that balance.
+func TestRedisBookingKill9(t *testing.T) {
+	ctx := context.Background()
+	srv, r := newRedisSale(t, "kill", 1000)
+	url := srv.URL("kill")
+	killed := 0
+	count := func(id string) int {
+		n := 0
+		for _, e := range r.client.XRange(ctx, r.journalKey(), "-", "+").Val() {
+			if e.Values["request"] == id {
+				n++
+			}
+		}
+		return n
+	}
+	for i := range 12 {
+		id := fmt.Sprintf("kill-%d", i)
+		// A hold, killed, retried.
+		cmd := child(t, url, childOp+"=hold", childBuyer+"=k", childArg+"=1h", childID+"="+id+"-h")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(i*i) * 300 * time.Microsecond)
+		_ = cmd.Process.Kill()
+		if exitCode(cmd.Wait()) == -1 {
+			killed++
+		}
+		h, err := r.HoldRequest(ctx, id+"-h", "k", 1, time.Hour)
+		if err != nil || count(id+"-h") != 1 {
+			t.Fatalf("retried hold %s: %+v, %v; %d records", id, h, err, count(id+"-h"))
+		}
+		// Its confirm, killed, retried.
+		cmd = child(t, url, childOp+"=confirm", childArg+"="+h.Hold.Hold, childID+"="+id+"-c")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(i*i) * 300 * time.Microsecond)
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		rc, err := r.ConfirmRequest(ctx, id+"-c", h.Hold.Hold)
+		if err != nil || rc.Sale.Kind != ticket.KindConfirm || count(id+"-c") != 1 {
+			t.Fatalf("retried confirm %s: %+v, %v; %d records", id, rc, err, count(id+"-c"))
+		}
+		// A return of it, killed, retried.
+		cmd = child(t, url, childOp+"=return", childArg+"="+strconv.FormatInt(rc.Sale.Seq, 10), childID+"="+id+"-r")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(i*i) * 300 * time.Microsecond)
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		rec, err := r.ReturnRequest(ctx, id+"-r", rc.Sale.Seq, 1)
+		if err != nil || rec.Kind != ticket.KindReturn || count(id+"-r") != 1 {
+			t.Fatalf("retried return %s: %+v, %v; %d records", id, rec, err, count(id+"-r"))
+		}
+	}
+	rep := mustBalance(t, r)
+	if rep.State.Left() != 1000 || rep.Booked.Confirms != 12 || rep.Booked.Returned != 12 {
+		t.Fatalf("after the kills: %v, %+v", rep.State, rep.Booked)
+	}
+	t.Logf("%d of 12 holds killed before they ended", killed)
 }
