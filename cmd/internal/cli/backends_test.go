@@ -305,3 +305,66 @@ func TestBookingBothBackends(t *testing.T) {
 		})
 	}
 }
+
+// TestCopyBooking copies a sale with a limit, open holds, confirms,
+// releases and returns from a file into Redis and back with ticket copy:
+// each side balances, keeps the open holds and each buyer's holding (the
+// limit still refuses the buyer at it), and a hold opened before a copy is
+// confirmed after it.
+func TestCopyBooking(t *testing.T) {
+	srv := redistest.Start(t)
+	dir := t.TempDir()
+	file, back, rd := filepath.Join(dir, "t.json"), filepath.Join(dir, "back.json"), srv.URL("copybook")
+	must := func(want int, args ...string) string {
+		t.Helper()
+		o := runCaptured(t, args...)
+		if o.code != want {
+			t.Fatalf("ticket %v: exit %d, want %d: %s%s", args, o.code, want, o.stdout, o.stderr)
+		}
+		return strings.TrimSpace(o.stdout)
+	}
+	must(exitOK, "init", "-f", file, "--count", "20", "--limit", "3")
+	h1 := must(exitOK, "hold", "-f", file, "--buyer", "ann", "--qty", "2", "--for", "1h")
+	h2 := must(exitOK, "hold", "-f", file, "--buyer", "bob", "--for", "1h")
+	must(exitOK, "confirm", "-f", file, h2)
+	h3 := must(exitOK, "hold", "-f", file, "--buyer", "bob", "--for", "1h")
+	must(exitOK, "release", "-f", file, h3)
+	must(exitOK, "buy", "-f", file, "--buyer", "cat", "--qty", "3")
+	must(exitOK, "return", "-f", file, "6", "--qty", "1")
+	must(exitOK, "restock", "-f", file, "--add", "2")
+	h4 := must(exitOK, "hold", "-f", file, "--buyer", "dan", "--for", "1h")
+	want := must(exitOK, "show", "-f", file)
+
+	must(exitOK, "copy", file, rd)
+	if got := must(exitOK, "show", "--store", rd); got != want {
+		t.Fatalf("redis after the copy: %q, the file %q", got, want)
+	}
+	must(exitOK, "verify", "--store", rd)
+	must(exitLimit, "hold", "--store", rd, "--buyer", "ann", "--qty", "2", "--for", "1h") // ann holds 2 of 3
+	must(exitLimit, "buy", "--store", rd, "--buyer", "cat", "--qty", "2")                 // cat has 2 of 3 after the return
+	must(exitOK, "buy", "--store", rd, "--buyer", "cat")
+	must(exitLimit, "buy", "--store", rd, "--buyer", "cat")
+	if out := must(exitOK, "confirm", "--store", rd, h1); !strings.Contains(out, "ann got 2 tickets: hold "+h1) {
+		t.Fatalf("confirm in redis of a hold made in the file: %s", out)
+	}
+	if out := must(exitOK, "confirm", "--store", rd, h2); !strings.Contains(out, "bob got 1 ticket: hold "+h2) {
+		t.Fatalf("confirm again, in redis, of a hold confirmed in the file: %s", out)
+	}
+	must(exitLapsed, "confirm", "--store", rd, h3)
+	must(exitError, "return", "--store", rd, "6", "--qty", "3") // sale #6 has 2 left after the return in the file
+	must(exitOK, "return", "--store", rd, "6", "--qty", "1")
+	h5 := must(exitOK, "hold", "--store", rd, "--buyer", "eve", "--qty", "2", "--for", "1h")
+	want = must(exitOK, "show", "--store", rd)
+
+	must(exitOK, "copy", rd, back)
+	if got := must(exitOK, "show", "-f", back); got != want {
+		t.Fatalf("the file after the copy back: %q, redis %q", got, want)
+	}
+	must(exitOK, "verify", "-f", back)
+	must(exitLimit, "hold", "-f", back, "--buyer", "eve", "--qty", "2", "--for", "1h")
+	must(exitOK, "confirm", "-f", back, h5)
+	must(exitOK, "confirm", "-f", back, h4)
+	must(exitError, "release", "-f", back, h5+"0") // not a hold id
+	must(exitError, "return", "-f", back, "6", "--qty", "2") // one left: a return in the file, one in redis
+	must(exitOK, "verify", "-f", back)
+}
