@@ -364,7 +364,7 @@ func TestCopyBooking(t *testing.T) {
 	must(exitLimit, "hold", "-f", back, "--buyer", "eve", "--qty", "2", "--for", "1h")
 	must(exitOK, "confirm", "-f", back, h5)
 	must(exitOK, "confirm", "-f", back, h4)
-	must(exitError, "release", "-f", back, h5+"0") // not a hold id
+	must(exitError, "release", "-f", back, h5+"0")           // not a hold id
 	must(exitError, "return", "-f", back, "6", "--qty", "2") // one left: a return in the file, one in redis
 	must(exitOK, "verify", "-f", back)
 }
