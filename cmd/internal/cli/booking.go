@@ -103,13 +103,18 @@ func needBuyer(fs *pflag.FlagSet, b store.Backend) error {
 	if fs.Changed("buyer") {
 		return nil
 	}
-	if h, ok := b.(*hinted); ok {
-		b = h.Backend
+	inner := b
+	h, ok := b.(*hinted)
+	if ok {
+		inner = h.Backend
 	}
 	var limit int64
-	if l, ok := b.(limiter); ok {
+	if l, ok := inner.(limiter); ok {
 		n, err := l.Limit(context.Background())
 		if err != nil {
+			if h != nil {
+				return h.hint(err, "buy")
+			}
 			return err
 		}
 		limit = n
@@ -154,6 +159,7 @@ makes a retry safe: the same id gets the same hold again.`,
 		exitNote{exitLocked, "the lock was not acquired within --wait (or at once, with --nowait); nothing held"},
 		exitNote{exitInvalid, ""},
 		exitNote{exitUnconfirmed, "recorded in the journal, but not confirmed durable or not reported: check with ticket show --sales"},
+		exitNote{exitUnreachable, "Redis: not reached, nothing changed; or the answer was lost (the message says so): the same command with the same --request-id tells, and never acts twice"},
 		exitNote{exitLimit, "the buyer would have more than the sale's per-buyer limit; nothing held"},
 		signalExits[0], signalExits[1], signalExits[2])
 	buyer := fs.String("buyer", "", "who holds: `NAME` as recorded in the journal (default pid<PID>; required under a limit)")
@@ -219,6 +225,7 @@ again reports its first confirm and sells nothing more.`,
 		exitNote{exitLocked, "the lock was not acquired within --wait (or at once, with --nowait); nothing changed"},
 		exitNote{exitInvalid, ""},
 		exitNote{exitUnconfirmed, "the sale is recorded, but not confirmed durable or not reported: check with ticket show --sales"},
+		exitNote{exitUnreachable, "Redis: not reached, nothing changed; or the answer was lost (the message says so): the same command with the same --request-id tells, and never acts twice"},
 		exitNote{exitLapsed, "the hold lapsed or was released: its tickets are back in stock, and a script may hold again"},
 		signalExits[0], signalExits[1], signalExits[2])
 	var wait waitFlags
@@ -269,6 +276,7 @@ lapses.`,
 		exitNote{exitLocked, "the lock was not acquired within --wait (or at once, with --nowait); nothing changed"},
 		exitNote{exitInvalid, ""},
 		exitNote{exitUnconfirmed, "recorded in the journal, but not confirmed durable or not reported: check with ticket show --sales"},
+		exitNote{exitUnreachable, "Redis: not reached, nothing changed; or the answer was lost (the message says so): the same command with the same --request-id tells, and never acts twice"},
 		exitNote{exitLapsed, "the hold had lapsed or was released already"},
 		signalExits[0], signalExits[1], signalExits[2])
 	var wait waitFlags
@@ -319,6 +327,7 @@ sale; never more than the sale still has is returned.`,
 		exitNote{exitLocked, "the lock was not acquired within --wait (or at once, with --nowait); nothing changed"},
 		exitNote{exitInvalid, ""},
 		exitNote{exitUnconfirmed, "recorded in the journal, but not confirmed durable or not reported: check with ticket show --sales"},
+		exitNote{exitUnreachable, "Redis: not reached, nothing changed; or the answer was lost (the message says so): the same command with the same --request-id tells, and never acts twice"},
 		signalExits[0], signalExits[1], signalExits[2])
 	qty := wholeFlag(fs, "qty", 0, 1, math.MaxInt64, "return `K` tickets (default: all the sale still has)")
 	var wait waitFlags
@@ -373,6 +382,7 @@ record.`,
 		exitNote{exitLocked, "the lock was not acquired within --wait (or at once, with --nowait); nothing changed"},
 		exitNote{exitInvalid, ""},
 		exitNote{exitUnconfirmed, "recorded in the journal, but not confirmed durable or not reported: check with ticket show --sales"},
+		exitNote{exitUnreachable, "Redis: not reached, nothing changed; or the answer was lost (the message says so): the same command with the same --request-id tells, and never acts twice"},
 		exitNote{exitLimit, "a buyer already has more than K; the limit is unchanged"},
 		signalExits[0], signalExits[1], signalExits[2])
 	add := wholeFlag(fs, "add", 0, 1, math.MaxInt64, "add `N` tickets")
