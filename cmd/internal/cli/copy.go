@@ -29,7 +29,7 @@ the progress is printed on stderr for 100 000 entries or more.
 
 A ticket file whose journal records changes made outside ticket (a
 cooperating buyer's sales, "outside", or stock it added, "restock") is not
-copied into Redis, whose journal holds ticket's own sales only: copy exits
+copied into Redis, whose journal holds ticket's own records only: copy exits
 1 with nothing written, and the way on is a new Redis sale started with the
 tickets left (ticket init --count N --store redis://...).
 

@@ -104,7 +104,7 @@ func NewRequestID() string {
 // cooperating buyer's sales, stock added): a Redis journal holds ticket's
 // sales only, and its Verify would not balance them, so Restore refuses
 // the copy whole.
-var ErrForeignRecord = errors.New("a Redis journal holds ticket's own sales only")
+var ErrForeignRecord = errors.New("a Redis journal holds ticket's own records only")
 
 // RequestMismatchError is a request id already used for another buy (a
 // different buyer or quantity) in the same sale: the retry is refused,
