@@ -67,9 +67,14 @@ func pageSize() int {
 // machines. For a sale NAME its keys are (the braces keep them in one
 // cluster slot):
 //
-//	ticket:{NAME}            hash: total, left, version, gen
-//	ticket:{NAME}:journal    stream: one entry per committed sale
-//	ticket:{NAME}:requests   hash: request id -> the buy it answered (no TTL)
+//	ticket:{NAME}            hash: total, left, version, gen (held, limit once used)
+//	ticket:{NAME}:journal    stream: one entry per committed record (a sale, or a booking record)
+//	ticket:{NAME}:requests   hash: request id -> the request it answered (no TTL)
+//	ticket:{NAME}:holds      hash: open hold id -> qty, expiry, buyer
+//	ticket:{NAME}:expiry     sorted set: open hold ids by expiry (ms, the server's clock)
+//	ticket:{NAME}:holdings   hash: with a limit, buyer -> tickets bought and not returned plus held
+//	ticket:{NAME}:closed     hash: closed hold id -> the record that closed it
+//	ticket:{NAME}:returned   hash: sale number -> tickets returned of it
 //	ticket:{NAME}:journal:YYYYMMDDTHHMMSS.NNNNNNNNNZ  a journal kept by Init or Restore with store.Replace
 //	ticket:{NAME}:damaged:YYYYMMDDTHHMMSS.NNNNNNNNNZ  a damaged state kept by Repair
 //
