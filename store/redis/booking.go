@@ -322,6 +322,12 @@ func (r *Store) bookNotSent(op string, err error) error {
 // parseBook reads a booking script's answer (see bookSource).
 func (r *Store) parseBook(op, id, out string) (answer, error) {
 	var a answer
+	if what, ok := strings.CutPrefix(out, "mismatch\t"); ok {
+		if what == op {
+			what += " of other arguments"
+		}
+		return a, fmt.Errorf("%s: request id %s was used for another request (a %s), not this %s: it answers only for that one: %w", r.where(), id, what, op, ErrRequestID)
+	}
 	f := strings.Split(out, "\t")
 	bad := func() (answer, error) {
 		return a, fmt.Errorf("%s: unexpected answer from the %s script: %q", r.where(), op, out)
@@ -385,8 +391,6 @@ func (r *Store) parseBook(op, id, out string) (answer, error) {
 		return a, fmt.Errorf("%s: %w (it is set when the sale starts)", r.where(), store.ErrNoLimit)
 	case "toobig":
 		return a, fmt.Errorf("%s: the numbers would pass %d, the most a Redis sale counts: nothing was changed: %w", r.where(), int64(MaxCount), ticket.ErrInvalid)
-	case "mismatch":
-		return a, fmt.Errorf("%s: request id %s was used for another request (%s): it answers only for that one: %w", r.where(), id, strings.Join(f[1:], " "), ErrRequestID)
 	}
 	return bad()
 }

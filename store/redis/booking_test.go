@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -377,4 +378,91 @@ func TestRedisBookingKill9(t *testing.T) {
 		t.Fatalf("after the kills: %v, %+v", rep.State, rep.Booked)
 	}
 	t.Logf("%d of 12 holds killed before they ended", killed)
+}
+
+// TestRedisReturnFindsItsSale: a return finds its sale by a binary search
+// of the stream, among sales made over many milliseconds and many within
+// one (a pipeline of buys), and holds and confirms between them; a request
+// id of a hold is not a buy's.
+func TestRedisReturnFindsItsSale(t *testing.T) {
+	ctx := context.Background()
+	_, r := newRedisSale(t, "find", 10000)
+	buyers := map[int64]string{}
+	for i := range 60 {
+		if i%7 == 0 {
+			h, err := r.Hold(ctx, "holder", 1, time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rc, err := r.Confirm(ctx, h.Hold.Hold)
+			if err != nil {
+				t.Fatal(err)
+			}
+			buyers[rc.Sale.Seq] = "holder"
+			continue
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for j := range 5 { // several in one millisecond, as often as not
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				b := fmt.Sprintf("b%d-%d", i, j)
+				rc, err := r.Buy(ctx, b, 2)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				buyers[rc.Sale.Seq] = b
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		if i%10 == 0 {
+			time.Sleep(3 * time.Millisecond)
+		}
+	}
+	for seq, b := range buyers {
+		rec, err := r.Return(ctx, seq, 1)
+		if err != nil || rec.Buyer != b || rec.Sale != seq {
+			t.Fatalf("return of sale #%d (%s's): %+v, %v", seq, b, rec, err)
+		}
+	}
+	for seq := range buyers {
+		if _, err := r.Return(ctx, seq, 2); !errors.Is(err, ticket.ErrReturn) && buyers[seq] != "holder" {
+			t.Fatalf("second return of sale #%d: %v", seq, err)
+		}
+	}
+	mustBalance(t, r)
+	if _, err := r.HoldRequest(ctx, "same-id", "ann", 1, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.BuyRequest(ctx, "same-id", "ann", 1); !errors.Is(err, ErrRequestID) {
+		t.Fatalf("a buy with a hold's request id: %v", err)
+	}
+	if _, err := r.ConfirmRequest(ctx, "same-id", "1-00000000"); !errors.Is(err, ErrRequestID) {
+		t.Fatalf("a confirm with a hold's request id: %v", err)
+	}
+	h, err := r.HoldRequest(ctx, "same-id", "ann", 1, time.Hour)
+	if err != nil {
+		t.Fatalf("the hold retried: %v", err)
+	}
+	// init --force starts a new sale: no holds, no closed holds, no returns.
+	if _, _, err := r.InitLimit(ctx, 5, 2, store.Replace); err != nil {
+		t.Fatal(err)
+	}
+	st, err := r.Read()
+	if err != nil || st.Held() != 0 || len(st.Holds()) != 0 || st.Limit() != 2 || st.Left() != 5 {
+		t.Fatalf("after init --force: %v held %d holds %v limit %d, %v", st, st.Held(), st.Holds(), st.Limit(), err)
+	}
+	if _, err := r.Confirm(ctx, h.Hold.Hold); !errors.Is(err, ticket.ErrUnknownHold) {
+		t.Fatalf("confirm of the old sale's hold: %v", err)
+	}
+	for _, k := range r.bookingKeys() {
+		if n := r.client.Exists(ctx, k).Val(); n != 0 {
+			t.Errorf("%s is left after init --force", k)
+		}
+	}
+	mustBalance(t, r)
 }

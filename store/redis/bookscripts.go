@@ -219,7 +219,7 @@ local sig = table.concat({'B', op, a1, a2, a3}, '\t')
 local done = redis.call('HGET', KEYS[3], id)
 if done then
   local s, out = string.match(done, '^([^\n]*)\n(.*)$')
-  if s ~= sig then return 'mismatch\t' .. (s or '?') end
+  if s ~= sig then return 'mismatch\t' .. (string.match(s or '', '^B\t(%a+)\t') or 'buy') end
   return 'replay\t' .. out
 end
 local denied = allowed({{'XADD', KEYS[2], '*', 'seq', '1'}, {'HSET', KEYS[1], 'left', '0'}, {'HSET', KEYS[3], id, 'x'},

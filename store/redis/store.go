@@ -656,6 +656,10 @@ func (r *Store) parseOutcome(out, id, buyer string, qty int64) (store.Receipt, e
 	}
 	if rest, ok := strings.CutPrefix(out, "mismatch "); ok {
 		q, b, _ := strings.Cut(rest, " ")
+		if q == "?" || strings.HasPrefix(q, "B\t") {
+			// Not a buy's: a hold's, a confirm's... No buy retries it.
+			return rc, fmt.Errorf("%s: request id %s was used for another kind of request (a hold, confirm, release, return or restock), not a buy: %w", r.where(), id, ErrRequestID)
+		}
 		return rc, &RequestMismatchError{ID: id, Qty: q, Buyer: b}
 	}
 	if rest, ok := strings.CutPrefix(out, "limit "); ok {
