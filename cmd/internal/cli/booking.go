@@ -138,7 +138,7 @@ type limiter interface {
 }
 
 func runHold(c *cli, args []string) error {
-	fs, file := c.flagSet("--for D [--buyer NAME] [--qty K] [--wait D | --nowait] [--json] [flags]", `
+	fs, file := c.flagSet("--for D [--buyer NAME] [--qty K] [--wait D | --nowait] [--request-id ID] [--json] [flags]", `
 Hold K tickets for D: take them out of the tickets left into held, all or
 nothing, and print the hold's id, which ticket confirm HOLD turns into a
 sale and ticket release HOLD gives back. A hold not confirmed in time
@@ -215,7 +215,7 @@ makes a retry safe: the same id gets the same hold again.`,
 }
 
 func runConfirm(c *cli, args []string) error {
-	fs, file := c.flagSet("HOLD [--wait D | --nowait] [--json] [flags]", `
+	fs, file := c.flagSet("HOLD [--wait D | --nowait] [--request-id ID] [--json] [flags]", `
 Turn the hold HOLD (its id, as ticket hold printed it) into a sale: a
 journal record naming the hold, committed as a buy is. Confirming a hold
 again reports its first confirm and sells nothing more.`,
@@ -267,7 +267,7 @@ again reports its first confirm and sells nothing more.`,
 }
 
 func runRelease(c *cli, args []string) error {
-	fs, file := c.flagSet("HOLD [--wait D | --nowait] [--json] [flags]", `
+	fs, file := c.flagSet("HOLD [--wait D | --nowait] [--request-id ID] [--json] [flags]", `
 Give the tickets of the hold HOLD back to the stock at once, before it
 lapses.`,
 		exitNote{exitOK, "released"},
@@ -316,7 +316,7 @@ lapses.`,
 }
 
 func runReturn(c *cli, args []string) error {
-	fs, file := c.flagSet("SALE [--qty K] [--wait D | --nowait] [--json] [flags]", `
+	fs, file := c.flagSet("SALE [--qty K] [--wait D | --nowait] [--request-id ID] [--json] [flags]", `
 Give back K tickets (default: all it still has) of the committed sale
 number SALE (as ticket buy --json or ticket show --sales numbers it; a
 confirmed hold is a sale too). A return is a journal record naming the
@@ -369,7 +369,7 @@ sale; never more than the sale still has is returned.`,
 }
 
 func runRestock(c *cli, args []string) error {
-	fs, file := c.flagSet("--add N | --remove N | --limit K [--wait D | --nowait] [--json] [flags]", `
+	fs, file := c.flagSet("--add N | --remove N | --limit K [--wait D | --nowait] [--request-id ID] [--json] [flags]", `
 Change the stock: --add N adds N tickets (the total grows), --remove N takes
 N of those left out of the sale (the total falls; never below none left).
 --limit K changes the per-buyer limit of a sale started with one (ticket
