@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -298,6 +299,18 @@ func TestBookingBothBackends(t *testing.T) {
 					t.Errorf("show --sales lacks %q:\n%s", want, sales)
 				}
 			}
+			// The id of another sale's hold names no hold of this one.
+			other := spec + "2"
+			if o := runCaptured(t, "init", "--store", other, "--count", "3"); o.code != exitOK {
+				t.Fatalf("init the other sale: %+v", o)
+			}
+			o = runCaptured(t, "hold", "--store", other, "--buyer", "x", "--for", "1h")
+			if o.code != exitOK {
+				t.Fatalf("hold in the other sale: %+v", o)
+			}
+			if o := must(exitError, "confirm", strings.TrimSpace(o.stdout)); !strings.Contains(o.stderr, "no such hold") {
+				t.Fatalf("confirm of another sale's hold: %s", o.stderr)
+			}
 			must(exitOK, "restock", "--remove", "6")
 			must(exitSoldOut, "hold", "--buyer", "dan", "--qty", "3", "--for", "1h")
 			must(exitSoldOut, "buy", "--buyer", "dan", "--qty", "3")
@@ -367,4 +380,76 @@ func TestCopyBooking(t *testing.T) {
 	must(exitError, "release", "-f", back, h5+"0")           // not a hold id
 	must(exitError, "return", "-f", back, "6", "--qty", "2") // one left: a return in the file, one in redis
 	must(exitOK, "verify", "-f", back)
+}
+
+// TestBookingLimitRaceBothBackends: many ticket hold processes with one
+// buyer name against a limit of K, on a file and on Redis: exactly K hold,
+// the rest exit 8, and the books balance. (The negative controls, with the
+// limit check switched off, are the stores' own: see store.TestLimitRace
+// and redis.TestRedisLimitRace.)
+func TestBookingLimitRaceBothBackends(t *testing.T) {
+	const n, k = 10, 3
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			spec := be.spec(t)
+			if o := runCaptured(t, "init", "--store", spec, "--count", "20", "--limit", strconv.Itoa(k)); o.code != exitOK {
+				t.Fatalf("init: %+v", o)
+			}
+			cmds := make([]*exec.Cmd, n)
+			for i := range cmds {
+				cmds[i] = capture(ticketCmd("hold", "--store", spec, "--buyer", "alice", "--for", "1h"))
+				if err := cmds[i].Start(); err != nil {
+					t.Fatal(err)
+				}
+				p := cmds[i].Process
+				t.Cleanup(func() { _ = p.Kill() })
+			}
+			count := map[int]int{}
+			for _, cmd := range cmds {
+				count[finish(t, cmd, cmd.Wait()).code]++
+			}
+			if count[exitOK] != k || count[exitLimit] != n-k {
+				t.Fatalf("exits %v: want %d of 0 and %d of 8", count, k, n-k)
+			}
+			if o := runCaptured(t, "verify", "--store", spec); o.code != exitOK {
+				t.Fatalf("verify: %+v", o)
+			}
+		})
+	}
+}
+
+// TestRedisBookingKill9CLI: ticket hold, killed with SIGKILL at a random
+// moment, then run again with the same --request-id: one hold, the same id
+// printed by every retry.
+func TestRedisBookingKill9CLI(t *testing.T) {
+	srv := redistest.Start(t)
+	spec := srv.URL("kill9book")
+	if o := runCaptured(t, "init", "--store", spec, "--count", "100"); o.code != exitOK {
+		t.Fatalf("init: %+v", o)
+	}
+	for i := range 6 {
+		id := fmt.Sprintf("hold-%d", i)
+		args := []string{"hold", "--store", spec, "--buyer", "k", "--for", "1h", "--request-id", id}
+		cmd := capture(ticketCmd(args...))
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		p := cmd.Process
+		t.Cleanup(func() { _ = p.Kill() })
+		time.Sleep(time.Duration(rand.IntN(40000)) * time.Microsecond)
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		first := runCaptured(t, args...)
+		again := runCaptured(t, args...)
+		if first.code != exitOK || again.code != exitOK || first.stdout != again.stdout {
+			t.Fatalf("retries of %s: %+v, %+v", id, first, again)
+		}
+	}
+	o := runCaptured(t, "show", "--store", spec)
+	if o.code != exitOK || o.stdout != "94 left of 100 (6 held, 0 sold)\n" {
+		t.Fatalf("after the kills and retries: %+v", o)
+	}
+	if o := runCaptured(t, "verify", "--store", spec); o.code != exitOK {
+		t.Fatalf("verify: %+v", o)
+	}
 }
