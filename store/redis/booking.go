@@ -100,6 +100,9 @@ func (r *Store) ReleaseRequest(ctx context.Context, id, hold string) (ticket.Rec
 		return ticket.Record{}, fmt.Errorf("%s: %w", r.where(), err)
 	}
 	a, err := r.book(ctx, "release", id, hold)
+	if errors.Is(err, store.ErrConfirmed) {
+		err = fmt.Errorf("%s: hold %s was confirmed as sale #%s: %w", r.where(), hold, a.detail, store.ErrConfirmed)
+	}
 	return a.rec, r.noHold(err, hold)
 }
 
@@ -381,7 +384,8 @@ func (r *Store) parseBook(op, id, out string) (answer, error) {
 	case "unknownhold":
 		return a, ticket.ErrUnknownHold
 	case "confirmed":
-		return a, fmt.Errorf("%s: the hold was confirmed as sale #%s: %w", r.where(), strings.Join(f[1:], ""), store.ErrConfirmed)
+		a.detail = strings.Join(f[1:], "")
+		return a, store.ErrConfirmed
 	case "unknownsale":
 		return a, ticket.ErrUnknownSale
 	case "return":
