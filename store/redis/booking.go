@@ -45,8 +45,11 @@ func (r *Store) HoldRequest(ctx context.Context, id, buyer string, qty int64, d 
 	if d <= 0 {
 		return store.HoldReceipt{}, fmt.Errorf("hold for %v: %w", d, store.ErrDuration)
 	}
-	ms := (d + time.Millisecond - 1) / time.Millisecond
-	a, err := r.book(ctx, "hold", id, buyer, qty, int64(ms), fmt.Sprintf("%08x", rand.Uint32()))
+	ms := int64(d / time.Millisecond) // the server counts in ms: rounded up, never 0
+	if d%time.Millisecond != 0 {
+		ms++
+	}
+	a, err := r.book(ctx, "hold", id, buyer, qty, ms, fmt.Sprintf("%08x", rand.Uint32()))
 	if err != nil {
 		switch {
 		case errors.Is(err, ticket.ErrLimit):
