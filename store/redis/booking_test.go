@@ -1,11 +1,14 @@
 package redis
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -465,4 +468,144 @@ func TestRedisReturnFindsItsSale(t *testing.T) {
 		}
 	}
 	mustBalance(t, r)
+}
+
+// luaCommands runs fn and returns the commands the server's scripts ran
+// meanwhile, as MONITOR shows them (on a connection of its own): each its
+// words, unquoted.
+func luaCommands(t *testing.T, r *Store, fn func()) [][]string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := net.Dial("tcp", r.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rd := bufio.NewReader(conn)
+	if _, err := conn.Write([]byte("MONITOR\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := rd.ReadString('\n'); err != nil || !strings.HasPrefix(line, "+OK") {
+		t.Fatalf("MONITOR: %q, %v", line, err)
+	}
+	fn()
+	const end = "ticket-test-end-of-monitor"
+	r.client.Echo(ctx, end)
+	_ = conn.SetReadDeadline(time.Now().Add(time.Minute))
+	quoted := regexp.MustCompile(`"((?:[^"\\]|\\.)*)"`)
+	var out [][]string
+	for {
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			t.Fatalf("MONITOR: %v", err)
+		}
+		if strings.Contains(line, end) {
+			return out
+		}
+		if _, rest, ok := strings.Cut(line, " lua] "); ok {
+			var words []string
+			for _, w := range quoted.FindAllStringSubmatch(rest, -1) {
+				words = append(words, w[1])
+			}
+			out = append(out, words)
+		}
+	}
+}
+
+// scans returns the commands of cmds that read more than a bounded number
+// of elements: a whole hash, a range without a COUNT or LIMIT.
+func scans(cmds [][]string) []string {
+	var bad []string
+	for _, c := range cmds {
+		name := strings.ToUpper(c[0])
+		args := strings.ToUpper(strings.Join(c, " "))
+		switch {
+		case name == "HGETALL", name == "HKEYS", name == "HVALS", name == "HSCAN", name == "SCAN", name == "KEYS":
+			bad = append(bad, strings.Join(c, " "))
+		case (name == "XRANGE" || name == "XREVRANGE") && !strings.Contains(args, " COUNT "):
+			bad = append(bad, strings.Join(c, " "))
+		case strings.HasPrefix(name, "ZRANGE") && !strings.Contains(args, " LIMIT "):
+			bad = append(bad, strings.Join(c, " "))
+		}
+	}
+	return bad
+}
+
+// TestRedisBookingCost: a buy, hold, confirm or release under a limit
+// runs the same commands, none of which reads more than a few elements,
+// in a sale of one record as in one of thousands with hundreds of buyers:
+// no scan of the journal or of the buyers. The change of the limit, which
+// must read every buyer's holding, is the control that the check finds a
+// scan.
+func TestRedisBookingCost(t *testing.T) {
+	ctx := context.Background()
+	ops := func(r *Store, buyer string) map[string][][]string {
+		got := map[string][][]string{}
+		var h store.HoldReceipt
+		got["buy"] = luaCommands(t, r, func() {
+			if _, err := r.Buy(ctx, buyer, 1); err != nil {
+				t.Fatal(err)
+			}
+		})
+		got["hold"] = luaCommands(t, r, func() {
+			var err error
+			if h, err = r.Hold(ctx, buyer, 1, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+		})
+		got["confirm"] = luaCommands(t, r, func() {
+			if _, err := r.Confirm(ctx, h.Hold.Hold); err != nil {
+				t.Fatal(err)
+			}
+		})
+		h2, err := r.Hold(ctx, buyer, 1, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got["release"] = luaCommands(t, r, func() {
+			if _, err := r.Release(ctx, h2.Hold.Hold); err != nil {
+				t.Fatal(err)
+			}
+		})
+		got["limit"] = luaCommands(t, r, func() {
+			if _, _, err := r.SetLimit(ctx, 6); err != nil {
+				t.Fatal(err)
+			}
+		})
+		return got
+	}
+	_, small := newLimitSale(t, 100000, 5)
+	_, big := newLimitSale(t, 100000, 5)
+	for i := range 400 {
+		b := fmt.Sprintf("b%d", i)
+		if _, err := big.Buy(ctx, b, 2); err != nil {
+			t.Fatal(err)
+		}
+		h, err := big.Hold(ctx, b, 1, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			if _, err := big.Confirm(ctx, h.Hold.Hold); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	one, many := ops(small, "ann"), ops(big, "ann")
+	for _, op := range []string{"buy", "hold", "confirm", "release"} {
+		if bad := scans(many[op]); len(bad) > 0 {
+			t.Errorf("%s scans: %q", op, bad)
+		}
+		if len(one[op]) != len(many[op]) {
+			t.Errorf("%s runs %d commands in a sale of one record, %d in one of %d", op, len(one[op]), len(many[op]), big.client.XLen(ctx, big.journalKey()).Val())
+		}
+		if len(many[op]) == 0 {
+			t.Errorf("%s: MONITOR showed no command of the script", op)
+		}
+		t.Logf("%s: %d commands", op, len(many[op]))
+	}
+	if bad := scans(many["limit"]); len(bad) == 0 {
+		t.Errorf("the change of the limit reads every buyer's holding, but the check found no scan in %q", many["limit"])
+	}
+	mustBalance(t, big)
 }
