@@ -685,7 +685,11 @@ func recordLine(s ticket.Record) string {
 // (sales missing from it) is refused and left as it is, since rebuilding
 // would sell their tickets again. It restores the request ids the
 // requests hash lost (deleted, or never written) from the journal, and
-// removes a TTL from the sale's keys. The sale's request ids stay valid:
+// removes a TTL from the sale's keys, and records as lapsed the holds
+// that expired (as the next script would). The rebuilt state has the
+// journal's held tickets and limit; the open holds, holdings, closed holds
+// and returns are kept by their own keys, which it does not rebuild. The
+// sale's request ids stay valid:
 // a retry still gets its original outcome. A sound sale is left alone
 // (store.Repaired.Sales is 0, Note empty).
 //
@@ -733,6 +737,9 @@ func (r *Store) Repair(ctx context.Context) (store.Repaired, error) {
 		if done {
 			notes = append(notes, "removed the TTL of "+k)
 		}
+	}
+	if err := r.settle(ctx); err != nil { // the lapses the state rebuilt shows
+		return rep, err
 	}
 	rep.Note = strings.Join(notes, "; ")
 	after, err := r.Verify(ctx)
