@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/ticketd/ticket/store/internal/seam"
@@ -37,7 +39,7 @@ func (s *Store) InitLimit(ctx context.Context, n, limit int64, mode Mode) (ticke
 	if err != nil {
 		return state, "", err
 	}
-	if state, err = state.WithLimit(limit, nil); err != nil {
+	if state, err = state.WithLimit(limit, 0); err != nil {
 		return state, "", err
 	}
 	archive, err := s.Restore(ctx, state, nil, mode)
@@ -93,11 +95,11 @@ func (s *Store) named(err error) error {
 
 // allowed is the limit rule, which the negative control of the limit's
 // test switches off (seam.NoLimitCheck).
-func allowed(state ticket.State, buyer string, qty int64) error {
+func allowed(state ticket.State, buyer string, have, qty int64) error {
 	if seam.NoLimitCheck {
 		return nil
 	}
-	return state.Allowed(buyer, qty)
+	return state.Allowed(buyer, have, qty)
 }
 
 // Hold takes qty tickets out of the stock into held for buyer, for d, all
@@ -112,8 +114,8 @@ func (s *Store) Hold(ctx context.Context, buyer string, qty int64, d time.Durati
 	if d <= 0 {
 		return HoldReceipt{}, fmt.Errorf("hold for %v: %w", d, ErrDuration)
 	}
-	rec, st, err := s.commitRecord(ctx, func(state ticket.State, _ *journal) (ticket.Record, error) {
-		if err := allowed(state, buyer, qty); err != nil {
+	rec, st, err := s.commitRecord(ctx, func(state ticket.State, j *journal) (ticket.Record, error) {
+		if err := j.limitFor(state, buyer, qty); err != nil {
 			return ticket.Record{}, err
 		}
 		seam.Crash("hold.decided")
@@ -298,10 +300,38 @@ func (s *Store) SetLimit(ctx context.Context, k int64) (ticket.Record, ticket.St
 	if k < 1 {
 		return ticket.Record{}, ticket.State{}, ticket.ErrQuantity
 	}
-	return s.commitRecord(ctx, func(state ticket.State, _ *journal) (ticket.Record, error) {
+	return s.commitRecord(ctx, func(state ticket.State, j *journal) (ticket.Record, error) {
 		if state.Limit() == 0 {
 			return ticket.Record{}, fmt.Errorf("%w (it is set when the sale starts)", ErrNoLimit)
 		}
+		most, err := j.holdings.Most()
+		if err != nil {
+			return ticket.Record{}, err
+		}
+		if _, err := state.WithLimit(k, most); err != nil {
+			return ticket.Record{}, j.overLimit(k, err)
+		}
 		return ticket.Record{Kind: ticket.KindLimit, Limit: k, PID: os.Getpid(), Time: time.Now().UTC()}, nil
 	})
+}
+
+// overLimit names a buyer who has more than a new limit of k, which err
+// refused, reading the whole journal: a refusal of the seller's, rare.
+func (j *journal) overLimit(k int64, err error) error {
+	var l ticket.Ledger
+	for r, rerr := range (holdingsSource{j, math.MaxInt64}).All() {
+		if rerr != nil {
+			return err
+		}
+		l.Add(r)
+	}
+	for _, r := range j.lapsed {
+		l.Add(r)
+	}
+	for _, name := range slices.Sorted(maps.Keys(l.Holders())) {
+		if n := l.Holders()[name]; n > k {
+			return fmt.Errorf("buyer %q already has %d tickets, more than a limit of %d: %w", name, n, k, ticket.ErrLimit)
+		}
+	}
+	return err
 }

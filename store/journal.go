@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ticketd/ticket/store/holders"
 	"github.com/ticketd/ticket/store/internal/files"
 	"github.com/ticketd/ticket/store/internal/seam"
 	"github.com/ticketd/ticket/store/lock"
@@ -65,6 +66,8 @@ type journal struct {
 	noSync bool
 
 	lapsed []ticket.Record // holds this transaction releases as lapsed, before its own records
+
+	holdings *holders.Index // each buyer's holding, in a sale with a limit (see holdings.go); nil without
 
 	content int64 // where the records end: the file's length without the padding after them
 	phys    int64 // the file's length
@@ -229,7 +232,8 @@ type settlement struct {
 	cut    []ticket.Record // records beyond the ticket file's version written in this boot by a process that died first: never committed
 	rolled []ticket.Record // records beyond the ticket file's version that were committed: applied
 
-	committed int64 // the version the journal's committed records reach, before add
+	committed int64          // the version the journal's committed records reach, before add
+	last      *ticket.Record // the journal's record at committed; nil if it has none
 
 	lapsed []ticket.Record // holds found expired, released as lapsed: written after add (see lapse)
 
@@ -380,6 +384,10 @@ func settleTail(path string, file ticket.State, entries []entry, found bool, end
 		st.state, r, changed = ticket.Reconcile(books, file, now)
 	}
 	st.committed = st.state.Version()
+	st.last = anchor
+	if len(beyond) > 0 {
+		st.last = &st.rolled[len(st.rolled)-1]
+	}
 	if changed {
 		st.add = append(st.add, r)
 		st.committed--

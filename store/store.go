@@ -68,7 +68,7 @@ func (s *Store) JournalPath() string { return s.paths().journal }
 // paths are the names of a sale's files, beside the ticket file's target
 // when the ticket file is a symlink.
 type paths struct {
-	ticket, lock, journal, tmp, spare string
+	ticket, lock, journal, tmp, spare, holders string
 }
 
 func (s *Store) paths() paths {
@@ -80,7 +80,7 @@ func (s *Store) paths() paths {
 // links found it (not a link), and nil otherwise.
 func (s *Store) pathsInfo() (paths, fs.FileInfo) {
 	p, info := targetInfo(s.path)
-	return paths{ticket: p, lock: p + ".lock", journal: p + ".journal", tmp: p + ".tmp", spare: p + ".spare"}, info
+	return paths{ticket: p, lock: p + ".lock", journal: p + ".journal", tmp: p + ".tmp", spare: p + ".spare", holders: p + ".holders"}, info
 }
 
 // target resolves symbolic links in path. A dangling link resolves to the
@@ -194,9 +194,9 @@ func (s *Store) Buy(ctx context.Context, buyer string, qty int64) (Receipt, erro
 		r      Receipt
 		before ticket.State // the state the buy was decided on
 	)
-	err := s.update(ctx, func(state ticket.State, _ *journal) (ticket.State, []ticket.Record, error) {
+	err := s.update(ctx, func(state ticket.State, j *journal) (ticket.State, []ticket.Record, error) {
 		r.State, before = state, state
-		if err := allowed(state, buyer, qty); err != nil {
+		if err := j.limitFor(state, buyer, qty); err != nil {
 			return state, nil, s.named(err)
 		}
 		next, sale, err := state.Next(ticket.Record{Kind: ticket.KindSale, Buyer: buyer, Qty: qty, PID: os.Getpid(), Time: time.Now().UTC()})
@@ -307,6 +307,12 @@ func (s *Store) locked(p paths, l files.Like, fn change, done func(error)) (err 
 	s.warn(removeStale(p.tmp))
 	st.lapse(time.Now())
 	j.lapsed = st.lapsed
+	if st.state.Limit() != 0 {
+		if j.holdings, err = s.openHoldings(p, like, j, st); err != nil {
+			return err
+		}
+		defer j.holdings.Close()
+	}
 	next, records, ferr := fn(st.state, j)
 	if ferr != nil {
 		next, records = st.state, nil
@@ -348,6 +354,13 @@ func (s *Store) locked(p paths, l files.Like, fn change, done func(error)) (err 
 			// Only a ticket file put back to an older version later, in
 			// this boot, would then cut what this one shows.
 			s.warn(files.Error("mark", j.path, err).Error())
+		}
+		if j.holdings != nil {
+			// Committed: an index that falls behind is rolled forward by
+			// the next writer.
+			if err := j.holdings.Apply(slices.Concat(st.add, st.lapsed, records)); err != nil {
+				s.warn(err.Error())
+			}
 		}
 		return ferr
 	}
@@ -589,6 +602,11 @@ func (s *Store) Restore(ctx context.Context, state ticket.State, records []ticke
 	// old sale's content under the new sale's name.
 	if err := os.Remove(p.spare); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return archive, files.Error("remove", p.spare, err)
+	}
+	// And the index of the old sale's holdings: it would be rebuilt (its
+	// anchor is not in the new journal), but need not wait for that.
+	if err := removeHoldings(p); err != nil {
+		return archive, err
 	}
 	j, err := openJournal(p.journal, l, s.opts.NoSync)
 	if err != nil {

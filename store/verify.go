@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/ticketd/ticket/store/holders"
 	"github.com/ticketd/ticket/store/internal/files"
 	"github.com/ticketd/ticket/store/lock"
 	"github.com/ticketd/ticket/ticket"
@@ -82,6 +85,9 @@ func (s *Store) Verify(ctx context.Context) (Report, error) {
 		}
 		l.Add(rec)
 	}
+	if serr == nil && r.State.Limit() != 0 {
+		checkHoldings(&l, p.holders, st)
+	}
 	var pending []string
 	if len(st.rolled) > 0 {
 		pending = append(pending, describe(st.rolled)+" committed to the journal before a restart but not yet to the ticket file (the next buy writes them)")
@@ -111,6 +117,38 @@ func (s *Store) Verify(ctx context.Context) (Report, error) {
 	l.Check(r.State, "the journal's last record", "the ticket file")
 	r.Counts, r.Booked, r.Problems = l.Counts(), l.Bookings(), l.Problems()
 	return r, nil
+}
+
+// checkHoldings compares the index of each buyer's holding with the
+// journal's, at the journal's committed end: the ledger l has read the
+// records up to there, and no further. An index that is missing, or behind
+// (its next writer rolls it forward), is not compared.
+func checkHoldings(l *ticket.Ledger, path string, st settlement) {
+	x, ok, err := holders.Open(path, st.committed, st.last)
+	if err != nil {
+		l.Problem("%v", err)
+		return
+	}
+	if !ok {
+		return
+	}
+	defer x.Close()
+	const remedy = "remove it, and the next writer rebuilds it from the journal"
+	want := l.Holders()
+	for _, name := range slices.Sorted(maps.Keys(want)) {
+		n, err := x.Holding(name)
+		if err != nil {
+			l.Problem("%s: %v: %s", path, err, remedy)
+			return
+		}
+		if n != want[name] {
+			l.Problem("%s says %q has %d tickets, the journal %d: %s", path, name, n, want[name], remedy)
+			return
+		}
+	}
+	if n, err := x.Buyers(); err != nil || n != len(want) {
+		l.Problem("%s lists %d buyers with tickets, the journal %d (%v): %s", path, n, len(want), err, remedy)
+	}
 }
 
 // lockJournalToRead opens the journal at path, if there is one, to read

@@ -32,7 +32,7 @@ func FuzzParse(f *testing.F) {
 		`{"count": 5}{"count": 6}`, `{"count": 5} x`, `{"count": 5`, `[5]`, `null`, `5`, `"5"`, ``, "\n",
 		"\xef\xbb\xbf{\"count\": 5}", "{\"count\": 5, \"x\": \"\xff\"}", `{"\u0063ount": 5}`, `{"coUnt": 1}`,
 		`{"ſ": 1, "count": 2}`, `{"K": 1, "count": 2, "k": 3}`,
-		`{"count": 2, "total": 5, "sold": 1, "version": 3, "limit": 2, "held": 2, "holds": [{"id": "3-0a1b2c3d", "buyer": "a", "qty": 2, "expires": "2026-11-30T12:00:00Z"}], "holders": {"a": 2, "b": 1}}`,
+		`{"count": 2, "total": 5, "sold": 1, "version": 3, "limit": 2, "held": 2, "holds": [{"id": "3-0a1b2c3d", "buyer": "a", "qty": 2, "expires": "2026-11-30T12:00:00Z"}]}`,
 		`{"count": 2, "total": 5, "sold": 1, "version": 3, "held": 1, "holds": [{"id": "3-0a1b2c3d", "buyer": "a", "qty": 2, "expires": "2026-11-30T12:00:00Z"}]}`,
 	} {
 		f.Add([]byte(s))

@@ -3,7 +3,6 @@ package ticket
 import (
 	"encoding/json"
 	"fmt"
-	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -31,46 +30,29 @@ func (s State) Limit() int64 { return s.limit }
 // not modify the slice.
 func (s State) Holds() []Hold { return s.holds }
 
-// Holding returns what buyer has under the limit: tickets bought and not
-// returned, plus held. It is known only in a sale with a limit (0 without).
-func (s State) Holding(buyer string) int64 { return s.holders[buyer] }
-
 // WithLimit returns s with a per-buyer limit of k tickets (0: none). It
-// refuses, with an error wrapping ErrLimit, a limit below what a buyer
-// already has; holders lists each buyer's tickets (see Holding), which a
-// sale without a limit does not keep: the caller counts them from the
-// journal.
-func (s State) WithLimit(k int64, holders map[string]int64) (State, error) {
+// refuses, with an error wrapping ErrLimit, a limit below most, the most
+// tickets a buyer already has (bought and not returned, plus held), which
+// the caller keeps (see Record.Holding).
+func (s State) WithLimit(k, most int64) (State, error) {
 	if k < 0 {
 		return s, invalidf("limit %d is negative", k)
 	}
-	if k == 0 {
-		s.limit, s.holders = 0, nil
-		return s, nil
-	}
-	for _, name := range slices.Sorted(maps.Keys(holders)) {
-		if holders[name] > k {
-			return s, fmt.Errorf("buyer %q already has %d tickets, more than a limit of %d: %w", name, holders[name], k, ErrLimit)
-		}
+	if k != 0 && most > k {
+		return s, fmt.Errorf("a buyer already has %d tickets, more than a limit of %d: %w", most, k, ErrLimit)
 	}
 	s.limit = k
-	s.holders = map[string]int64{}
-	for name, n := range holders {
-		if n > 0 {
-			s.holders[name] = n
-		}
-	}
 	return s, nil
 }
 
-// Allowed is the limit rule: buyer may take qty more tickets (buy or hold)
-// unless the sale has a limit that it would pass (ErrLimit). Without a
-// limit everything is allowed.
-func (s State) Allowed(buyer string, qty int64) error {
+// Allowed is the limit rule: buyer, who has have tickets (bought and not
+// returned, plus held; see Record.Holding), may take qty more (buy or
+// hold) unless the sale has a limit that it would pass (ErrLimit). Without
+// a limit everything is allowed.
+func (s State) Allowed(buyer string, have, qty int64) error {
 	if s.limit == 0 {
 		return nil
 	}
-	have := s.holders[buyer]
 	if qty > s.limit-have {
 		return fmt.Errorf("%w: %s has %d of at most %d, wanted %d more", ErrLimit, buyer, have, s.limit, qty)
 	}
@@ -159,9 +141,6 @@ func (s State) Next(r Record) (State, Record, error) {
 			return s, r, err
 		}
 		next = t
-		if r.Kind == KindSale {
-			next.holders = addHolding(s, r.Buyer, r.Qty)
-		}
 	case KindRestock, KindAdd:
 		if r.Qty > math.MaxInt64-s.total {
 			return s, r, invalidf("%s #%d of %d makes the total beyond int64", r.Kind, r.Seq, r.Qty)
@@ -186,7 +165,6 @@ func (s State) Next(r Record) (State, Record, error) {
 		h := Hold{ID: r.Hold, Buyer: r.Buyer, Qty: r.Qty, Expires: r.Expires.UTC()}
 		i, _ := slices.BinarySearchFunc(s.holds, h, compareHolds)
 		next.holds = slices.Insert(slices.Clip(s.holds), i, h)
-		next.holders = addHolding(s, r.Buyer, r.Qty)
 	case KindConfirm, KindRelease:
 		i := slices.IndexFunc(s.holds, func(h Hold) bool { return h.ID == r.Hold })
 		if i < 0 {
@@ -203,47 +181,23 @@ func (s State) Next(r Record) (State, Record, error) {
 			next.sold += h.Qty
 		} else {
 			next.left += h.Qty
-			next.holders = addHolding(s, h.Buyer, -h.Qty)
 		}
 	case KindLimit:
 		if s.limit == 0 || r.Limit < 1 {
 			return s, r, invalidf("limit #%d: only a sale that has a limit changes it, to 1 or more", r.Seq)
 		}
-		n, err := s.WithLimit(r.Limit, s.holders)
-		if err != nil {
-			return s, r, err
-		}
-		next.limit, next.holders = n.limit, n.holders
+		next.limit = r.Limit // the caller checks no buyer has more (see WithLimit)
 	case KindReturn:
 		if r.Qty > s.sold {
 			return s, r, invalidf("return #%d of %d is more than the %d sold", r.Seq, r.Qty, s.sold)
 		}
 		next.sold -= r.Qty
 		next.left += r.Qty
-		next.holders = addHolding(s, r.Buyer, -r.Qty)
 	default:
 		return s, r, invalidf("%s record #%d in the middle of the journal", r.Kind, r.Seq)
 	}
 	r.Left, r.Held, r.Total = next.left, next.held, next.total
 	return next, r, nil
-}
-
-// addHolding returns s's holders with buyer's tickets changed by d, copied:
-// nil in a sale without a limit.
-func addHolding(s State, buyer string, d int64) map[string]int64 {
-	if s.limit == 0 {
-		return nil
-	}
-	m := maps.Clone(s.holders)
-	if m == nil {
-		m = map[string]int64{}
-	}
-	if n := m[buyer] + d; n > 0 {
-		m[buyer] = n
-	} else {
-		delete(m, buyer)
-	}
-	return m
 }
 
 func compareHolds(a, b Hold) int {
@@ -280,19 +234,6 @@ func (s State) appendBooking(b []byte) []byte {
 		}
 		b = append(b, ']')
 	}
-	if s.limit != 0 && len(s.holders) > 0 {
-		b = append(b, `, "holders": {`...)
-		for i, name := range slices.Sorted(maps.Keys(s.holders)) {
-			if i > 0 {
-				b = append(b, ", "...)
-			}
-			n, _ := json.Marshal(name)
-			b = append(b, n...)
-			b = append(b, ": "...)
-			b = strconv.AppendInt(b, s.holders[name], 10)
-		}
-		b = append(b, '}')
-	}
 	return b
 }
 
@@ -320,25 +261,6 @@ func (s *State) parseBooking(m member) error {
 				return err
 			}
 			s.holds = append(s.holds, h)
-		}
-	case "holders":
-		members, err := parseObject(m.value, nil)
-		if err != nil {
-			return invalidf(`"holders" is not an object of buyers: %v`, err)
-		}
-		s.holders = map[string]int64{}
-		for _, h := range members {
-			if p := buyerProblem(h.key); p != "" {
-				return invalidf(`"holders": %s`, p)
-			}
-			n, err := wholeNumber("holders", h.value)
-			if err != nil {
-				return err
-			}
-			if n < 1 {
-				return invalidf(`"holders": %q has none: leave the buyer out`, h.key)
-			}
-			s.holders[h.key] = n
 		}
 	}
 	return nil
@@ -396,11 +318,11 @@ func parseHold(data []byte) (Hold, error) {
 
 // checkBooking checks the booking members together, once all are read.
 func (s *State) checkBooking(books bool) error {
-	if s.held == 0 && s.holds == nil && s.limit == 0 && s.holders == nil {
+	if s.held == 0 && s.holds == nil && s.limit == 0 {
 		return nil
 	}
 	if !s.stored || !books {
-		return invalidf(`"held", "holds", "limit" and "holders" go with "total", "sold" and "version"`)
+		return invalidf(`"held", "holds" and "limit" go with "total", "sold" and "version"`)
 	}
 	var sum int64
 	ids := map[string]bool{}
@@ -417,27 +339,21 @@ func (s *State) checkBooking(books bool) error {
 	if sum != s.held {
 		return invalidf(`"held" %d is not the %d tickets of "holds"`, s.held, sum)
 	}
-	if s.holders != nil && s.limit == 0 {
-		return invalidf(`"holders" without "limit"`)
-	}
-	if s.limit != 0 && s.holders == nil {
-		s.holders = map[string]int64{}
-	}
 	slices.SortFunc(s.holds, compareHolds)
 	return nil
 }
 
 // sameBooking reports whether a and b have the same booking members.
 func sameBooking(a, b State) bool {
-	return a.held == b.held && a.limit == b.limit && slices.Equal(a.holds, b.holds) && maps.Equal(a.holders, b.holders)
+	return a.held == b.held && a.limit == b.limit && slices.Equal(a.holds, b.holds)
 }
 
-// WithBookingOf returns s with file's held tickets, open holds, limit and
-// holders, and sold what the rest of its total is: the books of a journal
+// WithBookingOf returns s with file's held tickets, open holds and limit,
+// and sold what the rest of its total is: the books of a journal
 // record are its numbers, and the ticket file at the same version says the
 // rest.
 func (s State) WithBookingOf(file State) State {
-	s.held, s.holds, s.limit, s.holders = file.held, file.holds, file.limit, file.holders
+	s.held, s.holds, s.limit = file.held, file.holds, file.limit
 	if sold := s.total - s.left - s.held; sold >= 0 {
 		s.sold = sold
 	}

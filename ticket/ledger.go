@@ -2,7 +2,6 @@ package ticket
 
 import (
 	"fmt"
-	"maps"
 	"math"
 	"slices"
 	"time"
@@ -11,7 +10,7 @@ import (
 // Books returns the state the record leaves the sale in: its left, held
 // and total, sold the rest, at version Seq. It needs the record's total,
 // and reports false for a sale written before totals were recorded. The
-// open holds, limit and holders are the ticket file's to say (see
+// open holds and limit are the ticket file's to say (see
 // State.WithBookingOf).
 func (s Record) Books() (State, bool) {
 	if s.Kind == KindSale && s.Total == 0 {
@@ -24,9 +23,6 @@ func (s Record) Books() (State, bool) {
 	st.held, st.sold = s.Held, st.sold-s.Held
 	if s.Kind == KindInit {
 		st.limit = s.Limit
-		if st.limit != 0 {
-			st.holders = map[string]int64{}
-		}
 	}
 	return st, true
 }
@@ -214,6 +210,11 @@ func (l *Ledger) sold() int64 {
 	return l.counts.Tickets + l.booked.Confirmed - l.booked.Returned + l.counts.Outside
 }
 
+// Holders returns, in a sale with a limit, each buyer's tickets after the
+// records so far (bought and not returned, plus held; see Record.Holding),
+// buyers with none left out. The caller must not modify the map.
+func (l *Ledger) Holders() map[string]int64 { return l.holders }
+
 // Problems returns every discrepancy found so far, one line each; none
 // when the books balance.
 func (l *Ledger) Problems() []string { return l.problems }
@@ -383,8 +384,6 @@ func (l *Ledger) Check(st State, lastRecord, holder string) {
 	}
 	if l.limit != st.limit && l.n > 0 {
 		l.Problem("the journal sets a limit of %d but %s says %d", l.limit, holder, st.limit)
-	} else if st.limit != 0 && !maps.Equal(l.holders, st.holders) && l.n > 0 {
-		l.Problem("the journal's buyers under the limit are not those %s lists", holder)
 	}
 	sold := l.sold() + l.presold
 	switch {
@@ -397,8 +396,8 @@ func (l *Ledger) Check(st State, lastRecord, holder string) {
 }
 
 // Books returns the state the records leave the sale in, at the last
-// one's version, for rebuilding a state from its journal: its open holds,
-// limit and holders too. It refuses a journal whose records do not balance
+// one's version, for rebuilding a state from its journal: its open holds
+// and limit too. It refuses a journal whose records do not balance
 // (its first problem), that holds no record, or whose numbers make no
 // state; its errors wrap ErrInvalid.
 func (l *Ledger) Books() (State, error) {
@@ -424,8 +423,6 @@ func (l *Ledger) Books() (State, error) {
 		st.holds = append(st.holds, h)
 	}
 	slices.SortFunc(st.holds, compareHolds)
-	if l.limit != 0 {
-		st.limit, st.holders = l.limit, maps.Clone(l.holders)
-	}
+	st.limit = l.limit
 	return st, nil
 }

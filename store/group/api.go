@@ -38,6 +38,13 @@ type Journal interface {
 	File() *os.File
 	// Sales returns the journal's sales numbered from..to, by number.
 	Sales(from, to int64) (map[int64]ticket.Record, error)
+	// Holding returns what buyer has under the sale's per-buyer limit
+	// (bought and not returned, plus held), with the records staged in
+	// this transaction; 0 in a sale without a limit.
+	Holding(buyer string) (int64, error)
+	// Stage counts the record decided, not yet committed, in what Holding
+	// returns for its buyer.
+	Stage(r ticket.Record)
 }
 
 // Outcome is how a batch's transaction ended, as the file store tells

@@ -54,7 +54,7 @@ func (b *Batch) Decide(state ticket.State, j Journal) (ticket.State, []ticket.Re
 	seam.Crash(seam.GroupTake)
 	var next ticket.State
 	var records []ticket.Record
-	b.slots, next, records = r.decide(b.slots, state)
+	b.slots, next, records = r.decide(b.slots, state, j)
 	r.u32(offLastBatch).Store(uint32(len(b.slots)))
 	if len(records) == 0 {
 		return next, nil, nil
@@ -162,27 +162,27 @@ func (r *Region) take(j Journal, state ticket.State) (batch []slot, err error) {
 	return batch, nil
 }
 
-// errBooking is a request decide leaves to buy alone (see decide).
-var errBooking = errors.New("a sale with holds or a limit buys alone")
-
 // decide applies the batch's requests to state in turn, writes each one's
 // intended outcome into its slot, and returns the slots it decided, the
 // new state and the records of the sales. Only ticket.ErrSoldOut is a
 // sold-out outcome: a request the state refuses for another reason (its
-// version cannot grow) is sent back to buy alone, where the buyer gets
-// that error itself, and the slots after it are decided on as before. In a
-// sale with a per-buyer limit or open holds every request buys alone.
-func (r *Region) decide(batch []slot, state ticket.State) ([]slot, ticket.State, []ticket.Record) {
+// version cannot grow, or its buyer would pass the sale's per-buyer
+// limit) is sent back to buy alone, where the buyer gets that error
+// itself with all it says, and the slots after it are decided on as
+// before. Each sale decided is staged in j, so that a buyer with two
+// requests in one batch is held to the limit by both.
+func (r *Region) decide(batch []slot, state ticket.State, j Journal) ([]slot, ticket.State, []ticket.Record) {
 	var records []ticket.Record
 	decided := batch[:0:0]
 	now := time.Now().UTC()
 	for _, s := range batch {
 		qty := s.i64(offQty).Load()
-		next, err := state.Take(qty)
-		if state.Limit() != 0 || state.Held() != 0 {
-			// A sale with a per-buyer limit or open holds: its records
-			// carry more than a slot publishes, so each buys alone.
-			err = errBooking
+		buyer := s.buyer()
+		err := r.allowed(state, j, buyer, qty)
+		var next ticket.State
+		var rec ticket.Record
+		if err == nil {
+			next, rec, err = state.Next(ticket.Record{Kind: ticket.KindSale, Buyer: buyer, Qty: qty, PID: int(s.owner().Load()), Time: now})
 		}
 		switch {
 		case errors.Is(err, ticket.ErrSoldOut):
@@ -197,7 +197,8 @@ func (r *Region) decide(batch []slot, state ticket.State) ([]slot, ticket.State,
 			s.state().CompareAndSwap(slotTaken, slotRetry)
 			continue
 		}
-		records = append(records, ticket.Record{Seq: next.Version(), Buyer: s.buyer(), Qty: qty, Left: next.Left(), Total: next.Total(), PID: int(s.owner().Load()), Time: now})
+		j.Stage(rec)
+		records = append(records, rec)
 		s.i64(offSeq).Store(next.Version())
 		s.i64(offLeft).Store(next.Left())
 		s.i64(offTotal).Store(next.Total())
@@ -207,4 +208,18 @@ func (r *Region) decide(batch []slot, state ticket.State) ([]slot, ticket.State,
 		state = next
 	}
 	return decided, state, records
+}
+
+// allowed is the per-buyer limit rule for a request in a batch (nil in a
+// sale without a limit); the negative control of the limit's test
+// switches it off (seam.NoLimitCheck).
+func (r *Region) allowed(state ticket.State, j Journal, buyer string, qty int64) error {
+	if state.Limit() == 0 || seam.NoLimitCheck {
+		return nil
+	}
+	have, err := j.Holding(buyer)
+	if err != nil {
+		return err
+	}
+	return state.Allowed(buyer, have, qty)
 }

@@ -221,15 +221,16 @@ func (s slot) abandon(req Request) *result {
 
 // receipt reads the outcome (or the intent) of the owner's own request.
 func (s slot) receipt(req Request) *result {
-	seq, left, total := s.i64(offSeq).Load(), s.i64(offLeft).Load(), s.i64(offTotal).Load()
-	st, err := ticket.At(seq, left, total)
-	if err != nil {
-		return done(fmt.Errorf("group commit: a leader published a state that is not one: %w", err))
+	seq, left, total, sold := s.i64(offSeq).Load(), s.i64(offLeft).Load(), s.i64(offTotal).Load(), s.i64(offSold).Load()
+	// What is neither left nor sold is held (a sale with open holds).
+	rec := ticket.Record{Seq: seq, Buyer: req.Buyer, Qty: req.Qty, Left: left, Held: total - left - sold, Total: total, PID: int(self), Time: time.Unix(0, s.i64(offTime).Load()).UTC()}
+	st, ok := rec.Books()
+	if !ok {
+		return done(fmt.Errorf("group commit: a leader published a state that is not one: #%d, %d left, %d sold of %d", seq, left, sold, total))
 	}
 	if s.state().Load() == slotSoldOut {
 		return &result{state: st, err: fmt.Errorf("%w: %d left, wanted %d", ticket.ErrSoldOut, left, req.Qty)}
 	}
-	rec := ticket.Record{Seq: seq, Buyer: req.Buyer, Qty: req.Qty, Left: left, Total: total, PID: int(self), Time: time.Unix(0, s.i64(offTime).Load()).UTC()}
 	return &result{rec: rec, state: st}
 }
 
