@@ -28,9 +28,9 @@ type State struct {
 	version int64 // sequence number of the last record, 0 for none
 
 	// The booking members (see hold.go), each in the file only when used.
-	held    int64            // tickets in open holds: the file's "held"
-	limit   int64            // the most tickets one buyer may have at once, 0 for none: "limit"
-	holds   []Hold           // the open holds, by expiry then id: "holds"; never modified in place
+	held  int64  // tickets in open holds: the file's "held"
+	limit int64  // the most tickets one buyer may have at once, 0 for none: "limit"
+	holds []Hold // the open holds, by expiry then id: "holds"; never modified in place
 
 	extra  []member // members this package does not know, in file order
 	stored bool     // the file had "version": it was written by the store
