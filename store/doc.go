@@ -14,6 +14,9 @@
 //	PATH.tmp      the next version of PATH while Init, Restore or Repair
 //	              writes it (or a buy, when PATH.spare cannot be
 //	              written over or removed)
+//	PATH.holders  in a sale with a per-buyer limit, each buyer's holding:
+//	              an index derived from the journal (package
+//	              store/holders), rebuilt whenever missing or in doubt
 //
 // If PATH is a symbolic link, these names are taken beside the file it points
 // to, so that every path to one sale shares one lock.
