@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/ticketd/ticket/store/group"
 	"github.com/ticketd/ticket/store/internal/seam"
 	"github.com/ticketd/ticket/ticket"
 )
@@ -114,6 +115,9 @@ func (s *Store) Hold(ctx context.Context, buyer string, qty int64, d time.Durati
 	if d <= 0 {
 		return HoldReceipt{}, fmt.Errorf("hold for %v: %w", d, ErrDuration)
 	}
+	if rec, st, err := s.groupRequest(ctx, group.Request{Kind: ticket.KindHold, Buyer: buyer, Qty: qty, For: d}); !errors.Is(err, errAlone) {
+		return HoldReceipt{Hold: rec, State: st}, s.named(err)
+	}
 	rec, st, err := s.commitRecord(ctx, func(state ticket.State, j *journal) (ticket.Record, error) {
 		if err := j.limitFor(state, buyer, qty); err != nil {
 			return ticket.Record{}, err
@@ -131,6 +135,9 @@ func (s *Store) Hold(ctx context.Context, buyer string, qty int64, d time.Durati
 // nothing more; an id that names no hold of this sale is
 // ticket.ErrUnknownHold.
 func (s *Store) Confirm(ctx context.Context, id string) (Receipt, error) {
+	if rec, st, err := s.groupRequest(ctx, group.Request{Kind: ticket.KindConfirm, Hold: id}); !errors.Is(err, errAlone) {
+		return Receipt{Sale: rec, State: st}, s.named(err)
+	}
 	rec, st, err := s.closeHold(ctx, id, ticket.KindConfirm)
 	return Receipt{Sale: rec, State: st}, err
 }

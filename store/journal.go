@@ -514,7 +514,7 @@ func (j *journal) Sales(from, to int64) (map[int64]ticket.Record, error) {
 	}
 	m := map[int64]ticket.Record{}
 	for _, e := range entries {
-		if e.Seq >= from && e.Seq <= to && e.Kind == ticket.KindSale {
+		if e.Seq >= from && e.Seq <= to && (e.Kind == ticket.KindSale || e.Kind == ticket.KindHold || e.Kind == ticket.KindConfirm) {
 			m[e.Seq] = e.Record
 		}
 	}

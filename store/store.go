@@ -185,10 +185,8 @@ func (s *Store) Buy(ctx context.Context, buyer string, qty int64) (Receipt, erro
 	if err := ticket.CheckRequest(buyer, qty); err != nil {
 		return Receipt{}, err
 	}
-	if !s.opts.NoGroup {
-		if r, err := s.groupBuy(ctx, buyer, qty); !errors.Is(err, errAlone) {
-			return r, err
-		}
+	if r, err := s.groupBuy(ctx, buyer, qty); !errors.Is(err, errAlone) {
+		return r, err
 	}
 	var (
 		r      Receipt
