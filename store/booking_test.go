@@ -639,3 +639,22 @@ func TestVerifyFindsAWrongIndex(t *testing.T) {
 	}
 	storetest.MustBalance(t, path)
 }
+
+// TestSoldOutBeforeLimit: a buyer at the limit asking when none are left
+// hears sold out, the answer every sale gives then, alone or in a batch.
+func TestSoldOutBeforeLimit(t *testing.T) {
+	ctx := context.Background()
+	for _, group := range []bool{false, true} {
+		path := newLimitSale(t, 2, 2)
+		s := store.Open(path, store.Options{NoGroup: !group})
+		if _, err := s.Buy(ctx, "alice", 2); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Buy(ctx, "alice", 1); !errors.Is(err, ticket.ErrSoldOut) {
+			t.Fatalf("group %v: alice at her limit, none left: %v, want sold out", group, err)
+		}
+		if _, err := s.Hold(ctx, "alice", 1, time.Hour); !errors.Is(err, ticket.ErrSoldOut) {
+			t.Fatalf("group %v: a hold, none left: %v, want sold out", group, err)
+		}
+	}
+}

@@ -108,8 +108,11 @@ func (j *journal) Stage(r ticket.Record) {
 // limitFor is the limit rule for buyer's qty more in state: nil without a
 // limit, an error wrapping ticket.ErrLimit past it. The negative control
 // of the limit's test switches it off (seam.NoLimitCheck, see allowed).
+//
+// Fewer tickets left than qty is sold out, whatever the limit: the caller
+// finds that next, and a script's answer is the one every sale gives.
 func (j *journal) limitFor(state ticket.State, buyer string, qty int64) error {
-	if state.Limit() == 0 {
+	if state.Limit() == 0 || qty > state.Left() {
 		return nil
 	}
 	have, err := j.Holding(buyer)

@@ -39,9 +39,9 @@ output names the one measured:
 
   --limit K  the sale is created with a per-buyer limit of K (ticket init
              --limit) and every worker buys under its own buyer name, so the
-             limit is checked on every buy. K must be more than N, since one
-             worker may buy them all and then ask once more, which must find
-             them sold out: the limit is checked, never reached.
+             limit is checked on every buy. K must be at least N, since one
+             worker may buy them all: the limit is checked, never reached
+             (a buy when none are left is sold out, whatever the limit).
   --hold D   every operation is a hold of one ticket for D followed by its
              confirm ("lock, read, hold, commit", then the same to confirm).
              It prints buys completed (holds confirmed) per second and holds
@@ -62,7 +62,7 @@ The two may be combined.`,
 	tickets := wholeFlag(fs, "tickets", 5000, 0, math.MaxInt64, "sell `N` tickets")
 	noSync := fs.Bool("no-sync", false, "skip fsync (not durable): to see what durability costs")
 	force := fs.Bool("force", false, "with -f: replace an existing ticket file")
-	limit := wholeFlag(fs, "limit", 0, 1, math.MaxInt64, "create the sale with a per-buyer limit of `K` (more than N) and buy under one buyer name per worker")
+	limit := wholeFlag(fs, "limit", 0, 1, math.MaxInt64, "create the sale with a per-buyer limit of `K` (at least N) and buy under one buyer name per worker")
 	var hold seconds
 	fs.Var(&hold, "hold", "each operation holds one ticket for `D`, then confirms it")
 	fs.BoolVar(&c.json, "json", false, "print the result as one JSON object")
@@ -72,8 +72,8 @@ The two may be combined.`,
 	switch {
 	case *procs < 1 || *tickets < 1:
 		return &usageError{"--procs and --tickets must be at least 1"}
-	case fs.Changed("limit") && *limit <= *tickets:
-		return &usageError{fmt.Sprintf("--limit %d is not above --tickets %d: one worker may buy them all and ask once more, which must find them sold out, not its limit reached; give K > N", *limit, *tickets)}
+	case fs.Changed("limit") && *limit < *tickets:
+		return &usageError{fmt.Sprintf("--limit %d is below --tickets %d: one worker may buy them all, and the limit must be checked, never reached; give K >= N", *limit, *tickets)}
 	case fs.Changed("hold") && hold <= 0:
 		return &usageError{"--hold D must be more than 0 (10s, 1m)"}
 	case (fs.Changed("limit") || fs.Changed("hold")) && redisspec.IsURL(*file):
