@@ -161,9 +161,13 @@ func (s *Store) closeHold(ctx context.Context, id string, kind ticket.Kind) (tic
 		return ticket.Record{}, ticket.State{}, s.named(err)
 	}
 	return s.commitRecord(ctx, func(state ticket.State, j *journal) (ticket.Record, error) {
-		if _, open := state.FindHold(id); open {
+		h, open, err := j.FindHold(id)
+		if err != nil {
+			return ticket.Record{}, err
+		}
+		if open {
 			seam.Crash(string(kind) + ".decided")
-			r := ticket.Record{Kind: kind, Hold: id, Time: time.Now().UTC()}
+			r := ticket.Record{Kind: kind, Hold: id, Buyer: h.Buyer, Qty: h.Qty, Time: time.Now().UTC()}
 			if kind == ticket.KindConfirm {
 				r.PID = os.Getpid()
 			} else {

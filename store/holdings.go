@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/ticketd/ticket/store/holders"
+	"github.com/ticketd/ticket/store/holds"
 	"github.com/ticketd/ticket/store/internal/files"
 	"github.com/ticketd/ticket/ticket"
 )
@@ -98,11 +99,57 @@ func (j *journal) Holding(buyer string) (int64, error) {
 }
 
 // Stage counts r, decided in this transaction and not yet committed, in
-// what Holding returns for its buyer (group commit's batches).
-func (j *journal) Stage(r ticket.Record) {
+// what Holding returns for its buyer and in the open holds that FindHold
+// sees (group commit's batches).
+func (j *journal) Stage(r ticket.Record) error {
 	if j.holdings != nil {
 		j.holdings.Stage(r)
 	}
+	switch r.Kind {
+	case ticket.KindHold, ticket.KindConfirm, ticket.KindRelease:
+		x, err := j.holdIndex()
+		if err != nil {
+			return err
+		}
+		return x.Stage(r)
+	}
+	return nil
+}
+
+// FindHold returns the open hold id, as this transaction leaves it.
+func (j *journal) FindHold(id string) (ticket.Hold, bool, error) {
+	x, err := j.holdIndex()
+	if err != nil {
+		return ticket.Hold{}, false, err
+	}
+	return x.Find(id)
+}
+
+// holdIndex returns the index of the sale's open holds, opened (under the
+// lock) the first time a transaction needs it.
+func (j *journal) holdIndex() (*holds.Index, error) {
+	if j.holds == nil {
+		if err := j.openHold(); err != nil {
+			return nil, err
+		}
+	}
+	return j.holds, nil
+}
+
+// openHolds brings the index of open holds up to the journal's committed
+// records, under the lock. A sale with nothing held has no open hold: an
+// index that is behind then starts again empty, without reading the
+// journal, however many records it missed.
+func (s *Store) openHolds(p paths, like files.Like, j *journal, st settlement, held int64) error {
+	x, err := holds.Sync(p.holds, like, st.committed, st.last, holdingsSource{j, st.committed}, held, s.opts.NoSync)
+	if err != nil {
+		return fmt.Errorf("%s: %w", p.ticket, err)
+	}
+	if x.Rebuilds > 0 {
+		s.warn(fmt.Sprintf("%s: rebuilt from the journal (it was missing, or could not be rolled forward)", p.holds))
+	}
+	j.holds = x
+	return nil
 }
 
 // limitFor is the limit rule for buyer's qty more in state: nil without a
@@ -125,7 +172,7 @@ func (j *journal) limitFor(state ticket.State, buyer string, qty int64) error {
 // removeHoldings removes the index of a sale replaced or rebuilt: its
 // next writer builds it again from the journal.
 func removeHoldings(p paths) error {
-	for _, name := range []string{p.holders, p.holders + ".tmp"} {
+	for _, name := range []string{p.holders, p.holders + ".tmp", p.holds, p.holds + ".tmp"} {
 		if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return files.Error("remove", name, err)
 		}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ticketd/ticket/store/holders"
+	"github.com/ticketd/ticket/store/holds"
 	"github.com/ticketd/ticket/store/internal/files"
 	"github.com/ticketd/ticket/store/internal/seam"
 	"github.com/ticketd/ticket/store/lock"
@@ -68,6 +69,8 @@ type journal struct {
 	lapsed []ticket.Record // holds this transaction releases as lapsed, before its own records
 
 	holdings *holders.Index // each buyer's holding, in a sale with a limit (see holdings.go); nil without
+	holds    *holds.Index   // the open holds, once a transaction needs them (see openHolds); nil before
+	openHold func() error   // opens holds
 
 	content int64 // where the records end: the file's length without the padding after them
 	phys    int64 // the file's length
@@ -253,11 +256,21 @@ func (st settlement) changes() bool {
 	return len(st.rolled) > 0 || len(st.lapsed) > 0
 }
 
-// lapse releases, as lapsed, the holds of the settled state that expired
-// at now: whoever next holds the lock records it (see settlement.lapsed),
-// and a reader counts them so without writing.
-func (st *settlement) lapse(now time.Time) {
-	st.state, st.lapsed = st.state.Expire(now)
+// lapse releases, as lapsed, the holds that expired at now, which x (the
+// index of open holds) gives: whoever next holds the lock records it (see
+// settlement.lapsed), and a reader counts them so without writing. A sale
+// with nothing held has none; without an index (a reader who found it
+// behind) they are not counted.
+func (st *settlement) lapse(x *holds.Index, now time.Time) error {
+	if st.state.Held() == 0 || x == nil {
+		return nil
+	}
+	expired, err := x.Expired(now)
+	if err != nil {
+		return err
+	}
+	st.state, st.lapsed = st.state.Lapse(expired, now)
+	return nil
 }
 
 // note says, in one line, what a writer applying the settlement repairs,

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ticketd/ticket/store/holds"
 	"github.com/ticketd/ticket/store/internal/files"
 	"github.com/ticketd/ticket/store/internal/seam"
 	"github.com/ticketd/ticket/store/lock"
@@ -68,7 +69,7 @@ func (s *Store) JournalPath() string { return s.paths().journal }
 // paths are the names of a sale's files, beside the ticket file's target
 // when the ticket file is a symlink.
 type paths struct {
-	ticket, lock, journal, tmp, spare, holders string
+	ticket, lock, journal, tmp, spare, holders, holds string
 }
 
 func (s *Store) paths() paths {
@@ -80,7 +81,7 @@ func (s *Store) paths() paths {
 // links found it (not a link), and nil otherwise.
 func (s *Store) pathsInfo() (paths, fs.FileInfo) {
 	p, info := targetInfo(s.path)
-	return paths{ticket: p, lock: p + ".lock", journal: p + ".journal", tmp: p + ".tmp", spare: p + ".spare", holders: p + ".holders"}, info
+	return paths{ticket: p, lock: p + ".lock", journal: p + ".journal", tmp: p + ".tmp", spare: p + ".spare", holders: p + ".holders", holds: p + ".holds"}, info
 }
 
 // target resolves symbolic links in path. A dangling link resolves to the
@@ -165,7 +166,20 @@ func (s *Store) read() (settlement, ticket.State, error) {
 	if err != nil {
 		return settlement{state: file}, file, err
 	}
-	st.lapse(time.Now()) // counted as released, recorded by the next writer
+	if st.state.Held() > 0 {
+		// Expired holds are counted as released, recorded by the next
+		// writer.
+		x, ok, err := holds.Open(s.paths().holds, st.committed, st.last)
+		if err != nil {
+			return st, file, err
+		}
+		if ok {
+			defer x.Close()
+			if err := st.lapse(x, time.Now()); err != nil {
+				return st, file, err
+			}
+		}
+	}
 	return st, file, nil
 }
 
@@ -303,7 +317,22 @@ func (s *Store) locked(p paths, l files.Like, fn change, done func(error)) (err 
 		return err
 	}
 	s.warn(removeStale(p.tmp))
-	st.lapse(time.Now())
+	held := st.state.Held() // at the journal's committed end (what settle adds holds none)
+	j.openHold = func() error { return s.openHolds(p, like, j, st, held) }
+	defer func() {
+		if j.holds != nil {
+			j.holds.Close()
+		}
+	}()
+	if st.state.Held() > 0 {
+		x, err := j.holdIndex()
+		if err != nil {
+			return err
+		}
+		if err := st.lapse(x, time.Now()); err != nil {
+			return err
+		}
+	}
 	j.lapsed = st.lapsed
 	if st.state.Limit() != 0 {
 		if j.holdings, err = s.openHoldings(p, like, j, st); err != nil {
@@ -353,10 +382,21 @@ func (s *Store) locked(p paths, l files.Like, fn change, done func(error)) (err 
 			// this boot, would then cut what this one shows.
 			s.warn(files.Error("mark", j.path, err).Error())
 		}
+		// Committed: an index that falls behind is rolled forward, or
+		// rebuilt, by the next writer.
+		written := slices.Concat(st.add, st.lapsed, records)
+		if j.holds == nil && slices.ContainsFunc(written, opensOrCloses) {
+			if err := j.openHold(); err != nil {
+				s.warn(err.Error())
+			}
+		}
 		if j.holdings != nil {
-			// Committed: an index that falls behind is rolled forward by
-			// the next writer.
-			if err := j.holdings.Apply(slices.Concat(st.add, st.lapsed, records)); err != nil {
+			if err := j.holdings.Apply(written); err != nil {
+				s.warn(err.Error())
+			}
+		}
+		if j.holds != nil {
+			if err := j.holds.Apply(written); err != nil {
 				s.warn(err.Error())
 			}
 		}
@@ -368,6 +408,11 @@ func (s *Store) locked(p paths, l files.Like, fn change, done func(error)) (err 
 		return uerr
 	}
 	return rerr
+}
+
+// opensOrCloses reports whether r opens or closes a hold.
+func opensOrCloses(r ticket.Record) bool {
+	return r.Kind == ticket.KindHold || r.Kind == ticket.KindConfirm || r.Kind == ticket.KindRelease
 }
 
 // keepDisplaced keeps the change another process made to the ticket file

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ticketd/ticket/store/holders"
+	"github.com/ticketd/ticket/store/holds"
 	"github.com/ticketd/ticket/store/internal/files"
 	"github.com/ticketd/ticket/store/lock"
 	"github.com/ticketd/ticket/ticket"
@@ -63,7 +64,20 @@ func (s *Store) Verify(ctx context.Context) (Report, error) {
 	if serr != nil {
 		l.Problem("%v", serr)
 	} else {
-		st.lapse(time.Now()) // counted as released; the next writer records it
+		if st.state.Held() > 0 {
+			// Expired holds are counted as released; the next writer
+			// records it.
+			x, ok, err := holds.Open(p.holds, st.committed, st.last)
+			switch {
+			case err != nil:
+				l.Problem("%v", err)
+			case ok:
+				if err := st.lapse(x, time.Now()); err != nil {
+					l.Problem("%v", err)
+				}
+				x.Close()
+			}
+		}
 		r.State = st.state
 	}
 	// The journal's committed end: the ticket file's version, or beyond
@@ -87,6 +101,9 @@ func (s *Store) Verify(ctx context.Context) (Report, error) {
 	}
 	if serr == nil && r.State.Limit() != 0 {
 		checkHoldings(&l, p.holders, st)
+	}
+	if serr == nil {
+		checkHolds(&l, p.holds, st)
 	}
 	var pending []string
 	if len(st.rolled) > 0 {
@@ -148,6 +165,30 @@ func checkHoldings(l *ticket.Ledger, path string, st settlement) {
 	}
 	if n, err := x.Buyers(); err != nil || n != len(want) {
 		l.Problem("%s lists %d buyers with tickets, the journal %d (%v): %s", path, n, len(want), err, remedy)
+	}
+}
+
+// checkHolds compares the index of open holds with the journal's, at the
+// journal's committed end, as checkHoldings does.
+func checkHolds(l *ticket.Ledger, path string, st settlement) {
+	x, ok, err := holds.Open(path, st.committed, st.last)
+	if err != nil {
+		l.Problem("%v", err)
+		return
+	}
+	if !ok {
+		return
+	}
+	defer x.Close()
+	got, err := x.Open()
+	if err != nil {
+		l.Problem("%s: %v: remove it, and the next writer rebuilds it from the journal", path, err)
+		return
+	}
+	if want := l.OpenHolds(); !slices.EqualFunc(got, want, func(a, b ticket.Hold) bool {
+		return a.ID == b.ID && a.Buyer == b.Buyer && a.Qty == b.Qty && a.Expires.Equal(b.Expires)
+	}) {
+		l.Problem("%s lists %d open holds, not the %d the journal leaves open: remove it, and the next writer rebuilds it from the journal", path, len(got), len(want))
 	}
 }
 

@@ -1,11 +1,9 @@
 package ticket
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,10 +23,6 @@ func (s State) Held() int64 { return s.held }
 // Limit returns the most tickets one buyer may have at once (bought and
 // not returned, plus held), 0 for no limit.
 func (s State) Limit() int64 { return s.limit }
-
-// Holds returns the open holds, soonest to expire first. The caller must
-// not modify the slice.
-func (s State) Holds() []Hold { return s.holds }
 
 // WithLimit returns s with a per-buyer limit of k tickets (0: none). It
 // refuses, with an error wrapping ErrLimit, a limit below most, the most
@@ -59,16 +53,6 @@ func (s State) Allowed(buyer string, have, qty int64) error {
 	return nil
 }
 
-// FindHold returns the open hold with id, if there is one.
-func (s State) FindHold(id string) (Hold, bool) {
-	for _, h := range s.holds {
-		if h.ID == id {
-			return h, true
-		}
-	}
-	return Hold{}, false
-}
-
 // NewHoldID returns the id of the hold recorded at seq: the sequence number,
 // a dash and 8 random hex digits, so that the id of one sale's hold is not
 // another sale's.
@@ -96,14 +80,12 @@ func HoldSeq(id string) (int64, error) {
 
 func clipString(s string) string { return clip([]byte(s)) }
 
-// Expire returns the state after every hold that expired at now (its
-// expiry not after now) is released as lapsed, and the release records,
-// numbered from the next version. It reads the holds from the soonest to
-// expire and stops at the first that has not.
-func (s State) Expire(now time.Time) (State, []Record) {
+// Lapse returns the state after each of expired, open holds that expired
+// (its expiry not after now; the store finds them), is released as lapsed,
+// and the release records, numbered from the next version.
+func (s State) Lapse(expired []Hold, now time.Time) (State, []Record) {
 	var records []Record
-	for len(s.holds) > 0 && !s.holds[0].Expires.After(now) {
-		h := s.holds[0]
+	for _, h := range expired {
 		next, r, err := s.Next(Record{Kind: KindRelease, Hold: h.ID, Buyer: h.Buyer, Qty: h.Qty, Reason: ReasonLapsed, Time: now.UTC()})
 		if err != nil {
 			break // version cannot grow: the next writer reports it
@@ -162,20 +144,13 @@ func (s State) Next(r Record) (State, Record, error) {
 		}
 		next.left -= r.Qty
 		next.held += r.Qty
-		h := Hold{ID: r.Hold, Buyer: r.Buyer, Qty: r.Qty, Expires: r.Expires.UTC()}
-		i, _ := slices.BinarySearchFunc(s.holds, h, compareHolds)
-		next.holds = slices.Insert(slices.Clip(s.holds), i, h)
 	case KindConfirm, KindRelease:
-		i := slices.IndexFunc(s.holds, func(h Hold) bool { return h.ID == r.Hold })
-		if i < 0 {
-			return s, r, fmt.Errorf("hold %s is not open: %w", r.Hold, ErrUnknownHold)
+		// The hold is the caller's to find (the store keeps the open
+		// holds): r names its buyer and qty.
+		if r.Hold == "" || r.Qty < 1 || r.Qty > s.held {
+			return s, r, fmt.Errorf("hold %s of %d is not open (%d held): %w", r.Hold, r.Qty, s.held, ErrUnknownHold)
 		}
-		h := s.holds[i]
-		r.Buyer, r.Qty = h.Buyer, h.Qty
-		next.holds = slices.Delete(slices.Clone(s.holds), i, i+1)
-		if len(next.holds) == 0 {
-			next.holds = nil
-		}
+		h := Hold{ID: r.Hold, Buyer: r.Buyer, Qty: r.Qty}
 		next.held -= h.Qty
 		if r.Kind == KindConfirm {
 			next.sold += h.Qty
@@ -213,26 +188,9 @@ func (s State) appendBooking(b []byte) []byte {
 		b = append(b, `, "limit": `...)
 		b = strconv.AppendInt(b, s.limit, 10)
 	}
-	if s.held != 0 || len(s.holds) > 0 {
+	if s.held != 0 {
 		b = append(b, `, "held": `...)
 		b = strconv.AppendInt(b, s.held, 10)
-		b = append(b, `, "holds": [`...)
-		for i, h := range s.holds {
-			if i > 0 {
-				b = append(b, ", "...)
-			}
-			b = append(b, `{"id": "`...)
-			b = append(b, h.ID...)
-			b = append(b, `", "buyer": `...)
-			name, _ := json.Marshal(h.Buyer) // a string always marshals
-			b = append(b, name...)
-			b = append(b, `, "qty": `...)
-			b = strconv.AppendInt(b, h.Qty, 10)
-			b = append(b, `, "expires": "`...)
-			b = h.Expires.UTC().AppendFormat(b, time.RFC3339Nano)
-			b = append(b, `"}`...)
-		}
-		b = append(b, ']')
 	}
 	return b
 }
@@ -250,110 +208,31 @@ func (s *State) parseBooking(m member) error {
 		} else {
 			s.limit = n
 		}
-	case "holds":
-		var raw []json.RawMessage
-		if err := json.Unmarshal(m.value, &raw); err != nil || raw == nil {
-			return invalidf(`"holds" is not an array of holds`)
-		}
-		for _, item := range raw {
-			h, err := parseHold(item)
-			if err != nil {
-				return err
-			}
-			s.holds = append(s.holds, h)
-		}
 	}
 	return nil
 }
 
-// parseHold reads one open hold of "holds" strictly.
-func parseHold(data []byte) (Hold, error) {
-	members, err := parseObject(data, []string{"id", "buyer", "qty", "expires"})
-	if err != nil {
-		return Hold{}, invalidf(`"holds": %v`, err)
-	}
-	var h Hold
-	seen := 0
-	for _, m := range members {
-		var text string
-		switch m.key {
-		case "id", "buyer", "expires":
-			if err := json.Unmarshal(m.value, &text); err != nil {
-				return Hold{}, invalidf(`"holds": %q is not a string`, m.key)
-			}
-		}
-		switch m.key {
-		case "id":
-			if _, err := HoldSeq(text); err != nil {
-				return Hold{}, invalidf(`"holds": %v`, err)
-			}
-			h.ID = text
-		case "buyer":
-			if p := buyerProblem(text); p != "" {
-				return Hold{}, invalidf(`"holds": %s`, p)
-			}
-			h.Buyer = text
-		case "qty":
-			if h.Qty, err = wholeNumber("qty", m.value); err != nil {
-				return Hold{}, err
-			}
-			if h.Qty < 1 {
-				return Hold{}, invalidf(`"holds": qty must be at least 1`)
-			}
-		case "expires":
-			if h.Expires, err = time.Parse(time.RFC3339Nano, text); err != nil {
-				return Hold{}, invalidf(`"holds": expires %q is not RFC 3339`, clipString(text))
-			}
-			h.Expires = h.Expires.UTC()
-		default:
-			return Hold{}, invalidf(`"holds": unknown member %q`, m.key)
-		}
-		seen++
-	}
-	if seen != 4 {
-		return Hold{}, invalidf(`"holds": a hold needs "id", "buyer", "qty" and "expires"`)
-	}
-	return h, nil
-}
-
 // checkBooking checks the booking members together, once all are read.
 func (s *State) checkBooking(books bool) error {
-	if s.held == 0 && s.holds == nil && s.limit == 0 {
+	if s.held == 0 && s.limit == 0 {
 		return nil
 	}
 	if !s.stored || !books {
-		return invalidf(`"held", "holds" and "limit" go with "total", "sold" and "version"`)
+		return invalidf(`"held" and "limit" go with "total", "sold" and "version"`)
 	}
-	var sum int64
-	ids := map[string]bool{}
-	for _, h := range s.holds {
-		if ids[h.ID] {
-			return invalidf(`"holds": hold %s appears twice`, h.ID)
-		}
-		ids[h.ID] = true
-		if h.Qty > math.MaxInt64-sum {
-			return invalidf(`"holds" hold more than int64 tickets`)
-		}
-		sum += h.Qty
-	}
-	if sum != s.held {
-		return invalidf(`"held" %d is not the %d tickets of "holds"`, s.held, sum)
-	}
-	slices.SortFunc(s.holds, compareHolds)
 	return nil
 }
 
 // sameBooking reports whether a and b have the same booking members.
 func sameBooking(a, b State) bool {
-	return a.held == b.held && a.limit == b.limit && slices.Equal(a.holds, b.holds)
+	return a.held == b.held && a.limit == b.limit
 }
 
-// WithBookingOf returns s with file's held tickets, open holds and limit,
-// and sold what the rest of its total is: the books of a journal
+// WithBookingOf returns s with file's held tickets and limit, and sold what the rest of its total is: the books of a journal
 // record are its numbers, and the ticket file at the same version says the
 // rest.
 func (s State) WithBookingOf(file State) State {
-	s.held, s.holds, s.limit = file.held, file.holds, file.limit
+	s.held, s.limit = file.held, file.limit
 	if sold := s.total - s.left - s.held; sold >= 0 {
 		s.sold = sold
 	}

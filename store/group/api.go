@@ -49,8 +49,10 @@ type Journal interface {
 	// this transaction; 0 in a sale without a limit.
 	Holding(buyer string) (int64, error)
 	// Stage counts the record decided, not yet committed, in what Holding
-	// returns for its buyer.
-	Stage(r ticket.Record)
+	// returns for its buyer and in the open holds FindHold sees.
+	Stage(r ticket.Record) error
+	// FindHold returns the open hold id, with the records staged.
+	FindHold(id string) (ticket.Hold, bool, error)
 }
 
 // Outcome is how a batch's transaction ended, as the file store tells

@@ -183,6 +183,9 @@ func (r *Region) decide(batch []slot, state ticket.State, j Journal) ([]slot, ti
 	now := time.Now().UTC()
 	for _, s := range batch {
 		next, rec, err := r.decideOne(s, state, j, now)
+		if err == nil {
+			err = j.Stage(rec)
+		}
 		switch {
 		case errors.Is(err, ticket.ErrSoldOut):
 			s.i64(offSeq).Store(0) // sold out
@@ -196,7 +199,6 @@ func (r *Region) decide(batch []slot, state ticket.State, j Journal) ([]slot, ti
 			s.state().CompareAndSwap(slotTaken, slotRetry)
 			continue
 		}
-		j.Stage(rec)
 		records = append(records, rec)
 		switch rec.Kind {
 		case ticket.KindHold:
@@ -234,9 +236,14 @@ func (r *Region) decideOne(s slot, state ticket.State, j Journal, now time.Time)
 		}
 	case ticket.KindConfirm:
 		req.Hold = s.holdID(s.i64(offArg).Load())
-		if _, open := state.FindHold(req.Hold); !open {
+		h, open, err := j.FindHold(req.Hold)
+		if err != nil {
+			return state, req, err
+		}
+		if !open {
 			return state, req, errNotOpen // made alone, it learns what became of the hold
 		}
+		req.Buyer, req.Qty = h.Buyer, h.Qty
 		seam.Crash("confirm.decided")
 	}
 	return state.Next(req)

@@ -44,6 +44,9 @@ const (
 	// HoldersApplied: in a sale with a per-buyer limit, after a commit,
 	// the buyers' slots of the index written, its header not yet.
 	HoldersApplied = "holders.applied"
+	// HoldsApplied: after a commit, the open holds' index written, its
+	// header still marked dirty.
+	HoldsApplied = "holds.applied"
 )
 
 // GroupSafety is group commit's safety net: the longest a buyer sleeps on
