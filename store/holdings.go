@@ -76,9 +76,6 @@ func (s *Store) openHoldings(p paths, like files.Like, j *journal, st settlement
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p.ticket, err)
 	}
-	if x.Rebuilds > 0 {
-		s.warn(fmt.Sprintf("%s: rebuilt from the journal (it was missing, or behind what it can be rolled forward from)", p.holders))
-	}
 	for _, r := range st.add {
 		x.Stage(r)
 	}
@@ -144,9 +141,6 @@ func (s *Store) openHolds(p paths, like files.Like, j *journal, st settlement, h
 	x, err := holds.Sync(p.holds, like, st.committed, st.last, holdingsSource{j, st.committed}, held, s.opts.NoSync)
 	if err != nil {
 		return fmt.Errorf("%s: %w", p.ticket, err)
-	}
-	if x.Rebuilds > 0 {
-		s.warn(fmt.Sprintf("%s: rebuilt from the journal (it was missing, or could not be rolled forward)", p.holds))
 	}
 	j.holds = x
 	return nil

@@ -321,6 +321,9 @@ func (s *Store) locked(p paths, l files.Like, fn change, done func(error)) (err 
 	j.openHold = func() error { return s.openHolds(p, like, j, st, held) }
 	defer func() {
 		if j.holds != nil {
+			if j.holds.Rebuilds > 0 && !j.holds.Created {
+				s.warn(fmt.Sprintf("%s: rebuilt from the journal (damaged, left half written, or not of this journal's history)", p.holds))
+			}
 			j.holds.Close()
 		}
 	}()
@@ -332,13 +335,25 @@ func (s *Store) locked(p paths, l files.Like, fn change, done func(error)) (err 
 		if err := st.lapse(x, time.Now()); err != nil {
 			return err
 		}
+		// Closed in this transaction: a confirm of a lapsed hold finds it
+		// released.
+		for _, r := range st.lapsed {
+			if err := x.Stage(r); err != nil {
+				return err
+			}
+		}
 	}
 	j.lapsed = st.lapsed
 	if st.state.Limit() != 0 {
 		if j.holdings, err = s.openHoldings(p, like, j, st); err != nil {
 			return err
 		}
-		defer j.holdings.Close()
+		defer func() {
+			if j.holdings.Rebuilds > 0 && !j.holdings.Created {
+				s.warn(fmt.Sprintf("%s: rebuilt from the journal (damaged, or not of this journal's history)", p.holders))
+			}
+			j.holdings.Close()
+		}()
 	}
 	next, records, ferr := fn(st.state, j)
 	if ferr != nil {

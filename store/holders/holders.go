@@ -123,6 +123,10 @@ type Index struct {
 	staged  map[key]int64 // changes of records decided, not yet applied
 	rebuilt bool          // rebuilt in this Sync: a bad slot is not rebuilt again
 
+	// Created reports that Sync found no file: the index was built, not
+	// rebuilt.
+	Created bool
+
 	// Rebuilds counts the times the table was rebuilt from the journal
 	// since Sync (0 or 1), for tests and reports.
 	Rebuilds int
@@ -139,14 +143,15 @@ var errStale = errors.New("stale")
 // held. noSync skips the syncs of the table (see checkpointEvery), as the
 // journal skips its own.
 func Sync(path string, like files.Like, version int64, last *ticket.Record, j Journal, noSync bool) (*Index, error) {
-	if _, err := files.Create(path, like); err != nil {
+	created, err := files.Create(path, like)
+	if err != nil {
 		return nil, files.Error("create", path, err)
 	}
 	f, err := files.Open(path, os.O_RDWR, 0)
 	if err != nil {
 		return nil, files.Error("open", path, err)
 	}
-	x := &Index{f: f, path: path, like: like, noSync: noSync, version: version, last: last, journal: j}
+	x := &Index{f: f, path: path, like: like, noSync: noSync, Created: created, version: version, last: last, journal: j}
 	err = x.catchUp()
 	if errors.Is(err, errStale) {
 		err = x.rebuild()

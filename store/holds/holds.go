@@ -142,6 +142,10 @@ type Index struct {
 	entries map[int64]entry
 	heapLen uint64
 
+	// Created reports that Sync found no file: the index was built, not
+	// rebuilt.
+	Created bool
+
 	// Rebuilds counts the times Sync rebuilt the index (0 or 1).
 	Rebuilds int
 }
@@ -155,14 +159,15 @@ var errStale = errors.New("stale")
 // that is not at that version starts again empty without reading the
 // journal. It must be called with the sale's lock held.
 func Sync(path string, like files.Like, version int64, last *ticket.Record, j Journal, held int64, noSync bool) (*Index, error) {
-	if _, err := files.Create(path, like); err != nil {
+	created, err := files.Create(path, like)
+	if err != nil {
 		return nil, files.Error("create", path, err)
 	}
 	f, err := files.Open(path, os.O_RDWR, 0)
 	if err != nil {
 		return nil, files.Error("open", path, err)
 	}
-	x := &Index{f: f, path: path, like: like, noSync: noSync, write: true, version: version, last: last, journal: j}
+	x := &Index{f: f, path: path, like: like, noSync: noSync, Created: created, write: true, version: version, last: last, journal: j}
 	err = x.catchUp(held)
 	if errors.Is(err, errStale) {
 		if held == 0 {
@@ -362,8 +367,26 @@ func (x *Index) find(seq int64) (uint64, slot, error) {
 	return 0, slot{}, errStale
 }
 
+// recover rebuilds an index found damaged (a slot that does not check)
+// by the first operation of a transaction, before anything was changed,
+// and reports whether the operation may be tried again.
+func (x *Index) recover(err error) bool {
+	if !errors.Is(err, errStale) || !x.write || x.Rebuilds > 0 || len(x.slots) > 0 || len(x.entries) > 0 || x.heapLen != x.h.heapLen {
+		return false
+	}
+	return x.rebuild() == nil
+}
+
 // Find returns the open hold with id, as this transaction leaves it.
 func (x *Index) Find(id string) (ticket.Hold, bool, error) {
+	h, ok, err := x.findHold(id)
+	if x.recover(err) {
+		h, ok, err = x.findHold(id)
+	}
+	return h, ok, err
+}
+
+func (x *Index) findHold(id string) (ticket.Hold, bool, error) {
 	seq, err := ticket.HoldSeq(id)
 	if err != nil {
 		return ticket.Hold{}, false, nil
@@ -395,6 +418,14 @@ func (x *Index) setEntry(i uint64, e entry) {
 // holds that expired at now (expiry not after now) and returns those still
 // open, soonest first. A closed hold met at the front is dropped.
 func (x *Index) Expired(now time.Time) ([]ticket.Hold, error) {
+	out, err := x.expired(now)
+	if x.recover(err) {
+		out, err = x.expired(now)
+	}
+	return out, err
+}
+
+func (x *Index) expired(now time.Time) ([]ticket.Hold, error) {
 	var out []ticket.Hold
 	for x.heapLen > 0 {
 		top, err := x.entryAt(0)
@@ -481,7 +512,13 @@ func (x *Index) push(e entry) error {
 // Stage applies record r (a hold, confirm or release) in this transaction
 // before it is committed, so that the next request decided in the same
 // transaction finds the hold opened or closed (group commit's batches).
-func (x *Index) Stage(r ticket.Record) error { return x.stage(r) }
+func (x *Index) Stage(r ticket.Record) error {
+	err := x.stage(r)
+	if x.recover(err) {
+		err = x.stage(r)
+	}
+	return err
+}
 
 func (x *Index) stage(r ticket.Record) error {
 	switch r.Kind {
@@ -618,6 +655,9 @@ func (x *Index) openSlots() ([]slot, error) {
 // for copying a sale.
 func (x *Index) Open() ([]ticket.Hold, error) {
 	slots, err := x.openSlots()
+	if x.recover(err) {
+		slots, err = x.openSlots()
+	}
 	if err != nil {
 		return nil, err
 	}
