@@ -24,14 +24,14 @@
 // What a decision needs is at hand without reading the journal, however
 // long it is:
 //
-//   - "held" and "holds", the open holds (id, buyer, qty, expiry), live in
-//     the ticket file, written in the same transaction as the journal
-//     record, sorted by expiry: at most one per ticket held, and gone from
-//     the file once confirmed or released. Expiry (State.Expire) reads
-//     them from the front and stops at the first that has not expired, so
-//     it releases in proportion to the holds that expired. Nothing runs in
-//     the background: whoever next holds the lock records the lapses, and
-//     a reader counts them without writing.
+//   - "held", the tickets in open holds, lives in the ticket file; the
+//     open holds themselves (id, buyer, qty, expiry) do not: they grow
+//     with what is held, and the store keeps them in an index by id and by
+//     expiry, so that a confirm finds its hold with one look-up and expiry
+//     takes the holds that expired from the front of a queue (State.Lapse
+//     turns them into release records). Nothing runs in the background:
+//     whoever next holds the lock records the lapses, and a reader counts
+//     them without writing.
 //   - "limit" lives in the ticket file; each buyer's holding under it
 //     (bought and not returned, plus held) does not: it grows with the
 //     buyers, not with what is for sale now. Record.Holding is the one rule
