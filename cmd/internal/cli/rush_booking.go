@@ -394,7 +394,7 @@ func (r *rush) reportBooking(line func(string, ...any)) {
 	line("confirmed:  %d (%s sold)", b.Confirmed, tickets(b.SoldTickets))
 	line("lapsed:     %d let lapse, %d confirmed too late (%s back in stock)", b.Lapsed, b.Late, tickets(b.BackTickets))
 	line("errors:     %d", sum.Errors)
-	line("left:       %d of %d at the start", sum.Left, sum.Tickets)
+	line("left:       %d (of %d at the start)", sum.Left, sum.Tickets)
 	line("held now:   %d (after waiting %s for the holds to expire; recording the lapses: %s)", b.HeldNow, round(b.WaitedSeconds), b.Settled)
 	line("wall time:  %s (the buyers, without the wait)", round(sum.WallSeconds))
 	line("journal:    %d holds, %d confirms, %d lapses since the rush began", b.JournalHolds, b.JournalConfirm, b.JournalLapses)
