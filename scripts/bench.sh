@@ -8,8 +8,8 @@
 #   TICKETS  tickets sold per run (default 20000; 2000 for a quick look)
 #   -r N     rounds (default 3): every system runs once per round, in turn
 #            with the others, and the median of the rounds is kept
-#   -o DIR   where to write table.md, results.tsv and chart.svg (default: a
-#            new bench-results-TIME directory in the current one)
+#   -o DIR   where to write table.md, results.tsv, booking.tsv and chart.svg
+#            (default: a new bench-results-TIME directory in the current one)
 #
 # File systems: the current directory's (the disk you are sizing), and,
 # where it can (as root, with mkfs.ext4), an ext4 image with its journal,
@@ -30,6 +30,11 @@
 # 400 ticket buy processes in 4 lanes (xargs -P4) against 400 runs of a
 # static program doing one naive durable replace (scripts/floor -once), the
 # peak RSS of one ticket buy, and the packages a ticket process initializes.
+# And a separate table, "booking" (booking.tsv; not in the chart), on the
+# current directory's file system at 1 and 4 processes, durable, the same
+# rounds alternating: ticket bench's plain buys beside --limit K (a per-buyer
+# limit, K = TICKETS, checked on every buy and never reached) and --hold 1m
+# (every buy a hold, then its confirm: buys/s and holds+confirms/s).
 # Needs go, python3, flock, jq, redis-server; a missing peer's rows say so.
 set -euo pipefail
 usage() { sed -n '2,/^set -euo/{/^set/d;s/^# \{0,1\}//p}' "$0"; }
@@ -207,6 +212,43 @@ d=$(fresh "$work/own")
 extra+=("peak RSS of one ticket buy: $("$bin/maxrss" "$bin/ticket" buy -f "$d/t.json" | tail -1) KiB (goal < 6144)")
 extra+=("packages a ticket process initializes: $(GODEBUG=inittrace=1 "$bin/ticket" --version 2>&1 >/dev/null | grep -c '^init ') (GODEBUG=inittrace=1); binary $(($(stat -c %s "$bin/ticket") / 1024)) KiB")
 
+# The booking table, on the current directory's file system.
+booking_variants=(buy --limit --hold)
+declare -A bsamples bops # "variant|P" -> buys/s, and holds+confirms/s for --hold
+booking_one() {          # variant P
+  local v=$1 p=$2 d line flags=()
+  case $v in
+  --limit) flags=(--limit "$N") ;;
+  --hold) flags=(--hold 1m) ;;
+  esac
+  d=$(fresh "$work/own")
+  line=$(cd "$d" && "$bin/ticket" bench --tickets "$N" --procs "$p" "${flags[@]}" 2>&1 | tail -1)
+  rm -rf "$d"
+  bsamples["$v|$p"]+="$(rate "$line") "
+  if [[ $v == --hold ]]; then
+    bops["$v|$p"]+="$(grep -o '[0-9]* holds+confirms/s' <<<"$line" | grep -o '^[0-9]*' || echo 0) "
+  fi
+}
+for ((r = 1; r <= rounds; r++)); do
+  for p in 1 4 16; do
+    for v in "${booking_variants[@]}"; do
+      say "  booking round $r/$rounds, ${fs_names[0]}, $v, P=$p"
+      booking_one "$v" "$p"
+    done
+  done
+done
+btsv=$out/booking.tsv
+printf 'filesystem\tvariant\tprocesses\tbuys_per_second\tholds_confirms_per_second\n' >"$btsv"
+declare -A bmed
+for v in "${booking_variants[@]}"; do
+  for p in 1 4 16; do
+    bmed["$v|$p"]=$(median ${bsamples["$v|$p"]})
+    ops=""
+    [[ $v == --hold ]] && ops=$(median ${bops["$v|$p"]})
+    printf '%s\t%s\t%s\t%s\t%s\n' "${fs_names[0]}" "$v" "$p" "${bmed["$v|$p"]}" "$ops" >>"$btsv"
+  done
+done
+
 # The table.
 machine="$(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr), $(go version | cut -d' ' -f3), $(date -u +%Y-%m-%d)"
 {
@@ -239,7 +281,18 @@ machine="$(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr), 
   echo "## One process, start-up and the rest"
   echo
   for e in "${extra[@]}"; do echo "- $e"; done
+  echo
+  echo "## Booking: ${fs_names[0]}"
+  echo
+  echo "ticket bench, buys/s: plain buys; --limit $N (a per-buyer limit checked on every buy, each worker its own buyer); --hold 1m (each buy a hold, then its confirm)."
+  echo
+  echo "| processes | buy | --limit | --hold | --hold: holds+confirms/s | --limit / buy | --hold / buy |"
+  echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  for p in 1 4 16; do
+    printf '| %s | %s | %s | %s | %s |' "$p" "${bmed["buy|$p"]}" "${bmed["--limit|$p"]}" "${bmed["--hold|$p"]}" "$(median ${bops["--hold|$p"]})"
+    awk -v a="${bmed["--limit|$p"]}" -v h="${bmed["--hold|$p"]}" -v b="${bmed["buy|$p"]}" 'BEGIN{printf " %.2fx | %.2fx |\n", b ? a/b : 0, b ? h/b : 0}'
+  done
 } >"$out/table.md"
 "$bin/benchchart" -title "ticket and its peers: buys/s, durable ($machine)" <"$tsv" >"$out/chart.svg"
 cat "$out/table.md"
-say "bench.sh: wrote $out/table.md, $out/results.tsv and $out/chart.svg"
+say "bench.sh: wrote $out/table.md, $out/results.tsv, $out/booking.tsv and $out/chart.svg"

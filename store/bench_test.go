@@ -71,3 +71,37 @@ func withHistory(b *testing.B, sold, total int64) string {
 	}
 	return path
 }
+
+// BenchmarkBuyUnderLimit is a buy in a sale with a per-buyer limit after
+// many buyers have bought (each buyer's holding looked up in PATH.holders)
+// and beside many open holds (which the ticket file lists): what each
+// costs beside a plain buy.
+func BenchmarkBuyUnderLimit(b *testing.B) {
+	ctx := context.Background()
+	for _, c := range []struct{ buyers, holds int }{{0, 0}, {10_000, 0}, {0, 1_000}, {0, 10_000}} {
+		b.Run(fmt.Sprintf("buyers=%d/holds=%d", c.buyers, c.holds), func(b *testing.B) {
+			path := filepath.Join(b.TempDir(), "t.json")
+			s := Open(path, Options{NoSync: true, NoGroup: true})
+			if _, _, err := s.InitLimit(ctx, 1<<40, 1<<30, Create); err != nil {
+				b.Fatal(err)
+			}
+			for i := range c.buyers {
+				if _, err := s.Buy(ctx, fmt.Sprint("buyer", i), 1); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for i := range c.holds {
+				if _, err := s.Hold(ctx, fmt.Sprint("holder", i), 1, time.Hour); err != nil {
+					b.Fatal(err)
+				}
+			}
+			i := 0
+			for b.Loop() {
+				i++
+				if _, err := s.Buy(ctx, fmt.Sprint("bench", i%100), 1); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

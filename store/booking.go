@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
+	"slices"
 	"time"
 
+	"github.com/ticketd/ticket/store/group"
 	"github.com/ticketd/ticket/store/internal/seam"
 	"github.com/ticketd/ticket/ticket"
 )
@@ -37,7 +40,7 @@ func (s *Store) InitLimit(ctx context.Context, n, limit int64, mode Mode) (ticke
 	if err != nil {
 		return state, "", err
 	}
-	if state, err = state.WithLimit(limit, nil); err != nil {
+	if state, err = state.WithLimit(limit, 0); err != nil {
 		return state, "", err
 	}
 	archive, err := s.Restore(ctx, state, nil, mode)
@@ -93,11 +96,11 @@ func (s *Store) named(err error) error {
 
 // allowed is the limit rule, which the negative control of the limit's
 // test switches off (seam.NoLimitCheck).
-func allowed(state ticket.State, buyer string, qty int64) error {
+func allowed(state ticket.State, buyer string, have, qty int64) error {
 	if seam.NoLimitCheck {
 		return nil
 	}
-	return state.Allowed(buyer, qty)
+	return state.Allowed(buyer, have, qty)
 }
 
 // Hold takes qty tickets out of the stock into held for buyer, for d, all
@@ -112,8 +115,11 @@ func (s *Store) Hold(ctx context.Context, buyer string, qty int64, d time.Durati
 	if d <= 0 {
 		return HoldReceipt{}, fmt.Errorf("hold for %v: %w", d, ErrDuration)
 	}
-	rec, st, err := s.commitRecord(ctx, func(state ticket.State, _ *journal) (ticket.Record, error) {
-		if err := allowed(state, buyer, qty); err != nil {
+	if rec, st, err := s.groupRequest(ctx, group.Request{Kind: ticket.KindHold, Buyer: buyer, Qty: qty, For: d}); !errors.Is(err, errAlone) {
+		return HoldReceipt{Hold: rec, State: st}, s.named(err)
+	}
+	rec, st, err := s.commitRecord(ctx, func(state ticket.State, j *journal) (ticket.Record, error) {
+		if err := j.limitFor(state, buyer, qty); err != nil {
 			return ticket.Record{}, err
 		}
 		seam.Crash("hold.decided")
@@ -129,6 +135,9 @@ func (s *Store) Hold(ctx context.Context, buyer string, qty int64, d time.Durati
 // nothing more; an id that names no hold of this sale is
 // ticket.ErrUnknownHold.
 func (s *Store) Confirm(ctx context.Context, id string) (Receipt, error) {
+	if rec, st, err := s.groupRequest(ctx, group.Request{Kind: ticket.KindConfirm, Hold: id}); !errors.Is(err, errAlone) {
+		return Receipt{Sale: rec, State: st}, s.named(err)
+	}
 	rec, st, err := s.closeHold(ctx, id, ticket.KindConfirm)
 	return Receipt{Sale: rec, State: st}, err
 }
@@ -152,9 +161,13 @@ func (s *Store) closeHold(ctx context.Context, id string, kind ticket.Kind) (tic
 		return ticket.Record{}, ticket.State{}, s.named(err)
 	}
 	return s.commitRecord(ctx, func(state ticket.State, j *journal) (ticket.Record, error) {
-		if _, open := state.FindHold(id); open {
+		h, open, err := j.FindHold(id)
+		if err != nil {
+			return ticket.Record{}, err
+		}
+		if open {
 			seam.Crash(string(kind) + ".decided")
-			r := ticket.Record{Kind: kind, Hold: id, Time: time.Now().UTC()}
+			r := ticket.Record{Kind: kind, Hold: id, Buyer: h.Buyer, Qty: h.Qty, Time: time.Now().UTC()}
 			if kind == ticket.KindConfirm {
 				r.PID = os.Getpid()
 			} else {
@@ -298,10 +311,38 @@ func (s *Store) SetLimit(ctx context.Context, k int64) (ticket.Record, ticket.St
 	if k < 1 {
 		return ticket.Record{}, ticket.State{}, ticket.ErrQuantity
 	}
-	return s.commitRecord(ctx, func(state ticket.State, _ *journal) (ticket.Record, error) {
+	return s.commitRecord(ctx, func(state ticket.State, j *journal) (ticket.Record, error) {
 		if state.Limit() == 0 {
 			return ticket.Record{}, fmt.Errorf("%w (it is set when the sale starts)", ErrNoLimit)
 		}
+		most, err := j.holdings.Most()
+		if err != nil {
+			return ticket.Record{}, err
+		}
+		if _, err := state.WithLimit(k, most); err != nil {
+			return ticket.Record{}, j.overLimit(k, err)
+		}
 		return ticket.Record{Kind: ticket.KindLimit, Limit: k, PID: os.Getpid(), Time: time.Now().UTC()}, nil
 	})
+}
+
+// overLimit names a buyer who has more than a new limit of k, which err
+// refused, reading the whole journal: a refusal of the seller's, rare.
+func (j *journal) overLimit(k int64, err error) error {
+	var l ticket.Ledger
+	for r, rerr := range (holdingsSource{j, math.MaxInt64}).All() {
+		if rerr != nil {
+			return err
+		}
+		l.Add(r)
+	}
+	for _, r := range j.lapsed {
+		l.Add(r)
+	}
+	for _, name := range slices.Sorted(maps.Keys(l.Holders())) {
+		if n := l.Holders()[name]; n > k {
+			return fmt.Errorf("buyer %q already has %d tickets, more than a limit of %d: %w", name, n, k, ticket.ErrLimit)
+		}
+	}
+	return err
 }

@@ -14,6 +14,14 @@
 //	PATH.tmp      the next version of PATH while Init, Restore or Repair
 //	              writes it (or a buy, when PATH.spare cannot be
 //	              written over or removed)
+//	PATH.holds    the open holds, by number and by expiry: an index
+//	              derived from the journal (package store/holds)
+//	PATH.holders  in a sale with a per-buyer limit, each buyer's holding:
+//	              an index derived from the journal (package
+//	              store/holders)
+//
+// Both indexes are rebuilt from the journal whenever missing or in doubt,
+// so that no buy, hold or confirm reads the journal however long it is.
 //
 // If PATH is a symbolic link, these names are taken beside the file it points
 // to, so that every path to one sale shares one lock.

@@ -18,31 +18,41 @@ var errAlone = group.ErrAlone
 // changed nothing, when group commit cannot serve the buy, and the caller
 // then buys alone.
 func (s *Store) groupBuy(ctx context.Context, buyer string, qty int64) (Receipt, error) {
+	sale, state, err := s.groupRequest(ctx, group.Request{Kind: ticket.KindSale, Buyer: buyer, Qty: qty})
+	return Receipt{Sale: sale, State: state}, err
+}
+
+// groupRequest makes req (a buy, hold or confirm) through group commit,
+// as groupBuy does.
+func (s *Store) groupRequest(ctx context.Context, req group.Request) (ticket.Record, ticket.State, error) {
+	if s.opts.NoGroup {
+		return ticket.Record{}, ticket.State{}, errAlone
+	}
 	p, l, err := s.prepare()
 	if err != nil {
-		return Receipt{}, err
+		return ticket.Record{}, ticket.State{}, err
 	}
 	reg, err := group.Open(p.journal)
 	if errors.Is(err, fs.ErrNotExist) {
 		// The region is named after the journal, which a seed file has
 		// not had yet. Nothing is created beside a file that is refused.
 		if _, _, err := loadState(p.ticket); err != nil {
-			return Receipt{}, err
+			return ticket.Record{}, ticket.State{}, err
 		}
 		if err := createJournal(p.journal, l); err != nil {
-			return Receipt{}, err
+			return ticket.Record{}, ticket.State{}, err
 		}
 		reg, err = group.Open(p.journal)
 	}
 	if err != nil {
-		return Receipt{}, errAlone
+		return ticket.Record{}, ticket.State{}, errAlone
 	}
-	req := group.Request{Buyer: buyer, Qty: qty, Durable: !s.opts.NoSync, NoWait: s.opts.NoWait}
-	sale, state, err := reg.Buy(ctx, &leader{s: s, p: p, l: l}, req)
+	req.Durable, req.NoWait = !s.opts.NoSync, s.opts.NoWait
+	rec, state, err := reg.Buy(ctx, &leader{s: s, p: p, l: l}, req)
 	if errors.Is(err, group.ErrUnsettled) {
 		err = unsettled{err}
 	}
-	return Receipt{Sale: sale, State: state}, err
+	return rec, state, err
 }
 
 // unsettled is group commit's ErrUnsettled in the store's words: a sale

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ticketd/ticket/store/holders"
+	"github.com/ticketd/ticket/store/holds"
 	"github.com/ticketd/ticket/store/internal/files"
 	"github.com/ticketd/ticket/store/internal/seam"
 	"github.com/ticketd/ticket/store/lock"
@@ -65,6 +67,10 @@ type journal struct {
 	noSync bool
 
 	lapsed []ticket.Record // holds this transaction releases as lapsed, before its own records
+
+	holdings *holders.Index // each buyer's holding, in a sale with a limit (see holdings.go); nil without
+	holds    *holds.Index   // the open holds, once a transaction needs them (see openHolds); nil before
+	openHold func() error   // opens holds
 
 	content int64 // where the records end: the file's length without the padding after them
 	phys    int64 // the file's length
@@ -229,7 +235,8 @@ type settlement struct {
 	cut    []ticket.Record // records beyond the ticket file's version written in this boot by a process that died first: never committed
 	rolled []ticket.Record // records beyond the ticket file's version that were committed: applied
 
-	committed int64 // the version the journal's committed records reach, before add
+	committed int64          // the version the journal's committed records reach, before add
+	last      *ticket.Record // the journal's record at committed; nil if it has none
 
 	lapsed []ticket.Record // holds found expired, released as lapsed: written after add (see lapse)
 
@@ -249,11 +256,21 @@ func (st settlement) changes() bool {
 	return len(st.rolled) > 0 || len(st.lapsed) > 0
 }
 
-// lapse releases, as lapsed, the holds of the settled state that expired
-// at now: whoever next holds the lock records it (see settlement.lapsed),
-// and a reader counts them so without writing.
-func (st *settlement) lapse(now time.Time) {
-	st.state, st.lapsed = st.state.Expire(now)
+// lapse releases, as lapsed, the holds that expired at now, which x (the
+// index of open holds) gives: whoever next holds the lock records it (see
+// settlement.lapsed), and a reader counts them so without writing. A sale
+// with nothing held has none; without an index (a reader who found it
+// behind) they are not counted.
+func (st *settlement) lapse(x *holds.Index, now time.Time) error {
+	if st.state.Held() == 0 || x == nil {
+		return nil
+	}
+	expired, err := x.Expired(now)
+	if err != nil {
+		return err
+	}
+	st.state, st.lapsed = st.state.Lapse(expired, now)
+	return nil
 }
 
 // note says, in one line, what a writer applying the settlement repairs,
@@ -380,6 +397,10 @@ func settleTail(path string, file ticket.State, entries []entry, found bool, end
 		st.state, r, changed = ticket.Reconcile(books, file, now)
 	}
 	st.committed = st.state.Version()
+	st.last = anchor
+	if len(beyond) > 0 {
+		st.last = &st.rolled[len(st.rolled)-1]
+	}
 	if changed {
 		st.add = append(st.add, r)
 		st.committed--
@@ -506,7 +527,7 @@ func (j *journal) Sales(from, to int64) (map[int64]ticket.Record, error) {
 	}
 	m := map[int64]ticket.Record{}
 	for _, e := range entries {
-		if e.Seq >= from && e.Seq <= to && e.Kind == ticket.KindSale {
+		if e.Seq >= from && e.Seq <= to && (e.Kind == ticket.KindSale || e.Kind == ticket.KindHold || e.Kind == ticket.KindConfirm) {
 			m[e.Seq] = e.Record
 		}
 	}

@@ -64,6 +64,11 @@ func (s *Store) Repair(ctx context.Context) (Repaired, error) {
 		return Repaired{}, err
 	}
 	defer unlock()
+	// The index of holdings is derived: whatever state it is in, the next
+	// writer builds it again from the journal.
+	if err := removeHoldings(p); err != nil {
+		return Repaired{}, err
+	}
 	file, _, err := readState(p.ticket)
 	var pe *parseError
 	switch {

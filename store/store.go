@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ticketd/ticket/store/holds"
 	"github.com/ticketd/ticket/store/internal/files"
 	"github.com/ticketd/ticket/store/internal/seam"
 	"github.com/ticketd/ticket/store/lock"
@@ -68,7 +69,7 @@ func (s *Store) JournalPath() string { return s.paths().journal }
 // paths are the names of a sale's files, beside the ticket file's target
 // when the ticket file is a symlink.
 type paths struct {
-	ticket, lock, journal, tmp, spare string
+	ticket, lock, journal, tmp, spare, holders, holds string
 }
 
 func (s *Store) paths() paths {
@@ -80,7 +81,7 @@ func (s *Store) paths() paths {
 // links found it (not a link), and nil otherwise.
 func (s *Store) pathsInfo() (paths, fs.FileInfo) {
 	p, info := targetInfo(s.path)
-	return paths{ticket: p, lock: p + ".lock", journal: p + ".journal", tmp: p + ".tmp", spare: p + ".spare"}, info
+	return paths{ticket: p, lock: p + ".lock", journal: p + ".journal", tmp: p + ".tmp", spare: p + ".spare", holders: p + ".holders", holds: p + ".holds"}, info
 }
 
 // target resolves symbolic links in path. A dangling link resolves to the
@@ -165,7 +166,20 @@ func (s *Store) read() (settlement, ticket.State, error) {
 	if err != nil {
 		return settlement{state: file}, file, err
 	}
-	st.lapse(time.Now()) // counted as released, recorded by the next writer
+	if st.state.Held() > 0 {
+		// Expired holds are counted as released, recorded by the next
+		// writer.
+		x, ok, err := holds.Open(s.paths().holds, st.committed, st.last)
+		if err != nil {
+			return st, file, err
+		}
+		if ok {
+			defer x.Close()
+			if err := st.lapse(x, time.Now()); err != nil {
+				return st, file, err
+			}
+		}
+	}
 	return st, file, nil
 }
 
@@ -185,18 +199,16 @@ func (s *Store) Buy(ctx context.Context, buyer string, qty int64) (Receipt, erro
 	if err := ticket.CheckRequest(buyer, qty); err != nil {
 		return Receipt{}, err
 	}
-	if !s.opts.NoGroup {
-		if r, err := s.groupBuy(ctx, buyer, qty); !errors.Is(err, errAlone) {
-			return r, err
-		}
+	if r, err := s.groupBuy(ctx, buyer, qty); !errors.Is(err, errAlone) {
+		return r, err
 	}
 	var (
 		r      Receipt
 		before ticket.State // the state the buy was decided on
 	)
-	err := s.update(ctx, func(state ticket.State, _ *journal) (ticket.State, []ticket.Record, error) {
+	err := s.update(ctx, func(state ticket.State, j *journal) (ticket.State, []ticket.Record, error) {
 		r.State, before = state, state
-		if err := allowed(state, buyer, qty); err != nil {
+		if err := j.limitFor(state, buyer, qty); err != nil {
 			return state, nil, s.named(err)
 		}
 		next, sale, err := state.Next(ticket.Record{Kind: ticket.KindSale, Buyer: buyer, Qty: qty, PID: os.Getpid(), Time: time.Now().UTC()})
@@ -305,8 +317,44 @@ func (s *Store) locked(p paths, l files.Like, fn change, done func(error)) (err 
 		return err
 	}
 	s.warn(removeStale(p.tmp))
-	st.lapse(time.Now())
+	held := st.state.Held() // at the journal's committed end (what settle adds holds none)
+	j.openHold = func() error { return s.openHolds(p, like, j, st, held) }
+	defer func() {
+		if j.holds != nil {
+			if j.holds.Rebuilds > 0 && !j.holds.Created {
+				s.warn(fmt.Sprintf("%s: rebuilt from the journal (damaged, left half written, or not of this journal's history)", p.holds))
+			}
+			j.holds.Close()
+		}
+	}()
+	if st.state.Held() > 0 {
+		x, err := j.holdIndex()
+		if err != nil {
+			return err
+		}
+		if err := st.lapse(x, time.Now()); err != nil {
+			return err
+		}
+		// Closed in this transaction: a confirm of a lapsed hold finds it
+		// released.
+		for _, r := range st.lapsed {
+			if err := x.Stage(r); err != nil {
+				return err
+			}
+		}
+	}
 	j.lapsed = st.lapsed
+	if st.state.Limit() != 0 {
+		if j.holdings, err = s.openHoldings(p, like, j, st); err != nil {
+			return err
+		}
+		defer func() {
+			if j.holdings.Rebuilds > 0 && !j.holdings.Created {
+				s.warn(fmt.Sprintf("%s: rebuilt from the journal (damaged, or not of this journal's history)", p.holders))
+			}
+			j.holdings.Close()
+		}()
+	}
 	next, records, ferr := fn(st.state, j)
 	if ferr != nil {
 		next, records = st.state, nil
@@ -349,6 +397,24 @@ func (s *Store) locked(p paths, l files.Like, fn change, done func(error)) (err 
 			// this boot, would then cut what this one shows.
 			s.warn(files.Error("mark", j.path, err).Error())
 		}
+		// Committed: an index that falls behind is rolled forward, or
+		// rebuilt, by the next writer.
+		written := slices.Concat(st.add, st.lapsed, records)
+		if j.holds == nil && slices.ContainsFunc(written, opensOrCloses) {
+			if err := j.openHold(); err != nil {
+				s.warn(err.Error())
+			}
+		}
+		if j.holdings != nil {
+			if err := j.holdings.Apply(written); err != nil {
+				s.warn(err.Error())
+			}
+		}
+		if j.holds != nil {
+			if err := j.holds.Apply(written); err != nil {
+				s.warn(err.Error())
+			}
+		}
 		return ferr
 	}
 	// The records are in the journal but the ticket file does not show
@@ -357,6 +423,11 @@ func (s *Store) locked(p paths, l files.Like, fn change, done func(error)) (err 
 		return uerr
 	}
 	return rerr
+}
+
+// opensOrCloses reports whether r opens or closes a hold.
+func opensOrCloses(r ticket.Record) bool {
+	return r.Kind == ticket.KindHold || r.Kind == ticket.KindConfirm || r.Kind == ticket.KindRelease
 }
 
 // keepDisplaced keeps the change another process made to the ticket file
@@ -589,6 +660,11 @@ func (s *Store) Restore(ctx context.Context, state ticket.State, records []ticke
 	// old sale's content under the new sale's name.
 	if err := os.Remove(p.spare); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return archive, files.Error("remove", p.spare, err)
+	}
+	// And the index of the old sale's holdings: it would be rebuilt (its
+	// anchor is not in the new journal), but need not wait for that.
+	if err := removeHoldings(p); err != nil {
+		return archive, err
 	}
 	j, err := openJournal(p.journal, l, s.opts.NoSync)
 	if err != nil {

@@ -5,10 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/ticketd/ticket/store/holders"
+	"github.com/ticketd/ticket/store/holds"
 	"github.com/ticketd/ticket/store/internal/files"
 	"github.com/ticketd/ticket/store/lock"
 	"github.com/ticketd/ticket/ticket"
@@ -60,7 +64,20 @@ func (s *Store) Verify(ctx context.Context) (Report, error) {
 	if serr != nil {
 		l.Problem("%v", serr)
 	} else {
-		st.lapse(time.Now()) // counted as released; the next writer records it
+		if st.state.Held() > 0 {
+			// Expired holds are counted as released; the next writer
+			// records it.
+			x, ok, err := holds.Open(p.holds, st.committed, st.last)
+			switch {
+			case err != nil:
+				l.Problem("%v", err)
+			case ok:
+				if err := st.lapse(x, time.Now()); err != nil {
+					l.Problem("%v", err)
+				}
+				x.Close()
+			}
+		}
 		r.State = st.state
 	}
 	// The journal's committed end: the ticket file's version, or beyond
@@ -81,6 +98,12 @@ func (s *Store) Verify(ctx context.Context) (Report, error) {
 			break // cut by the next buy: never committed
 		}
 		l.Add(rec)
+	}
+	if serr == nil && r.State.Limit() != 0 {
+		checkHoldings(&l, p.holders, st)
+	}
+	if serr == nil {
+		checkHolds(&l, p.holds, st)
 	}
 	var pending []string
 	if len(st.rolled) > 0 {
@@ -111,6 +134,62 @@ func (s *Store) Verify(ctx context.Context) (Report, error) {
 	l.Check(r.State, "the journal's last record", "the ticket file")
 	r.Counts, r.Booked, r.Problems = l.Counts(), l.Bookings(), l.Problems()
 	return r, nil
+}
+
+// checkHoldings compares the index of each buyer's holding with the
+// journal's, at the journal's committed end: the ledger l has read the
+// records up to there, and no further. An index that is missing, or behind
+// (its next writer rolls it forward), is not compared.
+func checkHoldings(l *ticket.Ledger, path string, st settlement) {
+	x, ok, err := holders.Open(path, st.committed, st.last)
+	if err != nil {
+		l.Problem("%v", err)
+		return
+	}
+	if !ok {
+		return
+	}
+	defer x.Close()
+	const remedy = "remove it, and the next writer rebuilds it from the journal"
+	want := l.Holders()
+	for _, name := range slices.Sorted(maps.Keys(want)) {
+		n, err := x.Holding(name)
+		if err != nil {
+			l.Problem("%s: %v: %s", path, err, remedy)
+			return
+		}
+		if n != want[name] {
+			l.Problem("%s says %q has %d tickets, the journal %d: %s", path, name, n, want[name], remedy)
+			return
+		}
+	}
+	if n, err := x.Buyers(); err != nil || n != len(want) {
+		l.Problem("%s lists %d buyers with tickets, the journal %d (%v): %s", path, n, len(want), err, remedy)
+	}
+}
+
+// checkHolds compares the index of open holds with the journal's, at the
+// journal's committed end, as checkHoldings does.
+func checkHolds(l *ticket.Ledger, path string, st settlement) {
+	x, ok, err := holds.Open(path, st.committed, st.last)
+	if err != nil {
+		l.Problem("%v", err)
+		return
+	}
+	if !ok {
+		return
+	}
+	defer x.Close()
+	got, err := x.Open()
+	if err != nil {
+		l.Problem("%s: %v: remove it, and the next writer rebuilds it from the journal", path, err)
+		return
+	}
+	if want := l.OpenHolds(); !slices.EqualFunc(got, want, func(a, b ticket.Hold) bool {
+		return a.ID == b.ID && a.Buyer == b.Buyer && a.Qty == b.Qty && a.Expires.Equal(b.Expires)
+	}) {
+		l.Problem("%s lists %d open holds, not the %d the journal leaves open: remove it, and the next writer rebuilds it from the journal", path, len(got), len(want))
+	}
 }
 
 // lockJournalToRead opens the journal at path, if there is one, to read

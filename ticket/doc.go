@@ -21,29 +21,27 @@
 // Every such change is a journal record of its own kind (see Kind), and
 // State.Next is the one transition they all go through.
 //
-// What a decision needs lives in the ticket file itself, written in the
-// same transaction as the journal record, so that no buy, hold or confirm
-// scans the journal, however long it is:
+// What a decision needs is at hand without reading the journal, however
+// long it is:
 //
-//   - "held" and "holds", the open holds (id, buyer, qty, expiry), sorted
-//     by expiry: at most one per ticket held, and gone from the file once
-//     confirmed or released. Expiry (State.Expire) reads them from the
-//     front and stops at the first that has not expired, so it costs in
-//     proportion to the holds that expired, not to all of them. Nothing
-//     runs in the background: whoever next holds the lock records the
-//     lapses, and a reader counts them without writing.
-//   - "limit", and with it "holders": each buyer's tickets bought and not
-//     returned plus held, a buyer with none left out. It has at most one
-//     entry per ticket, and the limit rule (State.Allowed) is one look-up
-//     in it.
+//   - "held", the tickets in open holds, lives in the ticket file; the
+//     open holds themselves (id, buyer, qty, expiry) do not: they grow
+//     with what is held, and the store keeps them in an index by id and by
+//     expiry, so that a confirm finds its hold with one look-up and expiry
+//     takes the holds that expired from the front of a queue (State.Lapse
+//     turns them into release records). Nothing runs in the background:
+//     whoever next holds the lock records the lapses, and a reader counts
+//     them without writing.
+//   - "limit" lives in the ticket file; each buyer's holding under it
+//     (bought and not returned, plus held) does not: it grows with the
+//     buyers, not with what is for sale now. Record.Holding is the one rule
+//     by which a record changes it, and the backends keep it by that rule
+//     in an index (a file beside the journal, a Redis hash), so that the
+//     limit rule (State.Allowed) is one look-up.
 //
-// A side file was the alternative; it would need its own atomic
-// replacement and its own recovery after a crash, which the ticket file
-// already has. The cost is that the ticket file grows with the open holds
-// and, under a limit, with the buyers holding tickets (about 30 bytes
-// each), and is rewritten whole on every change. A sale that never holds
-// and has no limit has none of these members, and its ticket file stays
-// byte for byte what it was before they existed. Only what is rare reads
-// back into the journal: a confirm of a hold that is no longer open (to
-// report its first outcome) and a return (to find its sale).
+// A sale that never holds and has no limit has none of these members, and
+// its ticket file stays byte for byte what it was before they existed.
+// Only what is rare reads back into the journal: a confirm of a hold that
+// is no longer open (to report its first outcome), a return (to find its
+// sale), and a new limit refused (to name a buyer above it).
 package ticket

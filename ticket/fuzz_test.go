@@ -32,7 +32,7 @@ func FuzzParse(f *testing.F) {
 		`{"count": 5}{"count": 6}`, `{"count": 5} x`, `{"count": 5`, `[5]`, `null`, `5`, `"5"`, ``, "\n",
 		"\xef\xbb\xbf{\"count\": 5}", "{\"count\": 5, \"x\": \"\xff\"}", `{"\u0063ount": 5}`, `{"coUnt": 1}`,
 		`{"ſ": 1, "count": 2}`, `{"K": 1, "count": 2, "k": 3}`,
-		`{"count": 2, "total": 5, "sold": 1, "version": 3, "limit": 2, "held": 2, "holds": [{"id": "3-0a1b2c3d", "buyer": "a", "qty": 2, "expires": "2026-11-30T12:00:00Z"}], "holders": {"a": 2, "b": 1}}`,
+		`{"count": 2, "total": 5, "sold": 1, "version": 3, "limit": 2, "held": 2, "holds": [{"id": "3-0a1b2c3d", "buyer": "a", "qty": 2, "expires": "2026-11-30T12:00:00Z"}]}`,
 		`{"count": 2, "total": 5, "sold": 1, "version": 3, "held": 1, "holds": [{"id": "3-0a1b2c3d", "buyer": "a", "qty": 2, "expires": "2026-11-30T12:00:00Z"}]}`,
 	} {
 		f.Add([]byte(s))
@@ -45,7 +45,10 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		if s.Left() < 0 || s.Sold() < 0 || s.Total() < 0 || s.Version() < 0 || s.Total() != s.Left()+s.Held()+s.Sold() {
+		// A file the store wrote ("version") may have its count changed
+		// by another process since (the lock protocol): only then may the
+		// books not add up, and Reconcile records the difference.
+		if s.Left() < 0 || s.Sold() < 0 || s.Total() < 0 || s.Version() < 0 || (!s.Stored() && !s.Consistent()) {
 			t.Fatalf("Parse(%q) = %+v: not a valid state", data, s)
 		}
 		enc := s.Encode()

@@ -1,12 +1,9 @@
 package ticket
 
 import (
-	"encoding/json"
 	"fmt"
-	"maps"
 	"math"
 	"math/rand/v2"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,64 +24,33 @@ func (s State) Held() int64 { return s.held }
 // not returned, plus held), 0 for no limit.
 func (s State) Limit() int64 { return s.limit }
 
-// Holds returns the open holds, soonest to expire first. The caller must
-// not modify the slice.
-func (s State) Holds() []Hold { return s.holds }
-
-// Holding returns what buyer has under the limit: tickets bought and not
-// returned, plus held. It is known only in a sale with a limit (0 without).
-func (s State) Holding(buyer string) int64 { return s.holders[buyer] }
-
 // WithLimit returns s with a per-buyer limit of k tickets (0: none). It
-// refuses, with an error wrapping ErrLimit, a limit below what a buyer
-// already has; holders lists each buyer's tickets (see Holding), which a
-// sale without a limit does not keep: the caller counts them from the
-// journal.
-func (s State) WithLimit(k int64, holders map[string]int64) (State, error) {
+// refuses, with an error wrapping ErrLimit, a limit below most, the most
+// tickets a buyer already has (bought and not returned, plus held), which
+// the caller keeps (see Record.Holding).
+func (s State) WithLimit(k, most int64) (State, error) {
 	if k < 0 {
 		return s, invalidf("limit %d is negative", k)
 	}
-	if k == 0 {
-		s.limit, s.holders = 0, nil
-		return s, nil
-	}
-	for _, name := range slices.Sorted(maps.Keys(holders)) {
-		if holders[name] > k {
-			return s, fmt.Errorf("buyer %q already has %d tickets, more than a limit of %d: %w", name, holders[name], k, ErrLimit)
-		}
+	if k != 0 && most > k {
+		return s, fmt.Errorf("a buyer already has %d tickets, more than a limit of %d: %w", most, k, ErrLimit)
 	}
 	s.limit = k
-	s.holders = map[string]int64{}
-	for name, n := range holders {
-		if n > 0 {
-			s.holders[name] = n
-		}
-	}
 	return s, nil
 }
 
-// Allowed is the limit rule: buyer may take qty more tickets (buy or hold)
-// unless the sale has a limit that it would pass (ErrLimit). Without a
-// limit everything is allowed.
-func (s State) Allowed(buyer string, qty int64) error {
+// Allowed is the limit rule: buyer, who has have tickets (bought and not
+// returned, plus held; see Record.Holding), may take qty more (buy or
+// hold) unless the sale has a limit that it would pass (ErrLimit). Without
+// a limit everything is allowed.
+func (s State) Allowed(buyer string, have, qty int64) error {
 	if s.limit == 0 {
 		return nil
 	}
-	have := s.holders[buyer]
 	if qty > s.limit-have {
 		return fmt.Errorf("%w: %s has %d of at most %d, wanted %d more", ErrLimit, buyer, have, s.limit, qty)
 	}
 	return nil
-}
-
-// FindHold returns the open hold with id, if there is one.
-func (s State) FindHold(id string) (Hold, bool) {
-	for _, h := range s.holds {
-		if h.ID == id {
-			return h, true
-		}
-	}
-	return Hold{}, false
 }
 
 // NewHoldID returns the id of the hold recorded at seq: the sequence number,
@@ -114,14 +80,12 @@ func HoldSeq(id string) (int64, error) {
 
 func clipString(s string) string { return clip([]byte(s)) }
 
-// Expire returns the state after every hold that expired at now (its
-// expiry not after now) is released as lapsed, and the release records,
-// numbered from the next version. It reads the holds from the soonest to
-// expire and stops at the first that has not.
-func (s State) Expire(now time.Time) (State, []Record) {
+// Lapse returns the state after each of expired, open holds that expired
+// (its expiry not after now; the store finds them), is released as lapsed,
+// and the release records, numbered from the next version.
+func (s State) Lapse(expired []Hold, now time.Time) (State, []Record) {
 	var records []Record
-	for len(s.holds) > 0 && !s.holds[0].Expires.After(now) {
-		h := s.holds[0]
+	for _, h := range expired {
 		next, r, err := s.Next(Record{Kind: KindRelease, Hold: h.ID, Buyer: h.Buyer, Qty: h.Qty, Reason: ReasonLapsed, Time: now.UTC()})
 		if err != nil {
 			break // version cannot grow: the next writer reports it
@@ -159,9 +123,6 @@ func (s State) Next(r Record) (State, Record, error) {
 			return s, r, err
 		}
 		next = t
-		if r.Kind == KindSale {
-			next.holders = addHolding(s, r.Buyer, r.Qty)
-		}
 	case KindRestock, KindAdd:
 		if r.Qty > math.MaxInt64-s.total {
 			return s, r, invalidf("%s #%d of %d makes the total beyond int64", r.Kind, r.Seq, r.Qty)
@@ -183,67 +144,35 @@ func (s State) Next(r Record) (State, Record, error) {
 		}
 		next.left -= r.Qty
 		next.held += r.Qty
-		h := Hold{ID: r.Hold, Buyer: r.Buyer, Qty: r.Qty, Expires: r.Expires.UTC()}
-		i, _ := slices.BinarySearchFunc(s.holds, h, compareHolds)
-		next.holds = slices.Insert(slices.Clip(s.holds), i, h)
-		next.holders = addHolding(s, r.Buyer, r.Qty)
 	case KindConfirm, KindRelease:
-		i := slices.IndexFunc(s.holds, func(h Hold) bool { return h.ID == r.Hold })
-		if i < 0 {
-			return s, r, fmt.Errorf("hold %s is not open: %w", r.Hold, ErrUnknownHold)
+		// The hold is the caller's to find (the store keeps the open
+		// holds): r names its buyer and qty.
+		if r.Hold == "" || r.Qty < 1 || r.Qty > s.held {
+			return s, r, fmt.Errorf("hold %s of %d is not open (%d held): %w", r.Hold, r.Qty, s.held, ErrUnknownHold)
 		}
-		h := s.holds[i]
-		r.Buyer, r.Qty = h.Buyer, h.Qty
-		next.holds = slices.Delete(slices.Clone(s.holds), i, i+1)
-		if len(next.holds) == 0 {
-			next.holds = nil
-		}
+		h := Hold{ID: r.Hold, Buyer: r.Buyer, Qty: r.Qty}
 		next.held -= h.Qty
 		if r.Kind == KindConfirm {
 			next.sold += h.Qty
 		} else {
 			next.left += h.Qty
-			next.holders = addHolding(s, h.Buyer, -h.Qty)
 		}
 	case KindLimit:
 		if s.limit == 0 || r.Limit < 1 {
 			return s, r, invalidf("limit #%d: only a sale that has a limit changes it, to 1 or more", r.Seq)
 		}
-		n, err := s.WithLimit(r.Limit, s.holders)
-		if err != nil {
-			return s, r, err
-		}
-		next.limit, next.holders = n.limit, n.holders
+		next.limit = r.Limit // the caller checks no buyer has more (see WithLimit)
 	case KindReturn:
 		if r.Qty > s.sold {
 			return s, r, invalidf("return #%d of %d is more than the %d sold", r.Seq, r.Qty, s.sold)
 		}
 		next.sold -= r.Qty
 		next.left += r.Qty
-		next.holders = addHolding(s, r.Buyer, -r.Qty)
 	default:
 		return s, r, invalidf("%s record #%d in the middle of the journal", r.Kind, r.Seq)
 	}
 	r.Left, r.Held, r.Total = next.left, next.held, next.total
 	return next, r, nil
-}
-
-// addHolding returns s's holders with buyer's tickets changed by d, copied:
-// nil in a sale without a limit.
-func addHolding(s State, buyer string, d int64) map[string]int64 {
-	if s.limit == 0 {
-		return nil
-	}
-	m := maps.Clone(s.holders)
-	if m == nil {
-		m = map[string]int64{}
-	}
-	if n := m[buyer] + d; n > 0 {
-		m[buyer] = n
-	} else {
-		delete(m, buyer)
-	}
-	return m
 }
 
 func compareHolds(a, b Hold) int {
@@ -259,39 +188,9 @@ func (s State) appendBooking(b []byte) []byte {
 		b = append(b, `, "limit": `...)
 		b = strconv.AppendInt(b, s.limit, 10)
 	}
-	if s.held != 0 || len(s.holds) > 0 {
+	if s.held != 0 {
 		b = append(b, `, "held": `...)
 		b = strconv.AppendInt(b, s.held, 10)
-		b = append(b, `, "holds": [`...)
-		for i, h := range s.holds {
-			if i > 0 {
-				b = append(b, ", "...)
-			}
-			b = append(b, `{"id": "`...)
-			b = append(b, h.ID...)
-			b = append(b, `", "buyer": `...)
-			name, _ := json.Marshal(h.Buyer) // a string always marshals
-			b = append(b, name...)
-			b = append(b, `, "qty": `...)
-			b = strconv.AppendInt(b, h.Qty, 10)
-			b = append(b, `, "expires": "`...)
-			b = h.Expires.UTC().AppendFormat(b, time.RFC3339Nano)
-			b = append(b, `"}`...)
-		}
-		b = append(b, ']')
-	}
-	if s.limit != 0 && len(s.holders) > 0 {
-		b = append(b, `, "holders": {`...)
-		for i, name := range slices.Sorted(maps.Keys(s.holders)) {
-			if i > 0 {
-				b = append(b, ", "...)
-			}
-			n, _ := json.Marshal(name)
-			b = append(b, n...)
-			b = append(b, ": "...)
-			b = strconv.AppendInt(b, s.holders[name], 10)
-		}
-		b = append(b, '}')
 	}
 	return b
 }
@@ -309,135 +208,31 @@ func (s *State) parseBooking(m member) error {
 		} else {
 			s.limit = n
 		}
-	case "holds":
-		var raw []json.RawMessage
-		if err := json.Unmarshal(m.value, &raw); err != nil || raw == nil {
-			return invalidf(`"holds" is not an array of holds`)
-		}
-		for _, item := range raw {
-			h, err := parseHold(item)
-			if err != nil {
-				return err
-			}
-			s.holds = append(s.holds, h)
-		}
-	case "holders":
-		members, err := parseObject(m.value, nil)
-		if err != nil {
-			return invalidf(`"holders" is not an object of buyers: %v`, err)
-		}
-		s.holders = map[string]int64{}
-		for _, h := range members {
-			if p := buyerProblem(h.key); p != "" {
-				return invalidf(`"holders": %s`, p)
-			}
-			n, err := wholeNumber("holders", h.value)
-			if err != nil {
-				return err
-			}
-			if n < 1 {
-				return invalidf(`"holders": %q has none: leave the buyer out`, h.key)
-			}
-			s.holders[h.key] = n
-		}
 	}
 	return nil
 }
 
-// parseHold reads one open hold of "holds" strictly.
-func parseHold(data []byte) (Hold, error) {
-	members, err := parseObject(data, []string{"id", "buyer", "qty", "expires"})
-	if err != nil {
-		return Hold{}, invalidf(`"holds": %v`, err)
-	}
-	var h Hold
-	seen := 0
-	for _, m := range members {
-		var text string
-		switch m.key {
-		case "id", "buyer", "expires":
-			if err := json.Unmarshal(m.value, &text); err != nil {
-				return Hold{}, invalidf(`"holds": %q is not a string`, m.key)
-			}
-		}
-		switch m.key {
-		case "id":
-			if _, err := HoldSeq(text); err != nil {
-				return Hold{}, invalidf(`"holds": %v`, err)
-			}
-			h.ID = text
-		case "buyer":
-			if p := buyerProblem(text); p != "" {
-				return Hold{}, invalidf(`"holds": %s`, p)
-			}
-			h.Buyer = text
-		case "qty":
-			if h.Qty, err = wholeNumber("qty", m.value); err != nil {
-				return Hold{}, err
-			}
-			if h.Qty < 1 {
-				return Hold{}, invalidf(`"holds": qty must be at least 1`)
-			}
-		case "expires":
-			if h.Expires, err = time.Parse(time.RFC3339Nano, text); err != nil {
-				return Hold{}, invalidf(`"holds": expires %q is not RFC 3339`, clipString(text))
-			}
-			h.Expires = h.Expires.UTC()
-		default:
-			return Hold{}, invalidf(`"holds": unknown member %q`, m.key)
-		}
-		seen++
-	}
-	if seen != 4 {
-		return Hold{}, invalidf(`"holds": a hold needs "id", "buyer", "qty" and "expires"`)
-	}
-	return h, nil
-}
-
 // checkBooking checks the booking members together, once all are read.
 func (s *State) checkBooking(books bool) error {
-	if s.held == 0 && s.holds == nil && s.limit == 0 && s.holders == nil {
+	if s.held == 0 && s.limit == 0 {
 		return nil
 	}
 	if !s.stored || !books {
-		return invalidf(`"held", "holds", "limit" and "holders" go with "total", "sold" and "version"`)
+		return invalidf(`"held" and "limit" go with "total", "sold" and "version"`)
 	}
-	var sum int64
-	ids := map[string]bool{}
-	for _, h := range s.holds {
-		if ids[h.ID] {
-			return invalidf(`"holds": hold %s appears twice`, h.ID)
-		}
-		ids[h.ID] = true
-		if h.Qty > math.MaxInt64-sum {
-			return invalidf(`"holds" hold more than int64 tickets`)
-		}
-		sum += h.Qty
-	}
-	if sum != s.held {
-		return invalidf(`"held" %d is not the %d tickets of "holds"`, s.held, sum)
-	}
-	if s.holders != nil && s.limit == 0 {
-		return invalidf(`"holders" without "limit"`)
-	}
-	if s.limit != 0 && s.holders == nil {
-		s.holders = map[string]int64{}
-	}
-	slices.SortFunc(s.holds, compareHolds)
 	return nil
 }
 
 // sameBooking reports whether a and b have the same booking members.
 func sameBooking(a, b State) bool {
-	return a.held == b.held && a.limit == b.limit && slices.Equal(a.holds, b.holds) && maps.Equal(a.holders, b.holders)
+	return a.held == b.held && a.limit == b.limit
 }
 
-// WithBookingOf returns s with file's held tickets, open holds, limit and
-// holders, and sold what the rest of its total is: the books of a journal
+// WithBookingOf returns s with file's held tickets and limit, and sold what the rest of its total is: the books of a journal
 // record are its numbers, and the ticket file at the same version says the
 // rest.
 func (s State) WithBookingOf(file State) State {
-	s.held, s.holds, s.limit, s.holders = file.held, file.holds, file.limit, file.holders
+	s.held, s.limit = file.held, file.limit
 	if sold := s.total - s.left - s.held; sold >= 0 {
 		s.sold = sold
 	}

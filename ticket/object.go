@@ -98,7 +98,7 @@ func strictObject(data []byte, known []string) ([]member, error) {
 // The member names each format reads: a name that differs from one of them
 // only in case is a mistake, refused.
 var (
-	stateNames  = []string{"count", "total", "sold", "version", "held", "limit", "holds", "holders"}
+	stateNames  = []string{"count", "total", "sold", "version", "held", "limit"}
 	recordNames = []string{"seq", "kind", "hold", "sale", "buyer", "qty", "reason", "left", "held", "total", "limit", "expires", "pid", "time"}
 )
 

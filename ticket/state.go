@@ -28,10 +28,8 @@ type State struct {
 	version int64 // sequence number of the last record, 0 for none
 
 	// The booking members (see hold.go), each in the file only when used.
-	held    int64            // tickets in open holds: the file's "held"
-	limit   int64            // the most tickets one buyer may have at once, 0 for none: "limit"
-	holds   []Hold           // the open holds, by expiry then id: "holds"; never modified in place
-	holders map[string]int64 // with a limit, each buyer's tickets bought and not returned plus held: "holders"; never modified in place
+	held  int64 // tickets in open holds: the file's "held"
+	limit int64 // the most tickets one buyer may have at once, 0 for none: "limit"
 
 	extra  []member // members this package does not know, in file order
 	stored bool     // the file had "version": it was written by the store
@@ -126,7 +124,7 @@ func (s State) String() string {
 
 // Encode returns the ticket file's bytes for s: one JSON object on one line
 // with "count", "total", "sold" and "version" first, then the booking
-// members that are in use ("limit", "held", "holds", "holders"; see
+// members that are in use ("limit", "held"; see
 // hold.go), then every member that Parse did not know, byte for byte as it
 // was read. A sale that uses no holds and no limit has none of them.
 func (s State) Encode() []byte {
@@ -168,10 +166,8 @@ func (s State) AppendEncode(b []byte) []byte {
 //     from 0 up;
 //   - in a file without "version" (a seed file, which the store never
 //     wrote), a total that is not count + sold;
-//   - booking members (see hold.go) that do not describe open holds:
-//     "held" that is not the sum of "holds", a hold or holder that is
-//     not valid, "holders" without "limit", or any of them without
-//     "total", "sold" and "version".
+//   - booking members (see hold.go), "held" and "limit", without "total",
+//     "sold" and "version".
 //
 // In a file with "version", "count" may differ from total minus sold:
 // another process changed it under the lock, as the protocol allows. The
@@ -198,7 +194,7 @@ func Parse(data []byte) (State, error) {
 			dst, haveSold = &s.sold, true
 		case "version":
 			dst, s.stored = &s.version, true
-		case "held", "limit", "holds", "holders":
+		case "held", "limit":
 			if err := s.parseBooking(m); err != nil {
 				return State{}, err
 			}

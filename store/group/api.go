@@ -3,16 +3,21 @@ package group
 import (
 	"context"
 	"os"
+	"time"
 
 	"github.com/ticketd/ticket/ticket"
 )
 
-// Request is one buyer's request.
+// Request is one buyer's request: a buy (Kind ticket.KindSale), a hold
+// or a confirm.
 type Request struct {
-	Buyer   string
-	Qty     int64
-	Durable bool // its sale must be fsynced: a leader that skips fsync makes an exception for the batch that holds it
-	NoWait  bool // give up, withdrawing the request, if the lock is held when it is first tried
+	Kind    ticket.Kind   // ticket.KindSale, ticket.KindHold or ticket.KindConfirm
+	Buyer   string        // a buy's or hold's buyer
+	Qty     int64         // a buy's or hold's tickets
+	For     time.Duration // a hold's duration
+	Hold    string        // a confirm's hold id
+	Durable bool          // its sale must be fsynced: a leader that skips fsync makes an exception for the batch that holds it
+	NoWait  bool          // give up, withdrawing the request, if the lock is held when it is first tried
 }
 
 // Sale is what the file store gives group commit: the sale's lock and its
@@ -36,8 +41,18 @@ type Sale interface {
 type Journal interface {
 	// File is the open journal: a region serves one journal file.
 	File() *os.File
-	// Sales returns the journal's sales numbered from..to, by number.
+	// Sales returns the journal's records numbered from..to of the kinds
+	// group commit makes (sales, holds and confirms), by number.
 	Sales(from, to int64) (map[int64]ticket.Record, error)
+	// Holding returns what buyer has under the sale's per-buyer limit
+	// (bought and not returned, plus held), with the records staged in
+	// this transaction; 0 in a sale without a limit.
+	Holding(buyer string) (int64, error)
+	// Stage counts the record decided, not yet committed, in what Holding
+	// returns for its buyer and in the open holds FindHold sees.
+	Stage(r ticket.Record) error
+	// FindHold returns the open hold id, with the records staged.
+	FindHold(id string) (ticket.Hold, bool, error)
 }
 
 // Outcome is how a batch's transaction ended, as the file store tells

@@ -4,6 +4,8 @@ package group
 
 import (
 	"errors"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ticketd/ticket/store/internal/seam"
@@ -54,7 +56,7 @@ func (b *Batch) Decide(state ticket.State, j Journal) (ticket.State, []ticket.Re
 	seam.Crash(seam.GroupTake)
 	var next ticket.State
 	var records []ticket.Record
-	b.slots, next, records = r.decide(b.slots, state)
+	b.slots, next, records = r.decide(b.slots, state, j)
 	r.u32(offLastBatch).Store(uint32(len(b.slots)))
 	if len(records) == 0 {
 		return next, nil, nil
@@ -147,11 +149,14 @@ func (r *Region) take(j Journal, state ticket.State) (batch []slot, err error) {
 			}
 		case slotTaken: // a crashed leader's
 			seq := s.i64(offSeq).Load()
-			if sale, ok := committed[seq]; ok && seq != 0 && sale.PID == int(owner) && sale.Qty == s.i64(offQty).Load() && sale.Buyer == s.buyer() {
-				s.i64(offLeft).Store(sale.Left)
+			if rec, ok := committed[seq]; ok && seq != 0 && rec.PID == int(owner) && s.made(rec) {
+				s.i64(offLeft).Store(rec.Left)
 				s.i64(offTotal).Store(state.Total())
-				s.i64(offSold).Store(state.Total() - sale.Left)
-				s.i64(offTime).Store(sale.Time.UnixNano())
+				s.i64(offSold).Store(state.Total() - rec.Left - rec.Held)
+				s.i64(offTime).Store(rec.Time.UnixNano())
+				if rec.Kind == ticket.KindHold {
+					s.i64(offExpires).Store(rec.Expires.UnixNano())
+				}
 				s.state().Store(slotSold)
 				continue
 			}
@@ -162,27 +167,24 @@ func (r *Region) take(j Journal, state ticket.State) (batch []slot, err error) {
 	return batch, nil
 }
 
-// errBooking is a request decide leaves to buy alone (see decide).
-var errBooking = errors.New("a sale with holds or a limit buys alone")
-
-// decide applies the batch's requests to state in turn, writes each one's
-// intended outcome into its slot, and returns the slots it decided, the
-// new state and the records of the sales. Only ticket.ErrSoldOut is a
+// decide applies the batch's requests (buys, holds, confirms) to state in
+// turn, writes each one's intended outcome into its slot, and returns the
+// slots it decided, the new state and the records it makes. Only ticket.ErrSoldOut is a
 // sold-out outcome: a request the state refuses for another reason (its
-// version cannot grow) is sent back to buy alone, where the buyer gets
-// that error itself, and the slots after it are decided on as before. In a
-// sale with a per-buyer limit or open holds every request buys alone.
-func (r *Region) decide(batch []slot, state ticket.State) ([]slot, ticket.State, []ticket.Record) {
+// version cannot grow, or its buyer would pass the sale's per-buyer
+// limit) is sent back to buy alone, where the buyer gets that error
+// itself with all it says, and the slots after it are decided on as
+// before; so is a confirm of a hold no longer open, to learn what became of
+// it. Each record decided is staged in j, so that a buyer with two
+// requests in one batch is held to the limit by both.
+func (r *Region) decide(batch []slot, state ticket.State, j Journal) ([]slot, ticket.State, []ticket.Record) {
 	var records []ticket.Record
 	decided := batch[:0:0]
 	now := time.Now().UTC()
 	for _, s := range batch {
-		qty := s.i64(offQty).Load()
-		next, err := state.Take(qty)
-		if state.Limit() != 0 || state.Held() != 0 {
-			// A sale with a per-buyer limit or open holds: its records
-			// carry more than a slot publishes, so each buys alone.
-			err = errBooking
+		next, rec, err := r.decideOne(s, state, j, now)
+		if err == nil {
+			err = j.Stage(rec)
 		}
 		switch {
 		case errors.Is(err, ticket.ErrSoldOut):
@@ -197,7 +199,16 @@ func (r *Region) decide(batch []slot, state ticket.State) ([]slot, ticket.State,
 			s.state().CompareAndSwap(slotTaken, slotRetry)
 			continue
 		}
-		records = append(records, ticket.Record{Seq: next.Version(), Buyer: s.buyer(), Qty: qty, Left: next.Left(), Total: next.Total(), PID: int(s.owner().Load()), Time: now})
+		records = append(records, rec)
+		switch rec.Kind {
+		case ticket.KindHold:
+			tag, _ := strconv.ParseUint(rec.Hold[strings.IndexByte(rec.Hold, '-')+1:], 16, 32)
+			s.r.u32(s.base + offTag).Store(uint32(tag))
+			s.i64(offExpires).Store(rec.Expires.UnixNano())
+		case ticket.KindConfirm:
+			s.setBuyer(rec.Buyer)
+			s.i64(offQty).Store(rec.Qty)
+		}
 		s.i64(offSeq).Store(next.Version())
 		s.i64(offLeft).Store(next.Left())
 		s.i64(offTotal).Store(next.Total())
@@ -207,4 +218,67 @@ func (r *Region) decide(batch []slot, state ticket.State) ([]slot, ticket.State,
 		state = next
 	}
 	return decided, state, records
+}
+
+// decideOne decides the request in s on state: the state after it and its
+// record, or the error that refuses it.
+func (r *Region) decideOne(s slot, state ticket.State, j Journal, now time.Time) (ticket.State, ticket.Record, error) {
+	req := ticket.Record{Kind: s.kind(), PID: int(s.owner().Load()), Time: now}
+	switch req.Kind {
+	case ticket.KindSale, ticket.KindHold:
+		req.Buyer, req.Qty = s.buyer(), s.i64(offQty).Load()
+		if err := r.allowed(state, j, req.Buyer, req.Qty); err != nil {
+			return state, req, err
+		}
+		if req.Kind == ticket.KindHold {
+			req.Expires = now.Add(time.Duration(s.i64(offArg).Load()))
+			seam.Crash("hold.decided")
+		}
+	case ticket.KindConfirm:
+		req.Hold = s.holdID(s.i64(offArg).Load())
+		h, open, err := j.FindHold(req.Hold)
+		if err != nil {
+			return state, req, err
+		}
+		if !open {
+			return state, req, errNotOpen // made alone, it learns what became of the hold
+		}
+		req.Buyer, req.Qty = h.Buyer, h.Qty
+		seam.Crash("confirm.decided")
+	}
+	return state.Next(req)
+}
+
+// errNotOpen sends a confirm of a hold no longer open back to be made
+// alone.
+var errNotOpen = errors.New("hold not open")
+
+// allowed is the per-buyer limit rule for a request in a batch (nil in a
+// sale without a limit); the negative control of the limit's test
+// switches it off (seam.NoLimitCheck).
+func (r *Region) allowed(state ticket.State, j Journal, buyer string, qty int64) error {
+	if state.Limit() == 0 || qty > state.Left() || seam.NoLimitCheck {
+		return nil // sold out comes first, as for a request made alone
+	}
+	have, err := j.Holding(buyer)
+	if err != nil {
+		return err
+	}
+	return state.Allowed(buyer, have, qty)
+}
+
+// made reports whether rec, a record of a crashed leader's batch, is the
+// one it made of the slot's request: of its kind, and its buyer and qty,
+// or its hold (a hold's id is the slot's once published).
+func (s slot) made(rec ticket.Record) bool {
+	if rec.Kind != s.kind() {
+		return false
+	}
+	switch rec.Kind {
+	case ticket.KindConfirm:
+		return rec.Hold == s.holdID(s.i64(offArg).Load())
+	case ticket.KindHold:
+		return rec.Qty == s.i64(offQty).Load() && rec.Buyer == s.buyer() && rec.Hold == s.holdID(rec.Seq)
+	}
+	return rec.Qty == s.i64(offQty).Load() && rec.Buyer == s.buyer()
 }

@@ -26,8 +26,15 @@ import (
 // before any leader took the request, it is withdrawn: Buy returns
 // lock.WaitError (one wrapping lock.ErrLocked for NoWait), and nothing was
 // bought.
+//
+// A hold or a confirm goes the same way: the record returned is the hold
+// (its id in Hold, its expiry in Expires) or the confirm (its hold's buyer
+// and qty). A confirm of a hold that is no longer open, and any request
+// the sale refuses for another reason than tickets sold out (the
+// per-buyer limit), are sent back with ErrAlone: made alone, they get
+// their full answer.
 func (r *Region) Buy(ctx context.Context, sale Sale, req Request) (ticket.Record, ticket.State, error) {
-	if len(req.Buyer) > maxSlotBuyer {
+	if len(req.Buyer) > maxSlotBuyer || !groupable(req) {
 		return ticket.Record{}, ticket.State{}, ErrAlone
 	}
 	sl, ok := r.claim()
@@ -43,6 +50,20 @@ func (r *Region) Buy(ctx context.Context, sale Sale, req Request) (ticket.Record
 			return out.rec, out.state, out.err
 		}
 	}
+}
+
+// groupable reports whether a slot can carry req.
+func groupable(req Request) bool {
+	switch req.Kind {
+	case ticket.KindSale:
+		return true
+	case ticket.KindHold:
+		return req.For > 0
+	case ticket.KindConfirm:
+		_, err := ticket.HoldSeq(req.Hold)
+		return err == nil
+	}
+	return false
 }
 
 // buyer is one Buy's request, from post to outcome.
@@ -221,15 +242,26 @@ func (s slot) abandon(req Request) *result {
 
 // receipt reads the outcome (or the intent) of the owner's own request.
 func (s slot) receipt(req Request) *result {
-	seq, left, total := s.i64(offSeq).Load(), s.i64(offLeft).Load(), s.i64(offTotal).Load()
-	st, err := ticket.At(seq, left, total)
-	if err != nil {
-		return done(fmt.Errorf("group commit: a leader published a state that is not one: %w", err))
+	seq, left, total, sold := s.i64(offSeq).Load(), s.i64(offLeft).Load(), s.i64(offTotal).Load(), s.i64(offSold).Load()
+	// What is neither left nor sold is held (a sale with open holds).
+	rec := ticket.Record{Seq: seq, Buyer: req.Buyer, Qty: req.Qty, Left: left, Held: total - left - sold, Total: total, PID: int(self), Time: time.Unix(0, s.i64(offTime).Load()).UTC()}
+	st, ok := rec.Books()
+	rec.Kind = req.Kind
+	switch req.Kind {
+	case ticket.KindSale:
+		rec.Total = 0 // a sale's line does not carry it
+	case ticket.KindHold:
+		rec.Hold = s.holdID(seq)
+		rec.Expires = time.Unix(0, s.i64(offExpires).Load()).UTC()
+	case ticket.KindConfirm:
+		rec.Hold, rec.Buyer, rec.Qty = req.Hold, s.buyer(), s.i64(offQty).Load()
+	}
+	if !ok {
+		return done(fmt.Errorf("group commit: a leader published a state that is not one: #%d, %d left, %d sold of %d", seq, left, sold, total))
 	}
 	if s.state().Load() == slotSoldOut {
 		return &result{state: st, err: fmt.Errorf("%w: %d left, wanted %d", ticket.ErrSoldOut, left, req.Qty)}
 	}
-	rec := ticket.Record{Seq: seq, Buyer: req.Buyer, Qty: req.Qty, Left: left, Total: total, PID: int(self), Time: time.Unix(0, s.i64(offTime).Load()).UTC()}
 	return &result{rec: rec, state: st}
 }
 

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,12 +18,13 @@ import (
 	"unsafe"
 
 	"github.com/ticketd/ticket/store/internal/files"
+	"github.com/ticketd/ticket/ticket"
 	"golang.org/x/sys/unix"
 )
 
 // The region's layout: a header, then groupSlots slots.
 const (
-	groupMagic uint64 = 0x326e7570_6f72676b // "kgroupn2": layout 2
+	groupMagic uint64 = 0x336e7570_6f72676b // "kgroupn3": layout 3
 	groupSlots        = 64
 	slotSize          = 512
 	headerSize        = 512
@@ -47,8 +49,12 @@ const (
 	offTotal    = 40 // int64
 	offSold     = 48 // int64
 	offTime     = 56 // int64: Unix nanoseconds of the sale
-	offBuyerLen = 64 // uint32
-	offBuyer    = 68 // buyer name bytes
+	offKind     = 64 // uint32: the request's kind (see kindCode)
+	offBuyerLen = 68 // uint32
+	offArg      = 72 // int64: a hold's duration in nanoseconds; a confirm's hold's number
+	offTag      = 80 // uint32: the random part of the hold's id: a confirm's, or (result) a hold's
+	offExpires  = 88 // int64: result of a hold: its expiry in Unix nanoseconds
+	offBuyer    = 96 // buyer name bytes; a confirm's result: its hold's buyer
 
 	maxSlotBuyer = slotSize - offBuyer
 )
@@ -304,8 +310,59 @@ func (r *Region) claim() (slot, bool) {
 	return slot{}, false
 }
 
-// post writes a request into a claimed slot and makes it pending.
+// The kinds of request a slot carries.
+const (
+	kindSale uint32 = iota
+	kindHold
+	kindConfirm
+)
+
+// kindCode returns a request kind's code in a slot.
+func kindCode(k ticket.Kind) uint32 {
+	switch k {
+	case ticket.KindHold:
+		return kindHold
+	case ticket.KindConfirm:
+		return kindConfirm
+	}
+	return kindSale
+}
+
+// kind returns the kind of the slot's request.
+func (s slot) kind() ticket.Kind {
+	switch s.r.u32(s.base + offKind).Load() {
+	case kindHold:
+		return ticket.KindHold
+	case kindConfirm:
+		return ticket.KindConfirm
+	}
+	return ticket.KindSale
+}
+
+// holdID returns the id of the hold the slot names: a confirm's, or what a
+// hold's leader published.
+func (s slot) holdID(seq int64) string {
+	return fmt.Sprintf("%d-%08x", seq, s.r.u32(s.base+offTag).Load())
+}
+
+// setBuyer writes name into the slot's buyer field.
+func (s slot) setBuyer(name string) {
+	n := copy(s.r.mem[s.base+offBuyer:s.base+slotSize], name)
+	s.r.u32(s.base + offBuyerLen).Store(uint32(n))
+}
+
+// post writes a request into a claimed slot and makes it pending. A
+// confirm's hold id must be one ticket.HoldSeq takes (see Buy).
 func (s slot) post(req Request) {
+	s.r.u32(s.base + offKind).Store(kindCode(req.Kind))
+	s.i64(offArg).Store(int64(req.For))
+	s.r.u32(s.base + offTag).Store(0)
+	if req.Kind == ticket.KindConfirm {
+		seq, _ := ticket.HoldSeq(req.Hold)
+		tag, _ := strconv.ParseUint(req.Hold[strings.IndexByte(req.Hold, '-')+1:], 16, 32)
+		s.i64(offArg).Store(seq)
+		s.r.u32(s.base + offTag).Store(uint32(tag))
+	}
 	s.i64(offQty).Store(req.Qty)
 	d := uint32(0)
 	if req.Durable {
@@ -313,9 +370,7 @@ func (s slot) post(req Request) {
 	}
 	s.r.u32(s.base + offDurable).Store(d)
 	s.i64(offSeq).Store(0) // no intent of an earlier request may match
-
-	n := copy(s.r.mem[s.base+offBuyer:s.base+slotSize], req.Buyer)
-	s.r.u32(s.base + offBuyerLen).Store(uint32(n))
+	s.setBuyer(req.Buyer)
 	s.state().Store(slotPending)
 }
 

@@ -226,7 +226,7 @@ func (r *Store) settle(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if _, lapsed := snap.state.Expire(snap.now); len(lapsed) == 0 {
+		if len(expiredHolds(snap.holds, snap.now)) == 0 {
 			return nil
 		}
 		if _, err := r.book(ctx, "settle", NewRequestID()); err != nil {
@@ -414,11 +414,11 @@ func parseStateLine(f []string) (ticket.State, error) {
 		n[i] = x
 	}
 	// The open holds are not in an answer: Read lists them.
-	st, err := ticket.Booked(n[0], n[1], n[2], n[3], nil)
+	st, err := ticket.Booked(n[0], n[1], n[2], n[3])
 	if err != nil {
 		return st, err
 	}
-	return st.WithLimit(n[4], nil)
+	return st.WithLimit(n[4], 0)
 }
 
 // recordNames are the members of a record as the scripts give them.

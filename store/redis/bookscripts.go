@@ -309,8 +309,9 @@ local rec, after
 if op == 'hold' then
   local qty, dms = whole(a2), whole(a3)
   if not qty or qty < 1 or not dms or dms < 1 or not string.match(a4, '^%x%x%x%x%x%x%x%x$') then return 'invalid' end
-  if S.limit > 0 and not flag('L') and qty > S.limit - held(a1) then return refuse('limit\t' .. num(held(a1))) end
+  -- Fewer left than qty is sold out, whatever the limit (as on a file).
   if qty > S.left then return refuse('soldout') end
+  if S.limit > 0 and not flag('L') and qty > S.limit - held(a1) then return refuse('limit\t' .. num(held(a1))) end
   local exp = nowms + dms
   if exp > 9007199254740991 then return refuse('toobig') end
   rec = nextRecord(S, {kind = 'hold', buyer = a1, qty = qty, expires = iso(exp), pid = pid, time = now}, qty, qty, 0)

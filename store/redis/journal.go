@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,11 +23,12 @@ import (
 // moment: the journal's entries up to last belong with state.
 type snap struct {
 	state   ticket.State
-	gen     string    // the sale's generation: init and restore give it a new one
-	last    string    // the journal's last entry id, "" if it is empty
-	entries int64     // entries in the journal, up to last
-	now     time.Time // the server's clock when it was read: what decides a hold's lapse
-	expiry  int64     // members of the expiry set (one per open hold, when the keys agree)
+	gen     string        // the sale's generation: init and restore give it a new one
+	last    string        // the journal's last entry id, "" if it is empty
+	entries int64         // entries in the journal, up to last
+	holds   []ticket.Hold // the open holds, soonest to expire first
+	now     time.Time     // the server's clock when it was read: what decides a hold's lapse
+	expiry  int64         // members of the expiry set (one per open hold, when the keys agree)
 }
 
 // snapshot reads the state and the end of the journal as they were at one
@@ -88,7 +91,7 @@ func (r *Store) snapshot(ctx context.Context) (snap, error) {
 		}
 		s.gen, _ = b[3].(string)
 		s.now, s.expiry = now.Val().UTC(), nexp.Val()
-		s.state, err = r.parseBooked(b, holds.Val())
+		s.state, s.holds, err = r.parseBooked(b, holds.Val())
 		return s, err
 	}
 	return s, fmt.Errorf("%s: the sale kept changing while it was read: %w", r.where(), store.ErrUnreachable)
@@ -202,11 +205,12 @@ func (r *Store) sameGen(ctx context.Context, s snap) error {
 }
 
 // parseBooked reads the state hash's total, left, version, held and limit
-// (vals, from HMGET), with the open holds of the holds hash.
-func (r *Store) parseBooked(vals []any, holds map[string]string) (ticket.State, error) {
+// (vals, from HMGET), and the open holds of the holds hash, soonest to
+// expire first.
+func (r *Store) parseBooked(vals []any, holds map[string]string) (ticket.State, []ticket.Hold, error) {
 	st, err := r.parseState(vals)
 	if err != nil {
-		return st, err
+		return st, nil, err
 	}
 	var n [2]int64 // held, limit
 	for i, v := range vals[4:6] {
@@ -216,23 +220,44 @@ func (r *Store) parseBooked(vals []any, holds map[string]string) (ticket.State, 
 		s, _ := v.(string)
 		x, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || x < 0 {
-			return ticket.State{}, fmt.Errorf("%s: %w", r.where(), &ticket.FormatError{Problem: fmt.Sprintf("%q of the state hash is %v, not a whole number", [...]string{"held", "limit"}[i], v)})
+			return ticket.State{}, nil, fmt.Errorf("%s: %w", r.where(), &ticket.FormatError{Problem: fmt.Sprintf("%q of the state hash is %v, not a whole number", [...]string{"held", "limit"}[i], v)})
 		}
 		n[i] = x
 	}
 	hs := make([]ticket.Hold, 0, len(holds))
+	var sum int64
 	for id, v := range holds {
 		h, ok := parseHoldValue(id, v)
 		if !ok {
-			return ticket.State{}, fmt.Errorf("%s: %w", r.where(), &ticket.FormatError{Problem: fmt.Sprintf("hold %q of %s is %q, not qty, expiry and buyer", id, r.key("holds"), v)})
+			return ticket.State{}, nil, fmt.Errorf("%s: %w", r.where(), &ticket.FormatError{Problem: fmt.Sprintf("hold %q of %s is %q, not qty, expiry and buyer", id, r.key("holds"), v)})
 		}
 		hs = append(hs, h)
+		sum += h.Qty
 	}
-	booked, err := ticket.Booked(st.Version(), st.Left(), n[0], st.Total(), hs)
+	slices.SortFunc(hs, func(a, b ticket.Hold) int {
+		if c := a.Expires.Compare(b.Expires); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	booked, err := ticket.Booked(st.Version(), st.Left(), n[0], st.Total())
+	if err == nil && sum != n[0] {
+		err = fmt.Errorf("%d held is not the %d tickets of the open holds", n[0], sum)
+	}
 	if err != nil {
-		return ticket.State{}, fmt.Errorf("%s: %w", r.where(), &ticket.FormatError{Problem: fmt.Sprintf("the state hash and the open holds of %s do not hold together: %v", r.key("holds"), err)})
+		return ticket.State{}, nil, fmt.Errorf("%s: %w", r.where(), &ticket.FormatError{Problem: fmt.Sprintf("the state hash and the open holds of %s do not hold together: %v", r.key("holds"), err)})
 	}
-	return booked.WithLimit(n[1], nil)
+	booked, err = booked.WithLimit(n[1], 0)
+	return booked, hs, err
+}
+
+// expiredHolds returns the holds of hs (soonest first) that expired by now.
+func expiredHolds(hs []ticket.Hold, now time.Time) []ticket.Hold {
+	i := 0
+	for i < len(hs) && !hs[i].Expires.After(now) {
+		i++
+	}
+	return hs[:i]
 }
 
 // parseHoldValue reads one open hold of the holds hash: qty, expiry (RFC
@@ -307,39 +332,13 @@ func (r *Store) Verify(ctx context.Context) (store.Report, error) {
 		return rep, err
 	}
 	var l ticket.Ledger
-	state := s.state
-	if state.Limit() != 0 {
-		// Each buyer's holding, as the scripts keep it: Check matches it
-		// with what the journal's records make it (ticket.Record.Holding).
-		var all map[string]string
-		err := r.call(ctx, func(ctx context.Context) error {
-			var err error
-			all, err = r.client.HGetAll(ctx, r.key("holdings")).Result()
-			return err
-		})
-		if err != nil {
-			return rep, r.fail("read holdings", err)
-		}
-		holdings := make(map[string]int64, len(all))
-		for b, v := range all {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				l.Problem("the holdings hash %s holds %q for %s, not a whole number", r.key("holdings"), v, b)
-			}
-			holdings[b] = n
-		}
-		if st, err := state.WithLimit(state.Limit(), holdings); err != nil {
-			l.Problem("the holdings hash %s: %v", r.key("holdings"), err)
-		} else {
-			state = st
-		}
-	}
-	if s.expiry != int64(len(state.Holds())) {
-		l.Problem("the expiry set %s has %d holds, the holds hash %s %d", r.key("expiry"), s.expiry, r.key("holds"), len(state.Holds()))
+	if s.expiry != int64(len(s.holds)) {
+		l.Problem("the expiry set %s has %d holds, the holds hash %s %d", r.key("expiry"), s.expiry, r.key("holds"), len(s.holds))
 	}
 	// A hold that expired by the server's clock counts as released, as
 	// the next script will record it.
-	state, lapsed := state.Expire(s.now)
+	expired := expiredHolds(s.holds, s.now)
+	state, lapsed := s.state.Lapse(expired, s.now)
 	rep.State = state
 	var broken string
 	var lost, wrong []reqEntry // request ids the requests hash lacks, or holds for another buy
@@ -375,6 +374,11 @@ pages:
 	}
 	rep.Pending = strings.Join(pending, "; ")
 	l.Check(rep.State, "the journal's last record", "the state")
+	if broken == "" {
+		if err := r.checkBooking(ctx, &l, s.holds[len(expired):], lapsed, state.Limit() != 0); err != nil {
+			return rep, err
+		}
+	}
 	if len(lost) > 0 {
 		whole := ""
 		if n, err := r.client.Exists(ctx, r.requestsKey()).Result(); err == nil && n == 0 {
@@ -404,6 +408,69 @@ pages:
 	return rep, nil
 }
 
+// checkBooking matches the open holds (open, less those lapsing now) and,
+// with a limit, the holdings hash (less the lapses) with what the
+// journal's records leave (the ledger l, lapses included).
+func (r *Store) checkBooking(ctx context.Context, l *ticket.Ledger, open []ticket.Hold, lapsed []ticket.Record, limit bool) error {
+	want := l.OpenHolds()
+	byID := make(map[string]ticket.Hold, len(want))
+	for _, h := range want {
+		byID[h.ID] = h
+	}
+	for _, h := range open {
+		w, ok := byID[h.ID]
+		if !ok || w.Buyer != h.Buyer || w.Qty != h.Qty || !w.Expires.Equal(h.Expires) {
+			l.Problem("the holds hash %s has hold %s (%s's %d), which the journal does not leave open as that", r.key("holds"), h.ID, h.Buyer, h.Qty)
+		}
+		delete(byID, h.ID)
+	}
+	for _, h := range want {
+		if _, ok := byID[h.ID]; ok {
+			l.Problem("the journal leaves hold %s (%s's %d) open, which the holds hash %s lacks", h.ID, h.Buyer, h.Qty, r.key("holds"))
+		}
+	}
+	if !limit {
+		return nil
+	}
+	var all map[string]string
+	err := r.call(ctx, func(ctx context.Context) error {
+		var err error
+		all, err = r.client.HGetAll(ctx, r.key("holdings")).Result()
+		return err
+	})
+	if err != nil {
+		if isWrongType(err) {
+			return r.wrongType(ctx, r.key("holdings"))
+		}
+		return r.fail("read holdings", err)
+	}
+	have := make(map[string]int64, len(all))
+	for b, v := range all {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			l.Problem("the holdings hash %s holds %q for %s, not a whole number", r.key("holdings"), v, b)
+		}
+		have[b] = n
+	}
+	for _, rec := range lapsed { // counted by the hash until a script records them
+		if b, d := rec.Holding(); d != 0 {
+			have[b] += d
+		}
+	}
+	holders := l.Holders()
+	for _, b := range slices.Sorted(maps.Keys(have)) {
+		if have[b] != holders[b] && (have[b] != 0 || holders[b] != 0) {
+			l.Problem("the holdings hash %s says %s has %d, the journal %d", r.key("holdings"), b, have[b], holders[b])
+		}
+	}
+	for _, b := range slices.Sorted(maps.Keys(holders)) {
+		if _, ok := have[b]; !ok && holders[b] != 0 {
+			l.Problem("the holdings hash %s lacks %s, who has %d by the journal", r.key("holdings"), b, holders[b])
+		}
+	}
+	return nil
+}
+
 // Restore replaces the sale with state and sales, refusing with
 // store.ErrExists when the sale exists, and a *StateMissingError when its
 // journal holds sales without a state, unless mode is store.Replace. Then
@@ -416,7 +483,9 @@ func (r *Store) Restore(ctx context.Context, state ticket.State, records []ticke
 	force := mode == store.Replace
 	var sales []ticket.Record // the records the journal gets
 	aux := newAuxKeys(r, state)
+	var books ticket.Ledger // the open holds and holdings the records leave
 	for _, s := range records {
+		books.Add(s)
 		switch s.Kind {
 		case ticket.KindInit:
 			// The state's total says it; a sale with a limit keeps its
@@ -461,6 +530,7 @@ func (r *Store) Restore(ctx context.Context, state ticket.State, records []ticke
 		return "", err
 	}
 	tmp := r.journalKey() + ":copying:" + NewRequestID()
+	aux.books(books.OpenHolds(), books.Holders())
 	cleanup := func() { _ = r.client.Del(context.Background(), append([]string{tmp}, aux.tmpKeys()...)...).Err() }
 	if err := aux.write(ctx); err != nil {
 		cleanup()
@@ -574,18 +644,24 @@ func newAuxKeys(r *Store, state ticket.State) *auxKeys {
 	for i := range a.hashes {
 		a.hashes[i] = map[string]string{}
 	}
-	for _, h := range state.Holds() {
-		a.hashes[0][h.ID] = holdValue(h)
-		a.expiry = append(a.expiry, goredis.Z{Score: float64(expiryMS(h.Expires)), Member: h.ID})
-	}
 	return a
 }
 
-// add counts one record of the journal.
-func (a *auxKeys) add(s ticket.Record) {
-	if b, d := s.Holding(); a.limit && d != 0 {
-		a.hold[b] += d
+// books sets the open holds and, with a limit, each buyer's holding, as
+// the journal's records leave them.
+func (a *auxKeys) books(open []ticket.Hold, holders map[string]int64) {
+	for _, h := range open {
+		a.hashes[0][h.ID] = holdValue(h)
+		a.expiry = append(a.expiry, goredis.Z{Score: float64(expiryMS(h.Expires)), Member: h.ID})
 	}
+	if a.limit {
+		maps.Copy(a.hold, holders)
+	}
+}
+
+// add counts one record of the journal: the closing record of a closed
+// hold, a return.
+func (a *auxKeys) add(s ticket.Record) {
 	switch s.Kind {
 	case ticket.KindConfirm, ticket.KindRelease:
 		a.hashes[3][s.Hold] = recordLine(s)

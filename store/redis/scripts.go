@@ -136,10 +136,10 @@ local lapsed = lapses(S, hs, ms)
 for _, r in ipairs(lapsed) do if r.buyer == buyer then have = have - r.qty end end
 local function state() return string.format('%d %d %d', S.left, S.total, S.version) end
 local refusal
-if S.limit > 0 and not flag('L') and qty > S.limit - have then
-  refusal = string.format('limit %d %d %s %d', have, S.limit, state(), S.held)
-elseif S.left < qty then
+if S.left < qty then -- sold out, whatever the limit (as on a file)
   refusal = string.format('soldout 0 %s - %d', state(), S.held)
+elseif S.limit > 0 and not flag('L') and qty > S.limit - have then
+  refusal = string.format('limit %d %d %s %d', have, S.limit, state(), S.held)
 end
 if refusal then
   if #lapsed == 0 and #orphans == 0 then return refusal end

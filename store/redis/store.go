@@ -426,8 +426,18 @@ func (r *Store) Read() (ticket.State, error) {
 	if err != nil {
 		return snap.state, err
 	}
-	st, _ := snap.state.Expire(snap.now)
+	st, _ := snap.state.Lapse(expiredHolds(snap.holds, snap.now), snap.now)
 	return st, nil
+}
+
+// OpenHolds returns the sale's open holds, soonest to expire first: those
+// that expired by the server's clock count as released, as in Read.
+func (r *Store) OpenHolds() ([]ticket.Hold, error) {
+	snap, err := r.snapshot(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	return snap.holds[len(expiredHolds(snap.holds, snap.now)):], nil
 }
 
 // parseState reads the state hash's total, left and version; all nil is
@@ -673,7 +683,7 @@ func (r *Store) parseOutcome(out, id, buyer string, qty int64) (store.Receipt, e
 		if len(f) != 6 {
 			return rc, fmt.Errorf("%s: unexpected answer from the buy script: %q", r.where(), out)
 		}
-		rc.State, _ = ticket.Booked(n[4], n[2], n[5], n[3], nil)
+		rc.State, _ = ticket.Booked(n[4], n[2], n[5], n[3])
 		return rc, fmt.Errorf("%s: %w: %s has %d of at most %d, wanted %d more", r.where(), ticket.ErrLimit, buyer, n[0], n[1], qty)
 	}
 	var late string // a write the server refused after the sale's XADD
@@ -700,7 +710,7 @@ func (r *Store) parseOutcome(out, id, buyer string, qty int64) (store.Receipt, e
 	if len(f) == 7 {
 		held, _ = strconv.ParseInt(f[6], 10, 64)
 	}
-	st, err := ticket.Booked(n[3], n[1], held, n[2], nil)
+	st, err := ticket.Booked(n[3], n[1], held, n[2])
 	if err != nil {
 		return rc, fmt.Errorf("%s: unexpected answer from the buy script: %q: %w", r.where(), out, err)
 	}
@@ -753,7 +763,7 @@ func (r *Store) InitLimit(ctx context.Context, n, limit int64, mode store.Mode) 
 	if err != nil {
 		return state, "", err
 	}
-	if state, err = state.WithLimit(limit, nil); err != nil {
+	if state, err = state.WithLimit(limit, 0); err != nil {
 		return state, "", err
 	}
 	if limit > MaxCount {

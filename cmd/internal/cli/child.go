@@ -26,6 +26,9 @@ func runChild(role string, args []string) int {
 	case "gated":
 		c.extra.Released = atGate().UnixNano()
 		return c.run(args)
+	case "booker":
+		released := atGate()
+		return bookerChild(c, released, args)
 	case "bench":
 		atGate()
 		c.name = "bench"

@@ -26,9 +26,13 @@
 //
 //	gated               wait at the gate, then run the command line: rush's
 //	                    buyers are "ticket buy ..." commands
+//	booker              wait at the gate, then be a booking rush's buyer:
+//	                    "ticket hold", and "ticket confirm" of that hold
+//	                    when the first argument is "confirm" (see
+//	                    bookerChild)
 //	bench               wait at the gate, then be a bench worker: the
-//	                    arguments are the ticket file, the buyer's name and
-//	                    "sync" or "nosync"
+//	                    arguments are the ticket file, the buyer's name,
+//	                    "sync" or "nosync", and "buy" or "hold=D"
 //	heartbeat:PID       run the command line (ticket watch) for the rush
 //	                    PID, and stop at once if it is not the parent
 //	heartbeat:PID:pipe  also stop when stdin, a pipe from the rush, reaches

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ticketd/ticket/store"
+	"github.com/ticketd/ticket/store/redis/redisspec"
 	"github.com/ticketd/ticket/ticket"
 )
 
@@ -22,7 +23,7 @@ import (
 const maxBuyers = 10000
 
 func runRush(c *cli, args []string) error {
-	fs, file := c.flagSet("--buyers N [--count C [--force]] [--qty K] [--wait D] [--every D] [--unlocked] [--json] [flags]", `
+	fs, file := c.flagSet("--buyers N [--count C [--force]] [--qty K] [--hold D [--confirm P]] [--wait D] [--every D] [--unlocked] [--json] [flags]", `
 Start N buyer processes at once, named person0 to personN-1, and check
 that exactly as many got tickets as there were. Each buyer is this same
 program ("ticket buy") as its own OS process. All N are started first and
@@ -45,16 +46,33 @@ On a terminal a progress line on stderr shows buyers done and tickets left.
 If the rush itself is killed, the buyers it started go on alone: each one
 still buys under the lock, so the books still balance.
 
+With --hold D the rush shows the booking flow instead of buys: each buyer
+holds K tickets for D ("ticket hold"), then P percent of them (--confirm,
+default 50; chosen by index, so that a run is reproducible: with 50,
+person1, person3, ...) confirm their hold ("ticket confirm") and the others
+let it lapse. A confirm that comes after its hold lapsed (a busy machine,
+a short D) is counted as late, not as an error: exit 9 is an outcome a
+buyer script branches on. When every buyer is done the rush waits until
+every hold not confirmed has expired, has the lapses recorded in the
+journal (it takes the lock and records what a reader only counts, as the
+next buy would), and prints: holds taken, confirmed, lapsed, tickets sold,
+tickets back in stock, held now (0), and "every ticket held ended sold or
+back in stock" once that is checked against the ticket file, ticket verify
+and the journal (one hold record per hold taken, one confirm per hold
+confirmed, one lapse per hold not confirmed, nothing else). It works on
+ticket files; a Redis sale does not take holds yet. It does not go with
+--unlocked or --no-sync.
+
 --unlocked is UNSAFE and exists only to show what the lock prevents: the
 buyers skip the lock and the journal, read the same count, and overwrite
 each other's sales (lost updates), so more buyers are told "you got a
 ticket" than there were tickets. It needs an explicit -f PATH and says
 "oversold: YES" when that happens. Never use it on a real sale: start
 a new one afterwards with ticket init --count N --force.`,
-		exitNote{exitOK, "the books balance, and every buyer bought or found the tickets sold out"},
+		exitNote{exitOK, "the books balance, and every buyer bought (--hold: held, then confirmed, late or not) or found the tickets sold out (--hold: or its limit reached)"},
 		exitNote{exitError, "the books balance but some buyer failed (its error is shown; a lock not had within --wait counts)"},
-		exitNote{exitUsage, ""},
-		exitNote{exitInvalid, "the books do not balance (oversold, lost updates, or discrepancies ticket verify found)"},
+		exitNote{exitUsage, "bad flags; --hold 0, --confirm above 100, --hold with --unlocked or --no-sync, --hold on a Redis sale"},
+		exitNote{exitInvalid, "the books do not balance (oversold, lost updates, tickets still held, or discrepancies ticket verify or the journal show)"},
 		exitNote{exitUnreachable, "a Redis sale's server could not be reached to check the books"},
 		exitNote{exitSIGHUP, "SIGHUP: buyers still waiting for the lock stop with nothing changed, the others finish"},
 		exitNote{exitSIGINT, "SIGINT (Ctrl-C): as for SIGHUP"},
@@ -69,6 +87,9 @@ a new one afterwards with ticket init --count N --force.`,
 	fs.Var(&every, "every", "the time between heartbeats")
 	noSync := fs.Bool("no-sync", false, "buyers skip fsync: faster, not durable across a machine crash")
 	unlocked := fs.Bool("unlocked", false, "UNSAFE: buyers skip the lock and the journal (Redis: the script), to show what they prevent (needs -f or --store)")
+	var hold seconds
+	fs.Var(&hold, "hold", "booking mode: each buyer holds its tickets for `D` (300ms, 2s) instead of buying them")
+	confirm := wholeFlag(fs, "confirm", 50, 0, math.MaxInt64, "booking mode: `P` percent of the buyers (0 to 100), chosen by index, confirm their hold")
 	fs.BoolVar(&c.json, "json", false, "print the results and the summary as one JSON object")
 	if _, err := c.parse(fs, args, 0); err != nil {
 		return err
@@ -86,6 +107,23 @@ a new one afterwards with ticket init --count N --force.`,
 		return &usageError{"--unlocked is unsafe and needs an explicit -f PATH to a file you can spare"}
 	case every <= 0:
 		return &usageError{"--every must be above zero"}
+	case fs.Changed("confirm") && !fs.Changed("hold"):
+		return &usageError{"--confirm P only goes with --hold D (a booking rush)"}
+	}
+	booking := fs.Changed("hold")
+	if booking {
+		switch {
+		case hold <= 0:
+			return &usageError{"--hold D must be more than 0 (300ms, 2s, 1.5)"}
+		case *confirm > 100:
+			return &usageError{fmt.Sprintf("--confirm %d: want a percentage of the buyers, 0 to 100", *confirm)}
+		case *unlocked:
+			return &usageError{"--hold does not go with --unlocked: holds are taken under the lock"}
+		case *noSync:
+			return &usageError{"--hold does not go with --no-sync: holds and confirms are always made durable"}
+		case redisspec.IsURL(*file):
+			return &usageError{fmt.Sprintf("--hold: a booking rush works on ticket files; the Redis sale %s does not take holds yet", printable(*file))}
+		}
 	}
 	if *unlocked {
 		fmt.Fprintf(c.stderr, "ticket rush: UNSAFE: --unlocked: buyers skip the lock and the journal; expect lost updates and overselling in %s\n", printable(*file))
@@ -112,9 +150,20 @@ a new one afterwards with ticket init --count N --force.`,
 
 	r := &rush{
 		c: c, file: *file, n: int(*buyers), qty: *qty, unlocked: *unlocked,
-		progress: isTerminal(c.stderr),
+		progress: isTerminal(c.stderr), hold: time.Duration(hold),
+	}
+	if fs.Changed("wait") {
+		r.wait = time.Duration(wait).String()
 	}
 	r.sum = rushSummary{File: printable(*file), Unlocked: *unlocked, Buyers: int(*buyers), Qty: *qty, Tickets: start.Left(), Left: start.Left(), Results: []buyerResult{}}
+	if booking {
+		r.sum.Booking = &bookingSummary{HoldSeconds: r.hold.Seconds(), ConfirmPercent: *confirm}
+		for i := range r.n {
+			if confirms(i, *confirm) {
+				r.sum.Booking.ToConfirm++
+			}
+		}
+	}
 	fmt.Fprintf(c.stderr, "ticket rush: %d %s, %d %s left in %s\n", *buyers, plural(*buyers, "buyer", "buyers"), start.Left(), plural(start.Left(), "ticket", "tickets"), printable(*file))
 
 	hb, err := startHeartbeat(*file, time.Duration(every), heartbeatGuard, c.stderr)
@@ -138,13 +187,16 @@ a new one afterwards with ticket init --count N --force.`,
 		return err
 	}
 	r.collect(ctx, hb)
+	if booking {
+		r.settleHolds(ctx, hb)
+	}
 	r.sum.Heartbeats = hb.stop()
 	// A beat that came after the last buyer's result is printed too, so
 	// that stderr shows the beats the summary counts. stop has returned:
 	// the channel is closed.
 	if hb.beats != nil {
 		for b := range hb.beats {
-			fmt.Fprintf(c.stderr, "ticket rush: heartbeat (pid %d): %d left of %d\n", hb.cmd.Process.Pid, b.Left, b.Total)
+			r.printBeat(hb, b)
 		}
 	}
 	r.check(start)
@@ -172,7 +224,9 @@ type rush struct {
 	n        int
 	qty      int64
 	unlocked bool
-	progress bool // stderr is a terminal: keep a progress line there
+	progress bool          // stderr is a terminal: keep a progress line there
+	hold     time.Duration // a booking rush: how long each hold lasts; 0 for a rush of buys
+	wait     string        // --wait, passed on to the buyers; "" without it
 
 	unreachable error // the backend (Redis) could not be read after the rush
 
@@ -186,42 +240,46 @@ type rush struct {
 
 // rushSummary is the outcome of a rush; with --json, the one object printed.
 type rushSummary struct {
-	File          string        `json:"file"`
-	Unlocked      bool          `json:"unlocked"`
-	Buyers        int           `json:"buyers"`
-	Qty           int64         `json:"qty"`
-	Tickets       int64         `json:"tickets"` // left when the rush began
-	Got           int           `json:"got"`
-	SoldOut       int           `json:"sold_out"`
-	Errors        int           `json:"errors"`
-	Left          int64         `json:"left"`
-	WallSeconds   float64       `json:"wall_seconds"`    // buyers released to the last one done
-	BuysPerSecond float64       `json:"buys_per_second"` // successful buys per second of wall time
-	Interrupted   bool          `json:"interrupted"`     // SIGINT, SIGTERM or SIGHUP stopped the rush
-	StartSeconds  float64       `json:"start_seconds"`   // starting every buyer process
-	ReadySeconds  float64       `json:"ready_seconds"`   // until every buyer was at the gate
-	ReleaseSpread float64       `json:"release_spread_seconds"`
-	Told          int64         `json:"told"` // tickets buyers were told they got
-	Oversold      bool          `json:"oversold"`
-	Verify        string        `json:"verify"` // "ok", "skipped: ..." or the discrepancies found
-	Balanced      bool          `json:"balanced"`
-	Problems      []string      `json:"problems"`
-	HeartbeatPID  int           `json:"heartbeat_pid"`
-	Heartbeats    int           `json:"heartbeats"`
-	Results       []buyerResult `json:"results"`
+	File          string          `json:"file"`
+	Unlocked      bool            `json:"unlocked"`
+	Buyers        int             `json:"buyers"`
+	Qty           int64           `json:"qty"`
+	Tickets       int64           `json:"tickets"` // left when the rush began
+	Got           int             `json:"got"`
+	SoldOut       int             `json:"sold_out"`
+	Errors        int             `json:"errors"`
+	Left          int64           `json:"left"`
+	WallSeconds   float64         `json:"wall_seconds"`    // buyers released to the last one done
+	BuysPerSecond float64         `json:"buys_per_second"` // successful buys per second of wall time
+	Interrupted   bool            `json:"interrupted"`     // SIGINT, SIGTERM or SIGHUP stopped the rush
+	StartSeconds  float64         `json:"start_seconds"`   // starting every buyer process
+	ReadySeconds  float64         `json:"ready_seconds"`   // until every buyer was at the gate
+	ReleaseSpread float64         `json:"release_spread_seconds"`
+	Told          int64           `json:"told"` // tickets buyers were told they got
+	Oversold      bool            `json:"oversold"`
+	Verify        string          `json:"verify"` // "ok", "skipped: ..." or the discrepancies found
+	Balanced      bool            `json:"balanced"`
+	Problems      []string        `json:"problems"`
+	Booking       *bookingSummary `json:"booking,omitempty"` // a booking rush (--hold) only
+	HeartbeatPID  int             `json:"heartbeat_pid"`
+	Heartbeats    int             `json:"heartbeats"`
+	Results       []buyerResult   `json:"results"`
 }
 
 // buyerResult is one buyer's outcome, in the order they finished.
 type buyerResult struct {
-	Buyer    string `json:"buyer"`
-	PID      int    `json:"pid"`
-	ExitCode int    `json:"exit_code"`
-	Outcome  string `json:"outcome"` // "got", "sold_out" or "error"
-	Seen     *int64 `json:"seen,omitempty"`
-	Left     *int64 `json:"left,omitempty"`
-	Seq      int64  `json:"seq,omitempty"`
-	Error    string `json:"error,omitempty"`
-	released int64  // when it left the gate, Unix nanoseconds; 0 if unknown
+	Buyer    string     `json:"buyer"`
+	PID      int        `json:"pid"`
+	ExitCode int        `json:"exit_code"`
+	Outcome  string     `json:"outcome"` // "got", "sold_out" or "error"; a booking rush: "confirmed", "lapsed", "late", "sold_out", "limit" or "error"
+	Seen     *int64     `json:"seen,omitempty"`
+	Left     *int64     `json:"left,omitempty"`
+	Seq      int64      `json:"seq,omitempty"` // the sale's number (a booking rush: the confirm's)
+	Error    string     `json:"error,omitempty"`
+	Hold     string     `json:"hold,omitempty"`    // a booking rush: the hold's id
+	Confirm  bool       `json:"confirm,omitempty"` // a booking rush: the buyer was to confirm its hold
+	Expires  *time.Time `json:"expires,omitempty"` // a booking rush: when the hold lapses
+	released int64      // when it left the gate, Unix nanoseconds; 0 if unknown
 	done     time.Time
 }
 
@@ -238,6 +296,11 @@ func (r *rush) startBuyers(buyArgs []string) error {
 	for i := range r.n {
 		name := fmt.Sprintf("person%d", i)
 		cmd := g.command("gated", append(buyArgs, "--buyer", name)...)
+		outcome := buyerOutcome
+		if r.hold > 0 {
+			cmd = g.command("booker", r.bookerArgs(i, name)...)
+			outcome = bookerOutcome
+		}
 		out, errOut := new(bytes.Buffer), new(bytes.Buffer)
 		cmd.Stdout, cmd.Stderr = out, errOut
 		if err := cmd.Start(); err != nil {
@@ -252,7 +315,7 @@ func (r *rush) startBuyers(buyArgs []string) error {
 		r.buyers = append(r.buyers, cmd)
 		go func() {
 			werr := cmd.Wait()
-			r.results <- buyerOutcome(name, cmd, werr, out.Bytes(), errOut.Bytes())
+			r.results <- outcome(name, cmd, werr, out.Bytes(), errOut.Bytes())
 		}()
 	}
 	r.sum.StartSeconds = time.Since(t0).Seconds()
@@ -322,10 +385,12 @@ func (r *rush) collect(ctx context.Context, hb *heartbeatChild) {
 				r.sum.Problems = append(r.sum.Problems, fmt.Sprintf("buyer %s reported twice", res.Buyer))
 			}
 			seen[res.Buyer] = true
-			switch res.Outcome {
-			case "got":
+			switch {
+			case r.sum.Booking != nil:
+				r.countBooking(res)
+			case res.Outcome == "got":
 				r.sum.Got++
-			case "sold_out":
+			case res.Outcome == "sold_out":
 				r.sum.SoldOut++
 			default:
 				r.sum.Errors++
@@ -345,7 +410,7 @@ func (r *rush) collect(ctx context.Context, hb *heartbeatChild) {
 				continue
 			}
 			r.clearProgress()
-			fmt.Fprintf(r.c.stderr, "ticket rush: heartbeat (pid %d): %d left of %d\n", hb.cmd.Process.Pid, b.Left, b.Total)
+			r.printBeat(hb, b)
 			r.drawProgress(len(r.sum.Results), left)
 		case <-done:
 			done = nil
@@ -390,15 +455,23 @@ func (res buyerResult) text(qty int64) string {
 	if res.Seen != nil {
 		fmt.Fprintf(&b, " saw %d left,", *res.Seen)
 	}
+	tickets := "a ticket"
+	if qty != 1 {
+		tickets = fmt.Sprintf("%d tickets", qty)
+	}
 	switch res.Outcome {
 	case "got":
-		if qty == 1 {
-			b.WriteString(" got a ticket")
-		} else {
-			fmt.Fprintf(&b, " got %d tickets", qty)
-		}
+		fmt.Fprintf(&b, " got %s", tickets)
 	case "sold_out":
 		b.WriteString(" did not get a ticket: sold out")
+	case "confirmed":
+		fmt.Fprintf(&b, " held %s (hold %s) and confirmed it: sale #%d", tickets, res.Hold, res.Seq)
+	case "lapsed":
+		fmt.Fprintf(&b, " held %s (hold %s) and lets it lapse", tickets, res.Hold)
+	case "late":
+		fmt.Fprintf(&b, " held %s (hold %s), confirmed too late: it had lapsed", tickets, res.Hold)
+	case "limit":
+		fmt.Fprintf(&b, " could not hold %s: the per-buyer limit", tickets)
 	default:
 		fmt.Fprintf(&b, " error (exit %d): %s", res.ExitCode, res.Error)
 		return b.String()
@@ -407,6 +480,15 @@ func (res buyerResult) text(qty int64) string {
 		fmt.Fprintf(&b, " (%d left)", *res.Left)
 	}
 	return b.String()
+}
+
+// printBeat prints a heartbeat on stderr.
+func (r *rush) printBeat(hb *heartbeatChild, b heartbeat) {
+	held := ""
+	if b.Held != 0 {
+		held = fmt.Sprintf(", %d held", b.Held)
+	}
+	fmt.Fprintf(r.c.stderr, "ticket rush: heartbeat (pid %d): %d left of %d%s\n", hb.cmd.Process.Pid, b.Left, b.Total, held)
 }
 
 func (r *rush) drawProgress(done int, left int64) {
@@ -453,9 +535,12 @@ func (r *rush) check(start ticket.State) {
 	if err == nil && sum.Tickets-end.Left() != sum.Told {
 		problem("the ticket file went from %d to %d left, but buyers were told they got %d tickets: %d updates lost", sum.Tickets, end.Left(), sum.Told, sum.Told-(sum.Tickets-end.Left()))
 	}
-	if r.unlocked {
+	switch {
+	case r.unlocked:
 		sum.Verify = "skipped: --unlocked buyers write no journal"
-	} else {
+	case sum.Booking != nil:
+		r.checkBooking(s, start, problem)
+	default:
 		r.checkJournal(s, start, problem)
 	}
 	sum.Balanced = len(sum.Problems) == 0
@@ -465,21 +550,8 @@ func (r *rush) check(start ticket.State) {
 // rush began with the buyers told they got tickets.
 func (r *rush) checkJournal(s store.Backend, start ticket.State, problem func(string, ...any)) {
 	sum := &r.sum
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	rep, err := s.Verify(ctx)
-	switch {
-	case err != nil:
-		sum.Verify = err.Error()
-		problem("verify: %v", err)
+	if !r.verify(s, problem) {
 		return
-	case !rep.Balanced():
-		sum.Verify = strings.Join(rep.Problems, "; ")
-		for _, p := range rep.Problems {
-			problem("verify: %s", p)
-		}
-	default:
-		sum.Verify = fmt.Sprintf("ok, %d sales", rep.Sales)
 	}
 	winners := make(map[string]bool)
 	for _, res := range sum.Results {
@@ -511,6 +583,30 @@ func (r *rush) checkJournal(s store.Backend, start ticket.State, problem func(st
 	}
 }
 
+// verify runs ticket verify, and reports whether it could.
+func (r *rush) verify(s store.Backend, problem func(string, ...any)) bool {
+	sum := &r.sum
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rep, err := s.Verify(ctx)
+	switch {
+	case err != nil:
+		sum.Verify = err.Error()
+		problem("verify: %v", err)
+		return false
+	case !rep.Balanced():
+		sum.Verify = strings.Join(rep.Problems, "; ")
+		for _, p := range rep.Problems {
+			problem("verify: %s", p)
+		}
+	case sum.Booking != nil:
+		sum.Verify = fmt.Sprintf("ok, %d sales, %d tickets held of which %d confirmed, %d lapsed, %d released", rep.Sales+rep.Booked.Confirms, rep.Booked.Holds, rep.Booked.Confirmed, rep.Booked.Lapsed, rep.Booked.Released)
+	default:
+		sum.Verify = fmt.Sprintf("ok, %d sales", rep.Sales)
+	}
+	return true
+}
+
 // report prints the summary on stdout.
 func (r *rush) report() error {
 	sum := r.sum
@@ -528,6 +624,16 @@ func (r *rush) report() error {
 	}
 	line("buyers:     %d %s (started in %s, all at the gate after %s, left it within %s)", sum.Buyers, plural(int64(sum.Buyers), "process", "processes"), round(sum.StartSeconds), round(sum.ReadySeconds), spread)
 	line("tickets:    %d in %s", sum.Tickets, sum.File)
+	if sum.Booking != nil {
+		r.reportBooking(line)
+		line("heartbeat:  pid %d, %d %s, stopped", sum.HeartbeatPID, sum.Heartbeats, plural(int64(sum.Heartbeats), "beat", "beats"))
+		if sum.Interrupted {
+			line("interrupted: yes (buyers still waiting were stopped; the books are as they stand)")
+		}
+		r.c.wrote = true
+		_, err := io.WriteString(r.c.stdout, b.String())
+		return err
+	}
 	if r.qty == 1 {
 		line("got one:    %d", sum.Got)
 	} else {

@@ -40,6 +40,13 @@ const (
 	GroupTake    = "group.take"    // the batch's slots taken, before deciding
 	GroupPublish = "group.publish" // the batch committed, outcomes not yet published
 	GroupWake    = "group.wake"    // unlocked, owners not yet woken
+
+	// HoldersApplied: in a sale with a per-buyer limit, after a commit,
+	// the buyers' slots of the index written, its header not yet.
+	HoldersApplied = "holders.applied"
+	// HoldsApplied: after a commit, the open holds' index written, its
+	// header still marked dirty.
+	HoldsApplied = "holds.applied"
 )
 
 // GroupSafety is group commit's safety net: the longest a buyer sleeps on

@@ -30,6 +30,7 @@ const (
 
 	Buyer  = "STORE_TEST_BUYER"  // buy: the buyer's name (default "waiter")
 	Buys   = "STORE_TEST_BUYS"   // buy: how many buys to make, one after another (default 1)
+	Op     = "STORE_TEST_OP"     // buy, crash: "hold" to hold 1 ticket for an hour (and, buy, confirm it) instead of buying
 	Safety = "STORE_TEST_SAFETY" // seam.GroupSafety, as a duration ("0s": sleep until woken)
 	NoWake = "STORE_TEST_NOWAKE" // set: group commit leaders owe no wake-up (the lost-wakeup control)
 
@@ -117,7 +118,12 @@ func crashChild(path, step string) int {
 	}
 	seam.Fault = func(s string) error { at(s); return nil }
 	seam.Crash = at
-	_, err := store.Open(path, store.Options{}).Buy(context.Background(), "victim", 1)
+	var err error
+	if os.Getenv(Op) == "hold" {
+		_, err = store.Open(path, store.Options{}).Hold(context.Background(), "victim", 1, time.Hour)
+	} else {
+		_, err = store.Open(path, store.Options{}).Buy(context.Background(), "victim", 1)
+	}
 	if step == "done" {
 		die()
 	}
@@ -167,13 +173,30 @@ func holdChild(path string) int {
 }
 
 // buyChild buys one ticket (or STORE_TEST_BUYS, one after another),
-// waiting for the lock as long as it takes, and prints each sale's number.
+// waiting for the lock as long as it takes, and prints each sale's number;
+// with STORE_TEST_OP=hold it holds and confirms instead, and prints the
+// hold's id and the confirm's number.
 func buyChild(path string) int {
 	buyer := cmp.Or(os.Getenv(Buyer), "waiter")
 	n, _ := strconv.Atoi(cmp.Or(os.Getenv(Buys), "1"))
 	s := store.Open(path, store.Options{})
+	ctx := context.Background()
 	for range n {
-		r, err := s.Buy(context.Background(), buyer, 1)
+		if os.Getenv(Op) == "hold" {
+			h, err := s.Hold(ctx, buyer, 1, time.Hour)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			c, err := s.Confirm(ctx, h.Hold.Hold)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			fmt.Println(h.Hold.Hold, c.Sale.Seq)
+			continue
+		}
+		r, err := s.Buy(ctx, buyer, 1)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
