@@ -217,6 +217,16 @@ func (r *Store) Limit(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
+// Settle records, as lapsed, the holds that expired by the server's clock
+// (what a reader only counts, and the next script that changes the sale
+// would record first), and returns the state after.
+func (r *Store) Settle(ctx context.Context) (ticket.State, error) {
+	if err := r.settle(ctx); err != nil {
+		return ticket.State{}, err
+	}
+	return r.Read()
+}
+
 // settle records, as lapsed, the holds that expired (up to lapseBound a
 // script, until none is left): what the next script that changes the sale
 // would do first.

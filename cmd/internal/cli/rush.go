@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/ticketd/ticket/store"
-	"github.com/ticketd/ticket/store/redis/redisspec"
 	"github.com/ticketd/ticket/ticket"
 )
 
@@ -59,9 +58,9 @@ next buy would), and prints: holds taken, confirmed, lapsed, tickets sold,
 tickets back in stock, held now (0), and "every ticket held ended sold or
 back in stock" once that is checked against the ticket file, ticket verify
 and the journal (one hold record per hold taken, one confirm per hold
-confirmed, one lapse per hold not confirmed, nothing else). It works on
-ticket files; a Redis sale does not take holds yet. It does not go with
---unlocked or --no-sync.
+confirmed, one lapse per hold not confirmed, nothing else). On a Redis
+sale the holds lapse by the server's clock, and the rush has the lapses
+recorded by a script. It does not go with --unlocked or --no-sync.
 
 --unlocked is UNSAFE and exists only to show what the lock prevents: the
 buyers skip the lock and the journal, read the same count, and overwrite
@@ -71,7 +70,7 @@ ticket" than there were tickets. It needs an explicit -f PATH and says
 a new one afterwards with ticket init --count N --force.`,
 		exitNote{exitOK, "the books balance, and every buyer bought (--hold: held, then confirmed, late or not) or found the tickets sold out (--hold: or its limit reached)"},
 		exitNote{exitError, "the books balance but some buyer failed (its error is shown; a lock not had within --wait counts)"},
-		exitNote{exitUsage, "bad flags; --hold 0, --confirm above 100, --hold with --unlocked or --no-sync, --hold on a Redis sale"},
+		exitNote{exitUsage, "bad flags; --hold 0, --confirm above 100, --hold with --unlocked or --no-sync"},
 		exitNote{exitInvalid, "the books do not balance (oversold, lost updates, tickets still held, or discrepancies ticket verify or the journal show)"},
 		exitNote{exitUnreachable, "a Redis sale's server could not be reached to check the books"},
 		exitNote{exitSIGHUP, "SIGHUP: buyers still waiting for the lock stop with nothing changed, the others finish"},
@@ -121,8 +120,6 @@ a new one afterwards with ticket init --count N --force.`,
 			return &usageError{"--hold does not go with --unlocked: holds are taken under the lock"}
 		case *noSync:
 			return &usageError{"--hold does not go with --no-sync: holds and confirms are always made durable"}
-		case redisspec.IsURL(*file):
-			return &usageError{fmt.Sprintf("--hold: a booking rush works on ticket files; the Redis sale %s does not take holds yet", printable(*file))}
 		}
 	}
 	if *unlocked {

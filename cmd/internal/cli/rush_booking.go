@@ -263,9 +263,12 @@ func (r *rush) settleHolds(ctx context.Context, hb *heartbeatChild) {
 	var st ticket.State
 	if err == nil {
 		defer s.Close()
-		fs, ok := fileStore(s)
-		if !ok {
-			err = fmt.Errorf("%s is not a ticket file", printable(r.file))
+		inner := store.Backend(s)
+		if h, ok := s.(*hinted); ok {
+			inner = h.Backend
+		}
+		if fs, ok := inner.(settler); !ok {
+			err = fmt.Errorf("%s cannot record lapsed holds", printable(r.file))
 		} else {
 			st, err = fs.Settle(sctx)
 		}
@@ -284,6 +287,12 @@ func maxTime(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// settler is a sale that records what a reader only counts (the lapsed
+// holds): a ticket file (store.Store.Settle) or a Redis sale.
+type settler interface {
+	Settle(ctx context.Context) (ticket.State, error)
 }
 
 // fileStore returns the ticket file b is, if it is one.
