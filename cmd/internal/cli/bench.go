@@ -77,7 +77,7 @@ The two may be combined.`,
 	case fs.Changed("hold") && hold <= 0:
 		return &usageError{"--hold D must be more than 0 (10s, 1m)"}
 	case (fs.Changed("limit") || fs.Changed("hold")) && redisspec.IsURL(*file):
-		return &usageError{fmt.Sprintf("--limit and --hold measure the booking on ticket files; the Redis sale %s does not take it yet", printable(*file))}
+		return &usageError{fmt.Sprintf("--limit and --hold measure the booking on ticket files only, not on the Redis sale %s", printable(*file))}
 	}
 	v := benchVariant{limit: *limit, hold: time.Duration(hold)}
 	path := *file
