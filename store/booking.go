@@ -24,8 +24,24 @@ import (
 // that is no longer open (to report its first outcome), and a return (to
 // find its sale and what was returned of it).
 
-// ErrDuration reports a hold for a duration that is not positive.
-var ErrDuration = errors.New("a hold must last longer than 0")
+// ErrDuration reports a hold for a duration that is not positive, or that
+// would end past what a hold's expiry can be (see CheckHold).
+var ErrDuration = errors.New("a hold must last longer than 0, and end before the year 2262")
+
+// latestExpiry is the latest a hold may end: expiries are kept as int64
+// nanoseconds since 1970 (in the index of open holds), which end in April
+// 2262; a day short of it, for the clocks of other machines.
+var latestExpiry = time.Unix(0, math.MaxInt64).Add(-24 * time.Hour)
+
+// CheckHold reports whether a hold for d made at now may be: ErrDuration
+// for a d that is not positive, or one that ends past latestExpiry. Both
+// backends check it.
+func CheckHold(d time.Duration, now time.Time) error {
+	if d <= 0 || now.Add(d).After(latestExpiry) {
+		return fmt.Errorf("hold for %v: %w", d, ErrDuration)
+	}
+	return nil
+}
 
 // HoldReceipt is the outcome of a hold.
 type HoldReceipt struct {
@@ -112,8 +128,8 @@ func (s *Store) Hold(ctx context.Context, buyer string, qty int64, d time.Durati
 	if err := ticket.CheckRequest(buyer, qty); err != nil {
 		return HoldReceipt{}, err
 	}
-	if d <= 0 {
-		return HoldReceipt{}, fmt.Errorf("hold for %v: %w", d, ErrDuration)
+	if err := CheckHold(d, time.Now()); err != nil {
+		return HoldReceipt{}, err
 	}
 	if rec, st, err := s.groupRequest(ctx, group.Request{Kind: ticket.KindHold, Buyer: buyer, Qty: qty, For: d}); !errors.Is(err, errAlone) {
 		return HoldReceipt{Hold: rec, State: st}, s.named(err)

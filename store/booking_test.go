@@ -755,3 +755,145 @@ func TestHoldsIndex(t *testing.T) {
 		t.Fatalf("verify did not find the wrong index: %q, %v", rep.Problems, err)
 	}
 }
+
+// garbleHold flips a byte of hold id's slot in the sale's PATH.holds, or
+// (entry) writes expiry 1 into the queue entry of the hold at the front.
+func garbleHold(t *testing.T, path, id string, entry bool) {
+	t.Helper()
+	b, err := os.ReadFile(path + ".holds")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq, _ := ticket.HoldSeq(id)
+	slots := binary.LittleEndian.Uint64(b[8:])
+	if entry {
+		heap := 4096 + int(slots)*256
+		for o := heap; o+16 <= len(b); o += 16 {
+			if int64(binary.LittleEndian.Uint64(b[o+8:])) == seq {
+				binary.LittleEndian.PutUint64(b[o:], 1)
+				break
+			}
+		}
+	} else {
+		for o := 4096; o+256 <= heapEnd(slots); o += 256 {
+			if int64(binary.LittleEndian.Uint64(b[o:])) == seq {
+				b[o+40] ^= 0xff // a byte of the buyer's name: the checksum no longer holds
+			}
+		}
+	}
+	if err := os.WriteFile(path+".holds", b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func heapEnd(slots uint64) int { return 4096 + int(slots)*256 }
+
+// TestIndexDamageNeverDecides: damage to PATH.holds or PATH.holders never
+// changes an outcome or stops a sale: a garbled slot behind expired holds,
+// a queue entry claiming a live hold expired long ago, an index removed,
+// a holders slot nobody looks up; readers do without the index; a hold
+// too long for the index's clock is refused.
+func TestIndexDamageNeverDecides(t *testing.T) {
+	ctx := context.Background()
+	path := newLimitSale(t, 10, 5)
+	s := store.Open(path, store.Options{})
+	hold := func(buyer string, d time.Duration) string {
+		t.Helper()
+		h, err := s.Hold(ctx, buyer, 1, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h.Hold.Hold
+	}
+	hold("a", time.Millisecond)
+	hold("b", time.Millisecond)
+	live := hold("c", time.Hour)
+	time.Sleep(5 * time.Millisecond)
+	// A garbled slot behind two expired holds: readers count the lapses
+	// from the journal, the next writer rebuilds and goes on.
+	garbleHold(t, path, live, false)
+	if st, err := s.Read(); err != nil || st.Held() != 1 {
+		t.Fatalf("read beside a damaged index: %v, %v", st, err)
+	}
+	if _, err := s.Buy(ctx, "d", 1); err != nil {
+		t.Fatalf("a buy beside a damaged index: %v", err)
+	}
+	storetest.MustBalance(t, path)
+	// A queue entry saying the live hold expired in 1970: the slot, which
+	// checks, says otherwise; the hold stays open.
+	garbleHold(t, path, live, true)
+	if _, err := s.Buy(ctx, "d", 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Confirm(ctx, live); err != nil {
+		t.Fatalf("a live hold's confirm after its queue entry was damaged: %v", err)
+	}
+	storetest.MustBalance(t, path)
+	// Removed: a reader counts an expired hold from the journal.
+	hold("e", time.Millisecond)
+	time.Sleep(5 * time.Millisecond)
+	os.Remove(path + ".holds")
+	if st, err := s.Read(); err != nil || st.Held() != 0 {
+		t.Fatalf("read without the index: %v (want the expired hold counted as released), %v", st, err)
+	}
+	// A holders slot nobody looks up, garbled: the limit can still be
+	// changed, and verify says what to do without failing the books.
+	b, err := os.ReadFile(path + ".holders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for o := 4096; o+64 <= len(b); o += 64 {
+		if !bytes.Equal(b[o:o+16], make([]byte, 16)) {
+			b[o+16] ^= 0x01
+			break
+		}
+	}
+	if err := os.WriteFile(path+".holders", b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep := storetest.MustBalance(t, path)
+	if !strings.Contains(rep.Pending, ".holders does not check") {
+		t.Fatalf("verify's pending: %q", rep.Pending)
+	}
+	if _, _, err := s.SetLimit(ctx, 4); err != nil {
+		t.Fatalf("a new limit beside a damaged index: %v", err)
+	}
+	storetest.MustBalance(t, path)
+	// Too long for the index's nanoseconds: refused, nothing held.
+	if _, err := s.Hold(ctx, "f", 1, 2100000*time.Hour); !errors.Is(err, store.ErrDuration) {
+		t.Fatalf("a hold until the year 2266: %v", err)
+	}
+}
+
+// TestCountOnlyPeerKeepsBooking: a peer that follows the lock protocol but
+// writes the ticket file back with "count" alone (its other members lost)
+// takes a ticket outside; the open hold, the held tickets and the limit
+// stand, from the journal.
+func TestCountOnlyPeerKeepsBooking(t *testing.T) {
+	ctx := context.Background()
+	path := newLimitSale(t, 10, 2)
+	s := store.Open(path, store.Options{})
+	h, err := s.Hold(ctx, "a", 1, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Buy(ctx, "a", 1); err != nil {
+		t.Fatal(err)
+	}
+	// The peer, under the lock: 8 left, one taken: {"count": 7}.
+	unlock := storetest.HoldLock(t, path+".lock")
+	if err := os.WriteFile(path, []byte(`{"count": 7}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	if _, err := s.Confirm(ctx, h.Hold.Hold); err != nil {
+		t.Fatalf("the open hold after a count-only peer: %v", err)
+	}
+	if _, err := s.Buy(ctx, "a", 1); !errors.Is(err, ticket.ErrLimit) {
+		t.Fatalf("a's third ticket under a limit of 2 after a count-only peer: %v", err)
+	}
+	rep := storetest.MustBalance(t, path)
+	if rep.State.Limit() != 2 || rep.State.Left() != 7 || rep.Counts.Outside != 1 {
+		t.Fatalf("after the peer: %v, limit %d, %d outside", rep.State, rep.State.Limit(), rep.Counts.Outside)
+	}
+}

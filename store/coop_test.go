@@ -39,10 +39,17 @@ func TestCrashWindowForeignBuyer(t *testing.T) {
 	steps := []string{seam.Read, seam.JournalOpen, seam.JournalWrite, seam.JournalSync, seam.TempCreate, seam.TempWrite, seam.Rename, seam.GroupPublish, seam.GroupWake}
 	controlOversold := 0
 	for _, step := range steps {
-		for _, control := range []bool{false, true} {
+		for _, mode := range []string{"", "count-only", "control"} {
+			control, countOnly := mode == "control", mode == "count-only"
 			name := step
-			if control {
+			switch {
+			case control:
 				name = "control-as-after-a-restart/" + step
+			case countOnly:
+				// A foreign buyer that writes "count" alone (the file's
+				// version lost): the journal must still tell whether the
+				// ticket buyer's version was ever shown.
+				name = "count-only/" + step
 			}
 			t.Run(name, func(t *testing.T) {
 				path := storetest.NewSale(t, 3, 2) // 1 left
@@ -55,7 +62,11 @@ func TestCrashWindowForeignBuyer(t *testing.T) {
 				if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "at "+step+"\n" {
 					t.Fatalf("the ticket buyer said %q, %v (stderr: %s)", line, err, victim.Stderr)
 				}
-				foreign := storetest.Child(t, "foreign", path)
+				var env []string
+				if countOnly {
+					env = append(env, storetest.CountOnly+"=1")
+				}
+				foreign := storetest.Child(t, "foreign", path, env...)
 				var fout strings.Builder
 				foreign.Stdout = &fout
 				storetest.StartChild(t, foreign)

@@ -68,6 +68,12 @@ type journal struct {
 
 	lapsed []ticket.Record // holds this transaction releases as lapsed, before its own records
 
+	// settled is the version the journal's committed records reach, as
+	// the transaction's settlement found it: records beyond it are a
+	// writer's that died before its rename, cut by this transaction, and
+	// Sales never returns them (group commit would publish them as sold).
+	settled int64
+
 	holdings *holders.Index // each buyer's holding, in a sale with a limit (see holdings.go); nil without
 	holds    *holds.Index   // the open holds, once a transaction needs them (see openHolds); nil before
 	openHold func() error   // opens holds
@@ -259,10 +265,9 @@ func (st settlement) changes() bool {
 // lapse releases, as lapsed, the holds that expired at now, which x (the
 // index of open holds) gives: whoever next holds the lock records it (see
 // settlement.lapsed), and a reader counts them so without writing. A sale
-// with nothing held has none; without an index (a reader who found it
-// behind) they are not counted.
+// with nothing held has none.
 func (st *settlement) lapse(x *holds.Index, now time.Time) error {
-	if st.state.Held() == 0 || x == nil {
+	if st.state.Held() == 0 {
 		return nil
 	}
 	expired, err := x.Expired(now)
@@ -271,6 +276,60 @@ func (st *settlement) lapse(x *holds.Index, now time.Time) error {
 	}
 	st.state, st.lapsed = st.state.Lapse(expired, now)
 	return nil
+}
+
+// lapseFromJournal is lapse for a reader without a usable index (removed,
+// damaged, or behind after a crash: rare): it reads the open holds from
+// the whole journal at path, up to the committed end.
+func (st *settlement) lapseFromJournal(path string, now time.Time) error {
+	if st.state.Held() == 0 {
+		return nil
+	}
+	var l ticket.Ledger
+	for r, err := range readRecords(path) {
+		var je *journalError
+		if err != nil && errors.As(err, &je) && je.unfinished {
+			break // a line being written
+		}
+		if err != nil {
+			return err
+		}
+		if r.Seq > st.committed {
+			break
+		}
+		l.Add(r)
+	}
+	var expired []ticket.Hold
+	for _, h := range l.OpenHolds() {
+		if !h.Expires.After(now) {
+			expired = append(expired, h)
+		}
+	}
+	slices.SortFunc(expired, func(a, b ticket.Hold) int { return a.Expires.Compare(b.Expires) })
+	st.state, st.lapsed = st.state.Lapse(expired, now)
+	return nil
+}
+
+// lapseReading is lapse for a reader (Read, Verify): through the index at
+// path when it is usable, from the journal otherwise.
+func (st *settlement) lapseReading(holdsPath, journalPath string, now time.Time) error {
+	if st.state.Held() == 0 {
+		return nil
+	}
+	x, ok, err := holds.Open(holdsPath, st.committed, st.last)
+	if err != nil {
+		return err
+	}
+	if ok {
+		defer x.Close()
+		before := st.state
+		err := st.lapse(x, now)
+		if !errors.Is(err, holds.ErrDamaged) {
+			return err
+		}
+		st.state, st.lapsed = before, nil
+	}
+	return st.lapseFromJournal(journalPath, now)
 }
 
 // note says, in one line, what a writer applying the settlement repairs,
@@ -316,6 +375,8 @@ func describe(records []ticket.Record) string {
 // state (see settleTail). It changes nothing.
 func settle(r io.ReaderAt, f *os.File, path string, size int64, file ticket.State, now time.Time) (settlement, error) {
 	stop := func(r ticket.Record) bool { return r.Seq <= file.Version() }
+	visible := int64(math.MaxInt64) // roll every record beyond forward
+	marked := false
 	if !file.Stored() {
 		stop = func(ticket.Record) bool { return true } // the last record
 	}
@@ -323,13 +384,73 @@ func settle(r io.ReaderAt, f *os.File, path string, size int64, file ticket.Stat
 	if err != nil {
 		return settlement{}, err
 	}
-	visible := int64(math.MaxInt64) // roll every record beyond forward
-	if found && len(entries) > 1 || !found && len(entries) > 0 {
+	if !file.Stored() && len(entries) > 0 {
+		// A file without "version" (another program wrote "count"
+		// alone) continues from the journal's last record, unless that
+		// record is a writer's that died before its swap: in a journal of
+		// this boot, beyond the last version a ticket file has shown (v),
+		// while PATH.spare does not hold version v, which the swap would
+		// have put there. The other program then took its count from
+		// version v.
+		if same, v := readMark(f); same && entries[0].Seq > v && !swappedOut(path, v) {
+			visible, marked = v, true
+			if entries, found, end, err = tailRecords(r, path, size, func(r ticket.Record) bool { return r.Seq <= v }); err != nil {
+				return settlement{}, err
+			}
+		}
+	}
+	if !marked && (found && len(entries) > 1 || !found && len(entries) > 0) {
 		if same, v := readMark(f); same { // asked only when there is something beyond
 			visible = v
 		}
 	}
-	return settleTail(path, file, entries, found, end, size, visible, now)
+	st, err := settleTail(path, file, entries, found, end, size, visible, now)
+	if err == nil && st.unversioned {
+		// The file lost its "limit" with its other members: the journal's
+		// last init or limit record says it (read whole: rare).
+		limit, lerr := lastLimit(path, st.committed)
+		if lerr != nil {
+			return st, lerr
+		}
+		if st.state, err = st.state.WithLimit(limit, 0); err != nil {
+			return st, err
+		}
+	}
+	return st, err
+}
+
+// swappedOut reports whether the spare beside the journal at path holds
+// version v: the version a writer's swap took out of the ticket file, so
+// that the writer's own version was shown.
+func swappedOut(path string, v int64) bool {
+	data, err := os.ReadFile(strings.TrimSuffix(path, ".journal") + ".spare")
+	if err != nil {
+		return false
+	}
+	st, err := ticket.Parse(data)
+	return err == nil && st.Stored() && st.Version() == v
+}
+
+// lastLimit returns the per-buyer limit the journal at path sets by its
+// records up to version: its last init or limit record's; 0 for none.
+func lastLimit(path string, version int64) (int64, error) {
+	var limit int64
+	for r, err := range readRecords(path) {
+		var je *journalError
+		if err != nil && errors.As(err, &je) && je.unfinished {
+			break
+		}
+		if err != nil {
+			return 0, err
+		}
+		if r.Seq > version {
+			break
+		}
+		if r.Kind == ticket.KindInit || r.Kind == ticket.KindLimit {
+			limit = r.Limit
+		}
+	}
+	return limit, nil
 }
 
 // settleTail is settle's decision, from the journal's tail: entries, in
@@ -354,7 +475,9 @@ func settleTail(path string, file ticket.State, entries []entry, found bool, end
 	beyond := entries
 	switch {
 	case !file.Stored() && len(entries) > 0:
-		anchor, beyond = &entries[0].Record, nil // the journal's last record
+		// The journal's last record, or the last one shown (see settle):
+		// what lies beyond is cut below.
+		anchor, beyond = &entries[0].Record, entries[1:]
 		st.unversioned = true
 	case found:
 		anchor, beyond = &entries[0].Record, entries[1:]
@@ -440,6 +563,12 @@ func booksAt(path string, anchor *ticket.Record, file ticket.State) (ticket.Stat
 		return b.WithBookingOf(file), err
 	}
 	if b, ok := anchor.Books(); ok {
+		if !file.Stored() {
+			// A file another program wrote without the store's members
+			// (a peer that keeps only "count"): the record's held
+			// tickets stand; the limit is settle's to find.
+			return b, nil
+		}
 		return b.WithBookingOf(file), nil
 	}
 	total := file.Total()
@@ -527,7 +656,7 @@ func (j *journal) Sales(from, to int64) (map[int64]ticket.Record, error) {
 	}
 	m := map[int64]ticket.Record{}
 	for _, e := range entries {
-		if e.Seq >= from && e.Seq <= to && (e.Kind == ticket.KindSale || e.Kind == ticket.KindHold || e.Kind == ticket.KindConfirm) {
+		if e.Seq >= from && e.Seq <= to && e.Seq <= j.settled && (e.Kind == ticket.KindSale || e.Kind == ticket.KindHold || e.Kind == ticket.KindConfirm) {
 			m[e.Seq] = e.Record
 		}
 	}

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ticketd/ticket/store/holds"
 	"github.com/ticketd/ticket/store/internal/files"
 	"github.com/ticketd/ticket/store/internal/seam"
 	"github.com/ticketd/ticket/store/lock"
@@ -166,19 +165,10 @@ func (s *Store) read() (settlement, ticket.State, error) {
 	if err != nil {
 		return settlement{state: file}, file, err
 	}
-	if st.state.Held() > 0 {
-		// Expired holds are counted as released, recorded by the next
-		// writer.
-		x, ok, err := holds.Open(s.paths().holds, st.committed, st.last)
-		if err != nil {
-			return st, file, err
-		}
-		if ok {
-			defer x.Close()
-			if err := st.lapse(x, time.Now()); err != nil {
-				return st, file, err
-			}
-		}
+	// Expired holds are counted as released, recorded by the next writer.
+	p := s.paths()
+	if err := st.lapseReading(p.holds, p.journal, time.Now()); err != nil {
+		return st, file, err
 	}
 	return st, file, nil
 }
@@ -319,6 +309,7 @@ func (s *Store) locked(p paths, l files.Like, fn change, done func(error)) (err 
 	s.warn(removeStale(p.tmp))
 	held := st.state.Held() // at the journal's committed end (what settle adds holds none)
 	j.openHold = func() error { return s.openHolds(p, like, j, st, held) }
+	j.settled = st.committed
 	defer func() {
 		if j.holds != nil {
 			if j.holds.Rebuilds > 0 && !j.holds.Created {

@@ -64,19 +64,10 @@ func (s *Store) Verify(ctx context.Context) (Report, error) {
 	if serr != nil {
 		l.Problem("%v", serr)
 	} else {
-		if st.state.Held() > 0 {
-			// Expired holds are counted as released; the next writer
-			// records it.
-			x, ok, err := holds.Open(p.holds, st.committed, st.last)
-			switch {
-			case err != nil:
-				l.Problem("%v", err)
-			case ok:
-				if err := st.lapse(x, time.Now()); err != nil {
-					l.Problem("%v", err)
-				}
-				x.Close()
-			}
+		// Expired holds are counted as released; the next writer
+		// records it.
+		if err := st.lapseReading(p.holds, p.journal, time.Now()); err != nil {
+			l.Problem("%v", err)
 		}
 		r.State = st.state
 	}
@@ -99,13 +90,13 @@ func (s *Store) Verify(ctx context.Context) (Report, error) {
 		}
 		l.Add(rec)
 	}
+	var pending []string
 	if serr == nil && r.State.Limit() != 0 {
-		checkHoldings(&l, p.holders, st)
+		pending = append(pending, checkHoldings(&l, p.holders, st)...)
 	}
 	if serr == nil {
-		checkHolds(&l, p.holds, st)
+		pending = append(pending, checkHolds(&l, p.holds, st)...)
 	}
-	var pending []string
 	if len(st.rolled) > 0 {
 		pending = append(pending, describe(st.rolled)+" committed to the journal before a restart but not yet to the ticket file (the next buy writes them)")
 	}
@@ -140,56 +131,71 @@ func (s *Store) Verify(ctx context.Context) (Report, error) {
 // journal's, at the journal's committed end: the ledger l has read the
 // records up to there, and no further. An index that is missing, or behind
 // (its next writer rolls it forward), is not compared.
-func checkHoldings(l *ticket.Ledger, path string, st settlement) {
+//
+// A damaged index is not the books: it is returned as pending, with what
+// to do, for a writer only rebuilds what it reads.
+func checkHoldings(l *ticket.Ledger, path string, st settlement) []string {
 	x, ok, err := holders.Open(path, st.committed, st.last)
 	if err != nil {
 		l.Problem("%v", err)
-		return
+		return nil
 	}
 	if !ok {
-		return
+		return nil
 	}
 	defer x.Close()
-	const remedy = "remove it, and the next writer rebuilds it from the journal"
+	const remedy = "remove it (or repair the sale), and the next writer rebuilds it from the journal"
 	want := l.Holders()
 	for _, name := range slices.Sorted(maps.Keys(want)) {
 		n, err := x.Holding(name)
+		if errors.Is(err, holders.ErrDamaged) {
+			return []string{fmt.Sprintf("%s does not check (damaged): %s", path, remedy)}
+		}
 		if err != nil {
 			l.Problem("%s: %v: %s", path, err, remedy)
-			return
+			return nil
 		}
 		if n != want[name] {
 			l.Problem("%s says %q has %d tickets, the journal %d: %s", path, name, n, want[name], remedy)
-			return
+			return nil
 		}
 	}
-	if n, err := x.Buyers(); err != nil || n != len(want) {
+	n, err := x.Buyers()
+	switch {
+	case errors.Is(err, holders.ErrDamaged):
+		return []string{fmt.Sprintf("%s does not check (damaged): %s", path, remedy)}
+	case err != nil || n != len(want):
 		l.Problem("%s lists %d buyers with tickets, the journal %d (%v): %s", path, n, len(want), err, remedy)
 	}
+	return nil
 }
 
 // checkHolds compares the index of open holds with the journal's, at the
 // journal's committed end, as checkHoldings does.
-func checkHolds(l *ticket.Ledger, path string, st settlement) {
+func checkHolds(l *ticket.Ledger, path string, st settlement) []string {
 	x, ok, err := holds.Open(path, st.committed, st.last)
 	if err != nil {
 		l.Problem("%v", err)
-		return
+		return nil
 	}
 	if !ok {
-		return
+		return nil
 	}
 	defer x.Close()
 	got, err := x.Open()
+	if errors.Is(err, holds.ErrDamaged) {
+		return []string{fmt.Sprintf("%s does not check (damaged): remove it (or repair the sale), and the next writer rebuilds it from the journal", path)}
+	}
 	if err != nil {
 		l.Problem("%s: %v: remove it, and the next writer rebuilds it from the journal", path, err)
-		return
+		return nil
 	}
 	if want := l.OpenHolds(); !slices.EqualFunc(got, want, func(a, b ticket.Hold) bool {
 		return a.ID == b.ID && a.Buyer == b.Buyer && a.Qty == b.Qty && a.Expires.Equal(b.Expires)
 	}) {
 		l.Problem("%s lists %d open holds, not the %d the journal leaves open: remove it, and the next writer rebuilds it from the journal", path, len(got), len(want))
 	}
+	return nil
 }
 
 // lockJournalToRead opens the journal at path, if there is one, to read

@@ -305,6 +305,9 @@ func (l *Ledger) Add(rec Record) {
 			l.booked.Confirms++
 			l.sales[rec.Seq] = saleLeft{rec.Buyer, rec.Qty}
 		case rec.Reason == ReasonLapsed:
+			if ok && !rec.Time.IsZero() && rec.Time.Before(h.Expires) {
+				l.Problem("record #%d: hold %s recorded as lapsed at %s, before it expired at %s", rec.Seq, rec.Hold, rec.Time.UTC().Format(time.RFC3339Nano), h.Expires.UTC().Format(time.RFC3339Nano))
+			}
 			l.booked.Lapsed += rec.Qty
 			l.hold(rec, -rec.Qty)
 		default:

@@ -133,7 +133,12 @@ type Index struct {
 }
 
 // errStale reports a table that does not follow the journal: rebuilt.
-var errStale = errors.New("stale")
+var errStale = ErrDamaged
+
+// ErrDamaged reports an index that does not check (a slot damaged, the
+// file cut short) where it cannot be rebuilt: in a reader, or a second
+// time in one transaction.
+var ErrDamaged = errors.New("damaged index: rebuilt from the journal by the next writer")
 
 // Sync opens the table at path for a sale whose ticket file and journal
 // are at version, last being the journal's record at that version (nil if
@@ -143,13 +148,9 @@ var errStale = errors.New("stale")
 // held. noSync skips the syncs of the table (see checkpointEvery), as the
 // journal skips its own.
 func Sync(path string, like files.Like, version int64, last *ticket.Record, j Journal, noSync bool) (*Index, error) {
-	created, err := files.Create(path, like)
+	f, created, err := openOrCreate(path, like)
 	if err != nil {
-		return nil, files.Error("create", path, err)
-	}
-	f, err := files.Open(path, os.O_RDWR, 0)
-	if err != nil {
-		return nil, files.Error("open", path, err)
+		return nil, err
 	}
 	x := &Index{f: f, path: path, like: like, noSync: noSync, Created: created, version: version, last: last, journal: j}
 	err = x.catchUp()
@@ -593,16 +594,12 @@ func isEmpty(b []byte) bool { return [16]byte(b[:16]) == key{} }
 // Most returns the largest holding in the table (0 for none): what a new
 // limit may not go below. It reads the whole table.
 func (x *Index) Most() (int64, error) {
-	b := make([]byte, x.h.slots*slotSize)
-	if _, err := x.f.ReadAt(b, headerSize); err != nil {
-		return 0, files.Error("read", x.path, err)
+	slots, err := x.all()
+	if err != nil {
+		return 0, err
 	}
 	var most int64
-	for o := 0; o < len(b); o += slotSize {
-		s, err := decodeSlot(b[o:])
-		if err != nil {
-			return 0, fmt.Errorf("%s: a slot does not check: %w", x.path, err)
-		}
+	for _, s := range slots {
 		if _, ok := x.staged[s.key]; !ok {
 			most = max(most, s.holding)
 		}
@@ -619,21 +616,49 @@ func (x *Index) Most() (int64, error) {
 
 // Buyers returns the number of buyers with a holding.
 func (x *Index) Buyers() (int, error) {
-	b := make([]byte, x.h.slots*slotSize)
-	if _, err := x.f.ReadAt(b, headerSize); err != nil {
-		return 0, files.Error("read", x.path, err)
+	slots, err := x.all()
+	if err != nil {
+		return 0, err
 	}
 	n := 0
-	for o := 0; o < len(b); o += slotSize {
-		s, err := decodeSlot(b[o:])
-		if err != nil {
-			return 0, fmt.Errorf("%s: a slot does not check: %w", x.path, err)
-		}
+	for _, s := range slots {
 		if s.holding > 0 {
 			n++
 		}
 	}
 	return n, nil
+}
+
+// all returns every slot in use, reading the whole table; a writer
+// rebuilds a table that does not check, once.
+func (x *Index) all() ([]slot, error) {
+	slots, err := x.readAll()
+	if errors.Is(err, errStale) && x.journal != nil && !x.rebuilt {
+		if err = x.rebuild(); err == nil {
+			slots, err = x.readAll()
+		}
+	}
+	return slots, err
+}
+
+func (x *Index) readAll() ([]slot, error) {
+	b := make([]byte, x.h.slots*slotSize)
+	if _, err := x.f.ReadAt(b, headerSize); errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%s: cut short: %w", x.path, errStale)
+	} else if err != nil {
+		return nil, files.Error("read", x.path, err)
+	}
+	var slots []slot
+	for o := 0; o < len(b); o += slotSize {
+		s, err := decodeSlot(b[o:])
+		if err != nil {
+			return nil, fmt.Errorf("%s: a slot does not check: %w", x.path, err)
+		}
+		if !s.empty() {
+			slots = append(slots, s)
+		}
+	}
+	return slots, nil
 }
 
 func keyOf(buyer string) key {
@@ -677,4 +702,27 @@ var bootSum = func() uint64 {
 		return 0
 	}
 	return sum(b) | 1
+}
+
+// openOrCreate opens the table at path to read and write, creating it
+// with like's permissions and owner if it is missing, and reports whether
+// it did. Another process may remove it in between (a user deleting the
+// index): it is created again.
+func openOrCreate(path string, like files.Like) (*os.File, bool, error) {
+	created := false
+	for range 3 {
+		f, err := files.Open(path, os.O_RDWR, 0)
+		if err == nil {
+			return f, created, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, false, files.Error("open", path, err)
+		}
+		c, err := files.Create(path, like)
+		if err != nil {
+			return nil, false, files.Error("create", path, err)
+		}
+		created = created || c
+	}
+	return nil, false, files.Error("open", path, errors.New("removed again and again while it was opened"))
 }

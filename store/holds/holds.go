@@ -150,7 +150,13 @@ type Index struct {
 	Rebuilds int
 }
 
-var errStale = errors.New("stale")
+// ErrDamaged reports an index that does not check (a slot or entry
+// damaged, the file cut short) where it cannot be rebuilt: in a reader, or
+// a second time in one transaction. A reader then does without it.
+var ErrDamaged = errors.New("damaged index: rebuilt from the journal by the next writer")
+
+// errStale is an index that cannot be used as it is: rebuilt.
+var errStale = ErrDamaged
 
 // Sync opens the index at path for a sale whose ticket file and journal
 // are at version, last being the journal's record at that version, and
@@ -159,13 +165,9 @@ var errStale = errors.New("stale")
 // that is not at that version starts again empty without reading the
 // journal. It must be called with the sale's lock held.
 func Sync(path string, like files.Like, version int64, last *ticket.Record, j Journal, held int64, noSync bool) (*Index, error) {
-	created, err := files.Create(path, like)
+	f, created, err := openOrCreate(path, like)
 	if err != nil {
-		return nil, files.Error("create", path, err)
-	}
-	f, err := files.Open(path, os.O_RDWR, 0)
-	if err != nil {
-		return nil, files.Error("open", path, err)
+		return nil, err
 	}
 	x := &Index{f: f, path: path, like: like, noSync: noSync, Created: created, write: true, version: version, last: last, journal: j}
 	err = x.catchUp(held)
@@ -306,7 +308,9 @@ func (x *Index) readSlot(i uint64) (slot, error) {
 		return s, nil
 	}
 	var b [slotSize]byte
-	if _, err := x.f.ReadAt(b[:], off); err != nil {
+	if _, err := x.f.ReadAt(b[:], off); errors.Is(err, io.EOF) {
+		return slot{}, errStale // cut short since it was opened
+	} else if err != nil {
 		return slot{}, files.Error("read", x.path, err)
 	}
 	return decodeSlot(b[:])
@@ -367,13 +371,19 @@ func (x *Index) find(seq int64) (uint64, slot, error) {
 	return 0, slot{}, errStale
 }
 
-// recover rebuilds an index found damaged (a slot that does not check)
-// by the first operation of a transaction, before anything was changed,
-// and reports whether the operation may be tried again.
+// recover rebuilds an index found damaged (a slot that does not check, a
+// queue entry that disagrees with its slot, a file cut short) in a writer,
+// once, and reports whether the operation may be tried again.
+//
+// What the transaction changed in memory so far is dropped with the
+// damaged index: the records it decides are applied again by Apply, a
+// confirm of a hold staged in the same batch goes back to be made alone,
+// and Expired starts again.
 func (x *Index) recover(err error) bool {
-	if !errors.Is(err, errStale) || !x.write || x.Rebuilds > 0 || len(x.slots) > 0 || len(x.entries) > 0 || x.heapLen != x.h.heapLen {
+	if !errors.Is(err, errStale) || !x.write || x.Rebuilds > 0 {
 		return false
 	}
+	x.reset()
 	return x.rebuild() == nil
 }
 
@@ -404,7 +414,9 @@ func (x *Index) entryAt(i uint64) (entry, error) {
 		return e, nil
 	}
 	var b [entrySize]byte
-	if _, err := x.f.ReadAt(b[:], off); err != nil {
+	if _, err := x.f.ReadAt(b[:], off); errors.Is(err, io.EOF) {
+		return entry{}, errStale
+	} else if err != nil {
 		return entry{}, files.Error("read", x.path, err)
 	}
 	return entry{int64(binary.LittleEndian.Uint64(b[:])), int64(binary.LittleEndian.Uint64(b[8:]))}, nil
@@ -437,7 +449,10 @@ func (x *Index) expired(now time.Time) ([]ticket.Hold, error) {
 			return nil, err
 		}
 		open := s.seq == top.seq && s.open
-		if open && top.expires > now.UnixNano() {
+		if open && s.expires != top.expires {
+			return nil, errStale // the queue disagrees with the slot (which checks)
+		}
+		if open && s.expires > now.UnixNano() {
 			break
 		}
 		if err := x.pop(); err != nil {
@@ -790,4 +805,27 @@ var bootSum = func() uint64 {
 		return 0
 	}
 	return sum(b) | 1
+}
+
+// openOrCreate opens the index at path to read and write, creating it
+// with like's permissions and owner if it is missing, and reports whether
+// it did. Another process may remove it in between (a user deleting the
+// index): it is created again.
+func openOrCreate(path string, like files.Like) (*os.File, bool, error) {
+	created := false
+	for range 3 {
+		f, err := files.Open(path, os.O_RDWR, 0)
+		if err == nil {
+			return f, created, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, false, files.Error("open", path, err)
+		}
+		c, err := files.Create(path, like)
+		if err != nil {
+			return nil, false, files.Error("create", path, err)
+		}
+		created = created || c
+	}
+	return nil, false, files.Error("open", path, errors.New("removed again and again while it was opened"))
 }

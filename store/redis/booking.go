@@ -42,8 +42,8 @@ func (r *Store) HoldRequest(ctx context.Context, id, buyer string, qty int64, d 
 	if err := ticket.CheckRequest(buyer, qty); err != nil {
 		return store.HoldReceipt{}, err
 	}
-	if d <= 0 {
-		return store.HoldReceipt{}, fmt.Errorf("hold for %v: %w", d, store.ErrDuration)
+	if err := store.CheckHold(d, time.Now()); err != nil {
+		return store.HoldReceipt{}, err
 	}
 	ms := int64(d / time.Millisecond) // the server counts in ms: rounded up, never 0
 	if d%time.Millisecond != 0 {

@@ -39,6 +39,7 @@ const (
 
 	NoExchange = "STORE_TEST_NO_EXCHANGE" // set: the ticket file is renamed over, not swapped (the displaced-peer control)
 	Resume     = "STORE_TEST_RESUME"      // set: a paused child goes on when its stdin closes
+	CountOnly  = "STORE_TEST_COUNT_ONLY"  // set: a foreign buyer writes the ticket file back with "count" alone
 )
 
 // Main is the TestMain of the store's packages. In a child it plays the
@@ -250,6 +251,9 @@ func foreignChild(path string) int {
 		return 3
 	}
 	state["count"] = n - 1
+	if os.Getenv(CountOnly) != "" {
+		state = map[string]any{"count": n - 1}
+	}
 	out, _ := json.Marshal(state)
 	tmp := fmt.Sprintf("%s.%d.new", path, os.Getpid())
 	if err := os.WriteFile(tmp, out, 0o644); err != nil {
