@@ -72,6 +72,7 @@ type journal struct {
 	// the transaction's settlement found it: records beyond it are a
 	// writer's that died before its rename, cut by this transaction, and
 	// Sales never returns them (group commit would publish them as sold).
+	// MaxInt64 until a settlement says.
 	settled int64
 
 	holdings *holders.Index // each buyer's holding, in a sale with a limit (see holdings.go); nil without
@@ -186,7 +187,7 @@ func openJournal(path string, l files.Like, noSync bool) (*journal, error) {
 			f.Close()
 			return nil, err
 		}
-		j := &journal{path: path, f: f, noSync: noSync, phys: info.Size()}
+		j := &journal{path: path, f: f, noSync: noSync, phys: info.Size(), settled: math.MaxInt64}
 		if j.content, j.tail, j.tailAt, err = contentTail(f, path, j.phys); err != nil {
 			f.Close()
 			return nil, err
