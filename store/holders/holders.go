@@ -42,23 +42,17 @@ import (
 	"hash/fnv"
 	"io"
 	"io/fs"
-	"iter"
 	"os"
 
+	"github.com/ticketd/ticket/store/internal/derived"
 	"github.com/ticketd/ticket/store/internal/files"
 	"github.com/ticketd/ticket/store/internal/seam"
 	"github.com/ticketd/ticket/ticket"
 )
 
-// Journal is what Sync reads of the sale's journal when the table is
+// Journal is what the index reads of the sale's journal when it is
 // behind or has to be rebuilt.
-type Journal interface {
-	// From returns the journal's records from number seq (that record
-	// first, if the journal holds it) up to the sale's version, in order.
-	From(seq int64) ([]ticket.Record, error)
-	// All yields the journal's records up to the sale's version, in order.
-	All() iter.Seq2[ticket.Record, error]
-}
+type Journal = derived.Journal
 
 const (
 	magic      = "TKTHOLD1"
@@ -148,7 +142,7 @@ var ErrDamaged = errors.New("damaged index: rebuilt from the journal by the next
 // held. noSync skips the syncs of the table (see checkpointEvery), as the
 // journal skips its own.
 func Sync(path string, like files.Like, version int64, last *ticket.Record, j Journal, noSync bool) (*Index, error) {
-	f, created, err := openOrCreate(path, like)
+	f, created, err := derived.OpenOrCreate(path, like)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +170,7 @@ func Open(path string, version int64, last *ticket.Record) (x *Index, ok bool, e
 		return nil, false, files.Error("open", path, err)
 	}
 	x = &Index{f: f, path: path, version: version, last: last, rebuilt: true}
-	if err := x.load(); err != nil || x.h.applied != version || x.h.anchor != anchorOf(last) {
+	if err := x.load(); err != nil || x.h.applied != version || x.h.anchor != derived.Anchor(last) {
 		f.Close()
 		if err != nil && !errors.Is(err, errStale) {
 			return nil, false, err
@@ -206,7 +200,7 @@ func (x *Index) catchUp() error {
 	case from > x.version:
 		return errStale // the ticket file went back, or the journal was replaced
 	case from == x.version:
-		if anchor != anchorOf(x.last) {
+		if anchor != derived.Anchor(x.last) {
 			return errStale
 		}
 		if !sameBoot {
@@ -220,7 +214,7 @@ func (x *Index) catchUp() error {
 	if err != nil {
 		return err
 	}
-	if len(records) == 0 || records[0].Seq != from || anchorOf(&records[0]) != anchor {
+	if len(records) == 0 || records[0].Seq != from || derived.Anchor(&records[0]) != anchor {
 		return errStale
 	}
 	return x.apply(records[1:], from)
@@ -234,7 +228,7 @@ func (x *Index) load() error {
 	if err != nil && !errors.Is(err, io.EOF) {
 		return files.Error("read", x.path, err)
 	}
-	if n < hEnd || string(b[hMagic:hMagic+8]) != magic || sum(b[:hSum]) != binary.LittleEndian.Uint64(b[hSum:]) {
+	if n < hEnd || string(b[hMagic:hMagic+8]) != magic || derived.Sum(b[:hSum]) != binary.LittleEndian.Uint64(b[hSum:]) {
 		return errStale
 	}
 	h := header{
@@ -270,7 +264,7 @@ func encodeHeader(h header) []byte {
 	binary.LittleEndian.PutUint64(b[hSynced:], uint64(h.synced))
 	binary.LittleEndian.PutUint64(b[hSyncedAnchor:], h.syncedAnchor)
 	binary.LittleEndian.PutUint64(b[hBoot:], h.boot)
-	binary.LittleEndian.PutUint64(b[hSum:], sum(b[:hSum]))
+	binary.LittleEndian.PutUint64(b[hSum:], derived.Sum(b[:hSum]))
 	return b
 }
 
@@ -279,7 +273,7 @@ func encodeHeader(h header) []byte {
 func (x *Index) writeHeader(change func(*header)) error {
 	h := x.h
 	change(&h)
-	h.boot = bootSum()
+	h.boot = derived.BootSum()
 	if _, err := x.f.WriteAt(encodeHeader(h), 0); err != nil {
 		return files.Error("write", x.path, err)
 	}
@@ -361,7 +355,7 @@ func (x *Index) apply(records []ticket.Record, from int64) error {
 		}
 	}
 	return x.writeHeader(func(h *header) {
-		h.applied, h.anchor = last.Seq, anchorOf(last)
+		h.applied, h.anchor = last.Seq, derived.Anchor(last)
 		if checkpoint {
 			h.synced, h.syncedAnchor = h.applied, h.anchor
 		}
@@ -390,7 +384,7 @@ func encodeSlot(b []byte, s slot) {
 	copy(b[sKey:], s.key[:])
 	binary.LittleEndian.PutUint64(b[sHolding:], uint64(s.holding))
 	binary.LittleEndian.PutUint64(b[sSeq:], uint64(s.seq))
-	binary.LittleEndian.PutUint64(b[sSum:], sum(b[:sSum]))
+	binary.LittleEndian.PutUint64(b[sSum:], derived.Sum(b[:sSum]))
 	clear(b[sEnd:slotSize])
 }
 
@@ -406,7 +400,7 @@ func decodeSlot(b []byte) (slot, error) {
 		}
 		return s, nil
 	}
-	if sum(b[:sSum]) != binary.LittleEndian.Uint64(b[sSum:]) {
+	if derived.Sum(b[:sSum]) != binary.LittleEndian.Uint64(b[sSum:]) {
 		return s, errStale
 	}
 	s.holding = int64(binary.LittleEndian.Uint64(b[sHolding:]))
@@ -536,7 +530,7 @@ func (x *Index) rebuild() error {
 		}
 		slots = append(slots, *s)
 	}
-	h := header{slots: minSlots, applied: x.version, anchor: anchorOf(x.last)}
+	h := header{slots: minSlots, applied: x.version, anchor: derived.Anchor(x.last)}
 	for uint64(len(slots))*2 > h.slots {
 		h.slots *= 2
 	}
@@ -548,7 +542,7 @@ func (x *Index) rebuild() error {
 // table, or the new one, whole.
 func (x *Index) replace(h header, slots []slot) error {
 	h.used = uint64(len(slots))
-	h.boot = bootSum()
+	h.boot = derived.BootSum()
 	if x.noSync {
 		h.synced, h.syncedAnchor = 0, 0 // nothing synced: rebuilt after a power cut
 	} else {
@@ -564,25 +558,9 @@ func (x *Index) replace(h header, slots []slot) error {
 		}
 		encodeSlot(b[headerSize+i*slotSize:], s)
 	}
-	tmp := x.path + ".tmp"
-	if _, err := files.Create(tmp, x.like); err != nil {
-		return files.Error("create", tmp, err)
-	}
-	f, err := files.Open(tmp, os.O_RDWR|os.O_TRUNC, 0)
+	f, err := derived.Replace(x.path, x.like, b, x.noSync)
 	if err != nil {
-		return files.Error("open", tmp, err)
-	}
-	_, err = f.WriteAt(b, 0)
-	if err == nil && !x.noSync {
-		err = f.Sync()
-	}
-	if err == nil {
-		err = os.Rename(tmp, x.path)
-	}
-	if err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return files.Error("write", tmp, err)
+		return err
 	}
 	x.f.Close()
 	x.f, x.h = f, h
@@ -672,57 +650,9 @@ func keyOf(buyer string) key {
 	return k
 }
 
-// anchorOf returns the checksum that names record r in the header: of its
-// journal line; 0 for none.
-func anchorOf(r *ticket.Record) uint64 {
-	if r == nil {
-		return 0
-	}
-	return sum(r.AppendLine(nil)) | 1
-}
-
-func sum(b []byte) uint64 {
-	h := fnv.New64a()
-	h.Write(b)
-	return h.Sum64()
-}
-
 // sameBoot reports whether the table was last written in this boot of the
 // machine, known.
 func sameBoot(h header) bool {
-	b := bootSum()
+	b := derived.BootSum()
 	return b != 0 && h.boot == b
-}
-
-// bootSum names this boot of the machine; 0 where unknown (see sameBoot:
-// a table is then always rolled forward from its checkpoint).
-var bootSum = func() uint64 {
-	b := files.BootID()
-	if len(b) == 0 {
-		return 0
-	}
-	return sum(b) | 1
-}
-
-// openOrCreate opens the table at path to read and write, creating it
-// with like's permissions and owner if it is missing, and reports whether
-// it did. Another process may remove it in between (a user deleting the
-// index): it is created again.
-func openOrCreate(path string, like files.Like) (*os.File, bool, error) {
-	created := false
-	for range 3 {
-		f, err := files.Open(path, os.O_RDWR, 0)
-		if err == nil {
-			return f, created, nil
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return nil, false, files.Error("open", path, err)
-		}
-		c, err := files.Create(path, like)
-		if err != nil {
-			return nil, false, files.Error("create", path, err)
-		}
-		created = created || c
-	}
-	return nil, false, files.Error("open", path, errors.New("removed again and again while it was opened"))
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ticketd/ticket/store/internal/derived"
 	"github.com/ticketd/ticket/store/internal/files"
 	"github.com/ticketd/ticket/ticket"
 )
@@ -262,9 +263,9 @@ func TestIndexAnotherBoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	x.Close()
-	old := bootSum
-	bootSum = func() uint64 { return 12345 }
-	defer func() { bootSum = old }()
+	old := derived.BootSum
+	derived.BootSum = func() uint64 { return 12345 }
+	defer func() { derived.BootSum = old }()
 	j.froms, j.alls = 0, 0
 	x = sync(t, path, j)
 	if x.Rebuilds != 0 || j.froms != 1 {

@@ -27,10 +27,8 @@ import (
 	"cmp"
 	"encoding/binary"
 	"errors"
-	"hash/fnv"
 	"io"
 	"io/fs"
-	"iter"
 	"maps"
 	"os"
 	"slices"
@@ -38,20 +36,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ticketd/ticket/store/internal/derived"
 	"github.com/ticketd/ticket/store/internal/files"
 	"github.com/ticketd/ticket/store/internal/seam"
 	"github.com/ticketd/ticket/ticket"
 )
 
-// Journal is what Sync reads of the sale's journal to roll the index
-// forward or rebuild it.
-type Journal interface {
-	// From returns the journal's records from number seq (that record
-	// first, if the journal holds it) up to the sale's version, in order.
-	From(seq int64) ([]ticket.Record, error)
-	// All yields the journal's records up to the sale's version, in order.
-	All() iter.Seq2[ticket.Record, error]
-}
+// Journal is what the index reads of the sale's journal when it is
+// behind or has to be rebuilt.
+type Journal = derived.Journal
 
 const (
 	magic      = "TKTHOLD2"
@@ -165,7 +158,7 @@ var errStale = ErrDamaged
 // that is not at that version starts again empty without reading the
 // journal. It must be called with the sale's lock held.
 func Sync(path string, like files.Like, version int64, last *ticket.Record, j Journal, held int64, noSync bool) (*Index, error) {
-	f, created, err := openOrCreate(path, like)
+	f, created, err := derived.OpenOrCreate(path, like)
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +166,7 @@ func Sync(path string, like files.Like, version int64, last *ticket.Record, j Jo
 	err = x.catchUp(held)
 	if errors.Is(err, errStale) {
 		if held == 0 {
-			err = x.replace(version, anchorOf(last), nil, false)
+			err = x.replace(version, derived.Anchor(last), nil, false)
 		} else {
 			err = x.rebuild()
 		}
@@ -198,7 +191,7 @@ func Open(path string, version int64, last *ticket.Record) (x *Index, ok bool, e
 		return nil, false, files.Error("open", path, err)
 	}
 	x = &Index{f: f, path: path, version: version, last: last}
-	if err := x.load(); err != nil || x.h.dirty || x.h.applied != version || x.h.anchor != anchorOf(last) {
+	if err := x.load(); err != nil || x.h.dirty || x.h.applied != version || x.h.anchor != derived.Anchor(last) {
 		f.Close()
 		if err != nil && !errors.Is(err, errStale) {
 			return nil, false, err
@@ -223,12 +216,12 @@ func (x *Index) catchUp(held int64) error {
 		return err
 	}
 	x.reset()
-	b := bootSum()
+	b := derived.BootSum()
 	if x.h.dirty || b == 0 || x.h.boot != b || x.h.applied > x.version || x.h.applied == 0 {
 		return errStale
 	}
 	if x.h.applied == x.version {
-		if x.h.anchor != anchorOf(x.last) {
+		if x.h.anchor != derived.Anchor(x.last) {
 			return errStale
 		}
 		return nil
@@ -240,7 +233,7 @@ func (x *Index) catchUp(held int64) error {
 	if err != nil {
 		return err
 	}
-	if len(records) == 0 || records[0].Seq != x.h.applied || anchorOf(&records[0]) != x.h.anchor {
+	if len(records) == 0 || records[0].Seq != x.h.applied || derived.Anchor(&records[0]) != x.h.anchor {
 		return errStale
 	}
 	return x.Apply(records[1:])
@@ -252,7 +245,7 @@ func (x *Index) load() error {
 	if err != nil && !errors.Is(err, io.EOF) {
 		return files.Error("read", x.path, err)
 	}
-	if n < hEnd || string(b[hMagic:hMagic+8]) != magic || sum(b[:hSum]) != binary.LittleEndian.Uint64(b[hSum:]) {
+	if n < hEnd || string(b[hMagic:hMagic+8]) != magic || derived.Sum(b[:hSum]) != binary.LittleEndian.Uint64(b[hSum:]) {
 		return errStale
 	}
 	u := func(off int) uint64 { return binary.LittleEndian.Uint64(b[off:]) }
@@ -288,12 +281,12 @@ func encodeHeader(h header) []byte {
 		p(hDirty, 1)
 	}
 	p(hBoot, h.boot)
-	p(hSum, sum(b[:hSum]))
+	p(hSum, derived.Sum(b[:hSum]))
 	return b
 }
 
 func (x *Index) writeHeader(h header) error {
-	h.boot = bootSum()
+	h.boot = derived.BootSum()
 	if _, err := x.f.WriteAt(encodeHeader(h), 0); err != nil {
 		return files.Error("write", x.path, err)
 	}
@@ -326,7 +319,7 @@ func decodeSlot(b []byte) (slot, error) {
 		}
 		return s, nil
 	}
-	if sum(b[:sSum]) != le.Uint64(b[sSum:]) {
+	if derived.Sum(b[:sSum]) != le.Uint64(b[sSum:]) {
 		return s, errStale
 	}
 	s.qty, s.expires = int64(le.Uint64(b[sQty:])), int64(le.Uint64(b[sExpires:]))
@@ -350,7 +343,7 @@ func encodeSlot(b []byte, s slot) {
 		le.PutUint32(b[sOpen:], 1)
 	}
 	le.PutUint32(b[sNameLen:], uint32(copy(b[sName:sSum], s.buyer)))
-	le.PutUint64(b[sSum:], sum(b[:sSum]))
+	le.PutUint64(b[sSum:], derived.Sum(b[:sSum]))
 }
 
 // find returns the slot index of hold seq, or of the empty slot where it
@@ -624,7 +617,7 @@ func (x *Index) Apply(records []ticket.Record) error {
 	seam.Crash(seam.HoldsApplied)
 	h.dirty, h.heapLen = false, x.heapLen
 	if len(records) > 0 {
-		h.applied, h.anchor = seq, anchorOf(&records[len(records)-1])
+		h.applied, h.anchor = seq, derived.Anchor(&records[len(records)-1])
 	}
 	if err := x.writeHeader(h); err != nil {
 		return err
@@ -710,7 +703,7 @@ func (x *Index) rebuild() error {
 			}
 		}
 	}
-	return x.replace(x.version, anchorOf(x.last), slices.Collect(maps.Values(open)), false)
+	return x.replace(x.version, derived.Anchor(x.last), slices.Collect(maps.Values(open)), false)
 }
 
 // replace writes an index holding the open holds to a new file and
@@ -722,7 +715,7 @@ func (x *Index) replace(applied int64, anchor uint64, open []slot, dirty bool) e
 	}
 	h.heapCap = h.slots
 	h.heapLen = uint64(len(open))
-	h.boot = bootSum()
+	h.boot = derived.BootSum()
 	b := make([]byte, headerSize+h.slots*slotSize+h.heapCap*entrySize)
 	copy(b, encodeHeader(h))
 	mask := h.slots - 1
@@ -743,25 +736,9 @@ func (x *Index) replace(applied int64, anchor uint64, open []slot, dirty bool) e
 		binary.LittleEndian.PutUint64(b[off+uint64(i)*entrySize:], uint64(e.expires))
 		binary.LittleEndian.PutUint64(b[off+uint64(i)*entrySize+8:], uint64(e.seq))
 	}
-	tmp := x.path + ".tmp"
-	if _, err := files.Create(tmp, x.like); err != nil {
-		return files.Error("create", tmp, err)
-	}
-	f, err := files.Open(tmp, os.O_RDWR|os.O_TRUNC, 0)
+	f, err := derived.Replace(x.path, x.like, b, x.noSync)
 	if err != nil {
-		return files.Error("open", tmp, err)
-	}
-	_, err = f.WriteAt(b, 0)
-	if err == nil && !x.noSync {
-		err = f.Sync()
-	}
-	if err == nil {
-		err = os.Rename(tmp, x.path)
-	}
-	if err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return files.Error("write", tmp, err)
+		return err
 	}
 	x.f.Close()
 	x.f, x.h = f, h
@@ -784,48 +761,4 @@ func mix(v uint64) uint64 {
 	v *= 0xff51afd7ed558ccd
 	v ^= v >> 33
 	return v
-}
-
-func anchorOf(r *ticket.Record) uint64 {
-	if r == nil {
-		return 0
-	}
-	return sum(r.AppendLine(nil)) | 1
-}
-
-func sum(b []byte) uint64 {
-	h := fnv.New64a()
-	h.Write(b)
-	return h.Sum64()
-}
-
-var bootSum = func() uint64 {
-	b := files.BootID()
-	if len(b) == 0 {
-		return 0
-	}
-	return sum(b) | 1
-}
-
-// openOrCreate opens the index at path to read and write, creating it
-// with like's permissions and owner if it is missing, and reports whether
-// it did. Another process may remove it in between (a user deleting the
-// index): it is created again.
-func openOrCreate(path string, like files.Like) (*os.File, bool, error) {
-	created := false
-	for range 3 {
-		f, err := files.Open(path, os.O_RDWR, 0)
-		if err == nil {
-			return f, created, nil
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return nil, false, files.Error("open", path, err)
-		}
-		c, err := files.Create(path, like)
-		if err != nil {
-			return nil, false, files.Error("create", path, err)
-		}
-		created = created || c
-	}
-	return nil, false, files.Error("open", path, errors.New("removed again and again while it was opened"))
 }

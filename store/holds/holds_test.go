@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ticketd/ticket/store/internal/derived"
 	"github.com/ticketd/ticket/store/internal/files"
 	"github.com/ticketd/ticket/ticket"
 )
@@ -218,9 +219,9 @@ func TestRebuilt(t *testing.T) {
 			os.WriteFile(path, b, 0o644)
 		}, true},
 		{"another boot", func(t *testing.T, _ string, _ *fakeJournal) {
-			old := bootSum
-			bootSum = func() uint64 { return 7 }
-			t.Cleanup(func() { bootSum = old })
+			old := derived.BootSum
+			derived.BootSum = func() uint64 { return 7 }
+			t.Cleanup(func() { derived.BootSum = old })
 		}, true},
 		{"another journal", func(t *testing.T, _ string, j *fakeJournal) {
 			for i := range j.records {
