@@ -162,6 +162,9 @@ func (s *Store) Confirm(ctx context.Context, id string) (Receipt, error) {
 // longer open is ticket.ErrHoldLapsed (released or lapsed already) or
 // ErrConfirmed; an unknown id ticket.ErrUnknownHold.
 func (s *Store) Release(ctx context.Context, id string) (ticket.Record, error) {
+	if rec, _, err := s.groupRequest(ctx, group.Request{Kind: ticket.KindRelease, Hold: id}); !errors.Is(err, errAlone) {
+		return rec, s.named(err)
+	}
 	rec, _, err := s.closeHold(ctx, id, ticket.KindRelease)
 	return rec, err
 }
@@ -306,6 +309,13 @@ func (j *journal) saleLeft(state ticket.State, sale int64) (string, int64, error
 func (s *Store) Restock(ctx context.Context, delta int64) (ticket.Record, ticket.State, error) {
 	if delta == 0 || delta == math.MinInt64 {
 		return ticket.Record{}, ticket.State{}, ticket.ErrQuantity
+	}
+	req := group.Request{Kind: ticket.KindAdd, Qty: delta}
+	if delta < 0 {
+		req.Kind, req.Qty = ticket.KindRemove, -delta
+	}
+	if rec, st, err := s.groupRequest(ctx, req); !errors.Is(err, errAlone) {
+		return rec, st, s.named(err)
 	}
 	return s.commitRecord(ctx, func(ticket.State, *journal) (ticket.Record, error) {
 		r := ticket.Record{Kind: ticket.KindAdd, Qty: delta, PID: os.Getpid(), Time: time.Now().UTC()}

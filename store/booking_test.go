@@ -381,7 +381,7 @@ func TestBookingCrash(t *testing.T) {
 	// Steps before the commit, then group commit's after it: a batch
 	// leader killed with its batch committed, its outcomes not published.
 	steps := []string{"", seam.GroupTake, seam.JournalWrite, seam.JournalSync, seam.TempWrite, seam.Rename, seam.GroupPublish, seam.GroupWake}
-	for _, op := range []string{"hold", "confirm", "return"} {
+	for _, op := range []string{"hold", "confirm", "release", "return"} {
 		for _, step := range steps {
 			if step == "" {
 				step = op + ".decided"
@@ -401,7 +401,7 @@ func TestBookingCrash(t *testing.T) {
 				}
 				env := []string{bookOp + "=" + op, bookCrash + "=" + step, bookBuyer + "=victim", bookArg + "=1h"}
 				switch op {
-				case "confirm":
+				case "confirm", "release":
 					env[3] = bookArg + "=" + h.Hold.Hold
 				case "return":
 					env[3] = bookArg + "=1"
@@ -424,7 +424,12 @@ func TestBookingCrash(t *testing.T) {
 				// The sale goes on: every request works after it (a
 				// confirm the crashed process committed is reported
 				// again, as its first outcome).
-				if _, err := s.Confirm(ctx, h.Hold.Hold); err != nil {
+				_, err = s.Confirm(ctx, h.Hold.Hold)
+				if op == "release" && committed {
+					if !errors.Is(err, ticket.ErrHoldLapsed) {
+						t.Fatalf("a confirm of a hold the crashed process released: %v", err)
+					}
+				} else if err != nil {
 					t.Fatal(err)
 				}
 				if _, err := s.Return(ctx, 1, 1); err != nil {

@@ -657,11 +657,20 @@ func (j *journal) Sales(from, to int64) (map[int64]ticket.Record, error) {
 	}
 	m := map[int64]ticket.Record{}
 	for _, e := range entries {
-		if e.Seq >= from && e.Seq <= to && e.Seq <= j.settled && (e.Kind == ticket.KindSale || e.Kind == ticket.KindHold || e.Kind == ticket.KindConfirm) {
+		if e.Seq >= from && e.Seq <= to && e.Seq <= j.settled && grouped(e.Kind) {
 			m[e.Seq] = e.Record
 		}
 	}
 	return m, nil
+}
+
+// grouped reports whether group commit makes records of kind k.
+func grouped(k ticket.Kind) bool {
+	switch k {
+	case ticket.KindSale, ticket.KindHold, ticket.KindConfirm, ticket.KindRelease, ticket.KindAdd, ticket.KindRemove:
+		return true
+	}
+	return false
 }
 
 // booksAt returns the books at file's version, from its record.

@@ -8,14 +8,14 @@ import (
 	"github.com/ticketd/ticket/ticket"
 )
 
-// Request is one buyer's request: a buy (Kind ticket.KindSale), a hold
-// or a confirm.
+// Request is one request: a buy (Kind ticket.KindSale), a hold, a
+// confirm, a release, or stock added or removed.
 type Request struct {
-	Kind    ticket.Kind   // ticket.KindSale, ticket.KindHold or ticket.KindConfirm
+	Kind    ticket.Kind   // ticket.KindSale, KindHold, KindConfirm, KindRelease, KindAdd or KindRemove
 	Buyer   string        // a buy's or hold's buyer
-	Qty     int64         // a buy's or hold's tickets
+	Qty     int64         // a buy's or hold's tickets, or the stock added or removed
 	For     time.Duration // a hold's duration
-	Hold    string        // a confirm's hold id
+	Hold    string        // a confirm's or release's hold id
 	Durable bool          // its sale must be fsynced: a leader that skips fsync makes an exception for the batch that holds it
 	NoWait  bool          // give up, withdrawing the request, if the lock is held when it is first tried
 }
@@ -42,7 +42,7 @@ type Journal interface {
 	// File is the open journal: a region serves one journal file.
 	File() *os.File
 	// Sales returns the journal's records numbered from..to of the kinds
-	// group commit makes (sales, holds and confirms), by number.
+	// group commit makes, by number.
 	Sales(from, to int64) (map[int64]ticket.Record, error)
 	// Holding returns what buyer has under the sale's per-buyer limit
 	// (bought and not returned, plus held), with the records staged in

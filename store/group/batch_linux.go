@@ -149,7 +149,8 @@ func (r *Region) take(j Journal, state ticket.State) (batch []slot, err error) {
 			}
 		case slotTaken: // a crashed leader's
 			seq := s.i64(offSeq).Load()
-			if rec, ok := committed[seq]; ok && seq != 0 && rec.PID == int(owner) && s.made(rec) {
+			// A release's line carries no pid: its hold names it.
+			if rec, ok := committed[seq]; ok && seq != 0 && (rec.PID == int(owner) || rec.Kind == ticket.KindRelease) && s.made(rec) {
 				s.i64(offLeft).Store(rec.Left)
 				s.i64(offTotal).Store(state.Total())
 				s.i64(offSold).Store(state.Total() - rec.Left - rec.Held)
@@ -167,7 +168,8 @@ func (r *Region) take(j Journal, state ticket.State) (batch []slot, err error) {
 	return batch, nil
 }
 
-// decide applies the batch's requests (buys, holds, confirms) to state in
+// decide applies the batch's requests (buys, holds, confirms, releases,
+// stock added or removed) to state in
 // turn, writes each one's intended outcome into its slot, and returns the
 // slots it decided, the new state and the records it makes. Only ticket.ErrSoldOut is a
 // sold-out outcome: a request the state refuses for another reason (its
@@ -205,7 +207,7 @@ func (r *Region) decide(batch []slot, state ticket.State, j Journal) ([]slot, ti
 			tag, _ := strconv.ParseUint(rec.Hold[strings.IndexByte(rec.Hold, '-')+1:], 16, 32)
 			s.r.u32(s.base + offTag).Store(uint32(tag))
 			s.i64(offExpires).Store(rec.Expires.UnixNano())
-		case ticket.KindConfirm:
+		case ticket.KindConfirm, ticket.KindRelease:
 			s.setBuyer(rec.Buyer)
 			s.i64(offQty).Store(rec.Qty)
 		}
@@ -234,8 +236,13 @@ func (r *Region) decideOne(s slot, state ticket.State, j Journal, now time.Time)
 			req.Expires = now.Add(time.Duration(s.i64(offArg).Load()))
 			seam.Crash("hold.decided")
 		}
-	case ticket.KindConfirm:
+	case ticket.KindAdd, ticket.KindRemove:
+		req.Qty = s.i64(offQty).Load()
+	case ticket.KindConfirm, ticket.KindRelease:
 		req.Hold = s.holdID(s.i64(offArg).Load())
+		if req.Kind == ticket.KindRelease {
+			req.Reason = ticket.ReasonReleased
+		}
 		h, open, err := j.FindHold(req.Hold)
 		if err != nil {
 			return state, req, err
@@ -244,7 +251,7 @@ func (r *Region) decideOne(s slot, state ticket.State, j Journal, now time.Time)
 			return state, req, errNotOpen // made alone, it learns what became of the hold
 		}
 		req.Buyer, req.Qty = h.Buyer, h.Qty
-		seam.Crash("confirm.decided")
+		seam.Crash(string(req.Kind) + ".decided")
 	}
 	return state.Next(req)
 }
@@ -275,8 +282,10 @@ func (s slot) made(rec ticket.Record) bool {
 		return false
 	}
 	switch rec.Kind {
-	case ticket.KindConfirm:
+	case ticket.KindConfirm, ticket.KindRelease:
 		return rec.Hold == s.holdID(s.i64(offArg).Load())
+	case ticket.KindAdd, ticket.KindRemove:
+		return rec.Qty == s.i64(offQty).Load()
 	case ticket.KindHold:
 		return rec.Qty == s.i64(offQty).Load() && rec.Buyer == s.buyer() && rec.Hold == s.holdID(rec.Seq)
 	}

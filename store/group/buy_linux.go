@@ -59,9 +59,11 @@ func groupable(req Request) bool {
 		return true
 	case ticket.KindHold:
 		return req.For > 0
-	case ticket.KindConfirm:
+	case ticket.KindConfirm, ticket.KindRelease:
 		_, err := ticket.HoldSeq(req.Hold)
 		return err == nil
+	case ticket.KindAdd, ticket.KindRemove:
+		return req.Qty > 0
 	}
 	return false
 }
@@ -244,22 +246,29 @@ func (s slot) abandon(req Request) *result {
 func (s slot) receipt(req Request) *result {
 	seq, left, total, sold := s.i64(offSeq).Load(), s.i64(offLeft).Load(), s.i64(offTotal).Load(), s.i64(offSold).Load()
 	// What is neither left nor sold is held (a sale with open holds).
-	rec := ticket.Record{Seq: seq, Buyer: req.Buyer, Qty: req.Qty, Left: left, Held: total - left - sold, Total: total, PID: int(self), Time: time.Unix(0, s.i64(offTime).Load()).UTC()}
+	rec := ticket.Record{Seq: seq, Kind: req.Kind, Buyer: req.Buyer, Qty: req.Qty, Left: left, Held: total - left - sold, Total: total, PID: int(self), Time: time.Unix(0, s.i64(offTime).Load()).UTC()}
 	st, ok := rec.Books()
-	rec.Kind = req.Kind
 	switch req.Kind {
 	case ticket.KindSale:
 		rec.Total = 0 // a sale's line does not carry it
 	case ticket.KindHold:
 		rec.Hold = s.holdID(seq)
 		rec.Expires = time.Unix(0, s.i64(offExpires).Load()).UTC()
-	case ticket.KindConfirm:
+	case ticket.KindConfirm, ticket.KindRelease:
 		rec.Hold, rec.Buyer, rec.Qty = req.Hold, s.buyer(), s.i64(offQty).Load()
+		if req.Kind == ticket.KindRelease {
+			rec.Reason, rec.PID = ticket.ReasonReleased, 0
+		}
+	case ticket.KindAdd, ticket.KindRemove:
+		rec.Buyer = ""
 	}
 	if !ok {
 		return done(fmt.Errorf("group commit: a leader published a state that is not one: #%d, %d left, %d sold of %d", seq, left, sold, total))
 	}
 	if s.state().Load() == slotSoldOut {
+		if req.Kind == ticket.KindRemove {
+			return &result{state: st, err: fmt.Errorf("%w: %d left, cannot remove %d", ticket.ErrSoldOut, left, req.Qty)}
+		}
 		return &result{state: st, err: fmt.Errorf("%w: %d left, wanted %d", ticket.ErrSoldOut, left, req.Qty)}
 	}
 	return &result{rec: rec, state: st}

@@ -315,26 +315,29 @@ const (
 	kindSale uint32 = iota
 	kindHold
 	kindConfirm
+	kindRelease
+	kindAdd
+	kindRemove
 )
+
+// kinds are the request kinds by code.
+var kinds = []ticket.Kind{kindSale: ticket.KindSale, kindHold: ticket.KindHold, kindConfirm: ticket.KindConfirm,
+	kindRelease: ticket.KindRelease, kindAdd: ticket.KindAdd, kindRemove: ticket.KindRemove}
 
 // kindCode returns a request kind's code in a slot.
 func kindCode(k ticket.Kind) uint32 {
-	switch k {
-	case ticket.KindHold:
-		return kindHold
-	case ticket.KindConfirm:
-		return kindConfirm
+	for code, kind := range kinds {
+		if kind == k {
+			return uint32(code)
+		}
 	}
 	return kindSale
 }
 
 // kind returns the kind of the slot's request.
 func (s slot) kind() ticket.Kind {
-	switch s.r.u32(s.base + offKind).Load() {
-	case kindHold:
-		return ticket.KindHold
-	case kindConfirm:
-		return ticket.KindConfirm
+	if code := s.r.u32(s.base + offKind).Load(); int(code) < len(kinds) {
+		return kinds[code]
 	}
 	return ticket.KindSale
 }
@@ -357,7 +360,7 @@ func (s slot) post(req Request) {
 	s.r.u32(s.base + offKind).Store(kindCode(req.Kind))
 	s.i64(offArg).Store(int64(req.For))
 	s.r.u32(s.base + offTag).Store(0)
-	if req.Kind == ticket.KindConfirm {
+	if req.Kind == ticket.KindConfirm || req.Kind == ticket.KindRelease {
 		seq, _ := ticket.HoldSeq(req.Hold)
 		tag, _ := strconv.ParseUint(req.Hold[strings.IndexByte(req.Hold, '-')+1:], 16, 32)
 		s.i64(offArg).Store(seq)
