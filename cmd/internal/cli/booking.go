@@ -17,6 +17,22 @@ import (
 // bookingSale opens the sale named by spec for a booking command: a
 // ticket file, or a Redis sale, whose requests carry a request id
 // (--request-id, else a fresh one) that makes a retry safe. Its errors
+// openBooking starts a booking command's wait for the lock and opens its
+// sale: the context the request runs in (done releases it), the sale and
+// its hints.
+func (c *cli) openBooking(fs *pflag.FlagSet, spec string, w *waitFlags) (context.Context, func(), store.Booking, *hinted, error) {
+	ctx, done, err := c.waitContext(fs, w)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	s, h, err := c.bookingSale(fs, spec, w)
+	if err != nil {
+		done()
+		return nil, nil, nil, nil, err
+	}
+	return ctx, done, s, h, nil
+}
+
 // come with hints, as open's do.
 func (c *cli) bookingSale(fs *pflag.FlagSet, spec string, w *waitFlags) (store.Booking, *hinted, error) {
 	isRedis := redisspec.IsURL(spec)
@@ -182,15 +198,11 @@ makes a retry safe: the same id gets the same hold again.`,
 	if err := ticket.CheckBuyer(*buyer); err != nil {
 		return &usageError{"--buyer: " + err.Error()}
 	}
-	ctx, done, err := c.waitContext(fs, &wait)
+	ctx, done, s, h, err := c.openBooking(fs, *file, &wait)
 	if err != nil {
 		return err
 	}
 	defer done()
-	s, h, err := c.bookingSale(fs, *file, &wait)
-	if err != nil {
-		return err
-	}
 	if err := needBuyer(fs, h); err != nil {
 		return err
 	}
@@ -236,15 +248,11 @@ again reports its first confirm and sells nothing more.`,
 	if err != nil {
 		return err
 	}
-	ctx, done, err := c.waitContext(fs, &wait)
+	ctx, done, s, h, err := c.openBooking(fs, *file, &wait)
 	if err != nil {
 		return err
 	}
 	defer done()
-	s, h, err := c.bookingSale(fs, *file, &wait)
-	if err != nil {
-		return err
-	}
 	r, err := s.Confirm(ctx, rest[0])
 	if err != nil && r.Sale.Seq == 0 {
 		return h.hint(err, "buy")
@@ -287,15 +295,11 @@ lapses.`,
 	if err != nil {
 		return err
 	}
-	ctx, done, err := c.waitContext(fs, &wait)
+	ctx, done, s, h, err := c.openBooking(fs, *file, &wait)
 	if err != nil {
 		return err
 	}
 	defer done()
-	s, h, err := c.bookingSale(fs, *file, &wait)
-	if err != nil {
-		return err
-	}
 	r, err := s.Release(ctx, rest[0])
 	if errors.Is(err, store.ErrConfirmed) {
 		err = fmt.Errorf("%w (give its tickets back with ticket return SALE)", err)
@@ -342,15 +346,11 @@ sale; never more than the sale still has is returned.`,
 	if err != nil {
 		return &usageError{"SALE: " + err.Error()}
 	}
-	ctx, done, err := c.waitContext(fs, &wait)
+	ctx, done, s, h, err := c.openBooking(fs, *file, &wait)
 	if err != nil {
 		return err
 	}
 	defer done()
-	s, h, err := c.bookingSale(fs, *file, &wait)
-	if err != nil {
-		return err
-	}
 	r, err := s.Return(ctx, sale, *qty)
 	if err != nil {
 		return h.hint(err, "buy")
@@ -404,15 +404,11 @@ record.`,
 	if n != 1 {
 		return &usageError{"give one of --add N, --remove N and --limit K (see ticket restock -h)"}
 	}
-	ctx, done, err := c.waitContext(fs, &wait)
+	ctx, done, s, h, err := c.openBooking(fs, *file, &wait)
 	if err != nil {
 		return err
 	}
 	defer done()
-	s, h, err := c.bookingSale(fs, *file, &wait)
-	if err != nil {
-		return err
-	}
 	var r ticket.Record
 	var st ticket.State
 	switch {
