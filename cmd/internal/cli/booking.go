@@ -14,9 +14,6 @@ import (
 	"github.com/ticketd/ticket/ticket"
 )
 
-// bookingSale opens the sale named by spec for a booking command: a
-// ticket file, or a Redis sale, whose requests carry a request id
-// (--request-id, else a fresh one) that makes a retry safe. Its errors
 // openBooking starts a booking command's wait for the lock and opens its
 // sale: the context the request runs in (done releases it), the sale and
 // its hints.
@@ -33,6 +30,9 @@ func (c *cli) openBooking(fs *pflag.FlagSet, spec string, w *waitFlags) (context
 	return ctx, done, s, h, nil
 }
 
+// bookingSale opens the sale named by spec for a booking command: a
+// ticket file, or a Redis sale, whose requests carry a request id
+// (--request-id, else a fresh one) that makes a retry safe. Its errors
 // come with hints, as open's do.
 func (c *cli) bookingSale(fs *pflag.FlagSet, spec string, w *waitFlags) (store.Booking, *hinted, error) {
 	isRedis := redisspec.IsURL(spec)
