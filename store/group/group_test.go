@@ -483,7 +483,7 @@ func TestGroupNoSyncLeaderAfterCrash(t *testing.T) {
 		if noSyncLeaderAfterCrash(t) {
 			return
 		}
-		t.Logf("attempt %d: a durable buyer led first; again", attempt)
+		t.Logf("attempt %d: a durable buyer led first (or took the lock before the crashing leader); again", attempt)
 	}
 	t.Fatal("in 10 attempts the --no-sync buyer never led after the crash")
 }
@@ -501,6 +501,13 @@ func noSyncLeaderAfterCrash(t *testing.T) bool {
 	storetest.WaitFor(t, 10*time.Second, "four pending requests", func() bool { return reg.Pending() == 4 })
 	unlock()
 	if err := leader.Wait(); !storetest.KilledBySIGKILL(err) {
+		if strings.Contains(fmt.Sprint(leader.Stderr), "never reached") {
+			// A buyer's first try of the lock, made just as the test let
+			// go, took it before the leader in flock(2): it led the batch,
+			// the leader's own request among them. Another attempt.
+			storetest.WaitAll(cmds, 10*time.Second)
+			return false
+		}
 		t.Fatalf("leader: %v, want death by SIGKILL (stderr: %s)", err, leader.Stderr)
 	}
 	var syncs atomic.Int32
