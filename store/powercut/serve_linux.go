@@ -171,7 +171,21 @@ func (d *daemon) handle(req request) (resp response) {
 
 // mount mounts a file system showing fs on d.dir.
 func (d *daemon) mount(fs *fsys) error {
-	s := newServer(fs, d.onCut, d.killCaller)
+	d.mu.Lock()
+	gen := d.gen
+	d.mu.Unlock()
+	// A request of this mount's that the kernel delivers after the next
+	// mount replaced it (one a killed process had queued) kills nobody:
+	// its thread's id may belong to a process the test started since.
+	kill := func(tid uint32) {
+		d.mu.Lock()
+		current := d.gen == gen
+		d.mu.Unlock()
+		if current {
+			d.killCaller(tid)
+		}
+	}
+	s := newServer(fs, d.onCut, kill)
 	fd, err := unix.Open("/dev/fuse", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open /dev/fuse: %w", err)
