@@ -356,7 +356,7 @@ func (s *Store) SetLimit(ctx context.Context, k int64) (ticket.Record, ticket.St
 // refused, reading the whole journal: a refusal of the seller's, rare.
 func (j *journal) overLimit(k int64, err error) error {
 	var l ticket.Ledger
-	for r, rerr := range (holdingsSource{j, math.MaxInt64}).All() {
+	for r, rerr := range (indexSource{j, math.MaxInt64}).All() {
 		if rerr != nil {
 			return err
 		}

@@ -378,6 +378,14 @@ func settle(r io.ReaderAt, f *os.File, path string, size int64, file ticket.Stat
 	stop := func(r ticket.Record) bool { return r.Seq <= file.Version() }
 	visible := int64(math.MaxInt64) // roll every record beyond forward
 	marked := false
+	markRead, same, v := false, false, int64(0)
+	mark := func() (bool, int64) { // the journal's mark, read once
+		if !markRead {
+			markRead = true
+			same, v = readMark(f)
+		}
+		return same, v
+	}
 	if !file.Stored() {
 		stop = func(ticket.Record) bool { return true } // the last record
 	}
@@ -393,7 +401,7 @@ func settle(r io.ReaderAt, f *os.File, path string, size int64, file ticket.Stat
 		// while PATH.spare does not hold version v, which the swap would
 		// have put there. The other program then took its count from
 		// version v.
-		if same, v := readMark(f); same && entries[0].Seq > v && !swappedOut(path, v) {
+		if same, v := mark(); same && entries[0].Seq > v && !swappedOut(path, v) {
 			visible, marked = v, true
 			if entries, found, end, err = tailRecords(r, path, size, func(r ticket.Record) bool { return r.Seq <= v }); err != nil {
 				return settlement{}, err
@@ -401,14 +409,14 @@ func settle(r io.ReaderAt, f *os.File, path string, size int64, file ticket.Stat
 		}
 	}
 	if !marked && (found && len(entries) > 1 || !found && len(entries) > 0) {
-		if same, v := readMark(f); same { // asked only when there is something beyond
+		if same, v := mark(); same { // asked only when there is something beyond
 			visible = v
 		}
 	}
 	st, err := settleTail(path, file, entries, found, end, size, visible, now)
 	if err == nil && st.unversioned {
 		// The file lost its "limit" with its other members: the journal's
-		// last init or limit record says it (read whole: rare).
+		// last init or limit record says it.
 		limit, lerr := lastLimit(path, st.committed)
 		if lerr != nil {
 			return st, lerr
@@ -433,9 +441,13 @@ func swappedOut(path string, v int64) bool {
 }
 
 // lastLimit returns the per-buyer limit the journal at path sets by its
-// records up to version: its last init or limit record's; 0 for none.
+// records up to version: its last init or limit record's; 0 for none. A
+// sale has a limit only if it started with one (a limit record changes it,
+// never sets one): a journal whose first record is not an init record
+// with a limit is read no further.
 func lastLimit(path string, version int64) (int64, error) {
 	var limit int64
+	first := true
 	for r, err := range readRecords(path) {
 		var je *journalError
 		if err != nil && errors.As(err, &je) && je.unfinished {
@@ -447,6 +459,10 @@ func lastLimit(path string, version int64) (int64, error) {
 		if r.Seq > version {
 			break
 		}
+		if first && (r.Kind != ticket.KindInit || r.Limit == 0) {
+			return 0, nil
+		}
+		first = false
 		if r.Kind == ticket.KindInit || r.Kind == ticket.KindLimit {
 			limit = r.Limit
 		}

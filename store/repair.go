@@ -66,7 +66,7 @@ func (s *Store) Repair(ctx context.Context) (Repaired, error) {
 	defer unlock()
 	// The index of holdings is derived: whatever state it is in, the next
 	// writer builds it again from the journal.
-	if err := removeHoldings(p); err != nil {
+	if err := removeIndexes(p); err != nil {
 		return Repaired{}, err
 	}
 	file, _, err := readState(p.ticket)

@@ -157,7 +157,8 @@ func (s *Store) read() (settlement, ticket.State, error) {
 	if err != nil {
 		return settlement{state: file}, file, err
 	}
-	st, err := settleFile(s.paths().journal, file)
+	p := s.paths()
+	st, err := settleFile(p.journal, file)
 	var je *journalError
 	if errors.As(err, &je) {
 		return settlement{state: file}, file, nil
@@ -166,7 +167,6 @@ func (s *Store) read() (settlement, ticket.State, error) {
 		return settlement{state: file}, file, err
 	}
 	// Expired holds are counted as released, recorded by the next writer.
-	p := s.paths()
 	if err := st.lapseReading(p.holds, p.journal, time.Now()); err != nil {
 		return st, file, err
 	}
@@ -654,7 +654,7 @@ func (s *Store) Restore(ctx context.Context, state ticket.State, records []ticke
 	}
 	// And the index of the old sale's holdings: it would be rebuilt (its
 	// anchor is not in the new journal), but need not wait for that.
-	if err := removeHoldings(p); err != nil {
+	if err := removeIndexes(p); err != nil {
 		return archive, err
 	}
 	j, err := openJournal(p.journal, l, s.opts.NoSync)

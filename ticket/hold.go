@@ -39,12 +39,19 @@ func (s State) WithLimit(k, most int64) (State, error) {
 	return s, nil
 }
 
+// LimitApplies reports whether the limit rule has anything to say about a
+// request for qty more tickets: the sale has a limit, and qty are left.
+// Fewer left is sold out, whatever the limit, the answer every sale gives;
+// a caller that would look a buyer's holding up first need not.
+func (s State) LimitApplies(qty int64) bool { return s.limit != 0 && qty <= s.left }
+
 // Allowed is the limit rule: buyer, who has have tickets (bought and not
 // returned, plus held; see Record.Holding), may take qty more (buy or
 // hold) unless the sale has a limit that it would pass (ErrLimit). Without
-// a limit everything is allowed.
+// a limit everything is allowed, and so is a request for more than are
+// left (see LimitApplies).
 func (s State) Allowed(buyer string, have, qty int64) error {
-	if s.limit == 0 {
+	if !s.LimitApplies(qty) {
 		return nil
 	}
 	if qty > s.limit-have {

@@ -264,8 +264,8 @@ var errNotOpen = errors.New("hold not open")
 // sale without a limit); the negative control of the limit's test
 // switches it off (seam.NoLimitCheck).
 func (r *Region) allowed(state ticket.State, j Journal, buyer string, qty int64) error {
-	if state.Limit() == 0 || qty > state.Left() || seam.NoLimitCheck {
-		return nil // sold out comes first, as for a request made alone
+	if !state.LimitApplies(qty) || seam.NoLimitCheck {
+		return nil
 	}
 	have, err := j.Holding(buyer)
 	if err != nil {

@@ -41,7 +41,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
-	"io/fs"
 	"os"
 
 	"github.com/ticketd/ticket/store/internal/derived"
@@ -114,8 +113,7 @@ type Index struct {
 	last    *ticket.Record // the record at that version
 	journal Journal
 
-	staged  map[key]int64 // changes of records decided, not yet applied
-	rebuilt bool          // rebuilt in this Sync: a bad slot is not rebuilt again
+	staged map[key]int64 // changes of records decided, not yet applied
 
 	// Created reports that Sync found no file: the index was built, not
 	// rebuilt.
@@ -162,14 +160,11 @@ func Sync(path string, like files.Like, version int64, last *ticket.Record, j Jo
 // ok false when there is none, or when it is not anchored at version with
 // record last (behind, or stale), so that it cannot be compared.
 func Open(path string, version int64, last *ticket.Record) (x *Index, ok bool, err error) {
-	f, err := files.Open(path, os.O_RDONLY, 0)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, false, nil
+	f, err := derived.OpenToRead(path)
+	if f == nil || err != nil {
+		return nil, false, err
 	}
-	if err != nil {
-		return nil, false, files.Error("open", path, err)
-	}
-	x = &Index{f: f, path: path, version: version, last: last, rebuilt: true}
+	x = &Index{f: f, path: path, version: version, last: last}
 	if err := x.load(); err != nil || x.h.applied != version || x.h.anchor != derived.Anchor(last) {
 		f.Close()
 		if err != nil && !errors.Is(err, errStale) {
@@ -182,9 +177,6 @@ func Open(path string, version int64, last *ticket.Record) (x *Index, ok bool, e
 
 // Close closes the table.
 func (x *Index) Close() error { return x.f.Close() }
-
-// Path returns the table's file name.
-func (x *Index) Path() string { return x.path }
 
 // catchUp brings a table that exists up to x.version, or returns errStale.
 func (x *Index) catchUp() error {
@@ -286,7 +278,7 @@ func (x *Index) writeHeader(change func(*header)) error {
 func (x *Index) Holding(buyer string) (int64, error) {
 	k := keyOf(buyer)
 	_, s, err := x.find(k)
-	if errors.Is(err, errStale) && !x.rebuilt {
+	if errors.Is(err, errStale) && x.canRebuild() {
 		if err = x.rebuild(); err == nil {
 			_, s, err = x.find(k)
 		}
@@ -497,7 +489,6 @@ func (x *Index) grow() error {
 
 // rebuild builds the table from the whole journal, up to x.version.
 func (x *Index) rebuild() error {
-	x.rebuilt = true
 	x.Rebuilds++
 	byKey := map[key]*slot{}
 	var keys []key
@@ -607,11 +598,15 @@ func (x *Index) Buyers() (int, error) {
 	return n, nil
 }
 
+// canRebuild reports whether a table found damaged may be rebuilt now: in
+// a writer (Sync gave it the journal), once.
+func (x *Index) canRebuild() bool { return x.journal != nil && x.Rebuilds == 0 }
+
 // all returns every slot in use, reading the whole table; a writer
 // rebuilds a table that does not check, once.
 func (x *Index) all() ([]slot, error) {
 	slots, err := x.readAll()
-	if errors.Is(err, errStale) && x.journal != nil && !x.rebuilt {
+	if errors.Is(err, errStale) && x.canRebuild() {
 		if err = x.rebuild(); err == nil {
 			slots, err = x.readAll()
 		}

@@ -28,7 +28,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
-	"io/fs"
 	"maps"
 	"os"
 	"slices"
@@ -123,7 +122,6 @@ type Index struct {
 	like   files.Like
 	h      header
 	noSync bool
-	write  bool // opened by Sync: Apply writes
 
 	version int64
 	last    *ticket.Record
@@ -162,7 +160,7 @@ func Sync(path string, like files.Like, version int64, last *ticket.Record, j Jo
 	if err != nil {
 		return nil, err
 	}
-	x := &Index{f: f, path: path, like: like, noSync: noSync, Created: created, write: true, version: version, last: last, journal: j}
+	x := &Index{f: f, path: path, like: like, noSync: noSync, Created: created, version: version, last: last, journal: j}
 	err = x.catchUp(held)
 	if errors.Is(err, errStale) {
 		if held == 0 {
@@ -183,12 +181,9 @@ func Sync(path string, like files.Like, version int64, last *ticket.Record, j Jo
 // with record last, clean, so that it cannot be read. What it reads may
 // change under it: a reader takes it as a moment's view.
 func Open(path string, version int64, last *ticket.Record) (x *Index, ok bool, err error) {
-	f, err := files.Open(path, os.O_RDONLY, 0)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, files.Error("open", path, err)
+	f, err := derived.OpenToRead(path)
+	if f == nil || err != nil {
+		return nil, false, err
 	}
 	x = &Index{f: f, path: path, version: version, last: last}
 	if err := x.load(); err != nil || x.h.dirty || x.h.applied != version || x.h.anchor != derived.Anchor(last) {
@@ -373,7 +368,7 @@ func (x *Index) find(seq int64) (uint64, slot, error) {
 // confirm of a hold staged in the same batch goes back to be made alone,
 // and Expired starts again.
 func (x *Index) recover(err error) bool {
-	if !errors.Is(err, errStale) || !x.write || x.Rebuilds > 0 {
+	if !errors.Is(err, errStale) || x.journal == nil || x.Rebuilds > 0 { // a reader, or rebuilt once
 		return false
 	}
 	x.reset()

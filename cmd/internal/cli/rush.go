@@ -350,20 +350,25 @@ func buyerOutcome(name string, cmd *exec.Cmd, werr error, stdout, stderr []byte)
 	case jerr == nil && res.ExitCode == exitSoldOut && !out.Bought:
 		res.Outcome = "sold_out"
 	default:
-		res.Outcome = "error"
-		switch {
-		case out.Error != "":
-			res.Error = out.Error
-		case len(bytes.TrimSpace(stderr)) > 0:
-			lines := strings.Split(strings.TrimSpace(string(stderr)), "\n")
-			res.Error = lines[len(lines)-1]
-		case werr != nil:
-			res.Error = werr.Error()
-		default:
-			res.Error = fmt.Sprintf("unexpected output %q", bytes.TrimSpace(stdout))
-		}
+		res.Outcome, res.Error = "error", buyerError(out.Error, stdout, stderr, werr)
 	}
 	return res
+}
+
+// buyerError says, in one line, why a buyer process failed: the error it
+// reported, else the last line it wrote on stderr, else how it ended,
+// else what it printed instead of a result.
+func buyerError(reported string, stdout, stderr []byte, werr error) string {
+	switch {
+	case reported != "":
+		return reported
+	case len(bytes.TrimSpace(stderr)) > 0:
+		lines := strings.Split(strings.TrimSpace(string(stderr)), "\n")
+		return lines[len(lines)-1]
+	case werr != nil:
+		return werr.Error()
+	}
+	return fmt.Sprintf("unexpected output %q", bytes.TrimSpace(stdout))
 }
 
 // collect gathers the buyers' results as they finish, printing each one,

@@ -165,18 +165,7 @@ func bookerOutcome(name string, cmd *exec.Cmd, werr error, stdout, stderr []byte
 	case jerr == nil && rep.Hold == "" && res.ExitCode == exitLimit:
 		res.Outcome = "limit"
 	default:
-		res.Outcome = "error"
-		switch {
-		case rep.Error != "":
-			res.Error = rep.Error
-		case len(bytes.TrimSpace(stderr)) > 0:
-			lines := strings.Split(strings.TrimSpace(string(stderr)), "\n")
-			res.Error = lines[len(lines)-1]
-		case werr != nil:
-			res.Error = werr.Error()
-		default:
-			res.Error = fmt.Sprintf("unexpected output %q", bytes.TrimSpace(stdout))
-		}
+		res.Outcome, res.Error = "error", buyerError(rep.Error, stdout, stderr, werr)
 	}
 	return res
 }

@@ -75,6 +75,19 @@ func OpenOrCreate(path string, like files.Like) (*os.File, bool, error) {
 	return nil, false, files.Error("open", path, errors.New("removed again and again while it was opened"))
 }
 
+// OpenToRead opens the index at path to read it: nil, and no error, when
+// there is none.
+func OpenToRead(path string) (*os.File, error) {
+	f, err := files.Open(path, os.O_RDONLY, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, files.Error("open", path, err)
+	}
+	return f, nil
+}
+
 // Replace writes data to path+".tmp" (like's permissions and owner),
 // synced unless noSync, renames it over path and returns it open: a
 // process killed meanwhile leaves the old index, or the new one, whole.

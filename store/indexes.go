@@ -13,22 +13,23 @@ import (
 	"github.com/ticketd/ticket/ticket"
 )
 
-// Holdings of a sale with a per-buyer limit live in PATH.holders, an index
-// that package store/holders keeps beside the journal and rebuilds from it
-// whenever in doubt: a buy or hold under the limit looks its buyer up
-// there, so that it costs the same after a million sales as after one.
+// A sale's open holds live in PATH.holds (package store/holds) and, under a
+// per-buyer limit, each buyer's holding in PATH.holders (package
+// store/holders): indexes beside the journal, rebuilt from it whenever in
+// doubt, so that a buy, hold or confirm costs the same after a million
+// sales as after one. This file opens them for a transaction.
 
-// holdingsSource is the journal as the index reads it: its committed
+// indexSource is the journal as the indexes read it: its committed
 // records up to version, the ticket file's (what lies beyond is a crashed
 // writer's, cut by this transaction).
-type holdingsSource struct {
+type indexSource struct {
 	j       *journal
 	version int64
 }
 
 // From returns the journal's records from number seq to version, read back
 // from the end.
-func (jr holdingsSource) From(seq int64) ([]ticket.Record, error) {
+func (jr indexSource) From(seq int64) ([]ticket.Record, error) {
 	size, err := jr.j.size()
 	if err != nil {
 		return nil, err
@@ -47,7 +48,7 @@ func (jr holdingsSource) From(seq int64) ([]ticket.Record, error) {
 }
 
 // All yields the journal's records up to version.
-func (jr holdingsSource) All() iter.Seq2[ticket.Record, error] {
+func (jr indexSource) All() iter.Seq2[ticket.Record, error] {
 	return func(yield func(ticket.Record, error) bool) {
 		for r, err := range readRecords(jr.j.path) {
 			var je *journalError
@@ -72,7 +73,7 @@ func (jr holdingsSource) All() iter.Seq2[ticket.Record, error] {
 // settlement writes before any new one (lapses), so that the buyers it
 // gives tickets back to may take them again in the same transaction.
 func (s *Store) openHoldings(p paths, like files.Like, j *journal, st settlement) (*holders.Index, error) {
-	x, err := holders.Sync(p.holders, like, st.committed, st.last, holdingsSource{j, st.committed}, s.opts.NoSync)
+	x, err := holders.Sync(p.holders, like, st.committed, st.last, indexSource{j, st.committed}, s.opts.NoSync)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p.ticket, err)
 	}
@@ -138,7 +139,7 @@ func (j *journal) holdIndex() (*holds.Index, error) {
 // index that is behind then starts again empty, without reading the
 // journal, however many records it missed.
 func (s *Store) openHolds(p paths, like files.Like, j *journal, st settlement, held int64) error {
-	x, err := holds.Sync(p.holds, like, st.committed, st.last, holdingsSource{j, st.committed}, held, s.opts.NoSync)
+	x, err := holds.Sync(p.holds, like, st.committed, st.last, indexSource{j, st.committed}, held, s.opts.NoSync)
 	if err != nil {
 		return fmt.Errorf("%s: %w", p.ticket, err)
 	}
@@ -149,12 +150,9 @@ func (s *Store) openHolds(p paths, like files.Like, j *journal, st settlement, h
 // limitFor is the limit rule for buyer's qty more in state: nil without a
 // limit, an error wrapping ticket.ErrLimit past it. The negative control
 // of the limit's test switches it off (seam.NoLimitCheck, see allowed).
-//
-// Fewer tickets left than qty is sold out, whatever the limit: the caller
-// finds that next, and a script's answer is the one every sale gives.
 func (j *journal) limitFor(state ticket.State, buyer string, qty int64) error {
-	if state.Limit() == 0 || qty > state.Left() {
-		return nil
+	if !state.LimitApplies(qty) {
+		return nil // no holding to look up
 	}
 	have, err := j.Holding(buyer)
 	if err != nil {
@@ -163,9 +161,9 @@ func (j *journal) limitFor(state ticket.State, buyer string, qty int64) error {
 	return allowed(state, buyer, have, qty)
 }
 
-// removeHoldings removes the index of a sale replaced or rebuilt: its
-// next writer builds it again from the journal.
-func removeHoldings(p paths) error {
+// removeIndexes removes the indexes of a sale replaced or repaired: its
+// next writer builds them again from the journal.
+func removeIndexes(p paths) error {
 	for _, name := range []string{p.holders, p.holders + ".tmp", p.holds, p.holds + ".tmp"} {
 		if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return files.Error("remove", name, err)
