@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ticketd/ticket/store/holders"
@@ -62,9 +63,10 @@ func (e *journalError) Is(target error) bool {
 // in a write over them leaves spaces, or a line cut short, which the next
 // buy cuts as any unfinished line.
 type journal struct {
-	path   string
-	f      *os.File
-	noSync bool
+	path    string
+	f       *os.File
+	release func() // unlocks f, kept open for the next transaction (see lock.Kept); nil: Close closes it
+	noSync  bool
 
 	lapsed []ticket.Record // holds this transaction releases as lapsed, before its own records
 
@@ -85,17 +87,43 @@ type journal struct {
 	// tail is the end of the file from tailAt, as read at the opening to
 	// find content: the reads of the last records are served from it
 	// until the journal is written (see ReadAt).
-	tail   []byte
-	tailAt int64
+	tail    []byte
+	tailAt  int64
+	tailBuf *[tailRead]byte // tail's buffer, back to tailBufs at Close
 }
 
 // ReadAt reads the journal at off: from what the opening read when that
 // covers it, from the file otherwise.
 func (j *journal) ReadAt(p []byte, off int64) (int, error) {
-	if j.tail != nil && off >= j.tailAt && off+int64(len(p)) <= j.tailAt+int64(len(j.tail)) {
-		return copy(p, j.tail[off-j.tailAt:]), nil
+	if b := j.lend(off, int64(len(p))); b != nil {
+		return copy(p, b), nil
 	}
 	return j.f.ReadAt(p, off)
+}
+
+// lend returns the n bytes of the journal at off from what the opening
+// read, without a copy, or nil when that does not cover them. The bytes
+// are the journal's until it is written or closed: read them, keep none.
+func (j *journal) lend(off, n int64) []byte {
+	if j.tail == nil || off < j.tailAt || off+n > j.tailAt+int64(len(j.tail)) {
+		return nil
+	}
+	return j.tail[off-j.tailAt : off-j.tailAt+n]
+}
+
+// readAt returns the n bytes of f at off: lent by a journal that has them
+// (see lend), read otherwise.
+func readAt(f io.ReaderAt, off, n int64) ([]byte, error) {
+	if j, ok := f.(*journal); ok {
+		if b := j.lend(off, n); b != nil {
+			return b, nil
+		}
+	}
+	b := make([]byte, n)
+	if _, err := f.ReadAt(b, off); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return b, nil
 }
 
 // pad is what the journal is grown with, growBy bytes at a time, ahead of
@@ -105,19 +133,29 @@ const (
 	growBy = 16 << 10
 )
 
+// tailRead is how much of the journal's end its opening reads: the
+// padding a growth leaves and the last records.
+const tailRead = growBy + 4<<10
+
+// tailBufs keeps the buffers of those reads from one opening of a journal
+// to the next, which spares a process that buys again and again the
+// allocation, and the clearing, of 20 KiB per buy.
+var tailBufs = sync.Pool{New: func() any { return new([tailRead]byte) }}
+
 // contentEnd returns where the journal f, size bytes long, ends without
 // the padding after its records: after the last byte that is not a space.
 func contentEnd(f io.ReaderAt, path string, size int64) (int64, error) {
-	end, _, _, err := contentTail(f, path, size)
+	buf := tailBufs.Get().(*[tailRead]byte)
+	defer tailBufs.Put(buf)
+	end, _, _, err := contentTail(f, path, size, buf[:])
 	return end, err
 }
 
-// contentTail is contentEnd that also returns the bytes it read last, from
-// tailAt on: the padding and the last records before it.
-func contentTail(f io.ReaderAt, path string, size int64) (end int64, tail []byte, tailAt int64, err error) {
+// contentTail is contentEnd that also returns the bytes it read last into
+// buf (tailRead bytes), from tailAt on: the padding and the last records
+// before it.
+func contentTail(f io.ReaderAt, path string, size int64, buf []byte) (end int64, tail []byte, tailAt int64, err error) {
 	end = size
-	// One read takes in the padding a growth leaves and the last records.
-	buf := make([]byte, growBy+4<<10)
 	for end > 0 {
 		start := max(end-int64(len(buf)), 0)
 		b := buf[:end-start]
@@ -158,20 +196,30 @@ func padStart(b []byte) int {
 // lightly. Processes that follow the lock protocol without ticket lock only
 // the lock file, and never see this one.
 func openJournal(path string, l files.Like, noSync bool) (*journal, error) {
+	return openKeptJournal(path, nil, l, noSync)
+}
+
+// openKeptJournal is openJournal through k, the journal kept open between
+// a Store's transactions (see lock.Kept); nil opens it anew.
+func openKeptJournal(path string, k *lock.Kept, l files.Like, noSync bool) (*journal, error) {
 	if err := seam.Fault(seam.JournalOpen); err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	for range 3 {
 		var f *os.File
 		var info fs.FileInfo
+		var release func()
 		var err error
-		if seam.NoJournalLock {
+		switch {
+		case seam.NoJournalLock:
 			if f, err = files.Open(path, os.O_RDWR, 0); err == nil {
 				if info, err = f.Stat(); err != nil {
 					f.Close()
 				}
 			}
-		} else {
+		case k != nil:
+			f, info, release, err = k.OpenLocked()
+		default:
 			f, info, err = lock.OpenLocked(path, os.O_RDWR)
 		}
 		if errors.Is(err, fs.ErrNotExist) { // beside a seed file: create it once
@@ -183,13 +231,14 @@ func openJournal(path string, l files.Like, noSync bool) (*journal, error) {
 		if err != nil {
 			return nil, files.Error("open journal", path, err)
 		}
+		j := &journal{path: path, f: f, release: release, noSync: noSync, phys: info.Size(), settled: math.MaxInt64}
 		if err := oneName(info, path); err != nil {
-			f.Close()
+			j.Close()
 			return nil, err
 		}
-		j := &journal{path: path, f: f, noSync: noSync, phys: info.Size(), settled: math.MaxInt64}
-		if j.content, j.tail, j.tailAt, err = contentTail(f, path, j.phys); err != nil {
-			f.Close()
+		j.tailBuf = tailBufs.Get().(*[tailRead]byte)
+		if j.content, j.tail, j.tailAt, err = contentTail(f, path, j.phys, j.tailBuf[:]); err != nil {
+			j.Close()
 			return nil, err
 		}
 		return j, nil
@@ -197,7 +246,20 @@ func openJournal(path string, l files.Like, noSync bool) (*journal, error) {
 	return nil, files.Error("open journal", path, errors.New("deleted again and again while this process created it"))
 }
 
-func (j *journal) Close() error { return j.f.Close() }
+// Close closes the journal's file, or unlocks the one kept open between
+// transactions; what it lent (see lend) is no longer its to lend.
+func (j *journal) Close() error {
+	if j.tailBuf != nil {
+		j.tail = nil
+		tailBufs.Put(j.tailBuf)
+		j.tailBuf = nil
+	}
+	if j.release != nil {
+		j.release()
+		return nil
+	}
+	return j.f.Close()
+}
 
 // oneName refuses a journal with more than one name: a hard-linked copy
 // of a sale (cp -l, cp -al) has its own ticket file and lock file but
@@ -715,8 +777,8 @@ func (j *journal) booksAt(file ticket.State) (ticket.State, error) {
 func tailRecords(f io.ReaderAt, path string, size int64, stop func(ticket.Record) bool) (entries []entry, found bool, end int64, err error) {
 	for window := int64(tailWindow); ; window *= 2 {
 		start := max(size-window, 0)
-		buf := make([]byte, size-start)
-		if _, err := f.ReadAt(buf, start); err != nil && !errors.Is(err, io.EOF) {
+		buf, err := readAt(f, start, size-start)
+		if err != nil {
 			return nil, false, 0, files.Error("read", path, err)
 		}
 		nl := bytes.LastIndexByte(buf, '\n')
