@@ -104,6 +104,3 @@ type Repaired struct {
 	Archive string       // where a journal behind the ticket file was moved; "" if none was
 	Note    string       // what was settled besides, in one line; "" if nothing
 }
-
-// Close does nothing: a Store holds no open files between calls.
-func (s *Store) Close() error { return nil }

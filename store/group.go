@@ -7,7 +7,6 @@ import (
 
 	"github.com/ticketd/ticket/store/group"
 	"github.com/ticketd/ticket/store/internal/files"
-	"github.com/ticketd/ticket/store/lock"
 	"github.com/ticketd/ticket/ticket"
 )
 
@@ -74,11 +73,11 @@ type leader struct {
 func (ld *leader) LockPath() string { return ld.p.lock }
 
 // TryLock takes the sale's lock if it is free.
-func (ld *leader) TryLock() (func(), bool, error) { return lock.TryLockLike(ld.p.lock, ld.l) }
+func (ld *leader) TryLock() (func(), bool, error) { return ld.s.keep(ld.p).lock.TryLock(ld.l) }
 
 // Lock waits for the sale's lock on behalf of every sleeping buyer.
 func (ld *leader) Lock(ctx context.Context) (func(), error) {
-	return lock.LockLike(ctx, ld.p.lock, ld.l)
+	return ld.s.keep(ld.p).lock.Lock(ctx, ld.l)
 }
 
 // Commit runs the transaction with the batch's records, fsynced if a

@@ -59,7 +59,7 @@ func (s *Store) Repair(ctx context.Context) (Repaired, error) {
 	case !info.Mode().IsRegular():
 		return Repaired{}, invalidFile(s.path, notRegular(info.Mode())+": move it away first")
 	}
-	unlock, err := s.lock(ctx, p.lock, files.LikeFile(info))
+	unlock, err := s.lock(ctx, p, files.LikeFile(info))
 	if err != nil {
 		return Repaired{}, err
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ticketd/ticket/store/internal/files"
@@ -48,6 +49,58 @@ type Options struct {
 type Store struct {
 	path string
 	opts Options
+
+	mu   sync.Mutex
+	kept *kept // the sale's lock file and journal, kept open between transactions; nil before the first
+}
+
+// kept is a sale's lock file and journal, kept open between the
+// transactions of one Store (see lock.Kept): a process that buys again and
+// again (ticket bench's buyers, a long-running program) spares an open and
+// a close of each per transaction. Both are for the sale's paths as
+// resolved then: a ticket file that is a link and now names another file
+// gets new ones.
+type kept struct {
+	lock, journal *lock.Kept
+}
+
+// keep returns the kept files of the sale at p.
+func (s *Store) keep(p paths) *kept {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.kept == nil || s.kept.lock.Path() != p.lock {
+		if s.kept != nil {
+			s.kept.close()
+		}
+		s.kept = &kept{lock: lock.Keep(p.lock), journal: lock.KeepFile(p.journal, os.O_RDWR)}
+	}
+	return s.kept
+}
+
+// keeps reports whether the Store keeps the lock file at path open.
+func (s *Store) keeps(path string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.kept != nil && s.kept.lock.Path() == path
+}
+
+func (k *kept) close() error {
+	return errors.Join(k.lock.Close(), k.journal.Close())
+}
+
+// Close closes the sale's lock file and journal, which a Store keeps open
+// between its transactions. A Store may still be used after Close: it
+// opens them again. A Store dropped without Close has them closed when the
+// garbage collector finds it unreachable.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.kept == nil {
+		return nil
+	}
+	err := s.kept.close()
+	s.kept = nil
+	return err
 }
 
 // Open returns the Store for the ticket file at path. It does no I/O: a
@@ -125,11 +178,13 @@ func resolve(path string) string {
 
 // lock takes the sale's lock, waiting until ctx is done, or trying once
 // with Options.NoWait.
-func (s *Store) lock(ctx context.Context, path string, l files.Like) (unlock func(), err error) {
+func (s *Store) lock(ctx context.Context, p paths, l files.Like) (unlock func(), err error) {
+	k := s.keep(p).lock
 	if !s.opts.NoWait {
-		return lock.LockLike(ctx, path, l)
+		return k.Lock(ctx, l)
 	}
-	unlock, ok, err := lock.TryLockLike(path, l)
+	unlock, ok, err := k.TryLock(l)
+	path := p.lock
 	if err == nil && !ok {
 		err = fmt.Errorf("%s: %w", path, ErrLocked)
 	}
@@ -237,7 +292,7 @@ func (s *Store) update(ctx context.Context, fn change) error {
 	if err != nil {
 		return err
 	}
-	unlock, err := s.lock(ctx, p.lock, l)
+	unlock, err := s.lock(ctx, p, l)
 	if err != nil {
 		return err
 	}
@@ -259,6 +314,9 @@ func (s *Store) prepare() (paths, files.Like, error) {
 	// The lock file is created once. Before creating it, refuse what
 	// cannot be read, so that nothing appears beside a refused file; once
 	// it exists, the read under the lock is the check.
+	if s.keeps(p.lock) {
+		return p, l, nil // it did exist: if it is gone, the lock makes it again
+	}
 	if _, err := os.Stat(p.lock); errors.Is(err, fs.ErrNotExist) {
 		if _, _, err := loadState(p.ticket); err != nil {
 			return p, l, err
@@ -278,7 +336,7 @@ func (s *Store) locked(p paths, l files.Like, fn change, done func(error)) (err 
 	// The journal is locked before the ticket file is read: a process that
 	// locked another lock file (someone deleted PATH.lock) must not decide
 	// on a version another one is replacing.
-	j, err := openJournal(p.journal, l, s.opts.NoSync)
+	j, err := openKeptJournal(p.journal, s.keep(p).journal, l, s.opts.NoSync)
 	if err != nil {
 		return err
 	}
@@ -628,7 +686,7 @@ func (s *Store) Restore(ctx context.Context, state ticket.State, records []ticke
 		return "", err
 	}
 	lines := journalOf(state, records)
-	unlock, err := s.lock(ctx, p.lock, l)
+	unlock, err := s.lock(ctx, p, l)
 	if err != nil {
 		return "", err
 	}

@@ -44,7 +44,7 @@ func (s *Store) Verify(ctx context.Context) (Report, error) {
 	if err != nil {
 		return r, err
 	}
-	unlock, err := s.lock(ctx, p.lock, files.LikeFile(info))
+	unlock, err := s.lock(ctx, p, files.LikeFile(info))
 	if err != nil {
 		return r, err
 	}

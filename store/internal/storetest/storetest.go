@@ -38,6 +38,7 @@ func NewSale(t testing.TB, total int64, buys ...int64) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "tickets.json")
 	s := store.Open(path, store.Options{})
+	defer s.Close()
 	if _, _, err := s.Init(context.Background(), total, store.Create); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,261 @@
+package lock
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"sync"
+
+	"github.com/ticketd/ticket/store/internal/files"
+	"github.com/ticketd/ticket/store/internal/seam"
+	"golang.org/x/sys/unix"
+)
+
+// Kept is a file locked again and again by one process (the buyers of
+// ticket bench, a program that sells through one store.Store), kept open
+// between the times it is locked: a lock then costs a flock(2) and the
+// check that the file is still the one at its path (an fstat once, a stat
+// each time), instead of an open, an fstat and a close as well. The
+// guarantees are Lock's and OpenLocked's: a file deleted or replaced is let
+// go and the one at the path now is opened and locked; a truncated one is
+// the same file.
+//
+// One lock at a time uses the kept descriptor (flock(2) locks belong to
+// an open file, so two users of one descriptor would both "have" the
+// lock); a lock taken while it is in use opens a descriptor of its own, as
+// Lock does. Kept is safe for concurrent use. Close closes the kept
+// descriptor; one never closed is closed when the garbage collector finds
+// the Kept unreachable, as any os.File is.
+type Kept struct {
+	path     string
+	lockFile bool // a lock file, created when missing (see Keep); else the file must exist (see KeepFile)
+	flag     int  // KeepFile's open flag
+
+	mu     sync.Mutex
+	f      *os.File    // open and unlocked; nil while in use, before the first lock, after Close
+	info   fs.FileInfo // f as it was opened: its identity
+	closed bool
+}
+
+// Keep returns the lock file at path, kept open between locks; a missing
+// one is created by the lock that finds it missing (see Lock).
+func Keep(path string) *Kept { return &Kept{path: path, lockFile: true} }
+
+// KeepFile returns the existing file at path, opened with flag and kept
+// open between locks (see OpenLocked).
+func KeepFile(path string, flag int) *Kept { return &Kept{path: path, flag: flag} }
+
+// Path returns the kept file's path.
+func (k *Kept) Path() string { return k.path }
+
+// Lock is LockLike through the kept descriptor: it waits for the lock as
+// long as ctx allows, and creates a missing lock file like l.
+func (k *Kept) Lock(ctx context.Context, l files.Like) (unlock func(), err error) {
+	_, _, unlock, err = k.lock(ctx, l)
+	return unlock, err
+}
+
+// TryLock is TryLockLike through the kept descriptor.
+func (k *Kept) TryLock(l files.Like) (unlock func(), ok bool, err error) {
+	done, cancel := context.WithCancel(context.Background())
+	cancel() // a done context: lock does not wait
+	_, _, unlock, err = k.lock(done, l)
+	if errors.Is(err, context.Canceled) {
+		return nil, false, nil
+	}
+	return unlock, err == nil, err
+}
+
+// OpenLocked is OpenLocked through the kept descriptor: it returns the
+// file, what it is now (its size as locked), and the function that
+// releases the lock, after which the file is no longer the caller's.
+func (k *Kept) OpenLocked() (*os.File, fs.FileInfo, func(), error) {
+	return k.lock(context.Background(), files.Like{})
+}
+
+// Close closes the kept descriptor. A lock held now is released when its
+// unlock function is called, as before; its descriptor is closed then.
+func (k *Kept) Close() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.closed = true
+	if k.f == nil {
+		return nil
+	}
+	err := k.f.Close()
+	k.f = nil
+	return err
+}
+
+// lock takes the lock, through the kept descriptor if it is free, and
+// returns the file, what it is now (fstat after the lock: for a lock file,
+// what it was when opened) and the unlock function.
+func (k *Kept) lock(ctx context.Context, l files.Like) (f *os.File, now fs.FileInfo, unlock func(), err error) {
+	_, err = retry(k.path, func() (func(), error) {
+		var err error
+		f, now, unlock, err = k.lockOnce(ctx, l)
+		return unlock, err
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return f, now, unlock, nil
+}
+
+// lockOnce is one attempt of lock: errMoved when the file it locked is no
+// longer at its path.
+func (k *Kept) lockOnce(ctx context.Context, l files.Like) (*os.File, fs.FileInfo, func(), error) {
+	f, info, err := k.take(l)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	fd := int(f.Fd())
+	release := func() {
+		_ = unix.Flock(fd, unix.LOCK_UN) // closing the descriptor releases it even if this fails
+		k.put(f, info)
+	}
+	if waiting, err := k.flock(ctx, f); err != nil {
+		switch {
+		case errors.Is(err, errWouldWait):
+			k.put(f, info) // not locked: kept as it was
+			return nil, nil, nil, WaitError(ctx, k.path)
+		case !waiting: // a goroutine still waits in flock(2) on f, and closes it
+			f.Close()
+		}
+		return nil, nil, nil, err
+	}
+	now := info
+	if !k.lockFile { // a file locked to be written: its size as locked
+		if now, err = f.Stat(); err != nil {
+			release()
+			return nil, nil, nil, files.Error("stat", k.path, err)
+		}
+	}
+	if seam.NoIdentityCheck {
+		return f, now, release, nil
+	}
+	at, err := os.Stat(k.path)
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && !os.SameFile(info, at)) {
+		// Not the file at the path any more: let it go, for good.
+		_ = unix.Flock(fd, unix.LOCK_UN)
+		f.Close()
+		return nil, nil, nil, errMoved
+	}
+	if err != nil {
+		release()
+		return nil, nil, nil, files.Error("stat", k.path, err)
+	}
+	return f, now, release, nil
+}
+
+// errWouldWait is a lock held by another process, for a ctx already done.
+var errWouldWait = errors.New("would wait")
+
+// flock takes f's exclusive lock, waiting as long as ctx allows; with ctx
+// done, errWouldWait if another process holds it. A waiter that gives up
+// (waiting true) leaves a goroutine blocked in flock(2), which releases the
+// lock at once if it ever gets it, and closes f.
+func (k *Kept) flock(ctx context.Context, f *os.File) (waiting bool, err error) {
+	fd := int(f.Fd())
+	err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+	if err == nil {
+		return false, nil
+	}
+	if err != unix.EWOULDBLOCK {
+		return false, files.Error("lock", k.path, err)
+	}
+	if ctx.Err() != nil {
+		return false, errWouldWait
+	}
+	if ctx.Done() == nil { // a wait nothing ends: in this goroutine
+		return false, k.flockWait(fd)
+	}
+	got := make(chan error, 1)
+	go func() { got <- k.flockWait(fd) }()
+	select {
+	case err := <-got:
+		return false, err
+	case <-ctx.Done():
+		go func() {
+			if <-got == nil {
+				_ = unix.Flock(fd, unix.LOCK_UN)
+			}
+			f.Close()
+		}()
+		return true, WaitError(ctx, k.path)
+	}
+}
+
+// flockWait waits in flock(2) for fd's exclusive lock.
+func (k *Kept) flockWait(fd int) error {
+	for {
+		err := unix.Flock(fd, unix.LOCK_EX)
+		if err != unix.EINTR {
+			if err != nil {
+				return files.Error("lock", k.path, err)
+			}
+			return nil
+		}
+	}
+}
+
+// take returns the kept descriptor, or, while it is in use (or before the
+// first lock), one opened now, with its identity.
+func (k *Kept) take(l files.Like) (*os.File, fs.FileInfo, error) {
+	k.mu.Lock()
+	f, info := k.f, k.info
+	k.f, k.info = nil, nil
+	k.mu.Unlock()
+	if f != nil {
+		return f, info, nil
+	}
+	f, err := k.open(l)
+	if err != nil {
+		return nil, nil, err
+	}
+	if info, err = f.Stat(); err != nil {
+		f.Close()
+		return nil, nil, files.Error("stat", k.path, err)
+	}
+	return f, info, nil
+}
+
+// put keeps f, unlocked, for the next lock; it closes f when another is
+// kept already or the Kept was closed.
+func (k *Kept) put(f *os.File, info fs.FileInfo) {
+	k.mu.Lock()
+	if k.f == nil && !k.closed {
+		k.f, k.info = f, info
+		f = nil
+	}
+	k.mu.Unlock()
+	if f != nil {
+		f.Close()
+	}
+}
+
+// open opens the file: a lock file read-write (read-only for a user who
+// may only read the sale), created like l if missing; another file with
+// KeepFile's flag, a missing one being an error wrapping fs.ErrNotExist
+// for the caller to create.
+func (k *Kept) open(l files.Like) (*os.File, error) {
+	if !k.lockFile {
+		return files.Open(k.path, k.flag, 0)
+	}
+	f, err := files.Open(k.path, os.O_RDWR, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Created here, once: a lock file that exists is opened as it is.
+		if _, err := files.Create(k.path, l); err != nil {
+			return nil, files.Error("create lock file", k.path, err)
+		}
+		f, err = files.Open(k.path, os.O_RDWR, 0)
+	}
+	if errors.Is(err, fs.ErrPermission) {
+		f, err = files.Open(k.path, os.O_RDONLY, 0)
+	}
+	if err != nil {
+		return nil, lockError(k.path, err)
+	}
+	return f, nil
+}

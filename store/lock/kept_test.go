@@ -1,0 +1,232 @@
+package lock
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ticketd/ticket/store/internal/files"
+	"github.com/ticketd/ticket/store/internal/seam"
+)
+
+// opened counts this process's descriptors open on the file at path now.
+func opened(t *testing.T, path string) int {
+	t.Helper()
+	want, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	n := 0
+	for _, e := range ents {
+		if fi, err := os.Stat(filepath.Join("/proc/self/fd", e.Name())); err == nil && os.SameFile(fi, want) {
+			n++
+		}
+	}
+	return n
+}
+
+// heldElsewhere reports whether another open file holds the lock on path.
+func heldElsewhere(t *testing.T, path string) bool {
+	t.Helper()
+	unlock, ok, err := TryLock(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok {
+		unlock()
+	}
+	return !ok
+}
+
+var like = files.Like{UID: -1}
+
+func TestKeptKeepsItsDescriptor(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.json.lock")
+	k := Keep(path)
+	for i := range 3 {
+		unlock, err := k.Lock(context.Background(), like)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !heldElsewhere(t, path) {
+			t.Fatalf("lock %d: another descriptor took the lock the Kept holds", i)
+		}
+		unlock()
+		if heldElsewhere(t, path) {
+			t.Fatalf("unlock %d: the lock is still held", i)
+		}
+		if n := opened(t, path); n != 1 {
+			t.Fatalf("after unlock %d: %d descriptors open on the lock file, want the one kept", i, n)
+		}
+	}
+	if err := k.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := opened(t, path); n != 0 {
+		t.Fatalf("after Close: %d descriptors open on the lock file, want none", n)
+	}
+	unlock, err := k.Lock(context.Background(), like) // usable after Close, as a Store is
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+}
+
+// TestKeptFollowsThePath: a lock file deleted, or replaced, between two
+// locks is let go; the next lock takes the file at the path.
+func TestKeptFollowsThePath(t *testing.T) {
+	for _, how := range []string{"deleted", "replaced", "truncated"} {
+		t.Run(how, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "t.json.lock")
+			k := Keep(path)
+			defer k.Close()
+			unlock, err := k.Lock(context.Background(), like)
+			if err != nil {
+				t.Fatal(err)
+			}
+			unlock()
+			before, _ := os.Stat(path)
+			switch how {
+			case "deleted":
+				err = os.Remove(path)
+			case "replaced":
+				if err = os.WriteFile(path+".new", nil, 0o644); err == nil {
+					err = os.Rename(path+".new", path)
+				}
+			case "truncated": // a shell's 9>PATH.lock: the same file
+				var f *os.File
+				if f, err = os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0); err == nil {
+					err = f.Close()
+				}
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			unlock, ok, err := k.TryLock(like)
+			if err != nil || !ok {
+				t.Fatalf("TryLock = %v, %v", ok, err)
+			}
+			defer unlock()
+			if !heldElsewhere(t, path) {
+				t.Fatal("the file at the path is not locked: the Kept locked the one it kept")
+			}
+			// (A deleted file's inode number may be given to the new one.)
+			after, _ := os.Stat(path)
+			if same := os.SameFile(before, after); how != "deleted" && same != (how == "truncated") {
+				t.Fatalf("the lock file is the same as before: %v", same)
+			}
+			if n := opened(t, path); n != 1 {
+				t.Fatalf("%d descriptors open on the lock file, want 1", n)
+			}
+		})
+	}
+}
+
+// TestKeptExcludesWithinAProcess: a second lock through the same Kept,
+// while the first holds it, opens a descriptor of its own and waits.
+func TestKeptExcludesWithinAProcess(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.json.lock")
+	k := Keep(path)
+	defer k.Close()
+	unlock, err := k.Lock(context.Background(), like)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := k.TryLock(like); ok || err != nil {
+		t.Fatalf("a second TryLock while the lock is held = %v, %v", ok, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	if _, err := k.Lock(ctx, like); !errors.Is(err, ErrLocked) {
+		t.Fatalf("a second Lock while the lock is held = %v, want ErrLocked", err)
+	}
+	got := make(chan func(), 1)
+	go func() {
+		u, err := k.Lock(context.Background(), like)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- u
+	}()
+	select {
+	case <-got:
+		t.Fatal("a second Lock took the lock the first holds")
+	case <-time.After(50 * time.Millisecond):
+	}
+	unlock()
+	select {
+	case u := <-got:
+		u()
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second Lock never got the lock")
+	}
+}
+
+func TestKeepFileOpenLocked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.json.journal")
+	k := KeepFile(path, os.O_RDWR)
+	defer k.Close()
+	if _, _, _, err := k.OpenLocked(); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("OpenLocked of a missing file = %v, want fs.ErrNotExist", err)
+	}
+	if err := os.WriteFile(path, []byte("abc"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, info, release, err := k.OpenLocked()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Size() != 3 {
+		t.Fatalf("size %d, want 3", info.Size())
+	}
+	if _, err := f.WriteAt([]byte("defg"), 3); err != nil {
+		t.Fatal(err)
+	}
+	if !heldElsewhere(t, path) {
+		t.Fatal("not locked")
+	}
+	release()
+	_, info, release, err = k.OpenLocked()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	if info.Size() != 7 {
+		t.Fatalf("size %d after a write through the kept file, want 7 (what it is as locked)", info.Size())
+	}
+}
+
+// TestKeptFollowsThePathControl: without the check that the file locked is
+// the one at the path, a Kept locks the file it kept, which nobody else
+// can see any more.
+func TestKeptFollowsThePathControl(t *testing.T) {
+	seam.NoIdentityCheck = true
+	defer func() { seam.NoIdentityCheck = false }()
+	path := filepath.Join(t.TempDir(), "t.json.lock")
+	k := Keep(path)
+	defer k.Close()
+	unlock, err := k.Lock(context.Background(), like)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err = k.Lock(context.Background(), like)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	if _, err := os.Stat(path); err == nil && heldElsewhere(t, path) {
+		t.Fatal("the control locked the file at the path: the test above proves nothing")
+	}
+}
