@@ -479,21 +479,33 @@ func alive(pid int32) bool {
 	if pid == self {
 		return true // the leader itself, serving its own request: no need to ask
 	}
-	if pid <= 0 || unix.Kill(int(pid), 0) == unix.ESRCH {
-		return false
-	}
-	st, ok := procState(pid)
-	return !ok || (st != 'Z' && st != 'X')
+	_, ok := lookUp(pid)
+	return ok
 }
 
 // running is alive and not stopped: a successor that is a zombie, or
 // stopped (Ctrl-Z, SIGSTOP), waits in flock(2) for nobody.
 func running(pid int32) bool {
-	if !alive(pid) {
-		return false
+	if pid == self {
+		return true
 	}
-	st, ok := procState(pid)
-	return !ok || (st != 'T' && st != 't')
+	st, ok := lookUp(pid)
+	return ok && st != 'T' && st != 't'
+}
+
+// lookUp returns pid's state as /proc shows it (0 where it cannot be
+// read) and whether the process may still run. One read of /proc answers
+// both (a leader asks for every request it takes); where it cannot be read
+// (no /proc, or no such process), kill(pid, 0) says whether the process
+// exists: only ESRCH says it does not.
+func lookUp(pid int32) (state byte, ok bool) {
+	if pid <= 0 {
+		return 0, false
+	}
+	if st, ok := procState(pid); ok {
+		return st, st != 'Z' && st != 'X'
+	}
+	return 0, unix.Kill(int(pid), 0) != unix.ESRCH
 }
 
 // self is this process's pid.
