@@ -111,10 +111,6 @@ func (k *Kept) lockOnce(ctx context.Context, l files.Like) (*os.File, fs.FileInf
 		return nil, nil, nil, err
 	}
 	fd := int(f.Fd())
-	release := func() {
-		_ = unix.Flock(fd, unix.LOCK_UN) // closing the descriptor releases it even if this fails
-		k.put(f, info)
-	}
 	if waiting, err := k.flock(ctx, f); err != nil {
 		switch {
 		case errors.Is(err, errWouldWait):
@@ -126,11 +122,19 @@ func (k *Kept) lockOnce(ctx context.Context, l files.Like) (*os.File, fs.FileInf
 		return nil, nil, nil, err
 	}
 	now := info
-	if !k.lockFile { // a file locked to be written: its size as locked
+	if info == nil || !k.lockFile { // opened now, or a file locked to be written: its size as locked
 		if now, err = f.Stat(); err != nil {
-			release()
+			_ = unix.Flock(fd, unix.LOCK_UN)
+			f.Close()
 			return nil, nil, nil, files.Error("stat", k.path, err)
 		}
+		if info == nil {
+			info = now
+		}
+	}
+	release := func() {
+		_ = unix.Flock(fd, unix.LOCK_UN) // closing the descriptor releases it even if this fails
+		k.put(f, info)
 	}
 	if seam.NoIdentityCheck {
 		return f, now, release, nil
@@ -200,8 +204,8 @@ func (k *Kept) flockWait(fd int) error {
 	}
 }
 
-// take returns the kept descriptor, or, while it is in use (or before the
-// first lock), one opened now, with its identity.
+// take returns the kept descriptor with its identity, or, while it is in
+// use (or before the first lock), one opened now, without.
 func (k *Kept) take(l files.Like) (*os.File, fs.FileInfo, error) {
 	k.mu.Lock()
 	f, info := k.f, k.info
@@ -211,14 +215,7 @@ func (k *Kept) take(l files.Like) (*os.File, fs.FileInfo, error) {
 		return f, info, nil
 	}
 	f, err := k.open(l)
-	if err != nil {
-		return nil, nil, err
-	}
-	if info, err = f.Stat(); err != nil {
-		f.Close()
-		return nil, nil, files.Error("stat", k.path, err)
-	}
-	return f, info, nil
+	return f, nil, err // its identity is taken once it is locked
 }
 
 // put keeps f, unlocked, for the next lock; it closes f when another is
