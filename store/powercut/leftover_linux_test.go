@@ -40,7 +40,9 @@ func TestNoMountLeftBehind(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			New(t, Options{}) // skips where it cannot mount
 			cmd := exec.Command(os.Args[0], "-test.run=^TestLeftoverHelper$", "-test.v")
-			cmd.Env = append(os.Environ(), "POWERCUT_TEST_LEFTOVER="+mode, NoRaceExitDelay())
+			// Its temporary directories in this test's: a helper that exits
+			// without its clean-up leaves them behind.
+			cmd.Env = append(os.Environ(), "POWERCUT_TEST_LEFTOVER="+mode, NoRaceExitDelay(), "TMPDIR="+t.TempDir())
 			out, err := cmd.CombinedOutput()
 			fields := regexp.MustCompile(`LEFTOVER dir=(\S+) server=(\d+) sleeper=(\d+)`).FindStringSubmatch(string(out))
 			if fields == nil {
