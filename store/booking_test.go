@@ -902,3 +902,27 @@ func TestCountOnlyPeerKeepsBooking(t *testing.T) {
 		t.Fatalf("after the peer: %v, limit %d, %d outside", rep.State, rep.State.Limit(), rep.Counts.Outside)
 	}
 }
+
+// TestLimitWithoutTheJournal: Limit reads the ticket file alone, and the
+// journal when a count-only peer wrote the file back without "limit".
+func TestLimitWithoutTheJournal(t *testing.T) {
+	ctx := context.Background()
+	path := newLimitSale(t, 10, 2)
+	s := store.Open(path, store.Options{})
+	defer s.Close()
+	if k, err := s.Limit(ctx); k != 2 || err != nil {
+		t.Fatalf("Limit = %d, %v; want 2", k, err)
+	}
+	unlock := storetest.HoldLock(t, path+".lock")
+	if err := os.WriteFile(path, []byte(`{"count": 10}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	if k, err := s.Limit(ctx); k != 2 || err != nil {
+		t.Fatalf("Limit after a count-only peer = %d, %v; want 2, from the journal", k, err)
+	}
+	plain := storetest.NewSale(t, 10)
+	if k, err := store.Open(plain, store.Options{}).Limit(ctx); k != 0 || err != nil {
+		t.Fatalf("Limit of a sale without one = %d, %v", k, err)
+	}
+}

@@ -97,6 +97,12 @@
 //
 //	flock PATH.lock sh -c '...'
 //
+// A Store keeps PATH.lock and PATH.journal open between its transactions
+// (see lock.Kept), so that a process that buys again and again does not
+// open and close them each time; each lock still checks that the file it
+// locked is the one at the path, and opens the new one if someone deleted
+// or replaced it. Close closes them.
+//
 // # Other backends
 //
 // The same sale can be kept in a Redis server instead, for buyers on many

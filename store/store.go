@@ -204,6 +204,20 @@ func (s *Store) Read() (ticket.State, error) {
 	return st.state, nil
 }
 
+// Limit returns the sale's per-buyer limit, 0 for none, as the ticket
+// file shows it: one read of a small file, where Read also reads the
+// journal's end (what a command line asks before each buy). A ticket file
+// another program wrote back with "count" alone has lost its "limit": the
+// journal says it then, through Read.
+func (s *Store) Limit(ctx context.Context) (int64, error) {
+	file, _, err := readState(s.path)
+	if err != nil || file.Stored() {
+		return file.Limit(), err
+	}
+	st, err := s.Read()
+	return st.Limit(), err
+}
+
 // read is Read's settlement, with the ticket file's own state. A journal
 // that does not fit is for Verify to report and for a buy to refuse: a
 // reader then sees the ticket file as it is.

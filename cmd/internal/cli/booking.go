@@ -148,7 +148,8 @@ func needBuyer(fs *pflag.FlagSet, b store.Backend) error {
 }
 
 // limiter is a sale that tells its per-buyer limit alone, more cheaply
-// than Read (a Redis sale: one HGET, where Read lists the open holds).
+// than Read (a Redis sale: one HGET, where Read lists the open holds; a
+// file: the ticket file, where Read also reads the journal's end).
 type limiter interface {
 	Limit(ctx context.Context) (int64, error)
 }
