@@ -116,13 +116,52 @@ type regionKey struct {
 var (
 	mappingsMu sync.Mutex
 	mappings   = map[string]*Region{} // by the region file's path
+	recent     = map[string]opened{}  // by the journal's path: what Open found last, and when
 )
+
+// opened is a region Open returned for a journal's path, and when it
+// looked.
+type opened struct {
+	r  *Region
+	at time.Time
+}
+
+// recheck is how long Open trusts what it found for a journal's path
+// before it looks again (a stat of the journal and one of the region's
+// file, two system calls of a buy that takes about 30). A journal made
+// anew at the path meanwhile (init --force, copy --force) is no harm: a
+// leader commits a region's requests only to the journal the region
+// serves (Batch.Decide), and sends them back to be made alone otherwise;
+// nor is a region's file removed meanwhile (see sweep): the process that
+// still maps it leads its own requests.
+const recheck = 100 * time.Millisecond
 
 // Open returns the region of the sale whose journal is at journalPath,
 // mapping it on first use in this process (or when its file was removed
 // since), and an error where group commit is unavailable: the journal
 // does not exist, or the region cannot be made or mapped.
 func Open(journalPath string) (*Region, error) {
+	now := time.Now()
+	mappingsMu.Lock()
+	if o, ok := recent[journalPath]; ok && now.Sub(o.at) < recheck && now.After(o.at) {
+		mappingsMu.Unlock()
+		return o.r, nil
+	}
+	mappingsMu.Unlock()
+	r, err := open(journalPath)
+	if err == nil {
+		mappingsMu.Lock()
+		if len(recent) >= 256 { // a program that sells from many sales
+			clear(recent)
+		}
+		recent[journalPath] = opened{r, now}
+		mappingsMu.Unlock()
+	}
+	return r, err
+}
+
+// open is Open, looking.
+func open(journalPath string) (*Region, error) {
 	var st unix.Statx_t
 	if err := unix.Statx(unix.AT_FDCWD, journalPath, 0, unix.STATX_INO|unix.STATX_BTIME, &st); err != nil {
 		return nil, files.Error("stat", journalPath, err)
