@@ -24,7 +24,7 @@ func readState(path string) (ticket.State, fs.FileInfo, error) {
 }
 
 // readOpenState is readState keeping the file open, as openState does.
-func readOpenState(path string) (ticket.State, fs.FileInfo, *os.File, error) {
+func readOpenState(path string) (ticket.State, fs.FileInfo, io.Closer, error) {
 	if err := seam.Fault(seam.Read); err != nil {
 		return ticket.State{}, nil, nil, files.Error("read", path, err)
 	}
@@ -43,19 +43,19 @@ func loadState(path string) (ticket.State, fs.FileInfo, error) {
 
 // openState is loadState that also returns the ticket file still open
 // (nil on error): a writer keeps it to tell, after swapping its new
-// version in, whether what it swapped out is the version it read.
-func openState(path string) (st ticket.State, info fs.FileInfo, f *os.File, err error) {
-	// A FIFO or device would block open or read: look before opening.
-	if info, err := os.Stat(path); err == nil && !info.IsDir() && !info.Mode().IsRegular() {
-		return st, nil, nil, invalidFile(path, notRegular(info.Mode()))
-	}
-	if f, err = files.Open(path, os.O_RDONLY, 0); err != nil {
+// version in, whether what it swapped out is the version it read. Its
+// FileInfo compares with others through files.SameFile.
+func openState(path string) (st ticket.State, info fs.FileInfo, c io.Closer, err error) {
+	// A FIFO or device at the path opens without blocking, and is refused
+	// once fstat(2) says what it is.
+	f, err := files.OpenReading(path)
+	if err != nil {
 		return st, nil, nil, openError(path, err)
 	}
 	defer func() {
 		if err != nil {
 			f.Close()
-			f = nil
+			c = nil
 		}
 	}()
 	if info, err = f.Stat(); err != nil {
@@ -87,7 +87,7 @@ func openState(path string) (st ticket.State, info fs.FileInfo, f *os.File, err 
 
 // readAll reads f, of size bytes when it was stat'ed, to its end, at
 // most ticket.MaxFileSize+1 bytes: in one read(2) unless it grew since.
-func readAll(f *os.File, size int64) ([]byte, error) {
+func readAll(f io.Reader, size int64) ([]byte, error) {
 	buf := make([]byte, size+512)
 	n, err := f.Read(buf)
 	if err != nil && err != io.EOF {
@@ -299,7 +299,7 @@ func (w writer) takeDisplaced(tmpPath string) {
 	if w.displaced == nil {
 		return
 	}
-	if was, err := os.Lstat(tmpPath); err != nil || os.SameFile(was, w.expect) {
+	if was, err := os.Lstat(tmpPath); err != nil || files.SameFile(was, w.expect) {
 		return
 	}
 	if data, err := os.ReadFile(tmpPath); err == nil {
