@@ -4,11 +4,15 @@ package store_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/ticketd/ticket/store"
+	"github.com/ticketd/ticket/store/internal/seam"
 	"github.com/ticketd/ticket/store/internal/storetest"
 	"github.com/ticketd/ticket/ticket"
 )
@@ -119,4 +123,77 @@ func TestKeptFilesFollowTheSale(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOneStoreManyGoroutines: goroutines buying through one Store, which
+// keeps one lock file and journal descriptor, exclude each other as
+// processes do: exactly the tickets there are are sold, each once.
+func TestOneStoreManyGoroutines(t *testing.T) {
+	for _, opts := range []store.Options{{NoSync: true}, {NoSync: true, NoGroup: true}} {
+		if problem := manyGoroutines(t, opts); problem != "" {
+			t.Fatalf("%+v: %s", opts, problem)
+		}
+	}
+}
+
+// TestOneStoreManyGoroutinesControl: with one descriptor serving every
+// lock at once, the same buys break the sale.
+func TestOneStoreManyGoroutinesControl(t *testing.T) {
+	seam.SharedKept = true
+	defer func() { seam.SharedKept = false }()
+	for range 20 {
+		if problem := manyGoroutines(t, store.Options{NoSync: true, NoGroup: true}); problem != "" {
+			t.Logf("the control failed, as it should: %s", problem)
+			return
+		}
+	}
+	t.Fatal("20 rounds of the control passed: the test above proves nothing")
+}
+
+// manyGoroutines is TestOneStoreManyGoroutines for opts: what went wrong,
+// or "".
+func manyGoroutines(t *testing.T, opts store.Options) string {
+	const tickets, goroutines, each = 40, 8, 8 // 64 buys for 40 tickets
+	path := storetest.NewSale(t, tickets)
+	s := store.Open(path, opts)
+	seqs := make(chan int64, goroutines*each)
+	errs := make(chan error, goroutines*each)
+	var wg sync.WaitGroup
+	for range goroutines {
+		wg.Go(func() {
+			for range each {
+				r, err := s.Buy(context.Background(), "g", 1)
+				switch {
+				case err == nil:
+					seqs <- r.Sale.Seq
+				case !errors.Is(err, ticket.ErrSoldOut):
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	s.Close()
+	close(seqs)
+	close(errs)
+	for err := range errs {
+		return err.Error()
+	}
+	seen := map[int64]bool{}
+	for seq := range seqs {
+		if seen[seq] {
+			return fmt.Sprintf("sale #%d reported twice", seq)
+		}
+		seen[seq] = true
+	}
+	rep, err := store.Open(path, store.Options{}).Verify(context.Background())
+	switch {
+	case err != nil:
+		return err.Error()
+	case !rep.Balanced():
+		return fmt.Sprint(rep.Problems)
+	case len(seen) != tickets || rep.Sales != tickets || rep.State.Left() != 0:
+		return fmt.Sprintf("%d buys reported, %d sales recorded, %d left; want %d, %d, 0", len(seen), rep.Sales, rep.State.Left(), tickets, tickets)
+	}
+	return ""
 }

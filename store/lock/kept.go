@@ -209,7 +209,9 @@ func (k *Kept) flockWait(fd int) error {
 func (k *Kept) take(l files.Like) (*os.File, fs.FileInfo, error) {
 	k.mu.Lock()
 	f, info := k.f, k.info
-	k.f, k.info = nil, nil
+	if !seam.SharedKept {
+		k.f, k.info = nil, nil
+	}
 	k.mu.Unlock()
 	if f != nil {
 		return f, info, nil
@@ -222,7 +224,7 @@ func (k *Kept) take(l files.Like) (*os.File, fs.FileInfo, error) {
 // kept already or the Kept was closed.
 func (k *Kept) put(f *os.File, info fs.FileInfo) {
 	k.mu.Lock()
-	if k.f == nil && !k.closed {
+	if (k.f == nil || seam.SharedKept && k.f == f) && !k.closed {
 		k.f, k.info = f, info
 		f = nil
 	}

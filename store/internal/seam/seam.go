@@ -65,6 +65,9 @@ var (
 	NoIdentityCheck bool
 	// NoJournalLock: the file store does not lock its journal.
 	NoJournalLock bool
+	// SharedKept: a kept lock file's descriptor (lock.Kept) serves every
+	// lock at once, instead of one lock at a time.
+	SharedKept bool
 	// NoExchange: the file store renames its new ticket file over the one
 	// at the path instead of swapping the two, and so cannot see another
 	// process's version it replaces.
