@@ -48,6 +48,21 @@ func heldElsewhere(t *testing.T, path string) bool {
 
 var like = files.Like{UID: -1}
 
+// usedOnce returns a lock file's path and a Kept of it that has locked and
+// unlocked it once, closed at the end of the test.
+func usedOnce(t *testing.T) (string, *Kept) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "t.json.lock")
+	k := Keep(path)
+	t.Cleanup(func() { k.Close() })
+	unlock, err := k.Lock(context.Background(), like)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	return path, k
+}
+
 func TestKeptKeepsItsDescriptor(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "t.json.lock")
 	k := Keep(path)
@@ -85,15 +100,9 @@ func TestKeptKeepsItsDescriptor(t *testing.T) {
 func TestKeptFollowsThePath(t *testing.T) {
 	for _, how := range []string{"deleted", "replaced", "truncated"} {
 		t.Run(how, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "t.json.lock")
-			k := Keep(path)
-			defer k.Close()
-			unlock, err := k.Lock(context.Background(), like)
-			if err != nil {
-				t.Fatal(err)
-			}
-			unlock()
+			path, k := usedOnce(t)
 			before, _ := os.Stat(path)
+			var err error
 			switch how {
 			case "deleted":
 				err = os.Remove(path)
@@ -210,18 +219,11 @@ func TestKeepFileOpenLocked(t *testing.T) {
 func TestKeptFollowsThePathControl(t *testing.T) {
 	seam.NoIdentityCheck = true
 	defer func() { seam.NoIdentityCheck = false }()
-	path := filepath.Join(t.TempDir(), "t.json.lock")
-	k := Keep(path)
-	defer k.Close()
-	unlock, err := k.Lock(context.Background(), like)
-	if err != nil {
-		t.Fatal(err)
-	}
-	unlock()
+	path, k := usedOnce(t)
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	unlock, err = k.Lock(context.Background(), like)
+	unlock, err := k.Lock(context.Background(), like)
 	if err != nil {
 		t.Fatal(err)
 	}
