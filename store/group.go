@@ -73,11 +73,11 @@ type leader struct {
 func (ld *leader) LockPath() string { return ld.p.lock }
 
 // TryLock takes the sale's lock if it is free.
-func (ld *leader) TryLock() (func(), bool, error) { return ld.s.keep(ld.p).lock.TryLock(ld.l) }
+func (ld *leader) TryLock() (func(), bool, error) { return keep(ld.p).lock.TryLock(ld.l) }
 
 // Lock waits for the sale's lock on behalf of every sleeping buyer.
 func (ld *leader) Lock(ctx context.Context) (func(), error) {
-	return ld.s.keep(ld.p).lock.Lock(ctx, ld.l)
+	return keep(ld.p).lock.Lock(ctx, ld.l)
 }
 
 // Commit runs the transaction with the batch's records, fsynced if a

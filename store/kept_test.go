@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/ticketd/ticket/store"
@@ -196,4 +198,86 @@ func manyGoroutines(t *testing.T, opts store.Options) string {
 		return fmt.Sprintf("%d buys reported, %d sales recorded, %d left; want %d, %d, 0", len(seen), rep.Sales, rep.State.Left(), tickets, tickets)
 	}
 	return ""
+}
+
+// TestStoresNeverClosedShareTheirFiles: a program that opens a Store per
+// request and never closes it (as the README's example never does) keeps
+// two descriptors for the sale, not two per Store until the garbage
+// collector runs (which a program with a large live heap runs rarely;
+// SetGCPercent(-1) stands for that). Found by a review: with the files kept
+// per Store, 200 buys left 400 descriptors.
+func TestStoresNeverClosedShareTheirFiles(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	path := storetest.NewSale(t, 1000)
+	for range 200 {
+		s := store.Open(path, store.Options{NoSync: true})
+		if _, err := s.Buy(context.Background(), "b", 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := descriptors(t, path+".lock", path+".journal"); n != 2 {
+		t.Fatalf("%d descriptors open on the lock file and journal after 200 buys through Stores never closed, want 2", n)
+	}
+}
+
+// TestOneStoreManyGoroutinesLockFileDeleted: many goroutines buy
+// through one Store while the lock file is deleted and replaced again and
+// again; exactly the tickets there are are sold, and the books balance.
+func TestOneStoreManyGoroutinesLockFileDeleted(t *testing.T) {
+	for _, opts := range []store.Options{{NoSync: true}, {NoSync: true, NoGroup: true}} {
+		const total = 400
+		path := storetest.NewSale(t, total)
+		s := store.Open(path, opts)
+		stop := make(chan struct{})
+		var churn sync.WaitGroup
+		churn.Add(1)
+		go func() {
+			defer churn.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if i%2 == 0 {
+					os.Remove(path + ".lock")
+				} else {
+					os.WriteFile(path+".lock.new", nil, 0o644)
+					os.Rename(path+".lock.new", path+".lock")
+				}
+			}
+		}()
+		var sold atomic.Int64
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					_, err := s.Buy(context.Background(), "b", 1)
+					if errors.Is(err, ticket.ErrSoldOut) {
+						return
+					}
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					sold.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		close(stop)
+		churn.Wait()
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if sold.Load() != total {
+			t.Fatalf("%+v: %d sold of %d", opts, sold.Load(), total)
+		}
+		r, err := store.Open(path, store.Options{}).Verify(context.Background())
+		if err != nil {
+			t.Fatalf("%+v: verify: %v (%+v)", opts, err, r)
+		}
+	}
 }

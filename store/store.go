@@ -49,58 +49,74 @@ type Options struct {
 type Store struct {
 	path string
 	opts Options
-
-	mu   sync.Mutex
-	kept *kept // the sale's lock file and journal, kept open between transactions; nil before the first
 }
 
-// kept is a sale's lock file and journal, kept open between the
-// transactions of one Store (see lock.Kept): a process that buys again and
-// again (ticket bench's buyers, a long-running program) spares an open and
-// a close of each per transaction. Both are for the sale's paths as
-// resolved then: a ticket file that is a link and now names another file
-// gets new ones.
+// kept is a sale's lock file and journal, kept open between transactions
+// (see lock.Kept): a process that buys again and again (ticket bench's
+// buyers, a long-running program) spares an open and a close of each per
+// transaction. Every Store of the sale in the process shares them (see
+// keptFiles).
 type kept struct {
 	lock, journal *lock.Kept
 }
 
+// keptFiles are the kept files of the sales this process bought from, by
+// their lock file's path: two descriptors per sale, however many Stores a
+// program opens for it (one per request, never closed, say), and at most
+// maxKept sales' at once.
+var keptFiles = struct {
+	sync.Mutex
+	m map[string]*kept
+}{m: map[string]*kept{}}
+
+// maxKept bounds the sales whose files a process keeps open: past it, the
+// kept files are closed (a lock in use closes its descriptor when it is
+// released) and kept again as they are used.
+const maxKept = 64
+
 // keep returns the kept files of the sale at p.
-func (s *Store) keep(p paths) *kept {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.kept == nil || s.kept.lock.Path() != p.lock {
-		if s.kept != nil {
-			s.kept.close()
-		}
-		s.kept = &kept{lock: lock.Keep(p.lock), journal: lock.KeepFile(p.journal, os.O_RDWR)}
+func keep(p paths) *kept {
+	keptFiles.Lock()
+	defer keptFiles.Unlock()
+	if k := keptFiles.m[p.lock]; k != nil {
+		return k
 	}
-	return s.kept
+	if len(keptFiles.m) >= maxKept {
+		for path, k := range keptFiles.m {
+			k.close()
+			delete(keptFiles.m, path)
+		}
+	}
+	k := &kept{lock: lock.Keep(p.lock), journal: lock.KeepFile(p.journal, os.O_RDWR)}
+	keptFiles.m[p.lock] = k
+	return k
 }
 
-// keeps reports whether the Store keeps the lock file at path open.
-func (s *Store) keeps(path string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.kept != nil && s.kept.lock.Path() == path
+// keeps reports whether this process keeps the lock file at path open.
+func keeps(path string) bool {
+	keptFiles.Lock()
+	defer keptFiles.Unlock()
+	return keptFiles.m[path] != nil
 }
 
 func (k *kept) close() error {
 	return errors.Join(k.lock.Close(), k.journal.Close())
 }
 
-// Close closes the sale's lock file and journal, which a Store keeps open
-// between its transactions. A Store may still be used after Close: it
-// opens them again. A Store dropped without Close has them closed when the
-// garbage collector finds it unreachable.
+// Close closes the sale's lock file and journal, which this process keeps
+// open between transactions for every Store of the sale. A Store may still
+// be used after Close, as may the sale's other Stores: the next
+// transaction opens them again.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.kept == nil {
+	p := s.paths()
+	keptFiles.Lock()
+	k := keptFiles.m[p.lock]
+	delete(keptFiles.m, p.lock)
+	keptFiles.Unlock()
+	if k == nil {
 		return nil
 	}
-	err := s.kept.close()
-	s.kept = nil
-	return err
+	return k.close()
 }
 
 // Open returns the Store for the ticket file at path. It does no I/O: a
@@ -179,7 +195,7 @@ func resolve(path string) string {
 // lock takes the sale's lock, waiting until ctx is done, or trying once
 // with Options.NoWait.
 func (s *Store) lock(ctx context.Context, p paths, l files.Like) (unlock func(), err error) {
-	k := s.keep(p).lock
+	k := keep(p).lock
 	if !s.opts.NoWait {
 		return k.Lock(ctx, l)
 	}
@@ -328,8 +344,10 @@ func (s *Store) prepare() (paths, files.Like, error) {
 	// The lock file is created once. Before creating it, refuse what
 	// cannot be read, so that nothing appears beside a refused file; once
 	// it exists, the read under the lock is the check.
-	if s.keeps(p.lock) {
-		return p, l, nil // it did exist: if it is gone, the lock makes it again
+	if keeps(p.lock) {
+		// It did exist: if someone deleted it since, the lock makes it
+		// again, before the read under the lock refuses what it refuses.
+		return p, l, nil
 	}
 	if _, err := os.Stat(p.lock); errors.Is(err, fs.ErrNotExist) {
 		if _, _, err := loadState(p.ticket); err != nil {
@@ -350,7 +368,7 @@ func (s *Store) locked(p paths, l files.Like, fn change, done func(error)) (err 
 	// The journal is locked before the ticket file is read: a process that
 	// locked another lock file (someone deleted PATH.lock) must not decide
 	// on a version another one is replacing.
-	j, err := openKeptJournal(p.journal, s.keep(p).journal, l, s.opts.NoSync)
+	j, err := openKeptJournal(p.journal, keep(p).journal, l, s.opts.NoSync)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"sync"
+	"syscall"
 
 	"github.com/ticketd/ticket/store/internal/files"
 	"github.com/ticketd/ticket/store/internal/seam"
@@ -242,16 +243,18 @@ func (k *Kept) open(l files.Like) (*os.File, error) {
 	if !k.lockFile {
 		return files.Open(k.path, k.flag, 0)
 	}
-	f, err := files.Open(k.path, os.O_RDWR, 0)
+	f, err := files.Open(k.path, os.O_RDWR|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		// Created here, once: a lock file that exists is opened as it is.
 		if _, err := files.Create(k.path, l); err != nil {
 			return nil, files.Error("create lock file", k.path, err)
 		}
-		f, err = files.Open(k.path, os.O_RDWR, 0)
+		f, err = files.Open(k.path, os.O_RDWR|syscall.O_NONBLOCK, 0)
 	}
 	if errors.Is(err, fs.ErrPermission) {
-		f, err = files.Open(k.path, os.O_RDONLY, 0)
+		// A user who may only read the sale (show, verify) locks it all
+		// the same: flock(2) takes a descriptor opened to read.
+		f, err = files.Open(k.path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	}
 	if err != nil {
 		return nil, lockError(k.path, err)
