@@ -92,42 +92,80 @@ func (k *Kept) Close() error {
 // lock takes the lock, through the kept descriptor if it is free, and
 // returns the file, what it is now (fstat after the lock: for a lock file,
 // what it was when opened) and the unlock function.
+//
+// A kept file that someone deleted or replaced since it was last locked
+// is locked all the same, and held with the file at the path until the
+// unlock: a process that opened it before it went (flock(1) running a
+// script, a peer waiting for its turn) and still waits for its lock then
+// waits for this lock's holder too, instead of running beside it.
 func (k *Kept) lock(ctx context.Context, l files.Like) (f *os.File, now fs.FileInfo, unlock func(), err error) {
+	var gone []*os.File // locked, no longer at the path: held until the unlock
 	_, err = retry(k.path, func() (func(), error) {
 		var err error
-		f, now, unlock, err = k.lockOnce(ctx, l)
+		var was *os.File
+		f, now, unlock, was, err = k.lockOnce(ctx, l)
+		if was != nil && seam.NoHoldGone {
+			letGo(was)
+		} else if was != nil {
+			if len(gone) == maxGone {
+				letGo(gone[0])
+				gone = gone[1:]
+			}
+			gone = append(gone, was)
+		}
 		return unlock, err
 	})
 	if err != nil {
+		for _, g := range gone {
+			letGo(g)
+		}
 		return nil, nil, nil, err
+	}
+	if len(gone) > 0 {
+		release := unlock
+		unlock = func() {
+			release()
+			for _, g := range gone {
+				letGo(g)
+			}
+		}
 	}
 	return f, now, unlock, nil
 }
 
+// maxGone bounds the files no longer at the path that one lock holds.
+const maxGone = 4
+
+// letGo unlocks and closes a locked file that is no longer kept.
+func letGo(f *os.File) {
+	_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	f.Close()
+}
+
 // lockOnce is one attempt of lock: errMoved when the file it locked is no
-// longer at its path.
-func (k *Kept) lockOnce(ctx context.Context, l files.Like) (*os.File, fs.FileInfo, func(), error) {
+// longer at its path, which it then returns locked as was.
+func (k *Kept) lockOnce(ctx context.Context, l files.Like) (f *os.File, now fs.FileInfo, unlock func(), was *os.File, err error) {
 	f, info, err := k.take(l)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	fd := int(f.Fd())
 	if waiting, err := k.flock(ctx, f); err != nil {
 		switch {
 		case errors.Is(err, errWouldWait):
 			k.put(f, info) // not locked: kept as it was
-			return nil, nil, nil, WaitError(ctx, k.path)
+			return nil, nil, nil, nil, WaitError(ctx, k.path)
 		case !waiting: // a goroutine still waits in flock(2) on f, and closes it
 			f.Close()
 		}
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
-	now := info
+	now = info
 	if info == nil || !k.lockFile { // opened now, or a file locked to be written: its size as locked
 		if now, err = f.Stat(); err != nil {
 			_ = unix.Flock(fd, unix.LOCK_UN)
 			f.Close()
-			return nil, nil, nil, files.Error("stat", k.path, err)
+			return nil, nil, nil, nil, files.Error("stat", k.path, err)
 		}
 		if info == nil {
 			info = now
@@ -138,20 +176,19 @@ func (k *Kept) lockOnce(ctx context.Context, l files.Like) (*os.File, fs.FileInf
 		k.put(f, info)
 	}
 	if seam.NoIdentityCheck {
-		return f, now, release, nil
+		return f, now, release, nil, nil
 	}
 	at, err := os.Stat(k.path)
 	if errors.Is(err, fs.ErrNotExist) || (err == nil && !os.SameFile(info, at)) {
-		// Not the file at the path any more: let it go, for good.
-		_ = unix.Flock(fd, unix.LOCK_UN)
-		f.Close()
-		return nil, nil, nil, errMoved
+		// Not the file at the path any more: no longer kept, but held
+		// (see lock).
+		return nil, nil, nil, f, errMoved
 	}
 	if err != nil {
 		release()
-		return nil, nil, nil, files.Error("stat", k.path, err)
+		return nil, nil, nil, nil, files.Error("stat", k.path, err)
 	}
-	return f, now, release, nil
+	return f, now, release, nil, nil
 }
 
 // errWouldWait is a lock held by another process, for a ctx already done.
