@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"slices"
 	"sync"
 	"syscall"
 
@@ -99,16 +100,20 @@ func (k *Kept) Close() error {
 // script, a peer waiting for its turn) and still waits for its lock then
 // waits for this lock's holder too, instead of running beside it.
 func (k *Kept) lock(ctx context.Context, l files.Like) (f *os.File, now fs.FileInfo, unlock func(), err error) {
-	var gone []*os.File // locked, no longer at the path: held until the unlock
+	var gone []heldFile // locked, no longer at the path: held until the unlock
 	_, err = retry(k.path, func() (func(), error) {
 		var err error
-		var was *os.File
-		f, now, unlock, was, err = k.lockOnce(ctx, l)
-		if was != nil && seam.NoHoldGone {
-			letGo(was)
-		} else if was != nil {
+		var was heldFile
+		reused := -1
+		f, now, unlock, was, reused, err = k.lockOnce(ctx, l, gone)
+		if reused >= 0 { // back at the path: the lock now, kept at the unlock
+			gone = slices.Delete(gone, reused, reused+1)
+		}
+		if was.f != nil && seam.NoHoldGone {
+			letGo(was.f)
+		} else if was.f != nil {
 			if len(gone) == maxGone {
-				letGo(gone[0])
+				letGo(gone[0].f)
 				gone = gone[1:]
 			}
 			gone = append(gone, was)
@@ -117,7 +122,7 @@ func (k *Kept) lock(ctx context.Context, l files.Like) (f *os.File, now fs.FileI
 	})
 	if err != nil {
 		for _, g := range gone {
-			letGo(g)
+			letGo(g.f)
 		}
 		return nil, nil, nil, err
 	}
@@ -126,11 +131,17 @@ func (k *Kept) lock(ctx context.Context, l files.Like) (f *os.File, now fs.FileI
 		unlock = func() {
 			release()
 			for _, g := range gone {
-				letGo(g)
+				letGo(g.f)
 			}
 		}
 	}
 	return f, now, unlock, nil
+}
+
+// heldFile is a locked file no longer at the path, and what it is.
+type heldFile struct {
+	f    *os.File
+	info fs.FileInfo
 }
 
 // maxGone bounds the files no longer at the path that one lock holds.
@@ -143,29 +154,60 @@ func letGo(f *os.File) {
 }
 
 // lockOnce is one attempt of lock: errMoved when the file it locked is no
-// longer at its path, which it then returns locked as was.
-func (k *Kept) lockOnce(ctx context.Context, l files.Like) (f *os.File, now fs.FileInfo, unlock func(), was *os.File, err error) {
+// longer at its path, which it then returns locked as was. gone are the
+// files this lock holds already: a descriptor of one of them (the kept
+// one, or one opened now of a file moved back to the path) is not locked
+// again, which would wait for this lock itself; when that file is at the
+// path again, it is the lock (reused is its index in gone).
+func (k *Kept) lockOnce(ctx context.Context, l files.Like, gone []heldFile) (f *os.File, now fs.FileInfo, unlock func(), was heldFile, reused int, err error) {
+	reused = -1
 	f, info, err := k.take(l)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, was, reused, err
+	}
+	if len(gone) > 0 { // only after a move: one more fstat for a file opened now
+		if info == nil {
+			if info, err = f.Stat(); err != nil {
+				f.Close()
+				return nil, nil, nil, was, reused, files.Error("stat", k.path, err)
+			}
+		}
+		for i, g := range gone {
+			if !os.SameFile(g.info, info) {
+				continue
+			}
+			f.Close() // a second descriptor of a file this lock holds through g
+			if at, err := os.Stat(k.path); err != nil || !os.SameFile(g.info, at) {
+				return nil, nil, nil, was, reused, errMoved
+			}
+			if now, err = g.f.Stat(); err != nil {
+				return nil, nil, nil, was, reused, files.Error("stat", k.path, err)
+			}
+			gf, ginfo := g.f, g.info
+			release := func() {
+				_ = unix.Flock(int(gf.Fd()), unix.LOCK_UN)
+				k.put(gf, ginfo)
+			}
+			return gf, now, release, was, i, nil
+		}
 	}
 	fd := int(f.Fd())
 	if waiting, err := k.flock(ctx, f); err != nil {
 		switch {
 		case errors.Is(err, errWouldWait):
 			k.put(f, info) // not locked: kept as it was
-			return nil, nil, nil, nil, WaitError(ctx, k.path)
+			return nil, nil, nil, was, reused, WaitError(ctx, k.path)
 		case !waiting: // a goroutine still waits in flock(2) on f, and closes it
 			f.Close()
 		}
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, was, reused, err
 	}
 	now = info
 	if info == nil || !k.lockFile { // opened now, or a file locked to be written: its size as locked
 		if now, err = f.Stat(); err != nil {
 			_ = unix.Flock(fd, unix.LOCK_UN)
 			f.Close()
-			return nil, nil, nil, nil, files.Error("stat", k.path, err)
+			return nil, nil, nil, was, reused, files.Error("stat", k.path, err)
 		}
 		if info == nil {
 			info = now
@@ -176,19 +218,19 @@ func (k *Kept) lockOnce(ctx context.Context, l files.Like) (f *os.File, now fs.F
 		k.put(f, info)
 	}
 	if seam.NoIdentityCheck {
-		return f, now, release, nil, nil
+		return f, now, release, was, reused, nil
 	}
 	at, err := os.Stat(k.path)
 	if errors.Is(err, fs.ErrNotExist) || (err == nil && !os.SameFile(info, at)) {
 		// Not the file at the path any more: no longer kept, but held
 		// (see lock).
-		return nil, nil, nil, f, errMoved
+		return nil, nil, nil, heldFile{f, info}, reused, errMoved
 	}
 	if err != nil {
 		release()
-		return nil, nil, nil, nil, files.Error("stat", k.path, err)
+		return nil, nil, nil, was, reused, files.Error("stat", k.path, err)
 	}
-	return f, now, release, nil, nil
+	return f, now, release, was, reused, nil
 }
 
 // errWouldWait is a lock held by another process, for a ctx already done.
