@@ -35,6 +35,7 @@ type Kept struct {
 	flag     int  // KeepFile's open flag
 
 	mu     sync.Mutex
+	waiter *waiter     // waiting in flock(2) for lockers that may give up; nil when none
 	f      *os.File    // open and unlocked; nil while in use, before the first lock, after Close
 	info   fs.FileInfo // f as it was opened: its identity
 	closed bool
@@ -191,17 +192,10 @@ func (k *Kept) lockOnce(ctx context.Context, l files.Like, gone []heldFile) (f *
 			return gf, now, release, was, i, nil
 		}
 	}
-	fd := int(f.Fd())
-	if waiting, err := k.flock(ctx, f); err != nil {
-		switch {
-		case errors.Is(err, errWouldWait):
-			k.put(f, info) // not locked: kept as it was
-			return nil, nil, nil, was, reused, WaitError(ctx, k.path)
-		case !waiting: // a goroutine still waits in flock(2) on f, and closes it
-			f.Close()
-		}
+	if f, info, err = k.flock(ctx, f, info); err != nil {
 		return nil, nil, nil, was, reused, err
 	}
+	fd := int(f.Fd())
 	now = info
 	if info == nil || !k.lockFile { // opened now, or a file locked to be written: its size as locked
 		if now, err = f.Stat(); err != nil {
@@ -233,41 +227,111 @@ func (k *Kept) lockOnce(ctx context.Context, l files.Like, gone []heldFile) (f *
 	return f, now, release, was, reused, nil
 }
 
-// errWouldWait is a lock held by another process, for a ctx already done.
-var errWouldWait = errors.New("would wait")
-
-// flock takes f's exclusive lock, waiting as long as ctx allows; with ctx
-// done, errWouldWait if another process holds it. A waiter that gives up
-// (waiting true) leaves a goroutine blocked in flock(2), which releases the
-// lock at once if it ever gets it, and closes f.
-func (k *Kept) flock(ctx context.Context, f *os.File) (waiting bool, err error) {
-	fd := int(f.Fd())
-	err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+// flock takes the exclusive lock of f (whose identity info is, or nil),
+// waiting as long as ctx allows, and returns the file locked: f, or the
+// descriptor that was already waiting for this file's lock on behalf of
+// every locker of the Kept (see waiter). On error it has disposed of f;
+// errMoved asks for another attempt (another locker took what the waiter
+// got).
+func (k *Kept) flock(ctx context.Context, f *os.File, info fs.FileInfo) (*os.File, fs.FileInfo, error) {
+	err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 	if err == nil {
-		return false, nil
+		return f, info, nil
 	}
 	if err != unix.EWOULDBLOCK {
-		return false, files.Error("lock", k.path, err)
+		f.Close()
+		return nil, nil, files.Error("lock", k.path, err)
 	}
 	if ctx.Err() != nil {
-		return false, errWouldWait
+		k.put(f, info) // not locked: kept as it was
+		return nil, nil, WaitError(ctx, k.path)
 	}
 	if ctx.Done() == nil { // a wait nothing ends: in this goroutine
-		return false, k.flockWait(fd)
-	}
-	got := make(chan error, 1)
-	go func() { got <- k.flockWait(fd) }()
-	select {
-	case err := <-got:
-		return false, err
-	case <-ctx.Done():
-		go func() {
-			if <-got == nil {
-				_ = unix.Flock(fd, unix.LOCK_UN)
-			}
+		if err := k.flockWait(int(f.Fd())); err != nil {
 			f.Close()
-		}()
-		return true, WaitError(ctx, k.path)
+			return nil, nil, err
+		}
+		return f, info, nil
+	}
+	k.mu.Lock()
+	w := k.waiter
+	if w == nil {
+		w = &waiter{f: f, info: info, done: make(chan struct{})}
+		k.waiter = w
+		f = nil
+		go k.wait(w)
+	}
+	w.users++
+	k.mu.Unlock()
+	if f != nil {
+		k.put(f, info) // the waiter's descriptor waits for this locker too
+	}
+	select {
+	case <-w.done:
+	case <-ctx.Done():
+	}
+	k.mu.Lock()
+	w.users--
+	take := w.finished && !w.taken && (ctx.Err() == nil || w.users == 0)
+	if take {
+		w.taken = true
+	}
+	k.mu.Unlock()
+	switch {
+	case take && w.err != nil:
+		w.f.Close()
+		return nil, nil, w.err
+	case take && ctx.Err() != nil: // got it just as this locker gave up, and nobody else waits
+		_ = unix.Flock(int(w.f.Fd()), unix.LOCK_UN)
+		k.put(w.f, w.info)
+	case take:
+		return w.f, w.info, nil
+	}
+	if ctx.Err() != nil {
+		return nil, nil, WaitError(ctx, k.path)
+	}
+	return nil, nil, errMoved // another locker took the lock the waiter got: try again
+}
+
+// A waiter is the one goroutine waiting in flock(2) for a Kept's file on
+// behalf of the lockers that wait with a context that can end: each of
+// them may give up, and a goroutine blocked in flock(2) cannot be
+// stopped, so one per locker would leave one thread behind per give-up (a
+// program with short deadlines against a lock held long ran out of
+// threads). The first locker to see it finished takes its lock; if none
+// is left, the waiter lets the lock go at once.
+type waiter struct {
+	f    *os.File
+	info fs.FileInfo
+	done chan struct{} // closed when flock(2) returned
+
+	// Under Kept.mu:
+	users    int   // lockers waiting on it now
+	finished bool  // flock(2) returned, with err
+	err      error //
+	taken    bool  // a locker took it, or it was let go
+}
+
+// wait is w's goroutine.
+func (k *Kept) wait(w *waiter) {
+	err := k.flockWait(int(w.f.Fd()))
+	k.mu.Lock()
+	w.finished, w.err = true, err
+	if k.waiter == w {
+		k.waiter = nil
+	}
+	close(w.done)
+	abandoned := w.users == 0 && !w.taken
+	if abandoned {
+		w.taken = true
+	}
+	k.mu.Unlock()
+	switch {
+	case abandoned && err == nil:
+		_ = unix.Flock(int(w.f.Fd()), unix.LOCK_UN)
+		k.put(w.f, w.info)
+	case abandoned:
+		w.f.Close()
 	}
 }
 

@@ -6,6 +6,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -284,5 +287,129 @@ func TestKeptHoldsAFileThatWent(t *testing.T) {
 			}
 		}
 		waiter.Close()
+	}
+}
+
+// TestKeptGivingUpKeepsOneWaiter: lockers that give up while another
+// process holds the lock leave one goroutine waiting in flock(2) for the
+// file, not one each (each holds a thread: a program with short deadlines
+// against a lock held long ran out of threads and crashed). The lock it
+// gets when nobody wants it any more is let go at once.
+func TestKeptGivingUpKeepsOneWaiter(t *testing.T) {
+	path, k := usedOnce(t)
+	holder, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	if err := unix.Flock(int(holder.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	before := runtime.NumGoroutine()
+	for range 300 {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Microsecond)
+		if _, err := k.Lock(ctx, like); !errors.Is(err, ErrLocked) {
+			t.Fatalf("Lock while another holds it = %v, want ErrLocked", err)
+		}
+		cancel()
+	}
+	if n := runtime.NumGoroutine() - before; n > 2 {
+		t.Fatalf("300 lockers that gave up left %d more goroutines, want at most 2 (one waiting in flock(2))", n)
+	}
+	unix.Flock(int(holder.Fd()), unix.LOCK_UN)
+	unlock, err := k.Lock(context.Background(), like) // the waiter let it go
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	// The waiter may get the lock after this Lock did: it lets it go then.
+	for deadline := time.Now().Add(10 * time.Second); heldElsewhere(t, path); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the lock is still held 10 s after the unlock: the waiter kept what nobody wanted")
+		}
+	}
+}
+
+// TestKeptWaiterExcludes: lockers with short deadlines and lockers that
+// wait, through one Kept, against another holder that takes and lets go
+// of the lock: never two inside at once, and nothing left waiting after.
+func TestKeptWaiterExcludes(t *testing.T) {
+	path, k := usedOnce(t)
+	holder, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	before := runtime.NumGoroutine()
+	var inside, entered atomic.Int32
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { // the other holder
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := unix.Flock(int(holder.Fd()), unix.LOCK_EX); err != nil {
+				t.Error(err)
+				return
+			}
+			if inside.Add(1) != 1 {
+				t.Error("two inside at once")
+			}
+			time.Sleep(time.Millisecond)
+			inside.Add(-1)
+			unix.Flock(int(holder.Fd()), unix.LOCK_UN)
+			time.Sleep(200 * time.Microsecond)
+		}
+	})
+	for i := range 12 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), time.Duration(i%4)*500*time.Microsecond+100*time.Microsecond)
+				if i%3 == 0 {
+					cancel()
+					ctx, cancel = context.WithCancel(context.Background()) // waits
+				}
+				unlock, err := k.Lock(ctx, like)
+				cancel()
+				if errors.Is(err, ErrLocked) {
+					continue
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if inside.Add(1) != 1 {
+					t.Error("two inside at once")
+				}
+				entered.Add(1)
+				time.Sleep(100 * time.Microsecond)
+				inside.Add(-1)
+				unlock()
+			}
+		})
+	}
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if entered.Load() == 0 {
+		t.Fatal("no locker ever got the lock")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before+1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // a waiter finishing its flock(2)
+	}
+	if n := runtime.NumGoroutine() - before; n > 1 {
+		t.Fatalf("%d goroutines left behind", n)
+	}
+	if heldElsewhere(t, path) {
+		t.Fatal("the lock is still held")
 	}
 }
