@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"slices"
 	"sync"
 	"syscall"
 
@@ -94,114 +93,35 @@ func (k *Kept) Close() error {
 // lock takes the lock, through the kept descriptor if it is free, and
 // returns the file, what it is now (fstat after the lock: for a lock file,
 // what it was when opened) and the unlock function.
-//
-// A kept file that someone deleted or replaced since it was last locked
-// is locked all the same, and held with the file at the path until the
-// unlock: a process that opened it before it went (flock(1) running a
-// script, a peer waiting for its turn) and still waits for its lock then
-// waits for this lock's holder too, instead of running beside it.
 func (k *Kept) lock(ctx context.Context, l files.Like) (f *os.File, now fs.FileInfo, unlock func(), err error) {
-	var gone []heldFile // locked, no longer at the path: held until the unlock
 	_, err = retry(k.path, func() (func(), error) {
 		var err error
-		var was heldFile
-		reused := -1
-		f, now, unlock, was, reused, err = k.lockOnce(ctx, l, gone)
-		if reused >= 0 { // back at the path: the lock now, kept at the unlock
-			gone = slices.Delete(gone, reused, reused+1)
-		}
-		if was.f != nil && seam.NoHoldGone {
-			letGo(was.f)
-		} else if was.f != nil {
-			if len(gone) == maxGone {
-				letGo(gone[0].f)
-				gone = gone[1:]
-			}
-			gone = append(gone, was)
-		}
+		f, now, unlock, err = k.lockOnce(ctx, l)
 		return unlock, err
 	})
 	if err != nil {
-		for _, g := range gone {
-			letGo(g.f)
-		}
 		return nil, nil, nil, err
-	}
-	if len(gone) > 0 {
-		release := unlock
-		unlock = func() {
-			release()
-			for _, g := range gone {
-				letGo(g.f)
-			}
-		}
 	}
 	return f, now, unlock, nil
 }
 
-// heldFile is a locked file no longer at the path, and what it is.
-type heldFile struct {
-	f    *os.File
-	info fs.FileInfo
-}
-
-// maxGone bounds the files no longer at the path that one lock holds.
-const maxGone = 4
-
-// letGo unlocks and closes a locked file that is no longer kept.
-func letGo(f *os.File) {
-	_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
-	f.Close()
-}
-
 // lockOnce is one attempt of lock: errMoved when the file it locked is no
-// longer at its path, which it then returns locked as was. gone are the
-// files this lock holds already: a descriptor of one of them (the kept
-// one, or one opened now of a file moved back to the path) is not locked
-// again, which would wait for this lock itself; when that file is at the
-// path again, it is the lock (reused is its index in gone).
-func (k *Kept) lockOnce(ctx context.Context, l files.Like, gone []heldFile) (f *os.File, now fs.FileInfo, unlock func(), was heldFile, reused int, err error) {
-	reused = -1
+// longer at its path (it lets it go), or when it must try again.
+func (k *Kept) lockOnce(ctx context.Context, l files.Like) (*os.File, fs.FileInfo, func(), error) {
 	f, info, err := k.take(l)
 	if err != nil {
-		return nil, nil, nil, was, reused, err
-	}
-	if len(gone) > 0 { // only after a move: one more fstat for a file opened now
-		if info == nil {
-			if info, err = f.Stat(); err != nil {
-				f.Close()
-				return nil, nil, nil, was, reused, files.Error("stat", k.path, err)
-			}
-		}
-		for i, g := range gone {
-			if !os.SameFile(g.info, info) {
-				continue
-			}
-			f.Close() // a second descriptor of a file this lock holds through g
-			if at, err := os.Stat(k.path); err != nil || !os.SameFile(g.info, at) {
-				return nil, nil, nil, was, reused, errMoved
-			}
-			if now, err = g.f.Stat(); err != nil {
-				return nil, nil, nil, was, reused, files.Error("stat", k.path, err)
-			}
-			gf, ginfo := g.f, g.info
-			release := func() {
-				_ = unix.Flock(int(gf.Fd()), unix.LOCK_UN)
-				k.put(gf, ginfo)
-			}
-			return gf, now, release, was, i, nil
-		}
+		return nil, nil, nil, err
 	}
 	if f, info, err = k.flock(ctx, f, info); err != nil {
-		return nil, nil, nil, was, reused, err
+		return nil, nil, nil, err
 	}
 	fd := int(f.Fd())
-	now = info
+	now := info
 	if info == nil || !k.lockFile { // opened now, or a file locked to be written: its size as locked
 		if now, err = f.Stat(); err != nil {
 			_ = unix.Flock(fd, unix.LOCK_UN)
 			f.Close()
-			return nil, nil, nil, was, reused, files.Error("stat", k.path, err)
+			return nil, nil, nil, files.Error("stat", k.path, err)
 		}
 		if info == nil {
 			info = now
@@ -212,27 +132,35 @@ func (k *Kept) lockOnce(ctx context.Context, l files.Like, gone []heldFile) (f *
 		k.put(f, info)
 	}
 	if seam.NoIdentityCheck {
-		return f, now, release, was, reused, nil
+		return f, now, release, nil
 	}
 	at, err := os.Stat(k.path)
 	if errors.Is(err, fs.ErrNotExist) || (err == nil && !os.SameFile(info, at)) {
-		// Not the file at the path any more: no longer kept, but held
-		// (see lock).
-		return nil, nil, nil, heldFile{f, info}, reused, errMoved
+		// Not the file at the path any more: let it go, for good.
+		_ = unix.Flock(fd, unix.LOCK_UN)
+		f.Close()
+		return nil, nil, nil, errMoved
 	}
 	if err != nil {
 		release()
-		return nil, nil, nil, was, reused, files.Error("stat", k.path, err)
+		return nil, nil, nil, files.Error("stat", k.path, err)
 	}
-	return f, now, release, was, reused, nil
+	return f, now, release, nil
+}
+
+// atPath reports whether the file described by info is still at the path
+// (a missing path is not).
+func (k *Kept) atPath(info fs.FileInfo) bool {
+	at, err := os.Stat(k.path)
+	return err == nil && os.SameFile(info, at)
 }
 
 // flock takes the exclusive lock of f (whose identity info is, or nil),
 // waiting as long as ctx allows, and returns the file locked: f, or the
 // descriptor that was already waiting for this file's lock on behalf of
 // every locker of the Kept (see waiter). On error it has disposed of f;
-// errMoved asks for another attempt (another locker took what the waiter
-// got).
+// errMoved (f is no longer at the path) and errAgain (another locker took
+// what the waiter got) ask for another attempt.
 func (k *Kept) flock(ctx context.Context, f *os.File, info fs.FileInfo) (*os.File, fs.FileInfo, error) {
 	err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 	if err == nil {
@@ -246,6 +174,19 @@ func (k *Kept) flock(ctx context.Context, f *os.File, info fs.FileInfo) (*os.Fil
 		k.put(f, info) // not locked: kept as it was
 		return nil, nil, WaitError(ctx, k.path)
 	}
+	// About to wait: for the file at the path, not for one someone deleted
+	// or replaced since it was kept, which a process that opened it before
+	// may hold for long (flock(1) running a script).
+	if info == nil {
+		if info, err = f.Stat(); err != nil {
+			f.Close()
+			return nil, nil, files.Error("stat", k.path, err)
+		}
+	}
+	if !seam.NoIdentityCheck && !k.atPath(info) {
+		f.Close()
+		return nil, nil, errMoved
+	}
 	if ctx.Done() == nil { // a wait nothing ends: in this goroutine
 		if err := k.flockWait(int(f.Fd())); err != nil {
 			f.Close()
@@ -255,7 +196,10 @@ func (k *Kept) flock(ctx context.Context, f *os.File, info fs.FileInfo) (*os.Fil
 	}
 	k.mu.Lock()
 	w := k.waiter
-	if w == nil {
+	if w == nil || !os.SameFile(w.info, info) {
+		// None, or one waiting for a file no longer at the path: this
+		// file's waiter from now on (the old one ends when its flock(2)
+		// does, its lockers then trying again).
 		w = &waiter{f: f, info: info, done: make(chan struct{})}
 		k.waiter = w
 		f = nil
@@ -290,8 +234,12 @@ func (k *Kept) flock(ctx context.Context, f *os.File, info fs.FileInfo) (*os.Fil
 	if ctx.Err() != nil {
 		return nil, nil, WaitError(ctx, k.path)
 	}
-	return nil, nil, errMoved // another locker took the lock the waiter got: try again
+	return nil, nil, errAgain // another locker took the lock the waiter got
 }
+
+// errAgain is a lock another locker of the Kept took first: try again.
+// Unlike errMoved, retry does not count it (someone made progress).
+var errAgain = errors.New("taken by another locker first")
 
 // A waiter is the one goroutine waiting in flock(2) for a Kept's file on
 // behalf of the lockers that wait with a context that can end: each of

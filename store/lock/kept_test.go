@@ -237,59 +237,6 @@ func TestKeptFollowsThePathControl(t *testing.T) {
 	}
 }
 
-// TestKeptHoldsAFileThatWent: a kept lock file deleted while another
-// process held it, with a third waiting for it, stays locked with the new
-// one until the unlock: the third, which opened it before it went, never
-// runs beside this lock's holder.
-func TestKeptHoldsAFileThatWent(t *testing.T) {
-	defer func() { seam.NoHoldGone = false }()
-	for _, control := range []bool{false, true} {
-		seam.NoHoldGone = control // as before: the file that went is let go at once
-		path, k := usedOnce(t)
-		holder, err := os.OpenFile(path, os.O_RDWR, 0) // flock(1) running a script
-		if err != nil {
-			t.Fatal(err)
-		}
-		waiter, err := os.OpenFile(path, os.O_RDWR, 0) // a peer that opened it before it went
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := unix.Flock(int(holder.Fd()), unix.LOCK_EX); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Remove(path); err != nil {
-			t.Fatal(err)
-		}
-		got := make(chan func(), 1)
-		go func() {
-			unlock, err := k.Lock(context.Background(), like)
-			if err != nil {
-				t.Error(err)
-			}
-			got <- unlock
-		}()
-		time.Sleep(20 * time.Millisecond) // the Kept waits in flock(2) for the holder's file
-		holder.Close()
-		unlock := <-got
-		err = unix.Flock(int(waiter.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		switch {
-		case !control && err == nil:
-			t.Fatal("the peer that opened the deleted lock file locked it while the Kept held the lock")
-		case !control && err != unix.EWOULDBLOCK:
-			t.Fatal(err)
-		case control && err != nil:
-			t.Fatalf("control: %v", err) // proves the check above can see a peer lock it
-		}
-		unlock()
-		if !control {
-			if err := unix.Flock(int(waiter.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-				t.Fatalf("after the unlock, the peer still cannot lock: %v", err)
-			}
-		}
-		waiter.Close()
-	}
-}
-
 // TestKeptGivingUpKeepsOneWaiter: lockers that give up while another
 // process holds the lock leave one goroutine waiting in flock(2) for the
 // file, not one each (each holds a thread: a program with short deadlines

@@ -126,11 +126,15 @@ const maxMoves = 1000
 // retry runs once, one attempt at the lock on path, until it does not
 // report errMoved, at most maxMoves times.
 func retry(path string, once func() (func(), error)) (func(), error) {
-	for range maxMoves {
+	for moves := 0; moves < maxMoves; {
 		unlock, err := once()
+		if errors.Is(err, errAgain) {
+			continue // not a move: another locker of this process went first
+		}
 		if !errors.Is(err, errMoved) {
 			return unlock, err
 		}
+		moves++
 		// A dangling symbolic link would send this loop round for ever:
 		// the lock file is created through it (O_EXCL does not follow it),
 		// and opening it then fails.

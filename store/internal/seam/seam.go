@@ -68,9 +68,6 @@ var (
 	// SharedKept: a kept lock file's descriptor (lock.Kept) serves every
 	// lock at once, instead of one lock at a time.
 	SharedKept bool
-	// NoHoldGone: a kept lock file found deleted or replaced is let go at
-	// once, not held with the new one until the unlock (lock.Kept).
-	NoHoldGone bool
 	// NoExchange: the file store renames its new ticket file over the one
 	// at the path instead of swapping the two, and so cannot see another
 	// process's version it replaces.
