@@ -200,9 +200,8 @@ func (s *Store) lock(ctx context.Context, p paths, l files.Like) (unlock func(),
 		return k.Lock(ctx, l)
 	}
 	unlock, ok, err := k.TryLock(l)
-	path := p.lock
 	if err == nil && !ok {
-		err = fmt.Errorf("%s: %w", path, ErrLocked)
+		err = fmt.Errorf("%s: %w", p.lock, ErrLocked)
 	}
 	return unlock, err
 }

@@ -28,6 +28,9 @@ import (
 // Lock does. Kept is safe for concurrent use. Close closes the kept
 // descriptor; one never closed is closed when the garbage collector finds
 // the Kept unreachable, as any os.File is.
+//
+// Kept calls flock(2) itself: gofrs/flock, which Lock uses, closes its
+// descriptor at every unlock.
 type Kept struct {
 	path     string
 	lockFile bool // a lock file, created when missing (see Keep); else the file must exist (see KeepFile)
@@ -69,9 +72,9 @@ func (k *Kept) TryLock(l files.Like) (unlock func(), ok bool, err error) {
 	return unlock, err == nil, err
 }
 
-// OpenLocked is OpenLocked through the kept descriptor: it returns the
-// file, what it is now (its size as locked), and the function that
-// releases the lock, after which the file is no longer the caller's.
+// OpenLocked is the package's OpenLocked through the kept descriptor: it
+// returns the file, what it is now (its size as locked), and the function
+// that releases the lock, after which the file is no longer the caller's.
 func (k *Kept) OpenLocked() (*os.File, fs.FileInfo, func(), error) {
 	return k.lock(context.Background(), files.Like{})
 }
@@ -134,25 +137,29 @@ func (k *Kept) lockOnce(ctx context.Context, l files.Like) (*os.File, fs.FileInf
 	if seam.NoIdentityCheck {
 		return f, now, release, nil
 	}
-	at, err := os.Stat(k.path)
-	if errors.Is(err, fs.ErrNotExist) || (err == nil && !os.SameFile(info, at)) {
+	if at, err := k.atPath(info); err != nil {
+		release()
+		return nil, nil, nil, err
+	} else if !at {
 		// Not the file at the path any more: let it go, for good.
 		_ = unix.Flock(fd, unix.LOCK_UN)
 		f.Close()
 		return nil, nil, nil, errMoved
 	}
-	if err != nil {
-		release()
-		return nil, nil, nil, files.Error("stat", k.path, err)
-	}
 	return f, now, release, nil
 }
 
 // atPath reports whether the file described by info is still at the path
-// (a missing path is not).
-func (k *Kept) atPath(info fs.FileInfo) bool {
+// (a missing path is not), and the error of a stat that could not tell.
+func (k *Kept) atPath(info fs.FileInfo) (bool, error) {
 	at, err := os.Stat(k.path)
-	return err == nil && os.SameFile(info, at)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, files.Error("stat", k.path, err)
+	}
+	return os.SameFile(info, at), nil
 }
 
 // flock takes the exclusive lock of f (whose identity info is, or nil),
@@ -183,9 +190,11 @@ func (k *Kept) flock(ctx context.Context, f *os.File, info fs.FileInfo) (*os.Fil
 			return nil, nil, files.Error("stat", k.path, err)
 		}
 	}
-	if !seam.NoIdentityCheck && !k.atPath(info) {
-		f.Close()
-		return nil, nil, errMoved
+	if !seam.NoIdentityCheck {
+		if at, _ := k.atPath(info); !at { // a stat that fails is the next attempt's to report
+			f.Close()
+			return nil, nil, errMoved
+		}
 	}
 	if ctx.Done() == nil { // a wait nothing ends: in this goroutine
 		if err := k.flockWait(int(f.Fd())); err != nil {

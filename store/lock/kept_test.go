@@ -244,14 +244,8 @@ func TestKeptFollowsThePathControl(t *testing.T) {
 // gets when nobody wants it any more is let go at once.
 func TestKeptGivingUpKeepsOneWaiter(t *testing.T) {
 	path, k := usedOnce(t)
-	holder, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	holder := flockHold(t, path)
 	defer holder.Close()
-	if err := unix.Flock(int(holder.Fd()), unix.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
 	before := runtime.NumGoroutine()
 	for range 300 {
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Microsecond)
@@ -264,7 +258,7 @@ func TestKeptGivingUpKeepsOneWaiter(t *testing.T) {
 		t.Fatalf("300 lockers that gave up left %d more goroutines, want at most 2 (one waiting in flock(2))", n)
 	}
 	unix.Flock(int(holder.Fd()), unix.LOCK_UN)
-	unlock, err := k.Lock(context.Background(), like) // the waiter let it go
+	unlock, err := k.Lock(context.Background(), like) // the waiter lets it go
 	if err != nil {
 		t.Fatal(err)
 	}

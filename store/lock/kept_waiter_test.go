@@ -10,6 +10,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// These tests come from a review of the waiter and of a version that held
+// a lock file it found deleted or replaced until its unlock: each hung
+// then. Their deadlines only end a hang so that the test can report it.
+
 // flockHold opens path and takes its lock (an outside holder), returning the
 // open file.
 func flockHold(t *testing.T, path string) *os.File {
@@ -24,15 +28,44 @@ func flockHold(t *testing.T, path string) *os.File {
 	return f
 }
 
-// TestKeptWaiterOfAReplacedFile: two lockers of one Kept with cancellable
-// contexts share a waiter on lock file X; X is replaced by Y while an
-// outside holder has X and another has Y. The locker that takes the
-// waiter's lock of X holds X (gone) and must go on to Y; the other locker
-// re-takes the kept descriptor of X, finds it busy (held by the first) and
-// starts a NEW waiter on X. The first then finds Y busy and joins that
-// waiter, which waits for X, which the first holds: once Y's holder lets
-// go, nobody outside holds anything, yet neither locker ever gets the lock
-// (the deadline below only ends the deadlock so the test can report it).
+// lockAsync locks through k in a goroutine, giving up after d, unlocks at
+// once, and sends the outcome.
+func lockAsync(k *Kept, d time.Duration) <-chan error {
+	got := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		unlock, err := k.Lock(ctx, like)
+		if err == nil {
+			unlock()
+		}
+		got <- err
+	}()
+	return got
+}
+
+// waiterNow returns k's waiter and how many lockers wait on it.
+func waiterNow(k *Kept) (*waiter, int) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.waiter == nil {
+		return nil, 0
+	}
+	return k.waiter, k.waiter.users
+}
+
+// waitUntil polls cond until it holds.
+func waitUntil(cond func() bool) {
+	for !cond() {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestKeptWaiterOfAReplacedFile: two lockers of one Kept share a waiter on
+// lock file X, held outside; X is replaced by Y, held by another outside
+// holder; both holders let go. Both lockers get the lock. (Holding X, found
+// replaced, the locker that took the waiter's lock joined a new waiter on
+// X that the other had started, and waited for itself.)
 func TestKeptWaiterOfAReplacedFile(t *testing.T) {
 	for i := range 40 {
 		dir := t.TempDir()
@@ -44,32 +77,8 @@ func TestKeptWaiterOfAReplacedFile(t *testing.T) {
 		}
 		unlock()
 		hx := flockHold(t, path)
-		type res struct{ err error }
-		got := make(chan res, 2)
-		for range 2 {
-			go func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-				defer cancel()
-				unlock, err := k.Lock(ctx, like)
-				if err == nil {
-					unlock()
-				}
-				got <- res{err}
-			}()
-		}
-		// Wait until both lockers share one waiter.
-		for {
-			k.mu.Lock()
-			n := 0
-			if k.waiter != nil {
-				n = k.waiter.users
-			}
-			k.mu.Unlock()
-			if n == 2 {
-				break
-			}
-			time.Sleep(time.Millisecond)
-		}
+		got := []<-chan error{lockAsync(k, 3*time.Second), lockAsync(k, 3*time.Second)}
+		waitUntil(func() bool { _, n := waiterNow(k); return n == 2 }) // one waiter for both
 		// Replace X by Y, held by another outside holder.
 		tmp := filepath.Join(dir, "new.lock")
 		hy := flockHold(t, tmp)
@@ -79,25 +88,22 @@ func TestKeptWaiterOfAReplacedFile(t *testing.T) {
 		hx.Close() // the waiter gets X
 		time.Sleep(50 * time.Millisecond)
 		hy.Close() // nobody outside holds anything now
-		for range 2 {
-			if r := <-got; r.err != nil {
+		for _, g := range got {
+			if err := <-g; err != nil {
 				k.Close()
-				t.Fatalf("iteration %d: Lock = %v with no outside holder left: the lockers deadlocked on the gone file X", i, r.err)
+				t.Fatalf("iteration %d: Lock = %v with no outside holder left: the lockers deadlocked on the replaced file X", i, err)
 			}
 		}
 		k.Close()
 	}
 }
 
-// TestKeptMovedBack: two Kepts (two processes, as far as flock(2)
-// is concerned) and a lock file moved away and back (X -> Y -> X). P1 locks
-// its kept X while Y is at the path: X is gone, held; P1 waits for Y. P2
-// waits for Y too (opened while Y was at the path). X is moved back over Y,
-// then Y's outside holder lets go. If P2 gets Y, it finds Y gone, holds it
-// and waits for X, which P1 holds while it waits for Y: a cycle across
-// processes (each Kept waits with context.Background(), as the journal's
-// OpenLocked and Store.lock with no deadline do; the deadline here only ends
-// it so the test can report it).
+// TestKeptMovedBack: two Kepts (two processes, as far as flock(2) is
+// concerned) and a lock file moved away and back (X -> Y -> X): P1 keeps a
+// descriptor of X, P2 opens Y; both wait while Y is held outside; X is
+// moved back over Y and Y's holder lets go. Both get the lock. (Holding a
+// file found gone, P1 held X and waited for Y while P2 held Y and waited
+// for X.)
 func TestKeptMovedBack(t *testing.T) {
 	for i := range 20 {
 		dir := t.TempDir()
@@ -114,25 +120,14 @@ func TestKeptMovedBack(t *testing.T) {
 		}
 		hy := flockHold(t, path) // Y, created at the path and held
 		k2 := Keep(path)
-		got := make(chan error, 2)
-		for _, k := range []*Kept{k1, k2} {
-			go func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-				defer cancel()
-				unlock, err := k.Lock(ctx, like)
-				if err == nil {
-					unlock()
-				}
-				got <- err
-			}()
-		}
-		time.Sleep(50 * time.Millisecond)            // both wait in flock(2) for Y; P1 holds X
+		got := []<-chan error{lockAsync(k1, 3*time.Second), lockAsync(k2, 3*time.Second)}
+		time.Sleep(50 * time.Millisecond)            // both wait
 		if err := os.Rename(bak, path); err != nil { // X moved back
 			t.Fatal(err)
 		}
 		hy.Close()
-		for range 2 {
-			if err := <-got; err != nil {
+		for _, g := range got {
+			if err := <-g; err != nil {
 				k1.Close()
 				k2.Close()
 				t.Fatalf("iteration %d: Lock = %v with no outside holder left: two lockers deadlocked on a lock file moved back", i, err)
@@ -144,10 +139,9 @@ func TestKeptMovedBack(t *testing.T) {
 }
 
 // TestKeptDeadFileDoesNotBlock: a flock(1) script holds the lock file X for
-// long; someone deletes the "stale" X. Peers that open the path lock the
-// new file at once; a Kept whose kept descriptor is of X waits in flock(2)
-// for the script, though the file at the path is free (a fresh lock.Lock
-// gets it at once: the control).
+// long; someone deletes the "stale" X. A Kept whose kept descriptor is of X
+// locks the new file at the path at once, as a fresh lock does (the
+// control), instead of waiting in flock(2) for the script.
 func TestKeptDeadFileDoesNotBlock(t *testing.T) {
 	path, k := usedOnce(t)
 	hx := flockHold(t, path)
@@ -172,8 +166,7 @@ func TestKeptDeadFileDoesNotBlock(t *testing.T) {
 // TestKeptJoinsOnlyItsFilesWaiter: a locker whose descriptor is of the
 // file at the path (Y) finds it busy while the Kept's waiter waits for a
 // file replaced since (X, which a script holds): it waits for Y, not for X
-// (found by a review: it joined X's waiter and waited for X after Y was
-// free).
+// (it joined X's waiter and waited for X after Y was free).
 func TestKeptJoinsOnlyItsFilesWaiter(t *testing.T) {
 	path, k := usedOnce(t)
 	dir := filepath.Dir(path)
@@ -183,37 +176,15 @@ func TestKeptJoinsOnlyItsFilesWaiter(t *testing.T) {
 	defer cancelA()
 	go k.Lock(ctxA, like) // the kept descriptor, of X at the path: the waiter on X
 	var wx *waiter
-	for wx == nil {
-		k.mu.Lock()
-		wx = k.waiter
-		k.mu.Unlock()
-		time.Sleep(time.Millisecond)
-	}
+	waitUntil(func() bool { wx, _ = waiterNow(k); return wx != nil })
 	tmp := filepath.Join(dir, "new.lock")
 	hy := flockHold(t, tmp)
 	if err := os.Rename(tmp, path); err != nil { // X replaced by Y, held
 		t.Fatal(err)
 	}
-	got := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		unlock, err := k.Lock(ctx, like) // opens Y, busy: waits for Y
-		if err == nil {
-			unlock()
-		}
-		got <- err
-	}()
-	for {
-		k.mu.Lock()
-		w := k.waiter
-		k.mu.Unlock()
-		if w != nil && w != wx {
-			break // Y's waiter
-		}
-		time.Sleep(time.Millisecond)
-	}
-	hy.Close() // Y, the file at the path, is free
+	got := lockAsync(k, 10*time.Second)                                         // opens Y, busy: waits for Y
+	waitUntil(func() bool { w, _ := waiterNow(k); return w != nil && w != wx }) // Y's waiter
+	hy.Close()                                                                  // Y, the file at the path, is free
 	if err := <-got; err != nil {
 		t.Fatalf("Lock = %v while the file at the path was free: it waited for the replaced X", err)
 	}

@@ -28,7 +28,6 @@ import (
 	"github.com/gofrs/flock"
 	"github.com/ticketd/ticket/store/internal/files"
 	"github.com/ticketd/ticket/store/internal/seam"
-	"golang.org/x/sys/unix"
 )
 
 // Lock takes the exclusive lock on the file at path, creating it with
@@ -80,33 +79,10 @@ func TryLockLike(path string, l files.Like) (unlock func(), ok bool, err error) 
 // is released when the file is closed. A missing file is an error wrapping
 // fs.ErrNotExist, which the caller may create and try again.
 func OpenLocked(path string, flag int) (*os.File, fs.FileInfo, error) {
-	var f *os.File
-	var info fs.FileInfo
-	_, err := retry(path, func() (func(), error) {
-		var err error
-		if f, err = files.Open(path, flag, 0); err != nil {
-			return nil, err // a missing file is the caller's to create
-		}
-		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-			f.Close()
-			return nil, files.Error("lock", path, err)
-		}
-		stat := func() (fs.FileInfo, error) {
-			info, err = f.Stat()
-			return info, err
-		}
-		return held(path, stat, func() { f.Close() })
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	if info == nil { // seam.NoIdentityCheck: held did not stat it
-		if info, err = f.Stat(); err != nil {
-			f.Close()
-			return nil, nil, files.Error("stat", path, err)
-		}
-	}
-	return f, info, nil
+	k := KeepFile(path, flag)
+	k.Close() // nothing is kept: the file is the caller's, and closing it unlocks it
+	f, info, _, err := k.OpenLocked()
+	return f, info, err
 }
 
 // WaitError is the error of a lock not had at path before ctx was done:
