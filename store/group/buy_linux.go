@@ -92,6 +92,9 @@ func done(err error) *result { return &result{err: err} }
 // round is one turn of the loop the package documentation describes: it
 // returns the outcome, or nil to go round again.
 func (b *buyer) round() *result {
+	if waitsShort() {
+		passScheduler()
+	}
 	w := b.sl.wake().Load()
 	if out := b.answered(); out != nil {
 		return out
@@ -124,7 +127,7 @@ func (b *buyer) round() *result {
 	if b.givingUp() && b.withdraw() {
 		return done(b.gaveUp())
 	}
-	if futexWait(b.sl.wake(), w, seam.GroupSafety) {
+	if b.sleep(w) {
 		return nil
 	}
 	// The safety net: nobody woke this buyer for seam.GroupSafety. Its next
@@ -169,7 +172,7 @@ func (b *buyer) lead(unlock func()) *result {
 	// leader could sell it meanwhile.
 	withdrawn := lerr != nil && b.withdraw()
 	unlock()
-	b.r.wakeAfterUnlock()
+	b.r.wakeAfterUnlock(b.sl)
 	if lerr == nil {
 		return nil
 	}
@@ -276,8 +279,9 @@ func (s slot) receipt(req Request) *result {
 
 // wakeAfterUnlock is the wake-up a leader owes once it has unlocked: every
 // slot with an outcome (or left taken by a failed commit), and the pending
-// ones when no successor will take the lock for them.
-func (r *Region) wakeAfterUnlock() {
+// ones when no successor will take the lock for them. The leader's own
+// slot, own, is not woken: its owner is awake, and reads it next.
+func (r *Region) wakeAfterUnlock(own slot) {
 	if seam.NoGroupWake {
 		return
 	}
@@ -290,6 +294,9 @@ func (r *Region) wakeAfterUnlock() {
 		}
 		switch s.state().Load() {
 		case slotTaken, slotSold, slotSoldOut, slotRetry:
+			if s == own {
+				continue
+			}
 			wakeSlot(s)
 		case slotPending:
 			pending = true

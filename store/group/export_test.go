@@ -23,7 +23,7 @@ func (r *Region) Owners() []int32 {
 }
 
 // WakeAfterUnlock is the wake-up a leader owes once it has unlocked.
-func (r *Region) WakeAfterUnlock() { r.wakeAfterUnlock() }
+func (r *Region) WakeAfterUnlock() { r.wakeAfterUnlock(slot{}) }
 
 // Slots describes the slots in use, for failure messages.
 func (r *Region) Slots() []string {
