@@ -2,7 +2,10 @@
 
 package group
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Successor returns the pid of the region's successor, 0 if none.
 func (r *Region) Successor() int32 { return r.i32(offSuccessor).Load() }
@@ -36,3 +39,12 @@ func (r *Region) Slots() []string {
 	}
 	return out
 }
+
+// SetWaitAvg sets this process's moving average of waits.
+func SetWaitAvg(d time.Duration) { waitAvg.Store(int64(d)) }
+
+// WaitsShort reports whether this process's buyers sleep in slices.
+func WaitsShort() bool { return waitsShort() }
+
+// SleepSlice is the slice of a short-waiting buyer's sleep.
+const SleepSlice = sleepSlice

@@ -210,8 +210,9 @@ func (r *Region) current() bool {
 	return unix.Stat(r.path, &st) == nil && st.Ino == r.ino
 }
 
-// regionAge is how long a region's file may stay unused before the next
-// process that makes a region removes it (see sweep).
+// regionAge is how long a region's file may stay unused before a process
+// that makes a region removes it (see sweep: the first to make one
+// sweepEvery after the last sweep).
 const regionAge = time.Hour
 
 // sweep removes, from the directory of dir's regions, the files of
@@ -259,8 +260,12 @@ const sweepEvery = 5 * time.Minute
 func sweepDue(dir string) bool {
 	mark := filepath.Join(dir, "swept")
 	fi, err := os.Lstat(mark)
-	if err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) < sweepEvery {
-		return false
+	if err == nil && fi.Mode().IsRegular() {
+		// A mark dated ahead (the clock set back, touch -d) is due: else
+		// nothing would be swept until the clock caught up.
+		if age := time.Since(fi.ModTime()); age >= 0 && age < sweepEvery {
+			return false
+		}
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		if f, err := os.OpenFile(mark, os.O_WRONLY|os.O_CREATE|unix.O_NOFOLLOW, 0o600); err == nil {

@@ -61,3 +61,61 @@ func TestSweep(t *testing.T) {
 		t.Errorf("a sweep %v after the last one left %s", sweepEvery, filepath.Base(later))
 	}
 }
+
+// TestSweepMarkInFuture checks that a "swept" mark whose mtime lies in the
+// future (the wall clock stepped back after it was touched, a restored
+// snapshot, touch -d) does not stop the sweeps until the clock catches up:
+// an idle region of another boot goes.
+func TestSweepMarkInFuture(t *testing.T) {
+	dir := t.TempDir()
+	mark := filepath.Join(dir, "swept")
+	if err := os.WriteFile(mark, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	future := time.Now().Add(30 * 24 * time.Hour)
+	if err := os.Chtimes(mark, future, future); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(dir, "1234-other-boot.group")
+	if err := os.WriteFile(stale, make([]byte, regionSize), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sweep(dir)
+	if _, err := os.Stat(stale); err == nil {
+		t.Errorf("a mark dated %v in the future stopped the sweep: %s of another boot left", time.Until(future).Round(time.Hour), filepath.Base(stale))
+	}
+}
+
+// TestSweepMarkSymlink checks that a symlink named "swept" is never
+// followed nor written through, and that sweeps go on (every time).
+func TestSweepMarkSymlink(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(target, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-48 * time.Hour)
+	if err := os.Chtimes(target, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, filepath.Join(dir, "swept")); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		stale := filepath.Join(dir, "1234-other-boot.group")
+		if err := os.WriteFile(stale, make([]byte, regionSize), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		sweep(dir)
+		if _, err := os.Stat(stale); err == nil {
+			t.Errorf("with a symlink as the mark, the sweep did not run")
+		}
+	}
+	fi, err := os.Stat(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fi.ModTime().Equal(old) {
+		t.Errorf("the symlink's target was touched: mtime %v", fi.ModTime())
+	}
+}
