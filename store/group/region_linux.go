@@ -352,7 +352,7 @@ func mapRegion(key regionKey, path string) (*Region, error) {
 	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
 		sweep(filepath.Dir(path))
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
+	f, err := files.Open(path, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, err
 	}

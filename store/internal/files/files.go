@@ -143,11 +143,19 @@ func Private(dir, what string) error {
 // BootID returns this boot of the machine's id (the kernel's boot_id), or
 // nil where it is unknown.
 var BootID = sync.OnceValue(func() []byte {
-	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	// Raw calls: os.ReadFile would hand the descriptor to the poller,
+	// which a buy has no other use for (see Open).
+	fd, err := syscall.Open("/proc/sys/kernel/random/boot_id", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return nil
 	}
-	return bytes.TrimSpace(b)
+	defer syscall.Close(fd)
+	buf := make([]byte, 64)
+	n, err := syscall.Read(fd, buf)
+	if err != nil || n <= 0 {
+		return nil
+	}
+	return bytes.TrimSpace(buf[:n])
 })
 
 // Stamp is the time in the names of what is kept aside instead of being
@@ -159,10 +167,20 @@ func Stamp(t time.Time) string { return t.UTC().Format("20060102T150405.00000000
 // and, for a regular file, takes it back (four fcntl calls), where a
 // file the program only reads and writes in place gains nothing from it.
 // Reads and writes of the file block, as they do for any regular file.
+// O_NONBLOCK in flag only keeps the open itself from blocking (on a FIFO
+// put at path): it is cleared once the file is open, or os.NewFile would
+// hand the descriptor to the poller, and start the poller (an epoll
+// instance, an eventfd) in a process that has no other use for it.
 func Open(path string, flag int, perm fs.FileMode) (*os.File, error) {
 	fd, err := syscall.Open(path, flag|syscall.O_CLOEXEC, uint32(perm.Perm()))
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	if flag&syscall.O_NONBLOCK != 0 {
+		if err := syscall.SetNonblock(fd, false); err != nil {
+			syscall.Close(fd)
+			return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+		}
 	}
 	return os.NewFile(uintptr(fd), path), nil
 }
