@@ -13,21 +13,6 @@ import (
 	"github.com/ticketd/ticket/ticket"
 )
 
-// buyers returns how many sales the journal at path holds for each buyer.
-func buyers(t *testing.T, path string) map[string]int {
-	t.Helper()
-	n := map[string]int{}
-	for r, err := range store.Open(path, store.Options{}).Sales() {
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Kind == ticket.KindSale {
-			n[r.Buyer]++
-		}
-	}
-	return n
-}
-
 // putBack replaces the ticket file at path with data, as copying a backup
 // into place or an editor saving what it read earlier does.
 func putBack(t *testing.T, path string, data []byte) {
@@ -85,7 +70,7 @@ func TestTicketFilePutBackKeepsConfirmedSales(t *testing.T) {
 				t.Errorf("notes %q", notes)
 			}
 			for b, n := range map[string]int{"bob": 1, "carol": 1, "dave": 1} {
-				if got := buyers(t, path)[b]; got != n {
+				if got := storetest.SalesByBuyer(t, path)[b]; got != n {
 					t.Errorf("%s was told it got a ticket; the journal holds %d sales for it", b, got)
 				}
 			}

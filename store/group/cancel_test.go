@@ -14,23 +14,7 @@ import (
 	"github.com/ticketd/ticket/store/group"
 	"github.com/ticketd/ticket/store/internal/seam"
 	"github.com/ticketd/ticket/store/internal/storetest"
-	"github.com/ticketd/ticket/ticket"
 )
-
-// salesByBuyer counts the sales in path's journal by buyer.
-func salesByBuyer(t *testing.T, path string) map[string]int {
-	t.Helper()
-	n := map[string]int{}
-	for r, err := range store.Open(path, store.Options{}).Sales() {
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Kind == ticket.KindSale {
-			n[r.Buyer]++
-		}
-	}
-	return n
-}
 
 // TestGroupCancelMidSleep: in-process buyers sleep in slices (short mode,
 // no safety net) behind a held lock, a child process being the successor.
@@ -131,7 +115,7 @@ func TestGroupCancelMidSleep(t *testing.T) {
 			if n := storetest.WaitAll(succ, 60*time.Second); n != 1 || succ[0].Err != nil {
 				t.Fatalf("successor: %v %s", succ[0].Err, succ[0].Stderr())
 			}
-			sales := salesByBuyer(t, path)
+			sales := storetest.SalesByBuyer(t, path)
 			sold := 0
 			for name, err := range got {
 				switch {

@@ -64,6 +64,22 @@ func MustBalance(t testing.TB, path string) store.Report {
 	return r
 }
 
+// SalesByBuyer returns how many sales the journal of the sale at path
+// holds for each buyer.
+func SalesByBuyer(t testing.TB, path string) map[string]int {
+	t.Helper()
+	n := map[string]int{}
+	for r, err := range store.Open(path, store.Options{}).Sales() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Kind == ticket.KindSale {
+			n[r.Buyer]++
+		}
+	}
+	return n
+}
+
 // Snapshot is the content of a sale's files.
 type Snapshot struct {
 	Ticket, Journal []byte
