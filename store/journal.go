@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ticketd/ticket/store/holders"
@@ -232,7 +233,7 @@ func openKeptJournal(path string, k *lock.Kept, l files.Like, noSync bool) (*jou
 			return nil, files.Error("open journal", path, err)
 		}
 		j := &journal{path: path, f: f, release: release, noSync: noSync, phys: info.Size(), settled: math.MaxInt64}
-		if err := oneName(info, path); err != nil {
+		if err := checkJournal(info, path); err != nil {
 			j.Close()
 			return nil, err
 		}
@@ -261,12 +262,49 @@ func (j *journal) Close() error {
 	return j.f.Close()
 }
 
-// oneName refuses a journal with more than one name: a hard-linked copy
-// of a sale (cp -l, cp -al) has its own ticket file and lock file but
-// shares this journal, so that each sale would cut the other's records as
-// a crashed buyer's, and verify the other's sales as its own.
-// It returns the journal's FileInfo, for its length.
-func oneName(info fs.FileInfo, path string) error {
+// openJournalToRead opens the journal at path to read it without its
+// lock, and refuses what is not a journal (see checkJournal) before
+// reading a byte: a FIFO put at its name neither blocks the open nor the
+// reads. A missing journal is an error wrapping fs.ErrNotExist.
+func openJournalToRead(path string) (*os.File, fs.FileInfo, error) {
+	f, err := files.Open(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, files.Error("stat", path, err)
+	}
+	if !info.Mode().IsRegular() {
+		f.Close()
+		return nil, nil, checkJournal(info, path)
+	}
+	return f, info, nil
+}
+
+// journalOpenError is an error of openJournalToRead as the callers give
+// it: a failed open names the journal; a refused journal and a failed
+// stat say so already.
+func journalOpenError(path string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Op == "open" {
+		return files.Error("open journal", path, err)
+	}
+	return err
+}
+
+// checkJournal refuses, as an invalid journal, what was opened at the
+// journal's name and is not a regular file (a FIFO, a device or a
+// directory put there: it is opened without blocking, and never read), or
+// a journal with more than one name: a hard-linked copy of a sale (cp -l,
+// cp -al) has its own ticket file and lock file but shares this journal,
+// so that each sale would cut the other's records as a crashed buyer's,
+// and verify the other's sales as its own.
+func checkJournal(info fs.FileInfo, path string) error {
+	if !info.Mode().IsRegular() {
+		return &journalError{path: path, problem: notRegular(info.Mode()) + " (a journal is a regular file of JSON lines): put the sale's journal back under this name"}
+	}
 	if n := files.Links(info); n > 1 {
 		return &journalError{path: path, problem: fmt.Sprintf("it has %d names (hard links), so two sales would write one journal and cut each other's sales; remove the other names (find -samefile %s), and copy a sale with a plain copy of each file (cp, never cp -l or cp -al)", n, path)}
 	}
@@ -670,18 +708,14 @@ func books(path string, version, left, total int64) (ticket.State, error) {
 // settleFile settles file with the journal at path, read without its lock
 // (see settle): a missing journal settles as an empty one.
 func settleFile(path string, file ticket.State) (settlement, error) {
-	j, err := os.Open(path)
+	j, info, err := openJournalToRead(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return settleTail(path, file, nil, false, 0, 0, math.MaxInt64, time.Now())
 	}
 	if err != nil {
-		return settlement{}, files.Error("open journal", path, err)
+		return settlement{}, journalOpenError(path, err)
 	}
 	defer j.Close()
-	info, err := j.Stat()
-	if err != nil {
-		return settlement{}, files.Error("stat", path, err)
-	}
 	size, err := contentEnd(j, path, info.Size())
 	if err != nil {
 		return settlement{}, err
@@ -928,12 +962,12 @@ func (j *journal) sync() error {
 // so. A missing journal yields nothing.
 func readRecords(path string) iter.Seq2[ticket.Record, error] {
 	return func(yield func(ticket.Record, error) bool) {
-		f, err := os.Open(path)
+		f, _, err := openJournalToRead(path)
 		if errors.Is(err, fs.ErrNotExist) {
 			return
 		}
 		if err != nil {
-			yield(ticket.Record{}, fmt.Errorf("read journal: %w", err))
+			yield(ticket.Record{}, journalOpenError(path, err))
 			return
 		}
 		defer f.Close()
@@ -974,18 +1008,14 @@ func readRecords(path string) iter.Seq2[ticket.Record, error] {
 // of the journal at path shows (0 or more; it stops reading at 2), and the
 // last whole record. A missing or empty journal has none.
 func journalRecords(path string) (int, ticket.Record, error) {
-	f, err := os.Open(path)
+	f, info, err := openJournalToRead(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, ticket.Record{}, nil
 	}
 	if err != nil {
-		return 0, ticket.Record{}, files.Error("open journal", path, err)
+		return 0, ticket.Record{}, journalOpenError(path, err)
 	}
 	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return 0, ticket.Record{}, files.Error("stat", path, err)
-	}
 	n := 0
 	size, err := contentEnd(f, path, info.Size())
 	if err != nil {

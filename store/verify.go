@@ -209,7 +209,7 @@ func lockJournalToRead(path string) (*os.File, error) {
 	if err != nil {
 		return nil, files.Error("open journal", path, err)
 	}
-	if err := oneName(info, path); err != nil {
+	if err := checkJournal(info, path); err != nil {
 		f.Close()
 		return nil, err
 	}

@@ -268,7 +268,7 @@ func sweepDue(dir string) bool {
 		}
 	}
 	if errors.Is(err, fs.ErrNotExist) {
-		if f, err := os.OpenFile(mark, os.O_WRONLY|os.O_CREATE|unix.O_NOFOLLOW, 0o600); err == nil {
+		if f, err := files.Open(mark, os.O_WRONLY|os.O_CREATE|unix.O_NOFOLLOW, 0o600); err == nil {
 			f.Close()
 		}
 		return true
@@ -281,7 +281,9 @@ func sweepDue(dir string) bool {
 // idleFile reports whether the region in the file at path has no request
 // of a live process and no open batch.
 func idleFile(path string) bool {
-	f, err := os.Open(path)
+	// Without blocking: a FIFO put at a region's name is not mapped, and
+	// not a region nobody uses.
+	f, err := files.Open(path, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
 	if err != nil {
 		return false
 	}
@@ -564,8 +566,10 @@ func alive(pid int32) bool {
 }
 
 // hasMemory reports whether /proc shows pid's executable, which only a
-// process that still has its memory has: not a zombie, nor one that is
-// exiting. One readlink(2), about a third of reading /proc/PID/stat (3 us
+// process that still has its memory has: not a zombie, nor one whose exit
+// has released it (a process killed but still exiting, one writing a core
+// dump, may show it still: the check that follows would call it alive
+// too). One readlink(2), about a third of reading /proc/PID/stat (3 us
 // against 8.6 here), which a leader does for every request it takes, with
 // the lock held. False says nothing for sure (no such process, a process
 // /proc hides or will not show): alive asks lookUp then.

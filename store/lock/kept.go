@@ -341,20 +341,23 @@ func (k *Kept) put(f *os.File, info fs.FileInfo) {
 // for the caller to create.
 func (k *Kept) open(l files.Like) (*os.File, error) {
 	if !k.lockFile {
-		return files.Open(k.path, k.flag, 0)
+		// A FIFO or a terminal put at the path neither blocks the open
+		// nor becomes this process's controlling terminal: the caller
+		// refuses what is not a regular file.
+		return files.Open(k.path, k.flag|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	}
-	f, err := files.Open(k.path, os.O_RDWR|syscall.O_NONBLOCK, 0)
+	f, err := files.Open(k.path, os.O_RDWR|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		// Created here, once: a lock file that exists is opened as it is.
 		if _, err := files.Create(k.path, l); err != nil {
 			return nil, files.Error("create lock file", k.path, err)
 		}
-		f, err = files.Open(k.path, os.O_RDWR|syscall.O_NONBLOCK, 0)
+		f, err = files.Open(k.path, os.O_RDWR|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	}
 	if errors.Is(err, fs.ErrPermission) {
 		// A user who may only read the sale (show, verify) locks it all
 		// the same: flock(2) takes a descriptor opened to read.
-		f, err = files.Open(k.path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		f, err = files.Open(k.path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	}
 	if err != nil {
 		return nil, lockError(k.path, err)

@@ -129,7 +129,7 @@ func lockOnce(ctx context.Context, path string, l files.Like) (unlock func(), er
 	// O_NONBLOCK changes nothing of flock(2), and spares os.OpenFile the
 	// four fcntl calls it makes to try a regular file with the poller
 	// (and a FIFO put at path from blocking the open).
-	fl := flock.New(path, flock.SetFlag(os.O_RDWR|syscall.O_NONBLOCK))
+	fl := flock.New(path, flock.SetFlag(os.O_RDWR|syscall.O_NONBLOCK|syscall.O_NOCTTY))
 	ok, err := fl.TryLock()
 	if errors.Is(err, fs.ErrNotExist) {
 		// Created here, once: a lock file that exists is opened as it is.

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // dirState is every file in a directory: name, mode and content (but for
@@ -259,5 +261,69 @@ func TestReadOnlyUserReads(t *testing.T) {
 	}
 	if after, _ := os.ReadFile(path + ".journal"); !bytes.Equal(before, after) {
 		t.Errorf("the journal changed")
+	}
+}
+
+// TestSpecialFileAtJournal: a FIFO put at PATH.journal (mkfifo, a script's
+// named pipe, a test left behind) is refused at once by every command that
+// needs the journal, with the documented exit status 5 and an error naming
+// it; show, which reads the ticket file as it is when the journal does not
+// fit (verify reports it), shows it. No command waits for a writer that
+// never comes (the journal used to be opened without O_NONBLOCK: show and
+// verify hung, and verify ignored SIGTERM), and nothing in the directory
+// changes.
+func TestSpecialFileAtJournal(t *testing.T) {
+	cases := []struct {
+		args []string
+		code int
+		out  string // in stdout, for a command that succeeds
+	}{
+		{[]string{"buy", "--buyer", "bob"}, exitInvalid, ""},
+		{[]string{"show"}, 0, "4 left of 5"},
+		{[]string{"show", "--sales"}, exitInvalid, ""},
+		{[]string{"verify"}, exitInvalid, ""},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			base := t.TempDir()
+			path := filepath.Join(base, "tickets.json")
+			if o := runCaptured(t, "init", "-f", path, "--count", "5"); o.code != 0 {
+				t.Fatalf("init: %+v", o)
+			}
+			if o := runCaptured(t, "buy", "-f", path); o.code != 0 {
+				t.Fatalf("buy: %+v", o)
+			}
+			if err := os.Remove(path + ".journal"); err != nil {
+				t.Fatal(err)
+			}
+			if err := syscall.Mkfifo(path+".journal", 0o644); err != nil {
+				t.Skipf("mkfifo: %v", err)
+			}
+			before := dirState(t, base)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			cmd := capture(ticketCmdContext(ctx, append(c.args, "-f", path)...))
+			o := finish(t, cmd, cmd.Run())
+			if ctx.Err() != nil {
+				t.Fatalf("still waiting after 30 s on a FIFO at the journal's name (killed)")
+			}
+			if o.code != c.code {
+				t.Fatalf("exit %d, want %d; stdout %q, stderr %q", o.code, c.code, o.stdout, o.stderr)
+			}
+			if c.code == 0 {
+				if !strings.Contains(o.stdout, c.out) {
+					t.Fatalf("stdout %q, want %q", o.stdout, c.out)
+				}
+			} else {
+				lines := strings.Split(strings.TrimSpace(o.stderr), "\n")
+				if len(lines) != 1 || !strings.Contains(lines[0], path+".journal") || !strings.Contains(lines[0], "not a regular file") {
+					t.Fatalf("stderr %q, want one error line naming %s.journal, not a regular file", o.stderr, path)
+				}
+				t.Logf("exit %d: %s", o.code, lines[0])
+			}
+			if after := dirState(t, base); after != before {
+				t.Fatalf("the command changed the directory:\n%s\nto\n%s", before, after)
+			}
+		})
 	}
 }

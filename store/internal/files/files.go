@@ -63,7 +63,7 @@ func Create(path string, l Like) (created bool, err error) {
 	if mode == 0 {
 		mode = 0o666
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, mode)
+	f, err := Open(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, mode)
 	if errors.Is(err, fs.ErrExist) {
 		return false, nil
 	}
