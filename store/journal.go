@@ -269,41 +269,38 @@ func (j *journal) Close() error {
 func openJournalToRead(path string) (*os.File, fs.FileInfo, error) {
 	f, err := files.Open(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, files.Error("open journal", path, err)
 	}
 	info, err := f.Stat()
 	if err != nil {
 		f.Close()
 		return nil, nil, files.Error("stat", path, err)
 	}
-	if !info.Mode().IsRegular() {
+	if err := regularJournal(info, path); err != nil {
 		f.Close()
-		return nil, nil, checkJournal(info, path)
+		return nil, nil, err
 	}
 	return f, info, nil
 }
 
-// journalOpenError is an error of openJournalToRead as the callers give
-// it: a failed open names the journal; a refused journal and a failed
-// stat say so already.
-func journalOpenError(path string, err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) && pe.Op == "open" {
-		return files.Error("open journal", path, err)
-	}
-	return err
-}
-
-// checkJournal refuses, as an invalid journal, what was opened at the
+// regularJournal refuses, as an invalid journal, what was opened at the
 // journal's name and is not a regular file (a FIFO, a device or a
-// directory put there: it is opened without blocking, and never read), or
-// a journal with more than one name: a hard-linked copy of a sale (cp -l,
-// cp -al) has its own ticket file and lock file but shares this journal,
-// so that each sale would cut the other's records as a crashed buyer's,
-// and verify the other's sales as its own.
-func checkJournal(info fs.FileInfo, path string) error {
+// directory put there: it is opened without blocking, and never read).
+func regularJournal(info fs.FileInfo, path string) error {
 	if !info.Mode().IsRegular() {
 		return &journalError{path: path, problem: notRegular(info.Mode()) + " (a journal is a regular file of JSON lines): put the sale's journal back under this name"}
+	}
+	return nil
+}
+
+// checkJournal refuses what regularJournal refuses, and a journal with
+// more than one name: a hard-linked copy of a sale (cp -l, cp -al) has its
+// own ticket file and lock file but shares this journal, so that each sale
+// would cut the other's records as a crashed buyer's, and verify the
+// other's sales as its own.
+func checkJournal(info fs.FileInfo, path string) error {
+	if err := regularJournal(info, path); err != nil {
+		return err
 	}
 	if n := files.Links(info); n > 1 {
 		return &journalError{path: path, problem: fmt.Sprintf("it has %d names (hard links), so two sales would write one journal and cut each other's sales; remove the other names (find -samefile %s), and copy a sale with a plain copy of each file (cp, never cp -l or cp -al)", n, path)}
@@ -713,7 +710,7 @@ func settleFile(path string, file ticket.State) (settlement, error) {
 		return settleTail(path, file, nil, false, 0, 0, math.MaxInt64, time.Now())
 	}
 	if err != nil {
-		return settlement{}, journalOpenError(path, err)
+		return settlement{}, err
 	}
 	defer j.Close()
 	size, err := contentEnd(j, path, info.Size())
@@ -967,7 +964,7 @@ func readRecords(path string) iter.Seq2[ticket.Record, error] {
 			return
 		}
 		if err != nil {
-			yield(ticket.Record{}, journalOpenError(path, err))
+			yield(ticket.Record{}, err)
 			return
 		}
 		defer f.Close()
@@ -1013,7 +1010,7 @@ func journalRecords(path string) (int, ticket.Record, error) {
 		return 0, ticket.Record{}, nil
 	}
 	if err != nil {
-		return 0, ticket.Record{}, journalOpenError(path, err)
+		return 0, ticket.Record{}, err
 	}
 	defer f.Close()
 	n := 0

@@ -594,7 +594,8 @@ func running(pid int32) bool {
 
 // lookUp returns pid's state as /proc shows it (0 where it cannot be
 // read) and whether the process may still run. One read of /proc answers
-// both (a leader asks for every request it takes); where it cannot be read
+// both (running asks for the successor; alive, where hasMemory cannot
+// tell, for a request a leader takes); where it cannot be read
 // (no /proc, or no such process), kill(pid, 0) says whether the process
 // exists: only ESRCH says it does not.
 func lookUp(pid int32) (state byte, ok bool) {

@@ -51,9 +51,6 @@ func Keep(path string) *Kept { return &Kept{path: path, lockFile: true} }
 // open between locks (see OpenLocked).
 func KeepFile(path string, flag int) *Kept { return &Kept{path: path, flag: flag} }
 
-// Path returns the kept file's path.
-func (k *Kept) Path() string { return k.path }
-
 // Lock is LockLike through the kept descriptor: it waits for the lock as
 // long as ctx allows, and creates a missing lock file like l.
 func (k *Kept) Lock(ctx context.Context, l files.Like) (unlock func(), err error) {

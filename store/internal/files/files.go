@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Error describes a failed operation on a file in one line: what was done
@@ -177,7 +179,10 @@ func Open(path string, flag int, perm fs.FileMode) (*os.File, error) {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	if flag&syscall.O_NONBLOCK != 0 {
-		if err := syscall.SetNonblock(fd, false); err != nil {
+		// One F_SETFL, without reading the flags first as
+		// syscall.SetNonblock does: of those it sets, only O_APPEND is
+		// ever asked of Open.
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, flag&unix.O_APPEND); err != nil {
 			syscall.Close(fd)
 			return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 		}
